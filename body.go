@@ -1,0 +1,297 @@
+package llmproxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+)
+
+// span is a byte range [start, end) of a value in a request body; end is
+// zero when the field is absent.
+type span struct{ start, end int }
+
+func (s span) present() bool { return s.end > 0 }
+
+// bodyFields records where the top-level fields the gateway cares about
+// are in a client's JSON body, so that it can rewrite "model" and add
+// "stream_options" without decoding and re-encoding the rest.
+type bodyFields struct {
+	model, stream, streamOptions, maxTokens, maxCompletionTokens, messages, input span
+	closing                                                                       int // index of the final '}'
+}
+
+// parsedBody is what the router needs to know about a request body.
+type parsedBody struct {
+	fields       bodyFields
+	model        string
+	stream       bool
+	includeUsage bool  // the client asked for stream usage itself
+	maxTokens    int64 // max_completion_tokens, else max_tokens; 0 if unset
+}
+
+// parseBody checks that body is a JSON object and reads the fields the
+// gateway needs. requireMessages is set for chat completions. Errors are
+// *Error 400s that name the problem.
+func parseBody(body []byte, endpoint string) (*parsedBody, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, BadRequest("", "the request body is empty; send a JSON object")
+	}
+	if !json.Valid(body) {
+		return nil, BadRequest("", "the request body is not valid JSON%s", syntaxHint(body))
+	}
+	p := &parsedBody{}
+	i := skipSpace(body, 0)
+	if body[i] != '{' {
+		return nil, BadRequest("", "the request body must be a JSON object")
+	}
+	i++
+	for {
+		i = skipSpace(body, i)
+		if body[i] == '}' {
+			p.fields.closing = i
+			break
+		}
+		if body[i] == ',' {
+			i = skipSpace(body, i+1)
+		}
+		keyStart := i
+		i = skipString(body, i)
+		key := body[keyStart+1 : i-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			json.Unmarshal(body[keyStart:i], &k)
+			key = []byte(k)
+		}
+		i = skipSpace(body, i) + 1 // ':'
+		i = skipSpace(body, i)
+		v := span{i, skipValue(body, i)}
+		i = v.end
+		var dst *span
+		switch string(key) {
+		case "model":
+			dst = &p.fields.model
+		case "stream":
+			dst = &p.fields.stream
+		case "stream_options":
+			dst = &p.fields.streamOptions
+		case "max_tokens":
+			dst = &p.fields.maxTokens
+		case "max_completion_tokens":
+			dst = &p.fields.maxCompletionTokens
+		case "messages":
+			dst = &p.fields.messages
+		case "input":
+			dst = &p.fields.input
+		default:
+			continue
+		}
+		if dst.present() {
+			return nil, BadRequest(string(key), "the field %q appears more than once", key)
+		}
+		*dst = v
+	}
+	f := &p.fields
+	if !f.model.present() {
+		return nil, BadRequest("model", "you must provide a model parameter")
+	}
+	raw := body[f.model.start:f.model.end]
+	if raw[0] != '"' || json.Unmarshal(raw, &p.model) != nil {
+		return nil, BadRequest("model", "model must be a string, got %s", jsonKind(raw))
+	}
+	if p.model == "" {
+		return nil, BadRequest("model", "you must provide a model parameter")
+	}
+	if f.stream.present() {
+		switch raw := string(body[f.stream.start:f.stream.end]); raw {
+		case "true":
+			p.stream = true
+		case "false", "null":
+		default:
+			return nil, BadRequest("stream", "stream must be a boolean, got %s", jsonKind([]byte(raw)))
+		}
+	}
+	if f.streamOptions.present() {
+		raw := body[f.streamOptions.start:f.streamOptions.end]
+		var so struct {
+			IncludeUsage *bool `json:"include_usage"`
+		}
+		if string(raw) != "null" {
+			if raw[0] != '{' || json.Unmarshal(raw, &so) != nil {
+				return nil, BadRequest("stream_options", "stream_options must be an object with a boolean include_usage")
+			}
+			if so.IncludeUsage != nil && *so.IncludeUsage {
+				if !p.stream {
+					return nil, BadRequest("stream_options", "stream_options is only allowed when stream is true")
+				}
+				p.includeUsage = true
+			}
+		}
+	}
+	for _, s := range []span{f.maxTokens, f.maxCompletionTokens} {
+		if !s.present() {
+			continue
+		}
+		raw := string(body[s.start:s.end])
+		if raw == "null" {
+			continue
+		}
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || n < 0 {
+			name := "max_tokens"
+			if s == f.maxCompletionTokens {
+				name = "max_completion_tokens"
+			}
+			return nil, BadRequest(name, "%s must be a non-negative integer, got %s", name, raw)
+		}
+		p.maxTokens = n
+	}
+	switch endpoint {
+	case endpointChat:
+		if !f.messages.present() {
+			return nil, BadRequest("messages", "you must provide a messages parameter")
+		}
+		raw := body[f.messages.start:f.messages.end]
+		if raw[0] != '[' {
+			return nil, BadRequest("messages", "messages must be an array, got %s", jsonKind(raw))
+		}
+		if len(bytes.TrimSpace(raw[1:len(raw)-1])) == 0 {
+			return nil, BadRequest("messages", "messages must not be empty")
+		}
+	case endpointEmbeddings:
+		if !f.input.present() {
+			return nil, BadRequest("input", "you must provide an input parameter")
+		}
+		if p.stream {
+			return nil, BadRequest("stream", "embeddings cannot be streamed")
+		}
+	}
+	return p, nil
+}
+
+// jsonKind names the JSON type of a valid value, for error messages.
+func jsonKind(raw []byte) string {
+	switch raw[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// syntaxHint says where a body stops being valid JSON.
+func syntaxHint(body []byte) string {
+	var v any
+	err := json.Unmarshal(body, &v)
+	if se, ok := err.(*json.SyntaxError); ok {
+		if se.Offset >= int64(len(body)) {
+			return " (it ends too early: truncated?)"
+		}
+		return " (" + se.Error() + " at byte " + strconv.FormatInt(se.Offset, 10) + ")"
+	}
+	return ""
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i] == '"'.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// skipValue returns the index after the (valid) JSON value at b[i].
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	}
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+	}
+	return i
+}
+
+// rewriteBody returns body with the model value replaced by remote and,
+// when stream is set, stream_options.include_usage forced on.
+func rewriteBody(body []byte, f *bodyFields, remote string, stream bool) []byte {
+	var opts []byte // replacement for the stream_options value, if any
+	insertOpts := false
+	if stream {
+		if !f.streamOptions.present() {
+			insertOpts = true
+		} else {
+			raw := body[f.streamOptions.start:f.streamOptions.end]
+			m := map[string]json.RawMessage{}
+			json.Unmarshal(raw, &m) // validated by parseBody; null leaves m empty
+			if string(m["include_usage"]) != "true" {
+				m["include_usage"] = json.RawMessage("true")
+				opts, _ = json.Marshal(m)
+			}
+		}
+	}
+	const usageField = `,"stream_options":{"include_usage":true}`
+	out := make([]byte, 0, len(body)+len(remote)+len(usageField))
+	type edit struct {
+		s    span
+		with []byte
+	}
+	edits := [2]edit{{f.model, AppendJSONString(nil, remote)}, {}}
+	n := 1
+	if opts != nil {
+		edits[1] = edit{f.streamOptions, opts}
+		n = 2
+		if edits[1].s.start < edits[0].s.start {
+			edits[0], edits[1] = edits[1], edits[0]
+		}
+	}
+	prev := 0
+	for _, e := range edits[:n] {
+		out = append(out, body[prev:e.s.start]...)
+		out = append(out, e.with...)
+		prev = e.s.end
+	}
+	if insertOpts {
+		out = append(out, body[prev:f.closing]...)
+		out = append(out, usageField...)
+		prev = f.closing
+	}
+	return append(out, body[prev:]...)
+}

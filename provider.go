@@ -1,0 +1,119 @@
+package llmproxy
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+)
+
+// Provider sends OpenAI-shaped requests to one upstream connection and
+// returns OpenAI-shaped answers. Passthrough providers (OpenAI, Google,
+// Azure, compatible servers) forward the client's body with only the model
+// rewritten; translating providers (Bedrock) map it to their own API and
+// back.
+//
+// A Provider is built for one Connection by a NewProviderFunc and is used
+// by many goroutines at once. The context is the client request's: when
+// the client goes away it is cancelled, and the upstream call must stop.
+//
+// Errors: an upstream that answers with an error is returned as an *Error
+// (wrapped in the chain) with the status the client should see: the
+// upstream's 400 with its message, 429 with RetryAfter, an upstream
+// authentication failure as 502 upstream_error (never as the client's own
+// key being wrong). Any other error (connection refused, a malformed
+// answer) is answered as 502.
+type Provider interface {
+	// ChatCompletion serves POST /v1/chat/completions. For a streaming
+	// request (req.Stream) it returns a Response with Stream set, and must
+	// emit the usage chunk (an event with "usage") whenever the upstream
+	// can report it: the gateway asks for it and hides it from clients
+	// that did not.
+	ChatCompletion(ctx context.Context, req *Request) (*Response, error)
+}
+
+// Embedder is implemented by providers that serve POST /v1/embeddings.
+// For a provider without it the gateway answers 400 "model does not
+// support embeddings".
+type Embedder interface {
+	Embeddings(ctx context.Context, req *Request) (*Response, error)
+}
+
+// NewProviderFunc builds the Provider of one connection. It is called when
+// the configuration snapshot is (re)loaded, so it must not do network I/O;
+// an error marks the connection unusable (its requests answer 502) and is
+// logged.
+type NewProviderFunc func(conn Connection, opts ProviderOptions) (Provider, error)
+
+// ProviderOptions are what the Gateway shares with every provider.
+type ProviderOptions struct {
+	// HTTPClient is a client with a tuned transport shared by all
+	// providers; it has no timeout of its own (contexts bound calls).
+	HTTPClient *http.Client
+	// Logger never receives a secret from a provider.
+	Logger *slog.Logger
+}
+
+// Request is a client request on its way to a provider.
+type Request struct {
+	// Body is the client's JSON body, unchanged.
+	Body []byte
+	// Model is the alias the client named; RemoteModel the model name on
+	// the chosen connection.
+	Model       string
+	RemoteModel string
+	// Stream is true when the client asked for a server-sent event stream.
+	Stream bool
+	// Header holds the client's request headers (the gateway removes
+	// Authorization and api-key before a provider sees them).
+	Header http.Header
+	// fields is where the top-level values of Body are.
+	fields bodyFields
+}
+
+// UpstreamBody returns Body with "model" set to RemoteModel and, for a
+// stream, "stream_options":{"include_usage":true} so the upstream reports
+// usage. Every other byte of the client's body is kept as it was.
+func (r *Request) UpstreamBody() []byte {
+	return rewriteBody(r.Body, &r.fields, r.RemoteModel, r.Stream)
+}
+
+// Usage is token usage as OpenAI reports it.
+type Usage struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	TotalTokens      int64 `json:"total_tokens"`
+}
+
+// Response is a provider's answer in OpenAI's shape.
+type Response struct {
+	// StatusCode is the HTTP status for the client; zero means 200.
+	StatusCode int
+	// Header holds upstream headers to pass on to the client (e.g.
+	// openai-processing-ms, x-request-id). May be nil.
+	Header http.Header
+	// Body is the whole answer of a non-streaming request: OpenAI JSON
+	// with a top-level "usage".
+	Body []byte
+	// Stream is set for a streaming request.
+	Stream EventStream
+}
+
+// EventStream yields the data of a chat.completion.chunk stream, one event
+// at a time, without the "data: " prefix and without the final [DONE].
+type EventStream interface {
+	// Next returns the next event's data. The slice is only valid until
+	// the next call. It returns io.EOF after the last event ([DONE]), and
+	// any other error when the stream broke (an upstream error event, a
+	// cut connection, malformed data); an *Error in the chain is shown to
+	// the client as an SSE error event.
+	Next() ([]byte, error)
+	// Close releases the upstream connection. It may be called before
+	// the end of the stream (the client went away).
+	Close() error
+}
+
+// Endpoint names, as in UsageRecord.Endpoint.
+const (
+	EndpointChat       = endpointChat
+	EndpointEmbeddings = endpointEmbeddings
+)

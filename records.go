@@ -1,0 +1,329 @@
+package llmproxy
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Provider kinds understood by the standard providers. A Connection's
+// Provider names one of the keys of Config.Providers; these are the ones
+// cmd/llm-proxy wires.
+const (
+	KindOpenAI     = "openai"     // api.openai.com
+	KindGoogle     = "google"     // Gemini through its OpenAI-compatible endpoint
+	KindAzure      = "azure"      // Azure OpenAI
+	KindBedrock    = "bedrock"    // AWS Bedrock Converse
+	KindCompatible = "compatible" // any other OpenAI-compatible server
+)
+
+// Connection is a real provider account: which kind of provider, where it
+// is, and the credentials to reach it.
+type Connection struct {
+	ID       string
+	Name     string // unique
+	Provider string // a provider kind, e.g. KindOpenAI
+	Endpoint string // base URL; empty means the provider's default
+	// Credentials are the secrets used to reach the provider. Storage
+	// backends keep them encrypted; they never appear in a listing, a log
+	// line or an error.
+	Credentials Credentials
+	// Settings holds provider-specific options that are not secret, such
+	// as "api_version" (Azure) or "region" (Bedrock). Nil means none.
+	Settings  map[string]string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Credentials are a connection's secrets. Its String, GoString and
+// LogValue methods redact every value, so printing or logging a Connection
+// cannot leak them.
+type Credentials struct {
+	APIKey          string // OpenAI, Google, Azure, compatible servers
+	AccessKeyID     string // Bedrock static credentials
+	SecretAccessKey string
+	SessionToken    string
+}
+
+// IsZero reports whether no credential is set.
+func (c Credentials) IsZero() bool { return c == Credentials{} }
+
+// Set names the credentials that are set, e.g. "api_key", for listings.
+func (c Credentials) Set() []string {
+	var s []string
+	for _, f := range []struct {
+		name, v string
+	}{{"api_key", c.APIKey}, {"access_key_id", c.AccessKeyID}, {"secret_access_key", c.SecretAccessKey}, {"session_token", c.SessionToken}} {
+		if f.v != "" {
+			s = append(s, f.name)
+		}
+	}
+	return s
+}
+
+func (c Credentials) String() string {
+	return "credentials(" + strings.Join(c.Set(), ",") + ")"
+}
+
+// GoString redacts like String.
+func (c Credentials) GoString() string { return c.String() }
+
+// LogValue redacts like String.
+func (c Credentials) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// MarshalJSON writes only which credentials are set, never their values.
+func (c Credentials) MarshalJSON() ([]byte, error) {
+	set := c.Set()
+	if len(set) == 0 {
+		return []byte("[]"), nil
+	}
+	return []byte(`["` + strings.Join(set, `","`) + `"]`), nil
+}
+
+// Validate reports what is wrong with c as a new or updated record, with a
+// message fit for a user. providers, when non-nil, lists the known kinds.
+func (c *Connection) Validate() error {
+	if strings.TrimSpace(c.Name) == "" {
+		return invalidf("connection name is empty")
+	}
+	if c.Provider == "" {
+		return invalidf("connection %q has no provider", c.Name)
+	}
+	return nil
+}
+
+// Model maps an alias that clients use to a model name on one connection.
+// Several models may share an alias (on different connections); the
+// gateway then spreads requests across them by Weight.
+type Model struct {
+	ID           string
+	Name         string // the alias clients send, e.g. "gemini-flash"
+	Remote       string // the provider's model name, e.g. "gemini-1.5-flash"
+	ConnectionID string
+	// Weight is the share of requests this model gets among the models
+	// with the same alias. Zero means 1.
+	Weight    int
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Validate reports what is wrong with m as a new or updated record.
+func (m *Model) Validate() error {
+	switch {
+	case strings.TrimSpace(m.Name) == "":
+		return invalidf("model name is empty")
+	case strings.TrimSpace(m.Remote) == "":
+		return invalidf("model %q has no remote model name", m.Name)
+	case m.ConnectionID == "":
+		return invalidf("model %q has no connection", m.Name)
+	case m.Weight < 0:
+		return invalidf("model %q has a negative weight", m.Name)
+	}
+	return nil
+}
+
+// VirtualKey is a key that clients send instead of a provider key. Only a
+// hash of its secret is stored. Its assignments live inside it, so that a
+// key and its rights are always written together (one row set in one
+// transaction, or one document).
+type VirtualKey struct {
+	ID     string
+	Name   string // unique
+	Hash   string // HashKey of the secret
+	Prefix string // KeyPrefix of the secret, safe to show
+	// ExpiresAt is when the key stops working. Zero means never.
+	ExpiresAt   time.Time
+	Assignments []Assignment
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Expired reports whether k has expired at now.
+func (k *VirtualKey) Expired(now time.Time) bool {
+	return !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt)
+}
+
+// Validate reports what is wrong with k as a new or updated record.
+func (k *VirtualKey) Validate() error {
+	switch {
+	case strings.TrimSpace(k.Name) == "":
+		return invalidf("key name is empty")
+	case len(k.Hash) != 64:
+		return invalidf("key %q has no valid hash", k.Name)
+	}
+	seen := map[string]bool{}
+	for i := range k.Assignments {
+		a := &k.Assignments[i]
+		if err := a.Validate(); err != nil {
+			return err
+		}
+		target := a.ConnectionID + "/" + a.ModelID
+		if seen[target] {
+			return invalidf("key %q is assigned %s twice", k.Name, a.Target())
+		}
+		seen[target] = true
+	}
+	return nil
+}
+
+// Assignment gives a virtual key the right to use a whole connection (every
+// model on it, including models added later) or a single model, with
+// optional limits.
+type Assignment struct {
+	ID           string
+	ConnectionID string // set for a connection-wide assignment
+	ModelID      string // set for a single-model assignment
+	// TPS is the allowed requests per second; zero means unlimited.
+	TPS float64
+	// Burst is how many requests may arrive at once; zero means
+	// max(1, ceil(TPS)).
+	Burst int
+	// TokenLimit is the number of tokens allowed per TokenWindow; zero
+	// means unlimited.
+	TokenLimit int64
+	// TokenWindow is the window of TokenLimit, e.g. 24h. Zero means the
+	// limit is a lifetime quota.
+	TokenWindow time.Duration
+}
+
+// Target describes what a is for, e.g. "connection conn_…".
+func (a *Assignment) Target() string {
+	if a.ModelID != "" {
+		return "model " + a.ModelID
+	}
+	return "connection " + a.ConnectionID
+}
+
+// Validate reports what is wrong with a.
+func (a *Assignment) Validate() error {
+	switch {
+	case (a.ConnectionID == "") == (a.ModelID == ""):
+		return invalidf("an assignment names exactly one of a connection or a model")
+	case a.TPS < 0 || a.Burst < 0 || a.TokenLimit < 0 || a.TokenWindow < 0:
+		return invalidf("assignment for %s has a negative limit", a.Target())
+	}
+	return nil
+}
+
+// EffectiveBurst is the bucket size for a's request rate.
+func (a *Assignment) EffectiveBurst() int {
+	if a.Burst > 0 {
+		return a.Burst
+	}
+	b := int(a.TPS)
+	if float64(b) < a.TPS {
+		b++
+	}
+	return max(b, 1)
+}
+
+// UsageRecord is one request as recorded in the usage ledger.
+type UsageRecord struct {
+	// ID is unique per record, so that a batch written twice (a retry
+	// after a timeout) is stored once.
+	ID               string
+	Time             time.Time
+	RequestID        string
+	KeyID            string // empty for the master key
+	AssignmentID     string
+	Model            string // the alias the client asked for
+	RemoteModel      string
+	ConnectionID     string
+	PromptTokens     int64
+	CompletionTokens int64
+	TotalTokens      int64
+	// Estimated is true when the counts are the gateway's estimate
+	// rather than the upstream's report (e.g. a client hung up mid-stream
+	// before the usage arrived).
+	Estimated bool
+	Status    int // HTTP status returned to the client
+	Latency   time.Duration
+	Streamed  bool
+	Endpoint  string // "chat" or "embeddings"
+}
+
+// UsageFilter selects usage records. Zero fields select everything.
+type UsageFilter struct {
+	KeyID        string
+	AssignmentID string
+	Model        string
+	ConnectionID string
+	Since        time.Time // inclusive
+	Until        time.Time // exclusive
+}
+
+// UsageSummary is the sum of the records of one key and model alias.
+type UsageSummary struct {
+	KeyID            string
+	Model            string
+	Requests         int64
+	PromptTokens     int64
+	CompletionTokens int64
+	TotalTokens      int64
+	EstimatedTokens  int64 // part of TotalTokens that was estimated
+}
+
+// HashKey returns the stored form of a virtual key's secret: the hex
+// SHA-256 of it. Keys are high-entropy or chosen by an admin; a fast hash
+// keeps the per-request lookup cheap.
+func HashKey(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// KeyPrefix returns the part of a secret that is safe to show in listings:
+// at most a third of it, and no more than 6 characters.
+func KeyPrefix(secret string) string {
+	n := min(len(secret)/3, 6)
+	return secret[:n]
+}
+
+// NewKeySecret returns a new random virtual key secret: "sk-" and 40
+// random characters.
+func NewKeySecret() string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	var b [40]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("llmproxy: no randomness: %v", err)) // crypto/rand never fails on Linux
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return "sk-" + string(b[:])
+}
+
+// NewID returns a new identifier with the given prefix, e.g.
+// "conn_01jd…". IDs sort by creation time (millisecond resolution) and
+// carry 80 random bits.
+func NewID(prefix string) string {
+	const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
+	var b [16]byte
+	ms := uint64(time.Now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	if _, err := rand.Read(b[6:]); err != nil {
+		panic(fmt.Sprintf("llmproxy: no randomness: %v", err))
+	}
+	// 128 bits -> 26 base32 characters.
+	var out [26]byte
+	var acc uint64
+	var bits uint
+	j := 0
+	for _, x := range b {
+		acc = acc<<8 | uint64(x)
+		bits += 8
+		for bits >= 5 {
+			bits -= 5
+			out[j] = crockford[(acc>>bits)&31]
+			j++
+		}
+	}
+	out[j] = crockford[(acc<<(5-bits))&31]
+	return prefix + "_" + string(out[:])
+}
