@@ -1,0 +1,755 @@
+package llmproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Admin performs the administrative operations on a Storage: adding,
+// listing and deleting connections, models and virtual keys, changing a
+// key's assignments and limits, and summing usage. The CLI and the admin
+// API both use it, so that they validate alike.
+//
+// Every write checks everything first — the input and the records it
+// refers to — and then writes once, so a refused operation changes
+// nothing. Errors carry a message written for the user and wrap one of
+// ErrInvalid, ErrNotFound, ErrAlreadyExists or ErrInUse (check with
+// errors.Is); they never contain a provider key or a key secret.
+//
+// Updates of a key's assignments read the key and write it back whole;
+// two admins changing the same key at the same instant may lose one of
+// the two changes (the last write wins), never corrupt the key.
+type Admin struct {
+	// Storage is where the records live. Required.
+	Storage Storage
+	// Kinds lists the provider kinds a new connection may have, e.g. the
+	// keys of Config.Providers. Nil accepts any non-empty kind. The
+	// standard kinds (KindOpenAI …) are validated by their own rules
+	// either way.
+	Kinds []string
+}
+
+// Default endpoints of the provider kinds that have one.
+const (
+	DefaultOpenAIEndpoint = "https://api.openai.com/v1"
+	DefaultGoogleEndpoint = "https://generativelanguage.googleapis.com/v1beta/openai"
+)
+
+// adminError is an error whose message is meant for the user as it is. It
+// wraps a sentinel error for errors.Is.
+type adminError struct {
+	msg  string
+	kind error
+}
+
+func (e *adminError) Error() string { return e.msg }
+func (e *adminError) Unwrap() error { return e.kind }
+
+func adminErrorf(kind error, format string, args ...any) error {
+	return &adminError{msg: fmt.Sprintf(format, args...), kind: kind}
+}
+
+// ---- connections ----
+
+// AddConnection validates c and stores it. The provider kind is
+// normalised ("openai-compatible" is accepted for KindCompatible), a
+// missing endpoint gets the kind's default, and the settings and
+// credentials are checked against what the kind needs:
+//
+//   - openai, google: an API key; the endpoint defaults to the public one.
+//   - compatible: an endpoint; the API key is optional.
+//   - azure: an endpoint and an API key; Settings["api_version"] optional.
+//   - bedrock: Settings["region"] unless an endpoint is given; static
+//     credentials (access key ID and secret, optional session token) or
+//     none for the AWS default credential chain.
+//
+// On success c holds the stored record (ID, normalised fields, times).
+func (a *Admin) AddConnection(ctx context.Context, c *Connection) error {
+	c.Name = strings.TrimSpace(c.Name)
+	if c.Name == "" {
+		return adminErrorf(ErrInvalid, "a connection needs a name")
+	}
+	if err := a.normalizeConnection(c); err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	all, err := a.allConnections(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range all {
+		if all[i].Name == c.Name {
+			return adminErrorf(ErrAlreadyExists, "connection %q already exists", c.Name)
+		}
+	}
+	c.ID = ""
+	if err := a.Storage.CreateConnection(ctx, c); err != nil {
+		if errors.Is(err, ErrAlreadyExists) {
+			return adminErrorf(ErrAlreadyExists, "connection %q already exists", c.Name)
+		}
+		return fmt.Errorf("storing connection %q: %w", c.Name, err)
+	}
+	return nil
+}
+
+// normalizeConnection checks c's kind, endpoint, settings and credentials
+// and fills in defaults.
+func (a *Admin) normalizeConnection(c *Connection) error {
+	kind := strings.ToLower(strings.TrimSpace(c.Provider))
+	if kind == "openai-compatible" {
+		kind = KindCompatible
+	}
+	if kind == "" {
+		return adminErrorf(ErrInvalid, "connection %q needs a provider (%s)", c.Name, a.kindList())
+	}
+	if a.Kinds != nil && !slices.Contains(a.Kinds, kind) {
+		return adminErrorf(ErrInvalid, "unknown provider %q (known: %s)", c.Provider, a.kindList())
+	}
+	c.Provider = kind
+
+	c.Endpoint = strings.TrimRight(strings.TrimSpace(c.Endpoint), "/")
+	if c.Endpoint != "" {
+		u, err := url.Parse(c.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return adminErrorf(ErrInvalid, "endpoint %q is not an http(s) URL", c.Endpoint)
+		}
+		if u.User != nil {
+			return adminErrorf(ErrInvalid, "endpoint must not contain credentials; pass the API key separately")
+		}
+	}
+
+	// Drop empty settings so that "not given" and "given empty" agree.
+	for k, v := range c.Settings {
+		if strings.TrimSpace(v) == "" {
+			delete(c.Settings, k)
+		} else {
+			c.Settings[k] = strings.TrimSpace(v)
+		}
+	}
+	if len(c.Settings) == 0 {
+		c.Settings = nil
+	}
+	setting := func(k string) bool { _, ok := c.Settings[k]; return ok }
+	cred := c.Credentials
+	awsCreds := cred.AccessKeyID != "" || cred.SecretAccessKey != "" || cred.SessionToken != ""
+
+	// notFor rejects what kind does not use.
+	notFor := func(what string, given bool) error {
+		if given {
+			return adminErrorf(ErrInvalid, "%s is not used by %s connections", what, kind)
+		}
+		return nil
+	}
+	switch kind {
+	case KindOpenAI, KindGoogle, KindCompatible, KindAzure:
+		if err := errors.Join(
+			notFor("region", setting("region")),
+			notFor("an AWS access key", awsCreds),
+		); err != nil {
+			return adminErrorf(ErrInvalid, "%s", firstLine(err))
+		}
+		if kind != KindAzure {
+			if err := notFor("api_version", setting("api_version")); err != nil {
+				return err
+			}
+		}
+	case KindBedrock:
+		if err := errors.Join(
+			notFor("an API key", cred.APIKey != ""),
+			notFor("api_version", setting("api_version")),
+		); err != nil {
+			return adminErrorf(ErrInvalid, "%s (bedrock uses AWS credentials)", firstLine(err))
+		}
+	}
+
+	switch kind {
+	case KindOpenAI, KindGoogle:
+		if c.Endpoint == "" {
+			c.Endpoint = DefaultOpenAIEndpoint
+			if kind == KindGoogle {
+				c.Endpoint = DefaultGoogleEndpoint
+			}
+		}
+		if cred.APIKey == "" {
+			return adminErrorf(ErrInvalid, "%s connection %q needs an API key", kind, c.Name)
+		}
+	case KindCompatible:
+		if c.Endpoint == "" {
+			return adminErrorf(ErrInvalid, "compatible connection %q needs an endpoint (the server's base URL, e.g. http://localhost:11434/v1)", c.Name)
+		}
+	case KindAzure:
+		if c.Endpoint == "" {
+			return adminErrorf(ErrInvalid, "azure connection %q needs an endpoint (https://RESOURCE.openai.azure.com)", c.Name)
+		}
+		if cred.APIKey == "" {
+			return adminErrorf(ErrInvalid, "azure connection %q needs an API key", c.Name)
+		}
+	case KindBedrock:
+		if !setting("region") && c.Endpoint == "" {
+			return adminErrorf(ErrInvalid, "bedrock connection %q needs a region (or an endpoint)", c.Name)
+		}
+		if (cred.AccessKeyID == "") != (cred.SecretAccessKey == "") {
+			return adminErrorf(ErrInvalid, "bedrock connection %q needs both an access key ID and a secret access key, or neither (to use the AWS default credential chain)", c.Name)
+		}
+		if cred.SessionToken != "" && cred.AccessKeyID == "" {
+			return adminErrorf(ErrInvalid, "bedrock connection %q has a session token without an access key ID and secret", c.Name)
+		}
+	}
+	return nil
+}
+
+// firstLine returns the first line of a joined error.
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
+
+func (a *Admin) kindList() string {
+	kinds := a.Kinds
+	if kinds == nil {
+		kinds = []string{KindOpenAI, KindGoogle, KindAzure, KindBedrock, KindCompatible}
+	}
+	kinds = slices.Clone(kinds)
+	sort.Strings(kinds)
+	return strings.Join(kinds, ", ")
+}
+
+// ConnectionByIDOrName returns the connection whose ID or name is s.
+func (a *Admin) ConnectionByIDOrName(ctx context.Context, s string) (*Connection, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, adminErrorf(ErrInvalid, "no connection ID given")
+	}
+	c, err := a.Storage.Connection(ctx, s)
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	all, err := a.allConnections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range all {
+		if all[i].Name == s {
+			return &all[i], nil
+		}
+	}
+	return nil, adminErrorf(ErrNotFound, "connection %q not found", s)
+}
+
+// ListConnections lists connections in ID order.
+func (a *Admin) ListConnections(ctx context.Context, opts ListOptions) ([]Connection, error) {
+	return a.Storage.Connections(ctx, opts)
+}
+
+func (a *Admin) allConnections(ctx context.Context) ([]Connection, error) {
+	return a.Storage.Connections(ctx, ListOptions{})
+}
+
+// DeleteConnection deletes the connection whose ID or name is idOrName.
+// A connection that models or key assignments still use is not deleted
+// (ErrInUse), and the error names what uses it.
+func (a *Admin) DeleteConnection(ctx context.Context, idOrName string) (*Connection, error) {
+	c, err := a.ConnectionByIDOrName(ctx, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	models, err := a.Storage.Models(ctx, ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, m := range models {
+		if m.ConnectionID == c.ID {
+			names = append(names, fmt.Sprintf("%s (%s)", m.Name, m.ID))
+		}
+	}
+	if len(names) > 0 {
+		return nil, adminErrorf(ErrInUse, "connection %q still has models: %s; delete them first", c.Name, strings.Join(names, ", "))
+	}
+	if keys := a.keysUsing(ctx, func(as *Assignment) bool { return as.ConnectionID == c.ID }); len(keys) > 0 {
+		return nil, adminErrorf(ErrInUse, "connection %q is assigned to keys: %s; unassign it first", c.Name, strings.Join(keys, ", "))
+	}
+	if err := a.Storage.DeleteConnection(ctx, c.ID); err != nil {
+		return nil, a.deleteError("connection", c.Name, err)
+	}
+	return c, nil
+}
+
+// keysUsing names the keys that have an assignment matching f. Errors
+// are ignored: the store's own check on delete is the last word.
+func (a *Admin) keysUsing(ctx context.Context, f func(*Assignment) bool) []string {
+	keys, err := a.Storage.Keys(ctx, ListOptions{})
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, k := range keys {
+		for i := range k.Assignments {
+			if f(&k.Assignments[i]) {
+				names = append(names, fmt.Sprintf("%s (%s)", k.Name, k.ID))
+				break
+			}
+		}
+	}
+	return names
+}
+
+func (a *Admin) deleteError(what, name string, err error) error {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return adminErrorf(ErrNotFound, "%s %q not found", what, name)
+	case errors.Is(err, ErrInUse):
+		return adminErrorf(ErrInUse, "%s %q is still in use", what, name)
+	}
+	return fmt.Errorf("deleting %s %q: %w", what, name, err)
+}
+
+// ---- models ----
+
+// AddModel validates m and stores it. m.ConnectionID may name the
+// connection by ID or by name; the stored record holds its ID. An alias
+// may exist once per connection.
+func (a *Admin) AddModel(ctx context.Context, m *Model) error {
+	m.Name = strings.TrimSpace(m.Name)
+	m.Remote = strings.TrimSpace(m.Remote)
+	switch {
+	case m.Name == "":
+		return adminErrorf(ErrInvalid, "a model needs a name (the alias clients send)")
+	case m.Remote == "":
+		return adminErrorf(ErrInvalid, "model %q needs a remote model name", m.Name)
+	case strings.TrimSpace(m.ConnectionID) == "":
+		return adminErrorf(ErrInvalid, "model %q needs a connection ID", m.Name)
+	case m.Weight < 0:
+		return adminErrorf(ErrInvalid, "model %q: weight must not be negative", m.Name)
+	}
+	c, err := a.ConnectionByIDOrName(ctx, m.ConnectionID)
+	if err != nil {
+		return err
+	}
+	m.ConnectionID = c.ID
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	models, err := a.Storage.Models(ctx, ListOptions{})
+	if err != nil {
+		return err
+	}
+	dup := adminErrorf(ErrAlreadyExists, "model %q already exists on connection %q", m.Name, c.Name)
+	for _, o := range models {
+		if o.Name == m.Name && o.ConnectionID == c.ID {
+			return dup
+		}
+	}
+	m.ID = ""
+	if err := a.Storage.CreateModel(ctx, m); err != nil {
+		switch {
+		case errors.Is(err, ErrAlreadyExists):
+			return dup
+		case errors.Is(err, ErrNotFound):
+			return adminErrorf(ErrNotFound, "connection %q not found", c.ID)
+		}
+		return fmt.Errorf("storing model %q: %w", m.Name, err)
+	}
+	return nil
+}
+
+// ListModels lists models in ID order.
+func (a *Admin) ListModels(ctx context.Context, opts ListOptions) ([]Model, error) {
+	return a.Storage.Models(ctx, opts)
+}
+
+// Model returns the model with the given ID.
+func (a *Admin) Model(ctx context.Context, id string) (*Model, error) {
+	id = strings.TrimSpace(id)
+	if id == "" {
+		return nil, adminErrorf(ErrInvalid, "no model ID given")
+	}
+	m, err := a.Storage.Model(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, adminErrorf(ErrNotFound, "model %q not found", id)
+	}
+	return m, err
+}
+
+// DeleteModel deletes the model with the given ID. A model that a key is
+// assigned is not deleted (ErrInUse).
+func (a *Admin) DeleteModel(ctx context.Context, id string) (*Model, error) {
+	m, err := a.Model(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if keys := a.keysUsing(ctx, func(as *Assignment) bool { return as.ModelID == m.ID }); len(keys) > 0 {
+		return nil, adminErrorf(ErrInUse, "model %q (%s) is assigned to keys: %s; unassign it first", m.Name, m.ID, strings.Join(keys, ", "))
+	}
+	if err := a.Storage.DeleteModel(ctx, m.ID); err != nil {
+		return nil, a.deleteError("model", m.ID, err)
+	}
+	return m, nil
+}
+
+// ---- virtual keys ----
+
+// MinKeySecretLength is the shortest secret AddKey accepts.
+const MinKeySecretLength = 8
+
+// AddKey validates k and stores it with the given secret, or with a new
+// one from NewKeySecret when secret is empty. Only HashKey(secret) and
+// KeyPrefix(secret) are stored; the secret is returned so the caller can
+// show it once. k.Assignments may name connections by ID or name and
+// models by ID; every one must exist. On success k holds the stored record.
+func (a *Admin) AddKey(ctx context.Context, k *VirtualKey, secret string) (string, error) {
+	k.Name = strings.TrimSpace(k.Name)
+	if k.Name == "" {
+		return "", adminErrorf(ErrInvalid, "a key needs a name")
+	}
+	if secret == "" {
+		secret = NewKeySecret()
+	} else if err := checkKeySecret(secret); err != nil {
+		return "", err
+	}
+	if !k.ExpiresAt.IsZero() && !k.ExpiresAt.After(time.Now()) {
+		return "", adminErrorf(ErrInvalid, "key %q would expire in the past (%s)", k.Name, k.ExpiresAt.Format(time.RFC3339))
+	}
+	for i := range k.Assignments {
+		k.Assignments[i].ID = ""
+		if err := a.resolveAssignment(ctx, &k.Assignments[i]); err != nil {
+			return "", err
+		}
+	}
+	if err := a.checkDistinct(k.Name, k.Assignments); err != nil {
+		return "", err
+	}
+	k.Hash = HashKey(secret)
+	k.Prefix = KeyPrefix(secret)
+	if err := k.Validate(); err != nil {
+		return "", err
+	}
+	keys, err := a.Storage.Keys(ctx, ListOptions{})
+	if err != nil {
+		return "", err
+	}
+	for _, o := range keys {
+		if o.Name == k.Name {
+			return "", adminErrorf(ErrAlreadyExists, "key %q already exists", k.Name)
+		}
+		if o.Hash == k.Hash {
+			return "", adminErrorf(ErrAlreadyExists, "another key already has this secret; choose a different one")
+		}
+	}
+	k.ID = ""
+	if err := a.Storage.CreateKey(ctx, k); err != nil {
+		switch {
+		case errors.Is(err, ErrAlreadyExists):
+			return "", adminErrorf(ErrAlreadyExists, "key %q already exists (or another key has this secret)", k.Name)
+		case errors.Is(err, ErrNotFound):
+			return "", adminErrorf(ErrNotFound, "key %q refers to a connection or model that no longer exists", k.Name)
+		}
+		return "", fmt.Errorf("storing key %q: %w", k.Name, err)
+	}
+	return secret, nil
+}
+
+func checkKeySecret(s string) error {
+	if len(s) < MinKeySecretLength {
+		return adminErrorf(ErrInvalid, "a key secret must be at least %d characters", MinKeySecretLength)
+	}
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f || r > '~' {
+			return adminErrorf(ErrInvalid, "a key secret may contain only printable ASCII characters without spaces")
+		}
+	}
+	return nil
+}
+
+// resolveAssignment checks as's target exists and its limits make sense,
+// and turns a connection name into its ID.
+func (a *Admin) resolveAssignment(ctx context.Context, as *Assignment) error {
+	as.ConnectionID = strings.TrimSpace(as.ConnectionID)
+	as.ModelID = strings.TrimSpace(as.ModelID)
+	switch {
+	case as.ConnectionID == "" && as.ModelID == "":
+		return adminErrorf(ErrInvalid, "an assignment needs a connection ID or a model ID")
+	case as.ConnectionID != "" && as.ModelID != "":
+		return adminErrorf(ErrInvalid, "an assignment is for a connection or for a model, not both")
+	case as.ConnectionID != "":
+		c, err := a.ConnectionByIDOrName(ctx, as.ConnectionID)
+		if err != nil {
+			return err
+		}
+		as.ConnectionID = c.ID
+	default:
+		if _, err := a.Model(ctx, as.ModelID); err != nil {
+			return err
+		}
+	}
+	return checkLimits(as)
+}
+
+func checkLimits(as *Assignment) error {
+	switch {
+	case math.IsNaN(as.TPS) || math.IsInf(as.TPS, 0) || as.TPS < 0:
+		return adminErrorf(ErrInvalid, "tps must be a non-negative number")
+	case as.Burst < 0:
+		return adminErrorf(ErrInvalid, "burst must not be negative")
+	case as.Burst > 0 && as.TPS == 0:
+		return adminErrorf(ErrInvalid, "burst needs a tps limit")
+	case as.TokenLimit < 0:
+		return adminErrorf(ErrInvalid, "token limit must not be negative")
+	case as.TokenWindow < 0:
+		return adminErrorf(ErrInvalid, "token window must not be negative")
+	case as.TokenWindow > 0 && as.TokenLimit == 0:
+		return adminErrorf(ErrInvalid, "a token window needs a token limit")
+	case as.TokenWindow > 0 && as.TokenWindow < time.Second:
+		return adminErrorf(ErrInvalid, "token window must be at least 1s")
+	}
+	return nil
+}
+
+func (a *Admin) checkDistinct(name string, as []Assignment) error {
+	seen := map[string]bool{}
+	for i := range as {
+		t := as[i].ConnectionID + "/" + as[i].ModelID
+		if seen[t] {
+			return adminErrorf(ErrInvalid, "key %q is assigned %s twice", name, as[i].Target())
+		}
+		seen[t] = true
+	}
+	return nil
+}
+
+// KeyByIDOrName returns the key whose ID or name is s.
+func (a *Admin) KeyByIDOrName(ctx context.Context, s string) (*VirtualKey, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, adminErrorf(ErrInvalid, "no key ID given")
+	}
+	k, err := a.Storage.Key(ctx, s)
+	if err == nil {
+		return k, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	keys, err := a.Storage.Keys(ctx, ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for i := range keys {
+		if keys[i].Name == s {
+			return &keys[i], nil
+		}
+	}
+	return nil, adminErrorf(ErrNotFound, "key %q not found", s)
+}
+
+// ListKeys lists keys in ID order.
+func (a *Admin) ListKeys(ctx context.Context, opts ListOptions) ([]VirtualKey, error) {
+	return a.Storage.Keys(ctx, opts)
+}
+
+// DeleteKey deletes the key whose ID or name is idOrName. Its usage
+// records stay.
+func (a *Admin) DeleteKey(ctx context.Context, idOrName string) (*VirtualKey, error) {
+	k, err := a.KeyByIDOrName(ctx, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Storage.DeleteKey(ctx, k.ID); err != nil {
+		return nil, a.deleteError("key", k.Name, err)
+	}
+	return k, nil
+}
+
+// AssignKey gives the key whose ID or name is keyID the right to as's
+// connection (by ID or name) or model, with as's limits. A target the key
+// already has is refused; change its limits with UpdateKey.
+func (a *Admin) AssignKey(ctx context.Context, keyID string, as Assignment) (*VirtualKey, error) {
+	k, err := a.KeyByIDOrName(ctx, keyID)
+	if err != nil {
+		return nil, err
+	}
+	as.ID = ""
+	if err := a.resolveAssignment(ctx, &as); err != nil {
+		return nil, err
+	}
+	if i := findAssignment(k.Assignments, as.ConnectionID, as.ModelID); i >= 0 {
+		return nil, adminErrorf(ErrAlreadyExists, "key %q is already assigned %s; change its limits with update", k.Name, as.Target())
+	}
+	k.Assignments = append(k.Assignments, as)
+	return k, a.writeKey(ctx, k)
+}
+
+// UnassignKey removes the key's assignment of the given connection (by
+// ID or name) or model.
+func (a *Admin) UnassignKey(ctx context.Context, keyID, connectionID, modelID string) (*VirtualKey, error) {
+	k, err := a.KeyByIDOrName(ctx, keyID)
+	if err != nil {
+		return nil, err
+	}
+	i, err := a.targetIndex(ctx, k, connectionID, modelID)
+	if err != nil {
+		return nil, err
+	}
+	k.Assignments = slices.Delete(k.Assignments, i, i+1)
+	return k, a.writeKey(ctx, k)
+}
+
+// targetIndex finds the assignment of k for a connection (ID or name) or
+// model.
+func (a *Admin) targetIndex(ctx context.Context, k *VirtualKey, connectionID, modelID string) (int, error) {
+	connectionID, modelID = strings.TrimSpace(connectionID), strings.TrimSpace(modelID)
+	switch {
+	case connectionID == "" && modelID == "":
+		return -1, adminErrorf(ErrInvalid, "name a connection ID or a model ID")
+	case connectionID != "" && modelID != "":
+		return -1, adminErrorf(ErrInvalid, "name a connection ID or a model ID, not both")
+	}
+	target := "model " + modelID
+	if connectionID != "" {
+		target = "connection " + connectionID
+		if i := findAssignment(k.Assignments, connectionID, ""); i >= 0 {
+			return i, nil
+		}
+		// Perhaps a name.
+		if c, err := a.ConnectionByIDOrName(ctx, connectionID); err == nil {
+			connectionID = c.ID
+		}
+	}
+	if i := findAssignment(k.Assignments, connectionID, modelID); i >= 0 {
+		return i, nil
+	}
+	return -1, adminErrorf(ErrNotFound, "key %q is not assigned %s", k.Name, target)
+}
+
+func findAssignment(as []Assignment, connectionID, modelID string) int {
+	return slices.IndexFunc(as, func(a Assignment) bool {
+		return a.ConnectionID == connectionID && a.ModelID == modelID
+	})
+}
+
+// LimitChange changes an assignment's limits. Nil fields stay as they
+// are; a zero value removes that limit.
+type LimitChange struct {
+	TPS         *float64
+	Burst       *int
+	TokenLimit  *int64
+	TokenWindow *time.Duration
+}
+
+// IsZero reports whether l changes nothing.
+func (l LimitChange) IsZero() bool {
+	return l.TPS == nil && l.Burst == nil && l.TokenLimit == nil && l.TokenWindow == nil
+}
+
+// Apply sets the limits of as that l changes.
+func (l LimitChange) Apply(as *Assignment) {
+	if l.TPS != nil {
+		as.TPS = *l.TPS
+	}
+	if l.Burst != nil {
+		as.Burst = *l.Burst
+	}
+	if l.TokenLimit != nil {
+		as.TokenLimit = *l.TokenLimit
+	}
+	if l.TokenWindow != nil {
+		as.TokenWindow = *l.TokenWindow
+	}
+}
+
+// KeyUpdate is a change to a virtual key.
+type KeyUpdate struct {
+	// ConnectionID (ID or name) or ModelID, when one is set, selects the
+	// assignment whose limits change; when both are empty, Limits apply
+	// to every assignment of the key.
+	ConnectionID string
+	ModelID      string
+	Limits       LimitChange
+	// ExpiresAt, when not nil, sets the expiry; a zero time removes it.
+	ExpiresAt *time.Time
+}
+
+// UpdateKey changes the limits and expiry of the key whose ID or name is
+// keyID, in one write.
+func (a *Admin) UpdateKey(ctx context.Context, keyID string, u KeyUpdate) (*VirtualKey, error) {
+	k, err := a.KeyByIDOrName(ctx, keyID)
+	if err != nil {
+		return nil, err
+	}
+	if u.Limits.IsZero() && u.ExpiresAt == nil {
+		return nil, adminErrorf(ErrInvalid, "nothing to change: give a limit or an expiry")
+	}
+	if !u.Limits.IsZero() {
+		var sel []int
+		if u.ConnectionID != "" || u.ModelID != "" {
+			i, err := a.targetIndex(ctx, k, u.ConnectionID, u.ModelID)
+			if err != nil {
+				return nil, err
+			}
+			sel = []int{i}
+		} else {
+			for i := range k.Assignments {
+				sel = append(sel, i)
+			}
+			if len(sel) == 0 {
+				return nil, adminErrorf(ErrInvalid, "key %q has no assignments to set limits on; use assign", k.Name)
+			}
+		}
+		for _, i := range sel {
+			as := &k.Assignments[i]
+			u.Limits.Apply(as)
+			if err := checkLimits(as); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if u.ExpiresAt != nil {
+		if !u.ExpiresAt.IsZero() && !u.ExpiresAt.After(time.Now()) {
+			return nil, adminErrorf(ErrInvalid, "key %q would expire in the past (%s)", k.Name, u.ExpiresAt.Format(time.RFC3339))
+		}
+		k.ExpiresAt = *u.ExpiresAt
+	}
+	return k, a.writeKey(ctx, k)
+}
+
+func (a *Admin) writeKey(ctx context.Context, k *VirtualKey) error {
+	if err := k.Validate(); err != nil {
+		return err
+	}
+	if err := a.Storage.UpdateKey(ctx, k); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return adminErrorf(ErrNotFound, "key %q (or a connection or model it is assigned) no longer exists", k.Name)
+		}
+		return fmt.Errorf("updating key %q: %w", k.Name, err)
+	}
+	return nil
+}
+
+// ---- usage ----
+
+// Usage sums the usage records that f selects, by key and model alias.
+// f.KeyID may also be a key's name. Keys that were deleted keep their
+// usage, so an unknown key ID is not an error.
+func (a *Admin) Usage(ctx context.Context, f UsageFilter) ([]UsageSummary, error) {
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		return nil, adminErrorf(ErrInvalid, "the usage period is empty: since must be before until")
+	}
+	if f.KeyID != "" {
+		if k, err := a.KeyByIDOrName(ctx, f.KeyID); err == nil {
+			f.KeyID = k.ID
+		}
+	}
+	return a.Storage.SumUsage(ctx, f)
+}
