@@ -1,8 +1,14 @@
 package llmproxy
 
 import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,4 +54,112 @@ type Config struct {
 	// UsageFlushInterval is the longest a usage record waits before its
 	// batch is written; zero means 200ms.
 	UsageFlushInterval time.Duration
+}
+
+// Gateway is the LLM gateway: an http.Handler serving OpenAI's API
+// (POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models) to
+// virtual keys, plus GET /healthz. Build it with New and Close it when done
+// to flush the usage ledger.
+//
+// The configuration is served from an in-memory snapshot that follows the
+// Storage: a change made by the CLI or another replica is live within two
+// poll intervals, and requests keep being served from the last snapshot
+// while the database is unreachable.
+type Gateway struct {
+	cfg       Config
+	log       *slog.Logger
+	client    *http.Client
+	snap      atomic.Pointer[snapshot]
+	limiter   Limiter
+	local     *LocalLimiter // fallback when a shared limiter fails
+	ledger    *ledger
+	master    [32]byte // SHA-256 of MasterKey; hashing makes the compare length-independent
+	hasMaster bool
+	stop      context.CancelFunc
+	watchDone chan struct{}
+	closeOnce sync.Once
+	bufs      sync.Pool
+}
+
+// New checks cfg, loads the configuration from cfg.Storage, and starts
+// following its changes.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Storage == nil {
+		return nil, errors.New("llmproxy: Config.Storage is nil")
+	}
+	if len(cfg.Providers) == 0 {
+		return nil, errors.New("llmproxy: Config.Providers is empty")
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 32 << 20
+	}
+	if cfg.DefaultMaxTokens <= 0 {
+		cfg.DefaultMaxTokens = 4096
+	}
+	if cfg.UsageBuffer <= 0 {
+		cfg.UsageBuffer = 65536
+	}
+	if cfg.UsageFlushInterval <= 0 {
+		cfg.UsageFlushInterval = 200 * time.Millisecond
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, client: cfg.HTTPClient, limiter: cfg.Limiter, local: NewLocalLimiter()}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.client == nil {
+		g.client = &http.Client{Transport: NewTransport()}
+	}
+	if g.limiter == nil {
+		g.limiter = g.local
+	}
+	if cfg.MasterKey != "" {
+		g.master, g.hasMaster = sha256.Sum256([]byte(cfg.MasterKey)), true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	s, err := g.loadSnapshot(ctx, nil)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("llmproxy: loading the configuration: %w", err)
+	}
+	g.snap.Store(s)
+	g.ledger = newLedger(cfg.Storage, g.log, cfg.UsageBuffer, cfg.UsageFlushInterval)
+	var watchCtx context.Context
+	watchCtx, g.stop = context.WithCancel(context.Background())
+	g.watchDone = make(chan struct{})
+	go g.watch(watchCtx)
+	return g, nil
+}
+
+// NewTransport returns the http.Transport the Gateway uses by default:
+// keep-alive with many idle connections per upstream host, HTTP/2 where the
+// upstream offers it, and no transparent compression (bodies are relayed,
+// not decoded).
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 4096
+	t.MaxIdleConnsPerHost = 1024
+	t.IdleConnTimeout = 90 * time.Second
+	t.DisableCompression = true
+	t.ForceAttemptHTTP2 = true
+	t.ResponseHeaderTimeout = 0 // slow first tokens are normal; contexts bound calls
+	return t
+}
+
+// Refresh reloads the configuration now if it changed, instead of at the
+// next poll.
+func (g *Gateway) Refresh(ctx context.Context) error { return g.refresh(ctx) }
+
+// Close stops following the configuration and writes every queued usage
+// record. Call it after the HTTP server has stopped serving (e.g. after
+// http.Server.Shutdown), so no request finishes after it.
+func (g *Gateway) Close() error {
+	g.closeOnce.Do(func() {
+		g.stop()
+		<-g.watchDone
+		g.ledger.close()
+	})
+	return nil
 }

@@ -2,7 +2,10 @@ package llmproxy
 
 import (
 	"context"
+	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Limiter keeps the counters behind assignments' request-rate and token
@@ -36,4 +39,118 @@ type Decision struct {
 	Reset     time.Duration
 	// RetryAfter is set when refused.
 	RetryAfter time.Duration
+}
+
+// LocalLimiter keeps limiter counters in process memory: request rates in
+// golang.org/x/time/rate token buckets, tokens in fixed windows aligned to
+// the Unix epoch (a 24h window starts at midnight UTC). The zero value is
+// not usable; call NewLocalLimiter.
+type LocalLimiter struct {
+	mu      sync.Mutex
+	buckets map[string]*rate.Limiter
+	windows map[string]*tokenWindow
+}
+
+type tokenWindow struct {
+	start time.Time // zero for a lifetime quota
+	used  int64
+}
+
+var _ Limiter = (*LocalLimiter)(nil)
+
+// NewLocalLimiter returns an empty LocalLimiter.
+func NewLocalLimiter() *LocalLimiter {
+	return &LocalLimiter{buckets: make(map[string]*rate.Limiter), windows: make(map[string]*tokenWindow)}
+}
+
+// AllowRequest implements Limiter.
+func (l *LocalLimiter) AllowRequest(_ context.Context, key string, r float64, burst int, now time.Time) (Decision, error) {
+	l.mu.Lock()
+	b := l.buckets[key]
+	if b == nil {
+		b = rate.NewLimiter(rate.Limit(r), burst)
+		l.buckets[key] = b
+	} else if b.Limit() != rate.Limit(r) || b.Burst() != burst {
+		b.SetLimitAt(now, rate.Limit(r))
+		b.SetBurstAt(now, burst)
+	}
+	l.mu.Unlock()
+	d := Decision{Limit: int64(burst)}
+	if b.AllowN(now, 1) {
+		d.Allowed = true
+	} else {
+		d.RetryAfter = secondsFor(1-b.TokensAt(now), r)
+	}
+	left := b.TokensAt(now)
+	d.Remaining = max(int64(left), 0)
+	d.Reset = secondsFor(float64(burst)-left, r)
+	return d, nil
+}
+
+// secondsFor is how long a bucket refilling at r per second takes to gain
+// n tokens.
+func secondsFor(n, r float64) time.Duration {
+	if n <= 0 || r <= 0 {
+		return 0
+	}
+	return time.Duration(n / r * float64(time.Second))
+}
+
+// windowStart is the start of the window holding now.
+func windowStart(now time.Time, window time.Duration) time.Time {
+	if window <= 0 {
+		return time.Time{}
+	}
+	return now.Truncate(window)
+}
+
+func (l *LocalLimiter) window(key string, window time.Duration, now time.Time) *tokenWindow {
+	start := windowStart(now, window)
+	w := l.windows[key]
+	if w == nil {
+		w = &tokenWindow{start: start}
+		l.windows[key] = w
+	} else if !w.start.Equal(start) {
+		w.start, w.used = start, 0
+	}
+	return w
+}
+
+// ReserveTokens implements Limiter.
+func (l *LocalLimiter) ReserveTokens(_ context.Context, key string, n, limit int64, window time.Duration, now time.Time) (Decision, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.window(key, window, now)
+	d := Decision{Limit: limit}
+	if window > 0 {
+		d.Reset = w.start.Add(window).Sub(now)
+	}
+	if w.used+n <= limit {
+		w.used += n
+		d.Allowed = true
+	} else if window > 0 {
+		d.RetryAfter = d.Reset
+	}
+	d.Remaining = max(limit-w.used, 0)
+	return d, nil
+}
+
+// AdjustTokens implements Limiter.
+func (l *LocalLimiter) AdjustTokens(_ context.Context, key string, delta int64, window time.Duration, reservedAt time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.windows[key]
+	if w == nil || !w.start.Equal(windowStart(reservedAt, window)) {
+		return nil // the window has moved on; the reservation expired with it
+	}
+	w.used = max(w.used+delta, 0)
+	return nil
+}
+
+// SetTokensUsed sets the tokens used in the window holding now, e.g. to
+// restore a window from the usage ledger after a restart.
+func (l *LocalLimiter) SetTokensUsed(key string, used int64, window time.Duration, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.window(key, window, now).used = used
 }

@@ -1,0 +1,412 @@
+// Package openai is the provider for OpenAI, Gemini's OpenAI-compatible
+// endpoint, and any other OpenAI-compatible server. Requests are passed
+// through faithfully: the client's body is forwarded with only "model"
+// rewritten (and stream usage requested), and streams are relayed event by
+// event as they arrive.
+//
+// Its Passthrough type is the reusable core for other providers that speak
+// OpenAI's wire format at a different URL or with different auth (Azure).
+package openai
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-llm-proxy/llmproxy"
+)
+
+// Default endpoints by provider kind.
+const (
+	DefaultOpenAIEndpoint = "https://api.openai.com/v1"
+	DefaultGoogleEndpoint = "https://generativelanguage.googleapis.com/v1beta/openai"
+)
+
+// New builds the provider of an OpenAI, Google or compatible connection.
+// Requests go to Endpoint + "/chat/completions" (or "/embeddings") with
+// "Authorization: Bearer <api key>" when the connection has a key.
+func New(conn llmproxy.Connection, opts llmproxy.ProviderOptions) (llmproxy.Provider, error) {
+	base := conn.Endpoint
+	if base == "" {
+		switch conn.Provider {
+		case llmproxy.KindGoogle:
+			base = DefaultGoogleEndpoint
+		case llmproxy.KindOpenAI:
+			base = DefaultOpenAIEndpoint
+		default:
+			return nil, fmt.Errorf("connection %q (%s) has no endpoint", conn.Name, conn.Provider)
+		}
+	}
+	base = strings.TrimRight(base, "/")
+	auth := ""
+	if conn.Credentials.APIKey != "" {
+		auth = "Bearer " + conn.Credentials.APIKey
+	}
+	return &Passthrough{
+		Name:   conn.Name,
+		Client: opts.HTTPClient,
+		URL: func(endpoint, _ string) string {
+			if endpoint == llmproxy.EndpointEmbeddings {
+				return base + "/embeddings"
+			}
+			return base + "/chat/completions"
+		},
+		SetHeaders: func(h http.Header) {
+			if auth != "" {
+				h["Authorization"] = []string{auth}
+			}
+		},
+	}, nil
+}
+
+// Passthrough forwards OpenAI-shaped requests to an OpenAI-compatible
+// upstream. Its fields must be set before first use and not changed after.
+type Passthrough struct {
+	// Name names the connection in error messages (never a secret).
+	Name string
+	// Client sends the upstream requests; nil means http.DefaultClient.
+	Client *http.Client
+	// URL returns the upstream URL for an endpoint (llmproxy.EndpointChat
+	// or llmproxy.EndpointEmbeddings) and remote model.
+	URL func(endpoint, remoteModel string) string
+	// SetHeaders adds authentication (and any other fixed headers) to an
+	// upstream request.
+	SetHeaders func(h http.Header)
+}
+
+var (
+	_ llmproxy.Provider = (*Passthrough)(nil)
+	_ llmproxy.Embedder = (*Passthrough)(nil)
+)
+
+// ChatCompletion forwards a chat completion.
+func (p *Passthrough) ChatCompletion(ctx context.Context, req *llmproxy.Request) (*llmproxy.Response, error) {
+	return p.do(ctx, llmproxy.EndpointChat, req)
+}
+
+// Embeddings forwards an embeddings request.
+func (p *Passthrough) Embeddings(ctx context.Context, req *llmproxy.Request) (*llmproxy.Response, error) {
+	return p.do(ctx, llmproxy.EndpointEmbeddings, req)
+}
+
+// passHeaders are upstream response headers worth showing the client.
+var passHeaders = []string{"Openai-Processing-Ms", "Openai-Version", "X-Request-Id"}
+
+func (p *Passthrough) do(ctx context.Context, endpoint string, req *llmproxy.Request) (*llmproxy.Response, error) {
+	body := req.UpstreamBody()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL(endpoint, req.RemoteModel), bytes.NewReader(body))
+	if err != nil {
+		return nil, llmproxy.UpstreamError(fmt.Sprintf("connection %q has an invalid endpoint", p.Name), err)
+	}
+	h := hreq.Header
+	h["Content-Type"] = []string{"application/json"}
+	if req.Stream {
+		h["Accept"] = []string{"text/event-stream"}
+	} else {
+		h["Accept"] = []string{"application/json"}
+	}
+	if p.SetHeaders != nil {
+		p.SetHeaders(h)
+	}
+	client := p.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(hreq)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, llmproxy.UpstreamError(fmt.Sprintf("cannot reach the upstream of connection %q", p.Name), err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer resp.Body.Close()
+		return nil, upstreamStatusError(p.Name, resp)
+	}
+	out := &llmproxy.Response{StatusCode: resp.StatusCode}
+	for _, k := range passHeaders {
+		if v := resp.Header[k]; len(v) > 0 {
+			if out.Header == nil {
+				out.Header = make(http.Header, len(passHeaders))
+			}
+			out.Header[k] = v
+		}
+	}
+	if req.Stream {
+		ct := resp.Header.Get("Content-Type")
+		if !strings.HasPrefix(ct, "text/event-stream") {
+			resp.Body.Close()
+			return nil, llmproxy.UpstreamError(fmt.Sprintf("the upstream of connection %q answered a stream request with %q instead of an event stream", p.Name, ct), nil)
+		}
+		return out, setStream(out, p.Name, resp.Body)
+	}
+	defer resp.Body.Close()
+	out.Body, err = readBody(resp)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, llmproxy.UpstreamError(fmt.Sprintf("reading the answer of connection %q failed", p.Name), err)
+	}
+	if !json.Valid(out.Body) {
+		return nil, llmproxy.UpstreamError(fmt.Sprintf("the upstream of connection %q answered with malformed JSON", p.Name), nil)
+	}
+	return out, nil
+}
+
+func setStream(out *llmproxy.Response, name string, body io.ReadCloser) error {
+	out.Stream = NewEventStream(name, body)
+	return nil
+}
+
+// readBody reads a whole response body, sized by Content-Length when known.
+func readBody(resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n > 0 && n < 64<<20 {
+		b := make([]byte, n)
+		_, err := io.ReadFull(resp.Body, b)
+		return b, err
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+}
+
+// upstreamStatusError maps an upstream error answer to what the client
+// sees. The upstream's message is shown for request errors; an upstream
+// authentication failure is the gateway's problem, not the client's, so it
+// is a 502.
+func upstreamStatusError(name string, resp *http.Response) error {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var env struct {
+		Error struct {
+			Message string          `json:"message"`
+			Type    string          `json:"type"`
+			Param   json.RawMessage `json:"param"`
+			Code    json.RawMessage `json:"code"`
+		} `json:"error"`
+	}
+	msg := ""
+	// Some servers (Gemini) answer a list holding one error envelope.
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		var list []json.RawMessage
+		if json.Unmarshal(trimmed, &list) == nil && len(list) > 0 {
+			trimmed = list[0]
+		}
+	}
+	if json.Unmarshal(trimmed, &env) == nil {
+		msg = env.Error.Message
+	}
+	cause := fmt.Errorf("upstream %q answered %d: %.512s", name, resp.StatusCode, raw)
+	e := &llmproxy.Error{Status: resp.StatusCode, Type: llmproxy.TypeUpstream, Code: "upstream_error", Err: cause}
+	switch s := resp.StatusCode; {
+	case s == http.StatusUnauthorized || s == http.StatusForbidden:
+		e.Status = http.StatusBadGateway
+		e.Message = fmt.Sprintf("the upstream of connection %q rejected the gateway's credentials", name)
+	case s == http.StatusTooManyRequests:
+		e.Type, e.Code = llmproxy.TypeRateLimit, "rate_limit_exceeded"
+		e.Message = "the upstream provider is rate limiting requests; retry later"
+		if msg != "" {
+			e.Message += ": " + msg
+		}
+		e.RetryAfter = retryAfter(resp.Header)
+	case s >= 400 && s < 500 && s != http.StatusNotFound:
+		e.Type, e.Code = llmproxy.TypeInvalidRequest, ""
+		e.Message = msg
+		if e.Message == "" {
+			e.Message = fmt.Sprintf("the upstream rejected the request with status %d", s)
+		}
+		if env.Error.Param != nil {
+			json.Unmarshal(env.Error.Param, &e.Param)
+		}
+	case s == http.StatusNotFound:
+		e.Status = http.StatusBadGateway
+		e.Message = fmt.Sprintf("the upstream of connection %q answered 404 (unknown remote model or endpoint)", name)
+		if msg != "" {
+			e.Message += ": " + msg
+		}
+	case s == http.StatusServiceUnavailable || s == http.StatusGatewayTimeout:
+		e.Message = fmt.Sprintf("the upstream of connection %q is unavailable (%d)", name, s)
+		e.RetryAfter = retryAfter(resp.Header)
+	default:
+		e.Status = http.StatusBadGateway
+		e.Message = fmt.Sprintf("the upstream of connection %q failed (%d)", name, s)
+	}
+	return e
+}
+
+// retryAfter reads a Retry-After (seconds or HTTP date) or OpenAI's
+// retry-after-ms header; it defaults to one second.
+func retryAfter(h http.Header) time.Duration {
+	if ms, err := strconv.ParseFloat(h.Get("Retry-After-Ms"), 64); err == nil && ms > 0 {
+		return time.Duration(ms * float64(time.Millisecond))
+	}
+	v := h.Get("Retry-After")
+	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs > 0 {
+		return time.Duration(secs * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return time.Second
+}
+
+// EventStream relays an upstream's server-sent events. It implements
+// llmproxy.EventStream over any OpenAI-style SSE body.
+type EventStream struct {
+	name     string
+	body     io.ReadCloser
+	r        *bufio.Reader
+	data     []byte // the current event's data, reused
+	isError  bool   // the current event is "event: error"
+	finished bool   // an event with a finish_reason was seen
+	done     bool
+}
+
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+
+// NewEventStream reads events from body. name names the connection in
+// errors.
+func NewEventStream(name string, body io.ReadCloser) *EventStream {
+	r := readerPool.Get().(*bufio.Reader)
+	r.Reset(body)
+	return &EventStream{name: name, body: body, r: r}
+}
+
+var (
+	dataPrefix   = []byte("data:")
+	eventPrefix  = []byte("event:")
+	doneMarker   = []byte("[DONE]")
+	finishMarker = []byte(`"finish_reason":"`)
+	errorKey     = []byte(`"error"`)
+)
+
+// Next returns the next event's data.
+func (s *EventStream) Next() ([]byte, error) {
+	if s.done || s.r == nil {
+		return nil, io.EOF
+	}
+	s.data = s.data[:0]
+	s.isError = false
+	hasData := false
+	for {
+		line, err := s.readLine()
+		if err != nil {
+			if err == io.EOF && hasData {
+				return s.event()
+			}
+			if err == io.EOF && s.finished {
+				s.done = true // tolerate servers that omit [DONE] after a finished answer
+				return nil, io.EOF
+			}
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, llmproxy.UpstreamError(fmt.Sprintf("the stream from connection %q broke off", s.name), err)
+		}
+		switch {
+		case len(line) == 0: // end of an event
+			if hasData {
+				return s.event()
+			}
+		case bytes.HasPrefix(line, dataPrefix):
+			v := line[len(dataPrefix):]
+			if len(v) > 0 && v[0] == ' ' {
+				v = v[1:]
+			}
+			if hasData {
+				s.data = append(s.data, '\n')
+			}
+			s.data = append(s.data, v...)
+			hasData = true
+		case bytes.HasPrefix(line, eventPrefix):
+			s.isError = string(bytes.TrimSpace(line[len(eventPrefix):])) == "error"
+		}
+		// comments (":…"), id: and retry: lines are ignored
+	}
+}
+
+func (s *EventStream) event() ([]byte, error) {
+	d := s.data
+	if bytes.Equal(d, doneMarker) {
+		s.done = true
+		return nil, io.EOF
+	}
+	if s.isError || (bytes.Contains(d, errorKey) && isErrorEvent(d)) {
+		s.done = true
+		return nil, streamError(s.name, d)
+	}
+	if !json.Valid(d) {
+		s.done = true
+		return nil, llmproxy.UpstreamError(fmt.Sprintf("the stream from connection %q carried malformed JSON", s.name), nil)
+	}
+	if bytes.Contains(d, finishMarker) {
+		s.finished = true
+	}
+	return d, nil
+}
+
+// readLine returns the next line without its line ending; lines longer
+// than the buffer are joined into s's scratch space.
+func (s *EventStream) readLine() ([]byte, error) {
+	line, err := s.r.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		long := append([]byte(nil), line...)
+		for err == bufio.ErrBufferFull {
+			line, err = s.r.ReadSlice('\n')
+			long = append(long, line...)
+		}
+		line = long
+	}
+	if err != nil && !(err == io.EOF && len(line) > 0) {
+		return nil, err
+	}
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	return bytes.TrimSuffix(line, []byte("\r")), nil
+}
+
+// isErrorEvent reports whether d is an error envelope rather than a chunk
+// that merely mentions "error" in its text.
+func isErrorEvent(d []byte) bool {
+	var env struct {
+		Error json.RawMessage `json:"error"`
+	}
+	return json.Unmarshal(d, &env) == nil && len(env.Error) > 0 && string(env.Error) != "null"
+}
+
+func streamError(name string, d []byte) error {
+	var env struct {
+		Error struct {
+			Message string `json:"message"`
+			Type    string `json:"type"`
+			Code    any    `json:"code"`
+		} `json:"error"`
+	}
+	json.Unmarshal(d, &env)
+	msg := env.Error.Message
+	if msg == "" {
+		msg = "the upstream reported an error mid-stream"
+	}
+	return &llmproxy.Error{Status: http.StatusBadGateway, Type: llmproxy.TypeUpstream, Code: "upstream_error", Message: msg,
+		Err: errors.New("mid-stream error from connection " + strconv.Quote(name))}
+}
+
+// Close releases the upstream connection.
+func (s *EventStream) Close() error {
+	if s.r == nil {
+		return nil
+	}
+	s.r.Reset(nil)
+	readerPool.Put(s.r)
+	s.r = nil
+	return s.body.Close()
+}

@@ -1,0 +1,695 @@
+package llmproxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ServeHTTP routes a request. The request path is: authenticate the key
+// from the snapshot, resolve the model alias against its assignments,
+// apply limits, forward to the provider, and account the usage off the
+// hot path.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	reqID := requestID(r)
+	w.Header()["X-Request-Id"] = []string{reqID}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			g.log.Error("panic serving request", "request_id", reqID, "path", r.URL.Path, "panic", fmt.Sprint(p))
+			WriteError(w, &Error{Status: http.StatusInternalServerError, Type: TypeServer, Message: "internal error (request " + reqID + ")"})
+		}
+	}()
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	switch path {
+	case "/v1/chat/completions", "/chat/completions":
+		if allow(w, r, http.MethodPost) {
+			g.serveInference(w, r, reqID, endpointChat)
+		}
+	case "/v1/embeddings", "/embeddings":
+		if allow(w, r, http.MethodPost) {
+			g.serveInference(w, r, reqID, endpointEmbeddings)
+		}
+	case "/v1/models", "/models":
+		if allow(w, r, http.MethodGet, http.MethodHead) {
+			g.serveModels(w, r, "")
+		}
+	case "/healthz", "/health":
+		if allow(w, r, http.MethodGet, http.MethodHead) {
+			w.Header()["Content-Type"] = []string{"application/json"}
+			io.WriteString(w, `{"status":"ok"}`+"\n")
+		}
+	default:
+		if m, ok := strings.CutPrefix(path, "/v1/models/"); ok && m != "" {
+			if allow(w, r, http.MethodGet, http.MethodHead) {
+				g.serveModels(w, r, m)
+			}
+			return
+		}
+		WriteError(w, &Error{Status: http.StatusNotFound, Type: TypeInvalidRequest, Code: "unknown_url",
+			Message: fmt.Sprintf("Unknown request URL: %s %s. Supported: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models.", r.Method, sanitize(r.URL.Path))})
+	}
+}
+
+// allow answers 405 unless r uses one of methods.
+func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	WriteError(w, &Error{Status: http.StatusMethodNotAllowed, Type: TypeInvalidRequest, Code: "method_not_allowed",
+		Message: fmt.Sprintf("method %s is not allowed on %s; use %s", sanitize(r.Method), sanitize(r.URL.Path), strings.Join(methods, " or "))})
+	return false
+}
+
+// sanitize bounds user input echoed in messages.
+func sanitize(s string) string {
+	if len(s) > 128 {
+		s = s[:128] + "…"
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// requestID honours a sane incoming X-Request-Id, else makes one.
+func requestID(r *http.Request) string {
+	if v := r.Header.Get("X-Request-Id"); v != "" && len(v) <= 128 && printableASCII(v) {
+		return v
+	}
+	return NewID("req")
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	errNoKey = &Error{Status: http.StatusUnauthorized, Type: TypeInvalidRequest, Code: "invalid_api_key",
+		Message: "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'."}
+	errBadKey = &Error{Status: http.StatusUnauthorized, Type: TypeInvalidRequest, Code: "invalid_api_key",
+		Message: "Incorrect API key provided."}
+	errExpiredKey = &Error{Status: http.StatusUnauthorized, Type: TypeInvalidRequest, Code: "invalid_api_key",
+		Message: "This API key has expired."}
+)
+
+// caller is who sent a request: the master key (key nil) or a virtual key.
+type caller struct {
+	key *keyEntry
+}
+
+// authenticate finds the caller from the Authorization (Bearer) or api-key
+// header, in the snapshot: no database round trip.
+func (g *Gateway) authenticate(r *http.Request, s *snapshot) (caller, error) {
+	secret := ""
+	if v := r.Header["Authorization"]; len(v) > 0 {
+		a := v[0]
+		if len(a) < 7 || !strings.EqualFold(a[:7], "bearer ") {
+			return caller{}, errBadKey
+		}
+		secret = strings.TrimSpace(a[7:])
+	} else if v := r.Header["Api-Key"]; len(v) > 0 {
+		secret = strings.TrimSpace(v[0])
+	}
+	if secret == "" {
+		return caller{}, errNoKey
+	}
+	if !printableASCII(secret) {
+		return caller{}, errBadKey
+	}
+	// Providers never see the client's key.
+	delete(r.Header, "Authorization")
+	delete(r.Header, "Api-Key")
+	sum := sha256.Sum256([]byte(secret))
+	if g.hasMaster && subtle.ConstantTimeCompare(sum[:], g.master[:]) == 1 {
+		return caller{}, nil
+	}
+	e := s.keys[sum]
+	if e == nil {
+		return caller{}, errBadKey
+	}
+	if e.key.Expired(time.Now()) {
+		return caller{}, errExpiredKey
+	}
+	return caller{key: e}, nil
+}
+
+// grants returns what c may use under alias; nil when nothing (or the
+// alias does not exist: both answer the same, so keys cannot probe).
+func (c caller) grants(s *snapshot, alias string) []grant {
+	if c.key != nil {
+		return c.key.grants[alias]
+	}
+	routes := s.aliases[alias]
+	gs := make([]grant, len(routes))
+	for i, r := range routes {
+		gs[i] = grant{route: r}
+	}
+	return gs
+}
+
+func modelNotFound(alias string) *Error {
+	return &Error{Status: http.StatusNotFound, Type: TypeInvalidRequest, Param: "model", Code: "model_not_found",
+		Message: fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", sanitize(alias))}
+}
+
+func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request, one string) {
+	s := g.snap.Load()
+	c, err := g.authenticate(r, s)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	var aliases []string
+	if c.key != nil {
+		aliases = c.key.models
+	} else {
+		for a := range s.aliases {
+			aliases = append(aliases, a)
+		}
+		slices.Sort(aliases)
+	}
+	type model struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		Created int64  `json:"created"`
+		OwnedBy string `json:"owned_by"`
+	}
+	describe := func(alias string) model {
+		gs := c.grants(s, alias)
+		m := model{ID: alias, Object: "model", OwnedBy: gs[0].route.conn.conn.Provider, Created: gs[0].route.model.CreatedAt.Unix()}
+		return m
+	}
+	w.Header()["Content-Type"] = []string{"application/json"}
+	if one != "" {
+		if len(c.grants(s, one)) == 0 {
+			WriteError(w, modelNotFound(one))
+			return
+		}
+		json.NewEncoder(w).Encode(describe(one))
+		return
+	}
+	list := struct {
+		Object string  `json:"object"`
+		Data   []model `json:"data"`
+	}{Object: "list", Data: make([]model, 0, len(aliases))}
+	for _, a := range aliases {
+		list.Data = append(list.Data, describe(a))
+	}
+	json.NewEncoder(w).Encode(list)
+}
+
+// acceptedContentType reports whether a request body of type ct may be
+// read as JSON. Form-encoded is accepted because curl -d sends it by
+// default.
+func acceptedContentType(ct string) bool {
+	if ct == "" || ct == "application/json" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	switch mt {
+	case "application/json", "application/x-www-form-urlencoded", "text/plain":
+		return true
+	}
+	return strings.HasSuffix(mt, "+json")
+}
+
+// readBody reads the request body within the configured limit.
+func (g *Gateway) readBody(r *http.Request) ([]byte, error) {
+	limit := g.cfg.MaxBodyBytes
+	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Type: TypeInvalidRequest, Code: "request_too_large",
+		Message: fmt.Sprintf("the request body is larger than the limit of %d bytes", limit)}
+	if r.ContentLength > limit {
+		return nil, tooLarge
+	}
+	var body []byte
+	var err error
+	if n := r.ContentLength; n > 0 {
+		body = make([]byte, n)
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
+		if int64(len(body)) > limit {
+			return nil, tooLarge
+		}
+	}
+	if err != nil {
+		return nil, BadRequest("", "the request body could not be read: it ended early")
+	}
+	return body, nil
+}
+
+// attempt is the state of one request through the path.
+type attempt struct {
+	reqID    string
+	start    time.Time
+	caller   caller
+	endpoint string
+	parsed   *parsedBody
+	body     []byte
+	// limits
+	limited    *Assignment // the assignment whose limits were taken
+	reserved   int64       // tokens reserved against its token limit
+	reservedAt time.Time
+	tokenKey   string
+}
+
+func (g *Gateway) serveInference(w http.ResponseWriter, r *http.Request, reqID, endpoint string) {
+	s := g.snap.Load()
+	a := &attempt{reqID: reqID, start: time.Now(), endpoint: endpoint}
+	c, err := g.authenticate(r, s)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	a.caller = c
+	if ct := r.Header.Get("Content-Type"); !acceptedContentType(ct) {
+		WriteError(w, BadRequest("", "unsupported Content-Type %q; send application/json", sanitize(ct)))
+		return
+	}
+	if a.body, err = g.readBody(r); err != nil {
+		WriteError(w, err)
+		return
+	}
+	if a.parsed, err = parseBody(a.body, endpoint); err != nil {
+		WriteError(w, err)
+		return
+	}
+	gs := c.grants(s, a.parsed.model)
+	if len(gs) == 0 {
+		WriteError(w, modelNotFound(a.parsed.model))
+		return
+	}
+	gs = order(gs)
+	var lastErr error
+	for i, gr := range gs {
+		if gr.assignment != a.limited || i == 0 {
+			if err := g.takeLimits(r.Context(), w, a, gr); err != nil {
+				g.record(a, gr, http.StatusTooManyRequests, Usage{}, false, false)
+				WriteError(w, err)
+				return
+			}
+		}
+		resp, err := g.forward(r.Context(), r, a, gr)
+		if err == nil {
+			g.respond(w, r, a, gr, resp)
+			return
+		}
+		lastErr = err
+		if r.Context().Err() != nil || !retryable(err) || i == len(gs)-1 {
+			break
+		}
+		g.log.Warn("upstream failed; trying the next model", "request_id", reqID, "connection", gr.route.conn.conn.ID, "err", err)
+	}
+	e := AsError(lastErr)
+	if e.Status >= 500 {
+		g.log.Warn("upstream error", "request_id", reqID, "status", e.Status, "err", lastErr)
+	}
+	g.settle(a, Usage{})
+	g.record(a, gs[0], e.Status, Usage{}, false, false)
+	WriteError(w, e)
+}
+
+// retryable reports whether another model of the alias may be tried: the
+// upstream could not be reached, or it answered 429 or 5xx.
+func retryable(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return true
+	}
+	return e.Status == http.StatusTooManyRequests || e.Status >= 500
+}
+
+func (g *Gateway) forward(ctx context.Context, r *http.Request, a *attempt, gr grant) (*Response, error) {
+	ce := gr.route.conn
+	if ce.provider == nil {
+		return nil, UpstreamError(fmt.Sprintf("connection %q is not usable", ce.conn.Name), ce.err)
+	}
+	req := &Request{Body: a.body, Model: a.parsed.model, RemoteModel: gr.route.model.Remote, Stream: a.parsed.stream, Header: r.Header, fields: a.parsed.fields}
+	if a.endpoint == endpointEmbeddings {
+		em, ok := ce.provider.(Embedder)
+		if !ok {
+			return nil, BadRequest("model", "the model `%s` does not support embeddings", sanitize(a.parsed.model))
+		}
+		return em.Embeddings(ctx, req)
+	}
+	return ce.provider.ChatCompletion(ctx, req)
+}
+
+// takeLimits applies gr's assignment's request rate and token limit, and
+// sets the x-ratelimit-* headers.
+func (g *Gateway) takeLimits(ctx context.Context, w http.ResponseWriter, a *attempt, gr grant) error {
+	g.settle(a, Usage{}) // release a reservation made for an earlier route
+	as := gr.assignment
+	if as == nil || (as.TPS <= 0 && as.TokenLimit <= 0) {
+		return nil
+	}
+	now := time.Now()
+	h := w.Header()
+	if as.TPS > 0 {
+		d, err := g.limit(func(l Limiter) (Decision, error) {
+			return l.AllowRequest(ctx, gr.rateKey, as.TPS, as.EffectiveBurst(), now)
+		})
+		if err != nil {
+			return err
+		}
+		h["X-Ratelimit-Limit-Requests"] = []string{strconv.FormatInt(d.Limit, 10)}
+		h["X-Ratelimit-Remaining-Requests"] = []string{strconv.FormatInt(d.Remaining, 10)}
+		h["X-Ratelimit-Reset-Requests"] = []string{formatReset(d.Reset)}
+		if !d.Allowed {
+			return &Error{Status: http.StatusTooManyRequests, Type: TypeRateLimit, Code: "rate_limit_exceeded", RetryAfter: d.RetryAfter,
+				Message: fmt.Sprintf("Rate limit reached for requests: limit %g per second. Retry after %s.", as.TPS, formatReset(d.RetryAfter))}
+		}
+	}
+	if as.TokenLimit > 0 {
+		n := estimateTokens(a, g.cfg.DefaultMaxTokens)
+		d, err := g.limit(func(l Limiter) (Decision, error) {
+			return l.ReserveTokens(ctx, gr.tokenKey, n, as.TokenLimit, as.TokenWindow, now)
+		})
+		if err != nil {
+			return err
+		}
+		h["X-Ratelimit-Limit-Tokens"] = []string{strconv.FormatInt(d.Limit, 10)}
+		h["X-Ratelimit-Remaining-Tokens"] = []string{strconv.FormatInt(d.Remaining, 10)}
+		h["X-Ratelimit-Reset-Tokens"] = []string{formatReset(d.Reset)}
+		if !d.Allowed {
+			e := &Error{Status: http.StatusTooManyRequests, Type: TypeRateLimit, Code: "tokens_exceeded", RetryAfter: d.RetryAfter,
+				Message: fmt.Sprintf("Token limit reached: %d tokens per %s; this request needs about %d.", as.TokenLimit, windowName(as.TokenWindow), n)}
+			if as.TokenWindow == 0 {
+				e.Code, e.Message = "insufficient_quota", fmt.Sprintf("Token quota of %d exhausted; this request needs about %d.", as.TokenLimit, n)
+			}
+			return e
+		}
+		a.limited, a.reserved, a.reservedAt, a.tokenKey = as, n, now, gr.tokenKey
+	}
+	return nil
+}
+
+// limit asks the configured limiter, falling back to the local one when a
+// shared limiter fails, so the request path never hangs on it.
+func (g *Gateway) limit(f func(Limiter) (Decision, error)) (Decision, error) {
+	d, err := f(g.limiter)
+	if err != nil && g.limiter != Limiter(g.local) {
+		g.log.Warn("shared limiter failed; using local limits", "err", err)
+		d, err = f(g.local)
+	}
+	return d, err
+}
+
+func windowName(w time.Duration) string {
+	if w == 0 {
+		return "lifetime"
+	}
+	return w.String()
+}
+
+// formatReset writes a duration as OpenAI's x-ratelimit-reset-* do: "1s",
+// "6m0s", "20ms".
+func formatReset(d time.Duration) string {
+	if d <= 0 {
+		return "0s"
+	}
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+// estimateTokens is the reservation for a request: its prompt at about
+// four bytes a token, plus the completion it may produce.
+func estimateTokens(a *attempt, defaultMax int64) int64 {
+	f := &a.parsed.fields
+	prompt := f.messages
+	if a.endpoint == endpointEmbeddings {
+		prompt = f.input
+	}
+	n := int64(prompt.end-prompt.start)/4 + 1
+	if a.endpoint == endpointChat {
+		if a.parsed.maxTokens > 0 {
+			n += a.parsed.maxTokens
+		} else {
+			n += defaultMax
+		}
+	}
+	return n
+}
+
+// settle corrects the token reservation with the real usage.
+func (g *Gateway) settle(a *attempt, u Usage) {
+	if a.limited == nil {
+		return
+	}
+	delta := u.TotalTokens - a.reserved
+	key, window, at := a.tokenKey, a.limited.TokenWindow, a.reservedAt
+	a.limited, a.reserved = nil, 0
+	if delta == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := g.limiter.AdjustTokens(ctx, key, delta, window, at); err != nil && g.limiter != Limiter(g.local) {
+		g.local.AdjustTokens(ctx, key, delta, window, at)
+	}
+}
+
+// record queues the usage record of a request.
+func (g *Gateway) record(a *attempt, gr grant, status int, u Usage, estimated, streamed bool) {
+	rec := UsageRecord{
+		ID:               NewID("use"),
+		Time:             a.start,
+		RequestID:        a.reqID,
+		Model:            a.parsed.model,
+		RemoteModel:      gr.route.model.Remote,
+		ConnectionID:     gr.route.model.ConnectionID,
+		PromptTokens:     u.PromptTokens,
+		CompletionTokens: u.CompletionTokens,
+		TotalTokens:      u.TotalTokens,
+		Estimated:        estimated,
+		Status:           status,
+		Latency:          time.Since(a.start),
+		Streamed:         streamed,
+		Endpoint:         a.endpoint,
+	}
+	if a.caller.key != nil {
+		rec.KeyID = a.caller.key.key.ID
+	}
+	if gr.assignment != nil {
+		rec.AssignmentID = gr.assignment.ID
+	}
+	g.ledger.add(rec)
+}
+
+// respond writes a provider's answer and accounts for it.
+func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, a *attempt, gr grant, resp *Response) {
+	h := w.Header()
+	for k, v := range resp.Header {
+		h[k] = v
+	}
+	status := resp.StatusCode
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if resp.Stream == nil {
+		h["Content-Type"] = []string{"application/json"}
+		h["Content-Length"] = []string{strconv.Itoa(len(resp.Body))}
+		w.WriteHeader(status)
+		w.Write(resp.Body)
+		u, ok := usageOf(resp.Body)
+		if !ok {
+			u = Usage{PromptTokens: estimateTokens(a, 0)}
+			u.CompletionTokens = int64(len(resp.Body)) / 4
+			u.TotalTokens = u.PromptTokens + u.CompletionTokens
+		}
+		g.settle(a, u)
+		g.record(a, gr, status, u, !ok, false)
+		return
+	}
+	g.relay(w, r, a, gr, resp.Stream, status)
+}
+
+var (
+	sseData    = []byte("data: ")
+	sseEnd     = []byte("\n\n")
+	sseDone    = []byte("data: [DONE]\n\n")
+	usageKey   = []byte(`"usage"`)
+	contentKey = []byte(`"content":"`)
+	argsKey    = []byte(`"arguments":"`)
+)
+
+// relay streams events to the client as they arrive, flushing each, and
+// accounts the stream's usage: the upstream's usage chunk when it comes
+// (hidden from a client that did not ask for it), otherwise an estimate
+// from the text streamed.
+func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr grant, st EventStream, status int) {
+	defer st.Close()
+	h := w.Header()
+	h["Content-Type"] = []string{"text/event-stream"}
+	h["Cache-Control"] = []string{"no-cache"}
+	h["X-Accel-Buffering"] = []string{"no"}
+	w.WriteHeader(status)
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	bp := g.bufs.Get()
+	buf, _ := bp.(*[]byte)
+	if buf == nil {
+		b := make([]byte, 0, 4096)
+		buf = &b
+	}
+	defer g.bufs.Put(buf)
+	var usage Usage
+	gotUsage := false
+	var textBytes int64
+	clientGone := false
+	for {
+		data, err := st.Next()
+		if err != nil {
+			if err == io.EOF {
+				_, werr := w.Write(sseDone)
+				clientGone = werr != nil
+			} else if r.Context().Err() != nil {
+				clientGone = true
+			} else {
+				e := AsError(err)
+				g.log.Warn("stream failed", "request_id", a.reqID, "connection", gr.route.conn.conn.ID, "err", err)
+				b := append(append((*buf)[:0], sseData...), e.AppendJSON(nil)...)
+				w.Write(append(b, sseEnd...))
+			}
+			if flusher != nil && !clientGone {
+				flusher.Flush()
+			}
+			break
+		}
+		if bytes.Contains(data, usageKey) {
+			if u, ok := usageOf(data); ok {
+				usage, gotUsage = u, true
+				if !a.parsed.includeUsage && isUsageOnly(data) {
+					continue
+				}
+			}
+		}
+		textBytes += stringBytesAfter(data, contentKey) + stringBytesAfter(data, argsKey)
+		b := append(append(append((*buf)[:0], sseData...), data...), sseEnd...)
+		*buf = b
+		if _, err := w.Write(b); err != nil {
+			clientGone = true
+			break
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	estimated := !gotUsage
+	if estimated {
+		usage.PromptTokens = estimateTokens(a, 0)
+		usage.CompletionTokens = (textBytes + 3) / 4
+		usage.TotalTokens = usage.PromptTokens + usage.CompletionTokens
+	}
+	if clientGone {
+		status = 499
+	}
+	g.settle(a, usage)
+	g.record(a, gr, status, usage, estimated, true)
+}
+
+// usageOf reads the top-level "usage" object of an OpenAI answer or chunk.
+func usageOf(body []byte) (Usage, bool) {
+	raw := topLevelField(body, "usage")
+	if len(raw) == 0 || raw[0] != '{' {
+		return Usage{}, false
+	}
+	var u Usage
+	if json.Unmarshal(raw, &u) != nil {
+		return Usage{}, false
+	}
+	if u.TotalTokens == 0 {
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	}
+	return u, true
+}
+
+// isUsageOnly reports whether a chunk is the usage chunk: empty choices.
+func isUsageOnly(chunk []byte) bool {
+	raw := bytes.TrimSpace(topLevelField(chunk, "choices"))
+	return len(raw) == 0 || (raw[0] == '[' && len(bytes.TrimSpace(raw[1:len(raw)-1])) == 0)
+}
+
+// stringBytesAfter sums the lengths of the JSON strings that follow each
+// occurrence of key (e.g. `"content":"`) in data.
+func stringBytesAfter(data, key []byte) int64 {
+	var n int64
+	for {
+		i := bytes.Index(data, key)
+		if i < 0 {
+			return n
+		}
+		start := i + len(key) - 1 // at the opening quote
+		end := skipString(data, start)
+		n += int64(end - start - 2)
+		data = data[end:]
+	}
+}
+
+// topLevelField returns the raw value of a top-level field of a JSON
+// object, or nil. It is bounds-safe on malformed input.
+func topLevelField(b []byte, name string) []byte {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil
+	}
+	i++
+	for i < len(b) {
+		i = skipSpace(b, i)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+		if i >= len(b) || b[i] != '"' {
+			return nil
+		}
+		ks := i
+		i = skipString(b, i)
+		if i > len(b) || i-ks < 2 {
+			return nil
+		}
+		key := b[ks+1 : i-1]
+		i = skipSpace(b, i)
+		if i >= len(b) || b[i] != ':' {
+			return nil
+		}
+		i = skipSpace(b, i+1)
+		if i >= len(b) {
+			return nil
+		}
+		end := skipValue(b, i)
+		if end > len(b) {
+			return nil
+		}
+		if string(key) == name {
+			return b[i:end]
+		}
+		i = end
+	}
+	return nil
+}

@@ -1,0 +1,228 @@
+package llmproxy
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"time"
+)
+
+// snapshot is the configuration the request path reads: immutable once
+// built, swapped atomically when the stored configuration changes.
+type snapshot struct {
+	version string
+	keys    map[[32]byte]*keyEntry // by SHA-256 of the secret
+	aliases map[string][]*route    // every alias, for the master key
+	conns   map[string]*connEntry
+}
+
+// connEntry is a connection with its provider, reused across reloads while
+// the connection is unchanged so upstream connection pools survive.
+type connEntry struct {
+	conn     Connection
+	provider Provider
+	err      error // why provider is nil
+}
+
+// route is one model behind an alias.
+type route struct {
+	model  Model
+	conn   *connEntry
+	weight int
+}
+
+// grant is a route a key may use, and the assignment whose limits apply.
+type grant struct {
+	route      *route
+	assignment *Assignment // nil for the master key
+	// Limiter keys of the assignment's request bucket and token window.
+	rateKey, tokenKey string
+}
+
+func newGrant(r *route, a *Assignment) grant {
+	return grant{route: r, assignment: a, rateKey: "r:" + a.ID, tokenKey: "t:" + a.ID}
+}
+
+type keyEntry struct {
+	key    VirtualKey
+	grants map[string][]grant // by alias
+	models []string           // the aliases, sorted, for /v1/models
+}
+
+// loadSnapshot reads the whole configuration. prev, when non-nil, lends
+// its providers to unchanged connections.
+func (g *Gateway) loadSnapshot(ctx context.Context, prev *snapshot) (*snapshot, error) {
+	version, err := g.cfg.Storage.ConfigVersion(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the configuration version: %w", err)
+	}
+	conns, err := listAll(ctx, g.cfg.Storage.Connections)
+	if err != nil {
+		return nil, fmt.Errorf("loading connections: %w", err)
+	}
+	models, err := listAll(ctx, g.cfg.Storage.Models)
+	if err != nil {
+		return nil, fmt.Errorf("loading models: %w", err)
+	}
+	keys, err := listAll(ctx, g.cfg.Storage.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("loading keys: %w", err)
+	}
+	s := &snapshot{
+		version: version,
+		keys:    make(map[[32]byte]*keyEntry, len(keys)),
+		aliases: make(map[string][]*route),
+		conns:   make(map[string]*connEntry, len(conns)),
+	}
+	for _, c := range conns {
+		if prev != nil {
+			if old := prev.conns[c.ID]; old != nil && old.conn.UpdatedAt.Equal(c.UpdatedAt) && old.conn.Credentials == c.Credentials {
+				s.conns[c.ID] = old
+				continue
+			}
+		}
+		e := &connEntry{conn: c}
+		if newProvider := g.cfg.Providers[c.Provider]; newProvider == nil {
+			e.err = fmt.Errorf("no provider for kind %q", c.Provider)
+		} else {
+			e.provider, e.err = newProvider(c, ProviderOptions{HTTPClient: g.client, Logger: g.log})
+		}
+		if e.err != nil {
+			g.log.Warn("connection unusable", "connection", c.ID, "name", c.Name, "err", e.err)
+		}
+		s.conns[c.ID] = e
+	}
+	routesByModel := make(map[string]*route, len(models))
+	routesByConn := make(map[string][]*route)
+	for _, m := range models {
+		ce := s.conns[m.ConnectionID]
+		if ce == nil {
+			continue
+		}
+		r := &route{model: m, conn: ce, weight: max(m.Weight, 1)}
+		routesByModel[m.ID] = r
+		routesByConn[m.ConnectionID] = append(routesByConn[m.ConnectionID], r)
+		s.aliases[m.Name] = append(s.aliases[m.Name], r)
+	}
+	for i := range keys {
+		k := &keys[i]
+		e := &keyEntry{key: *k, grants: make(map[string][]grant)}
+		e.key.Assignments = append([]Assignment(nil), k.Assignments...)
+		// A model assignment is more specific than a connection one, so
+		// its limits win when both cover a model.
+		byModel := make(map[string]grant)
+		for j := range e.key.Assignments {
+			a := &e.key.Assignments[j]
+			if a.ConnectionID != "" {
+				for _, r := range routesByConn[a.ConnectionID] {
+					if _, ok := byModel[r.model.ID]; !ok {
+						byModel[r.model.ID] = newGrant(r, a)
+					}
+				}
+			}
+		}
+		for j := range e.key.Assignments {
+			a := &e.key.Assignments[j]
+			if r := routesByModel[a.ModelID]; a.ModelID != "" && r != nil {
+				byModel[r.model.ID] = newGrant(r, a)
+			}
+		}
+		for _, gr := range byModel {
+			e.grants[gr.route.model.Name] = append(e.grants[gr.route.model.Name], gr)
+		}
+		for alias, gs := range e.grants {
+			sort.Slice(gs, func(i, j int) bool { return gs[i].route.model.ID < gs[j].route.model.ID })
+			e.models = append(e.models, alias)
+		}
+		sort.Strings(e.models)
+		var sum [32]byte
+		if n, err := hex.Decode(sum[:], []byte(k.Hash)); err != nil || n != 32 {
+			g.log.Warn("key has a malformed hash; it cannot be used", "key", k.ID)
+			continue
+		}
+		s.keys[sum] = e
+	}
+	return s, nil
+}
+
+func listAll[T any](ctx context.Context, list func(context.Context, ListOptions) ([]T, error)) ([]T, error) {
+	return list(ctx, ListOptions{})
+}
+
+// order returns the grants to try for one request: a weighted random first
+// choice, then the rest in weighted random order (for fallback).
+func order(gs []grant) []grant {
+	if len(gs) <= 1 {
+		return gs
+	}
+	out := make([]grant, len(gs))
+	copy(out, gs)
+	for i := range out {
+		total := 0
+		for _, g := range out[i:] {
+			total += g.route.weight
+		}
+		n := rand.IntN(total)
+		for j := i; j < len(out); j++ {
+			n -= out[j].route.weight
+			if n < 0 {
+				out[i], out[j] = out[j], out[i]
+				break
+			}
+		}
+	}
+	return out
+}
+
+// watch reloads the snapshot whenever the stored version changes, until
+// ctx ends. Errors keep the current snapshot: requests go on being served
+// from memory while the database is away.
+func (g *Gateway) watch(ctx context.Context) {
+	defer close(g.watchDone)
+	t := time.NewTicker(g.cfg.PollInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := g.refresh(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !failing {
+				g.log.Warn("configuration refresh failed; serving the last snapshot", "err", err)
+			}
+			failing = true
+			continue
+		}
+		if failing {
+			g.log.Info("configuration refresh recovered")
+		}
+		failing = false
+	}
+}
+
+// refresh loads a new snapshot if the stored version moved.
+func (g *Gateway) refresh(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cur := g.snap.Load()
+	v, err := g.cfg.Storage.ConfigVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if v == cur.version {
+		return nil
+	}
+	s, err := g.loadSnapshot(ctx, cur)
+	if err != nil {
+		return err
+	}
+	g.snap.Store(s)
+	return nil
+}
