@@ -1,0 +1,268 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/go-llm-proxy/llmproxy"
+)
+
+// The JSON shapes of the records. They are built field by field so that
+// nothing secret (a provider key, a key's hash) can slip into an output.
+
+type connectionJSON struct {
+	ID          string            `json:"id"`
+	Name        string            `json:"name"`
+	Provider    string            `json:"provider"`
+	Endpoint    string            `json:"endpoint,omitempty"`
+	Credentials []string          `json:"credentials"` // which are set, never their values
+	Settings    map[string]string `json:"settings,omitempty"`
+	CreatedAt   time.Time         `json:"created_at"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+}
+
+func connectionView(c *llmproxy.Connection) connectionJSON {
+	creds := c.Credentials.Set()
+	if creds == nil {
+		creds = []string{}
+	}
+	return connectionJSON{c.ID, c.Name, c.Provider, c.Endpoint, creds, c.Settings, c.CreatedAt, c.UpdatedAt}
+}
+
+type modelJSON struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	Remote       string    `json:"remote"`
+	ConnectionID string    `json:"connection_id"`
+	Weight       int       `json:"weight,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+func modelView(m *llmproxy.Model) modelJSON {
+	return modelJSON{m.ID, m.Name, m.Remote, m.ConnectionID, m.Weight, m.CreatedAt, m.UpdatedAt}
+}
+
+type assignmentJSON struct {
+	ID           string  `json:"id"`
+	ConnectionID string  `json:"connection_id,omitempty"`
+	ModelID      string  `json:"model_id,omitempty"`
+	TPS          float64 `json:"tps,omitempty"`
+	Burst        int     `json:"burst,omitempty"`
+	TokenLimit   int64   `json:"token_limit,omitempty"`
+	TokenWindow  string  `json:"token_window,omitempty"`
+}
+
+type keyJSON struct {
+	ID          string           `json:"id"`
+	Name        string           `json:"name"`
+	Prefix      string           `json:"prefix"`
+	ExpiresAt   *time.Time       `json:"expires_at,omitempty"`
+	Assignments []assignmentJSON `json:"assignments"`
+	CreatedAt   time.Time        `json:"created_at"`
+	UpdatedAt   time.Time        `json:"updated_at"`
+	// Key is the secret, set only in the answer of "vkey add" when it was
+	// generated.
+	Key string `json:"key,omitempty"`
+}
+
+func keyView(k *llmproxy.VirtualKey) keyJSON {
+	v := keyJSON{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Assignments: []assignmentJSON{}, CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt}
+	if !k.ExpiresAt.IsZero() {
+		t := k.ExpiresAt
+		v.ExpiresAt = &t
+	}
+	for _, a := range k.Assignments {
+		aj := assignmentJSON{ID: a.ID, ConnectionID: a.ConnectionID, ModelID: a.ModelID, TPS: a.TPS, Burst: a.Burst, TokenLimit: a.TokenLimit}
+		if a.TokenWindow > 0 {
+			aj.TokenWindow = formatWindow(a.TokenWindow)
+		}
+		v.Assignments = append(v.Assignments, aj)
+	}
+	return v
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func table(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+func row(w io.Writer, cols ...string) {
+	fmt.Fprintln(w, strings.Join(cols, "\t"))
+}
+
+func date(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// printConnection writes c as "field: value" lines.
+func printConnection(w io.Writer, c *llmproxy.Connection) error {
+	t := table(w)
+	row(t, "ID:", c.ID)
+	row(t, "Name:", c.Name)
+	row(t, "Provider:", c.Provider)
+	row(t, "Endpoint:", orDash(c.Endpoint))
+	row(t, "Credentials:", orDash(strings.Join(c.Credentials.Set(), ", ")))
+	for _, k := range slices.Sorted(maps.Keys(c.Settings)) {
+		row(t, k+":", c.Settings[k])
+	}
+	row(t, "Created:", date(c.CreatedAt))
+	return t.Flush()
+}
+
+func printConnections(w io.Writer, cs []llmproxy.Connection) error {
+	t := table(w)
+	row(t, "ID", "NAME", "PROVIDER", "ENDPOINT", "CREDENTIALS", "CREATED")
+	for i := range cs {
+		c := &cs[i]
+		row(t, c.ID, c.Name, c.Provider, orDash(c.Endpoint), orDash(strings.Join(c.Credentials.Set(), ",")), date(c.CreatedAt))
+	}
+	return t.Flush()
+}
+
+// names maps connection and model IDs to names, for listings.
+type names struct {
+	conns  map[string]string
+	models map[string]string
+}
+
+func (n names) conn(id string) string {
+	if name, ok := n.conns[id]; ok {
+		return name + " (" + id + ")"
+	}
+	return id
+}
+
+func (n names) model(id string) string {
+	if name, ok := n.models[id]; ok {
+		return name + " (" + id + ")"
+	}
+	return id
+}
+
+func printModel(w io.Writer, m *llmproxy.Model, n names) error {
+	t := table(w)
+	row(t, "ID:", m.ID)
+	row(t, "Name:", m.Name)
+	row(t, "Remote:", m.Remote)
+	row(t, "Connection:", n.conn(m.ConnectionID))
+	row(t, "Weight:", strconv.Itoa(max(m.Weight, 1)))
+	row(t, "Created:", date(m.CreatedAt))
+	return t.Flush()
+}
+
+func printModels(w io.Writer, ms []llmproxy.Model, n names) error {
+	t := table(w)
+	row(t, "ID", "NAME", "REMOTE", "CONNECTION", "WEIGHT", "CREATED")
+	for i := range ms {
+		m := &ms[i]
+		row(t, m.ID, m.Name, m.Remote, n.conn(m.ConnectionID), strconv.Itoa(max(m.Weight, 1)), date(m.CreatedAt))
+	}
+	return t.Flush()
+}
+
+// assignmentText describes a for a table, e.g.
+// "connection google-ai (conn_…) tps=5 tokens=100000/24h0m0s".
+func assignmentText(a *llmproxy.Assignment, n names) string {
+	s := "model " + n.model(a.ModelID)
+	if a.ConnectionID != "" {
+		s = "connection " + n.conn(a.ConnectionID)
+	}
+	var lim []string
+	if a.TPS > 0 {
+		lim = append(lim, "tps="+strconv.FormatFloat(a.TPS, 'g', -1, 64))
+		if a.Burst > 0 {
+			lim = append(lim, "burst="+strconv.Itoa(a.Burst))
+		}
+	}
+	if a.TokenLimit > 0 {
+		w := "total"
+		if a.TokenWindow > 0 {
+			w = formatWindow(a.TokenWindow)
+		}
+		lim = append(lim, fmt.Sprintf("tokens=%d/%s", a.TokenLimit, w))
+	}
+	if len(lim) > 0 {
+		s += " " + strings.Join(lim, " ")
+	}
+	return s
+}
+
+func printKey(w io.Writer, k *llmproxy.VirtualKey, n names) error {
+	t := table(w)
+	row(t, "ID:", k.ID)
+	row(t, "Name:", k.Name)
+	row(t, "Prefix:", k.Prefix+"…")
+	if !k.ExpiresAt.IsZero() {
+		row(t, "Expires:", date(k.ExpiresAt))
+	}
+	if len(k.Assignments) == 0 {
+		row(t, "Assigned:", "nothing")
+	}
+	for i := range k.Assignments {
+		label := ""
+		if i == 0 {
+			label = "Assigned:"
+		}
+		row(t, label, assignmentText(&k.Assignments[i], n))
+	}
+	row(t, "Created:", date(k.CreatedAt))
+	return t.Flush()
+}
+
+func printKeys(w io.Writer, ks []llmproxy.VirtualKey, n names) error {
+	t := table(w)
+	row(t, "ID", "NAME", "PREFIX", "EXPIRES", "ASSIGNED", "CREATED")
+	for i := range ks {
+		k := &ks[i]
+		var as []string
+		for j := range k.Assignments {
+			as = append(as, assignmentText(&k.Assignments[j], n))
+		}
+		row(t, k.ID, k.Name, k.Prefix+"…", date(k.ExpiresAt), orDash(strings.Join(as, "; ")), date(k.CreatedAt))
+	}
+	return t.Flush()
+}
+
+func printf(w io.Writer, format string, args ...any) error {
+	_, err := fmt.Fprintf(w, format, args...)
+	return err
+}
+
+// formatWindow writes a duration as --token-window takes it: "30d",
+// "24h", "1m", "90s".
+func formatWindow(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 && d > 24*time.Hour {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/go-llm-proxy/llmproxy"
+)
+
+type usageJSON struct {
+	KeyID            string `json:"key_id"` // empty for the master key
+	KeyName          string `json:"key_name,omitempty"`
+	Model            string `json:"model"`
+	Requests         int64  `json:"requests"`
+	PromptTokens     int64  `json:"prompt_tokens"`
+	CompletionTokens int64  `json:"completion_tokens"`
+	TotalTokens      int64  `json:"total_tokens"`
+	EstimatedTokens  int64  `json:"estimated_tokens"`
+}
+
+func newUsageCmd(e *env) *cobra.Command {
+	var (
+		key, model, since string
+		asJSON            bool
+	)
+	cmd := &cobra.Command{
+		Use:   "usage [--key ID] [--model ALIAS] [--since 24h] [--json]",
+		Short: "Report token usage by key and model",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			f := llmproxy.UsageFilter{KeyID: key, Model: model}
+			if since != "" {
+				t, err := parseSince(since, time.Now())
+				if err != nil {
+					return err
+				}
+				f.Since = t
+			}
+			return e.admin(ctx, func(a *llmproxy.Admin) error {
+				sums, err := a.Usage(ctx, f)
+				if err != nil {
+					return err
+				}
+				keyNames := map[string]string{}
+				if ks, err := a.ListKeys(ctx, llmproxy.ListOptions{}); err == nil {
+					for _, k := range ks {
+						keyNames[k.ID] = k.Name
+					}
+				}
+				if asJSON {
+					out := make([]usageJSON, 0, len(sums))
+					for _, s := range sums {
+						out = append(out, usageJSON{s.KeyID, keyNames[s.KeyID], s.Model, s.Requests, s.PromptTokens, s.CompletionTokens, s.TotalTokens, s.EstimatedTokens})
+					}
+					return writeJSON(e.stdout, out)
+				}
+				t := table(e.stdout)
+				row(t, "KEY", "MODEL", "REQUESTS", "PROMPT", "COMPLETION", "TOTAL", "ESTIMATED")
+				var total llmproxy.UsageSummary
+				for _, s := range sums {
+					k := "(master key)"
+					if s.KeyID != "" {
+						k = s.KeyID
+						if n, ok := keyNames[s.KeyID]; ok {
+							k = n + " (" + s.KeyID + ")"
+						}
+					}
+					row(t, k, s.Model, itoa(s.Requests), itoa(s.PromptTokens), itoa(s.CompletionTokens), itoa(s.TotalTokens), itoa(s.EstimatedTokens))
+					total.Requests += s.Requests
+					total.PromptTokens += s.PromptTokens
+					total.CompletionTokens += s.CompletionTokens
+					total.TotalTokens += s.TotalTokens
+					total.EstimatedTokens += s.EstimatedTokens
+				}
+				if len(sums) > 1 {
+					row(t, "TOTAL", "", itoa(total.Requests), itoa(total.PromptTokens), itoa(total.CompletionTokens), itoa(total.TotalTokens), itoa(total.EstimatedTokens))
+				}
+				return t.Flush()
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&key, "key", "", "only this key (ID or name)")
+	f.StringVar(&model, "model", "", "only this model alias")
+	f.StringVar(&since, "since", "", "only usage since: a duration back from now (24h, 30d), a date or an RFC 3339 time")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// parseSince parses --since: a duration back from now, a date or an RFC
+// 3339 time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := parseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--since: %q is not a duration (24h, 30d), a date (2026-01-31) or an RFC 3339 time", s)
+}
+
+func newMigrateCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply the database migrations and report the schema version",
+		Long: `Apply the database migrations and report the schema version. Every command
+migrates on start; this one does only that, e.g. before rolling out replicas.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := e.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			v, err := s.SchemaVersion(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return printf(e.stdout, "%s database schema is at version %d\n", e.dbType, v)
+		},
+	}
+}

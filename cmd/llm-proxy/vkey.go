@@ -1,0 +1,366 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/go-llm-proxy/llmproxy"
+)
+
+func newVKeyCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "vkey",
+		Aliases: []string{"vkeys", "key"},
+		Short:   "Manage virtual keys and what they may use",
+	}
+	cmd.AddCommand(newVKeyAddCmd(e), newVKeyListCmd(e), newVKeyDeleteCmd(e),
+		newVKeyAssignCmd(e), newVKeyUnassignCmd(e), newVKeyUpdateCmd(e))
+	return cmd
+}
+
+// limitFlags are the flags of an assignment's limits.
+type limitFlags struct {
+	tps         float64
+	burst       int
+	tokenLimit  int64
+	tokenWindow string
+}
+
+func (l *limitFlags) register(f *pflag.FlagSet) {
+	f.Float64Var(&l.tps, "tps", 0, "requests per second allowed (0 = unlimited)")
+	f.IntVar(&l.burst, "burst", 0, "requests allowed at once (default: the tps, at least 1)")
+	f.Int64Var(&l.tokenLimit, "token-limit", 0, "tokens allowed per --token-window (0 = unlimited)")
+	f.StringVar(&l.tokenWindow, "token-window", "", "window of --token-limit, e.g. 1m, 24h, 30d (empty = lifetime quota)")
+}
+
+// assignment returns an assignment with the flags' limits.
+func (l *limitFlags) assignment() (llmproxy.Assignment, error) {
+	w, err := parseWindow(l.tokenWindow)
+	return llmproxy.Assignment{TPS: l.tps, Burst: l.burst, TokenLimit: l.tokenLimit, TokenWindow: w}, err
+}
+
+// change returns the limits whose flags were given.
+func (l *limitFlags) change(f *pflag.FlagSet) (llmproxy.LimitChange, error) {
+	var c llmproxy.LimitChange
+	if f.Changed("tps") {
+		c.TPS = &l.tps
+	}
+	if f.Changed("burst") {
+		c.Burst = &l.burst
+	}
+	if f.Changed("token-limit") {
+		c.TokenLimit = &l.tokenLimit
+	}
+	if f.Changed("token-window") {
+		w, err := parseWindow(l.tokenWindow)
+		if err != nil {
+			return c, err
+		}
+		c.TokenWindow = &w
+	}
+	return c, nil
+}
+
+// parseWindow parses a Go duration, also accepting whole days ("30d").
+func parseWindow(s string) (time.Duration, error) {
+	d, err := parseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("--token-window: %w", err)
+	}
+	return d, nil
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err == nil && days >= 0 {
+			return time.Duration(days) * 24 * time.Hour, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration like 90s, 1m, 24h or 30d", s)
+	}
+	return d, nil
+}
+
+// parseExpiry parses --expires: a duration from now ("720h", "30d"), an
+// RFC 3339 time, a date (midnight UTC), or "never".
+func parseExpiry(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	switch strings.ToLower(s) {
+	case "", "never", "none":
+		return time.Time{}, nil
+	}
+	if d, err := parseDuration(s); err == nil {
+		return now.Add(d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--expires: %q is not a duration (720h, 30d), a date (2026-12-31), an RFC 3339 time, or \"never\"", s)
+}
+
+func newVKeyAddCmd(e *env) *cobra.Command {
+	var (
+		name, secret, expires string
+		connIDs, modelIDs     []string
+		lim                   limitFlags
+		quiet, asJSON         bool
+	)
+	cmd := &cobra.Command{
+		Use:   "add --name NAME [--key SECRET] (--conn-id ID | --model-id ID...) [limits]",
+		Short: "Add a virtual key",
+		Long: `Add a virtual key with the right to use a whole connection (--conn-id: every
+model on it, models added later included) or single models (--model-id,
+repeatable), with optional limits on each assignment.
+
+Without --key a secret is generated and printed once: store it, it cannot be
+shown again. With -q, the new ID is printed, and a generated secret on the
+line after it.`,
+		Example: `  llm-proxy vkey add --name "Mobile-App" --key "sk-proxy-123" --conn-id "<CONN_ID>"
+  llm-proxy vkey add --name "Tester" --key "sk-tester-456" --model-id "<MODEL_ID>"
+  llm-proxy vkey add --name "batch" --conn-id "<CONN_ID>" --tps 5 --token-limit 100000 --token-window 24h`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			base, err := lim.assignment()
+			if err != nil {
+				return err
+			}
+			k := llmproxy.VirtualKey{Name: name}
+			if k.ExpiresAt, err = parseExpiry(expires, time.Now()); err != nil {
+				return err
+			}
+			for _, id := range connIDs {
+				a := base
+				a.ConnectionID = id
+				k.Assignments = append(k.Assignments, a)
+			}
+			for _, id := range modelIDs {
+				a := base
+				a.ModelID = id
+				k.Assignments = append(k.Assignments, a)
+			}
+			return e.admin(ctx, func(a *llmproxy.Admin) error {
+				got, err := a.AddKey(ctx, &k, secret)
+				if err != nil {
+					return err
+				}
+				generated := secret == ""
+				switch {
+				case quiet:
+					if generated {
+						return printf(e.stdout, "%s\n%s\n", k.ID, got)
+					}
+					return printf(e.stdout, "%s\n", k.ID)
+				case asJSON:
+					v := keyView(&k)
+					if generated {
+						v.Key = got
+					}
+					return writeJSON(e.stdout, v)
+				}
+				if err := printKey(e.stdout, &k, loadNames(ctx, a)); err != nil {
+					return err
+				}
+				if generated {
+					return printf(e.stdout, "\nKey: %s\nThis is the only time the key is shown: store it now.\n", got)
+				}
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "unique name of the key (required)")
+	f.StringVar(&secret, "key", "", "the key's secret, e.g. sk-proxy-123 (default: generated)")
+	f.StringArrayVar(&connIDs, "conn-id", nil, "a connection (ID or name) the key may use in full; repeatable")
+	f.StringArrayVar(&modelIDs, "model-id", nil, "a model ID the key may use; repeatable")
+	f.StringVar(&expires, "expires", "", "when the key stops working: a duration (720h, 30d), a date or an RFC 3339 time")
+	lim.register(f)
+	f.BoolVarP(&quiet, "quiet", "q", false, "print only the new key's ID (and a generated secret on the next line)")
+	f.BoolVar(&asJSON, "json", false, "print the new key as JSON")
+	cmd.MarkFlagRequired("name")
+	cmd.MarkFlagsOneRequired("conn-id", "model-id")
+	cmd.MarkFlagsMutuallyExclusive("quiet", "json")
+	return cmd
+}
+
+func newVKeyListCmd(e *env) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List virtual keys (their prefixes, never their secrets)",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			return e.admin(ctx, func(a *llmproxy.Admin) error {
+				ks, err := a.ListKeys(ctx, llmproxy.ListOptions{})
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					out := make([]keyJSON, 0, len(ks))
+					for i := range ks {
+						out = append(out, keyView(&ks[i]))
+					}
+					return writeJSON(e.stdout, out)
+				}
+				return printKeys(e.stdout, ks, loadNames(ctx, a))
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newVKeyDeleteCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:     "delete ID",
+		Aliases: []string{"rm"},
+		Short:   "Delete a virtual key (its usage records stay)",
+		Args:    exactArgs("the key's ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.admin(cmd.Context(), func(a *llmproxy.Admin) error {
+				k, err := a.DeleteKey(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return printf(e.stdout, "deleted key %s (%s)\n", k.ID, k.Name)
+			})
+		},
+	}
+}
+
+func newVKeyAssignCmd(e *env) *cobra.Command {
+	var (
+		connID, modelID string
+		lim             limitFlags
+		asJSON          bool
+	)
+	cmd := &cobra.Command{
+		Use:   "assign KEY_ID (--conn-id ID | --model-id ID) [limits]",
+		Short: "Give a key the right to a connection or a model",
+		Args:  exactArgs("the key's ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			as, err := lim.assignment()
+			if err != nil {
+				return err
+			}
+			as.ConnectionID, as.ModelID = connID, modelID
+			return e.admin(ctx, func(a *llmproxy.Admin) error {
+				k, err := a.AssignKey(ctx, args[0], as)
+				if err != nil {
+					return err
+				}
+				return e.printKey(ctx, a, k, asJSON)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&connID, "conn-id", "", "the connection (ID or name) to assign")
+	f.StringVar(&modelID, "model-id", "", "the model ID to assign")
+	lim.register(f)
+	f.BoolVar(&asJSON, "json", false, "print the key as JSON")
+	cmd.MarkFlagsOneRequired("conn-id", "model-id")
+	cmd.MarkFlagsMutuallyExclusive("conn-id", "model-id")
+	return cmd
+}
+
+func newVKeyUnassignCmd(e *env) *cobra.Command {
+	var (
+		connID, modelID string
+		asJSON          bool
+	)
+	cmd := &cobra.Command{
+		Use:   "unassign KEY_ID (--conn-id ID | --model-id ID)",
+		Short: "Take a connection or a model away from a key",
+		Args:  exactArgs("the key's ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			return e.admin(ctx, func(a *llmproxy.Admin) error {
+				k, err := a.UnassignKey(ctx, args[0], connID, modelID)
+				if err != nil {
+					return err
+				}
+				return e.printKey(ctx, a, k, asJSON)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&connID, "conn-id", "", "the connection (ID or name) to take away")
+	f.StringVar(&modelID, "model-id", "", "the model ID to take away")
+	f.BoolVar(&asJSON, "json", false, "print the key as JSON")
+	cmd.MarkFlagsOneRequired("conn-id", "model-id")
+	cmd.MarkFlagsMutuallyExclusive("conn-id", "model-id")
+	return cmd
+}
+
+func newVKeyUpdateCmd(e *env) *cobra.Command {
+	var (
+		connID, modelID, expires string
+		lim                      limitFlags
+		asJSON                   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "update KEY_ID [--conn-id ID | --model-id ID] [limits] [--expires WHEN]",
+		Short: "Change a key's limits or expiry",
+		Long: `Change a key's limits or expiry; a running server applies the change within
+2 seconds. Only the flags given change. Limits apply to every assignment of the
+key, or with --conn-id/--model-id to that one. A limit of 0 removes it;
+--expires never removes the expiry.`,
+		Args: exactArgs("the key's ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			u := llmproxy.KeyUpdate{ConnectionID: connID, ModelID: modelID}
+			var err error
+			if u.Limits, err = lim.change(cmd.Flags()); err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("expires") {
+				t, err := parseExpiry(expires, time.Now())
+				if err != nil {
+					return err
+				}
+				u.ExpiresAt = &t
+			}
+			return e.admin(ctx, func(a *llmproxy.Admin) error {
+				k, err := a.UpdateKey(ctx, args[0], u)
+				if err != nil {
+					return err
+				}
+				return e.printKey(ctx, a, k, asJSON)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&connID, "conn-id", "", "change only the assignment of this connection (ID or name)")
+	f.StringVar(&modelID, "model-id", "", "change only the assignment of this model ID")
+	f.StringVar(&expires, "expires", "", "when the key stops working: a duration (720h, 30d), a date, an RFC 3339 time, or never")
+	lim.register(f)
+	f.BoolVar(&asJSON, "json", false, "print the key as JSON")
+	cmd.MarkFlagsMutuallyExclusive("conn-id", "model-id")
+	return cmd
+}
+
+func (e *env) printKey(ctx context.Context, a *llmproxy.Admin, k *llmproxy.VirtualKey, asJSON bool) error {
+	if asJSON {
+		return writeJSON(e.stdout, keyView(k))
+	}
+	return printKey(e.stdout, k, loadNames(ctx, a))
+}
