@@ -39,14 +39,18 @@ func appendResponse(b []byte, id string, created int64, model string, out *bedro
 	b = append(b, `,"model":`...)
 	b = llmproxy.AppendJSONString(b, model)
 	b = append(b, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
-	text, n := "", 0
+	text, n, uses := "", 0, 0
 	for _, c := range msg.Value.Content {
-		if t, ok := c.(*types.ContentBlockMemberText); ok {
+		switch t := c.(type) {
+		case *types.ContentBlockMemberText:
 			text += t.Value
 			n++
+		case *types.ContentBlockMemberToolUse:
+			uses++
 		}
 	}
-	if n == 0 {
+	if n == 0 && uses > 0 {
+		// As OpenAI: null content beside tool calls, a string otherwise.
 		b = append(b, "null"...)
 	} else {
 		b = llmproxy.AppendJSONString(b, text)

@@ -63,6 +63,7 @@ type Server struct {
 type Call struct {
 	Operation string // OpConverse, OpConverseStream or OpInvoke
 	ModelID   string // decoded: "anthropic.claude-3-haiku-20240307-v1:0", or an ARN
+	Path      string // as sent: "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"
 	Header    http.Header
 	Body      []byte
 }
@@ -155,7 +156,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeReply(w, Error(http.StatusBadRequest, "ValidationException", "the request body is not valid JSON"))
 		return
 	}
-	c := &Call{Operation: op, ModelID: model, Header: r.Header.Clone(), Body: body}
+	c := &Call{Operation: op, ModelID: model, Path: path, Header: r.Header.Clone(), Body: body}
 	s.mu.Lock()
 	s.calls = append(s.calls, c)
 	s.mu.Unlock()
