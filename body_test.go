@@ -1,0 +1,136 @@
+package llmproxy
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseBodyErrors(t *testing.T) {
+	tests := []struct {
+		name, body, endpoint, param, want string
+	}{
+		{"empty", "", endpointChat, "", "empty"},
+		{"spaces", "  \n", endpointChat, "", "empty"},
+		{"malformed", `{"model":`, endpointChat, "", "truncated"},
+		{"garbage", `{model: x}`, endpointChat, "", "not valid JSON"},
+		{"array", `[1,2]`, endpointChat, "", "JSON object"},
+		{"no model", `{"messages":[{"role":"user","content":"hi"}]}`, endpointChat, "model", "model parameter"},
+		{"empty model", `{"model":"","messages":[1]}`, endpointChat, "model", "model parameter"},
+		{"model number", `{"model":42,"messages":[1]}`, endpointChat, "model", "a number"},
+		{"model object", `{"model":{"a":1},"messages":[1]}`, endpointChat, "model", "an object"},
+		{"stream string", `{"model":"m","messages":[1],"stream":"yes"}`, endpointChat, "stream", "boolean"},
+		{"no messages", `{"model":"m"}`, endpointChat, "messages", "messages parameter"},
+		{"messages string", `{"model":"m","messages":"hi"}`, endpointChat, "messages", "array"},
+		{"messages empty", `{"model":"m","messages":[ ]}`, endpointChat, "messages", "empty"},
+		{"max_tokens negative", `{"model":"m","messages":[1],"max_tokens":-1}`, endpointChat, "max_tokens", "non-negative"},
+		{"max_tokens float", `{"model":"m","messages":[1],"max_completion_tokens":1.5}`, endpointChat, "max_completion_tokens", "integer"},
+		{"duplicate model", `{"model":"a","model":"b","messages":[1]}`, endpointChat, "model", "more than once"},
+		{"escaped duplicate model", `{"model":"a","mod\u0065l":"b","messages":[1]}`, endpointChat, "model", "more than once"},
+		{"stream_options without stream", `{"model":"m","messages":[1],"stream_options":{"include_usage":true}}`, endpointChat, "stream_options", "only allowed"},
+		{"stream_options wrong", `{"model":"m","messages":[1],"stream":true,"stream_options":[]}`, endpointChat, "stream_options", "object"},
+		{"embeddings no input", `{"model":"m"}`, endpointEmbeddings, "input", "input parameter"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseBody([]byte(tt.body), tt.endpoint)
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("err = %v, want *Error", err)
+			}
+			if e.Status != 400 || e.Param != tt.param || !strings.Contains(e.Message, tt.want) {
+				t.Errorf("got %d param=%q %q; want 400 param=%q containing %q", e.Status, e.Param, e.Message, tt.param, tt.want)
+			}
+		})
+	}
+}
+
+func TestRewriteBody(t *testing.T) {
+	tests := []struct {
+		name, body, remote, want string
+		includeUsage             bool
+	}{
+		{"plain", `{"model":"alias","messages":[{"role":"user","content":"hi"}],"x_custom":{"a":[1,2]}}`, "remote-1",
+			`{"model":"remote-1","messages":[{"role":"user","content":"hi"}],"x_custom":{"a":[1,2]}}`, false},
+		{"stream gets usage", `{ "messages":[1], "stream":true, "model" : "a" }`, "r",
+			`{ "messages":[1], "stream":true, "model" : "r" ,"stream_options":{"include_usage":true}}`, false},
+		{"stream_options kept", `{"model":"a","stream":true,"messages":[1],"stream_options":{"include_usage":false,"x":1}}`, "r",
+			`{"model":"r","stream":true,"messages":[1],"stream_options":{"include_usage":true,"x":1}}`, false},
+		{"stream_options before model", `{"stream_options":{"include_usage":true},"stream":true,"messages":[1],"model":"a"}`, "r\"q",
+			`{"stream_options":{"include_usage":true},"stream":true,"messages":[1],"model":"r\"q"}`, true},
+		{"stream false untouched", `{"model":"a","stream":false,"messages":[1]}`, "b", `{"model":"b","stream":false,"messages":[1]}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := parseBody([]byte(tt.body), endpointChat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.includeUsage != tt.includeUsage {
+				t.Errorf("includeUsage = %v", p.includeUsage)
+			}
+			got := string(rewriteBody([]byte(tt.body), &p.fields, tt.remote, p.stream))
+			if got != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+			if !json.Valid([]byte(got)) {
+				t.Error("invalid JSON")
+			}
+		})
+	}
+}
+
+func TestTopLevelField(t *testing.T) {
+	body := []byte(`{"id":"x","choices":[{"delta":{"content":"usage \"q\""}}], "usage" : {"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`)
+	u, ok := usageOf(body)
+	if !ok || u != (Usage{3, 4, 7}) {
+		t.Errorf("usageOf = %+v %v", u, ok)
+	}
+	if isUsageOnly(body) {
+		t.Error("chunk with choices taken for the usage chunk")
+	}
+	if !isUsageOnly([]byte(`{"choices":[ ],"usage":{}}`)) {
+		t.Error("usage chunk not recognised")
+	}
+	for _, bad := range []string{``, `{`, `{"a`, `{"a":`, `{"a":"\`, `[]`, `{"usage":nul`} {
+		usageOf([]byte(bad)) // must not panic
+	}
+}
+
+// FuzzParseBody: parsing client bodies never panics, and an accepted body
+// always rewrites to valid JSON naming the remote model.
+func FuzzParseBody(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"a","messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"a","messages":[1],"stream":true}`,
+		`{"model":"a","messages":[1],"stream":true,"stream_options":{"include_usage":true}}`,
+		`{"model":"a","input":"x"}`, `{"mod\u0065l":"a","messages":[1]}`, `{}`, `[`, ``,
+	} {
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, chat bool) {
+		endpoint := endpointEmbeddings
+		if chat {
+			endpoint = endpointChat
+		}
+		p, err := parseBody(body, endpoint)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Status != 400 {
+				t.Fatalf("error %v is not a 400 *Error", err)
+			}
+			return
+		}
+		out := rewriteBody(body, &p.fields, "remote", p.stream)
+		var v map[string]any
+		if err := json.Unmarshal(out, &v); err != nil {
+			t.Fatalf("rewrite of %q is invalid: %q: %v", body, out, err)
+		}
+		if v["model"] != "remote" {
+			t.Fatalf("model = %v in %q", v["model"], out)
+		}
+		usageOf(body)
+		isUsageOnly(body)
+	})
+}
