@@ -81,6 +81,9 @@ type Reply struct {
 	Body []byte
 	// Events are a ConverseStream answer.
 	Events []Event
+	// HoldOpen keeps a stream open after Events until the client goes
+	// away, as a model that is slow to go on would.
+	HoldOpen bool
 }
 
 // Event is one frame of a ConverseStream answer.
@@ -98,6 +101,14 @@ type Event struct {
 func NewServer() *Server {
 	s := &Server{Region: "us-east-1", AccessKeyID: "AKIDTEST", Latency: 5 * time.Millisecond}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// NewTLSServer is NewServer over HTTPS (Bedrock API keys, sent as bearer
+// tokens, are only sent over HTTPS); use the server's Client.
+func NewTLSServer() *Server {
+	s := &Server{Region: "us-east-1", AccessKeyID: "AKIDTEST", Latency: 5 * time.Millisecond}
+	s.Server = httptest.NewTLSServer(http.HandlerFunc(s.serve))
 	return s
 }
 
@@ -174,6 +185,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			events = StreamEvents(reply.Body)
 		}
 		writeEvents(w, events, s.Latency)
+		if reply.HoldOpen {
+			<-r.Context().Done()
+		}
 		return
 	}
 	writeReply(w, reply)
