@@ -1,0 +1,299 @@
+package mongodb_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/storage/mongodb"
+)
+
+// baseURI returns the server the tests use, from LLMPROXY_TEST_MONGODB
+// (set by ./scripts/test.sh, which starts FerretDB). Without it the test
+// skips, or fails under CI.
+func baseURI(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("LLMPROXY_TEST_MONGODB")
+	if base == "" {
+		msg := "LLMPROXY_TEST_MONGODB is not set: run ./scripts/test.sh, which starts FerretDB, or point it at a MongoDB server (mongodb://host:port/)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return base
+}
+
+// newDatabase returns the URI of a new, randomly named database on the
+// test server, dropped when the test ends.
+func newDatabase(t testing.TB) string {
+	t.Helper()
+	u, err := url.Parse(baseURI(t))
+	if err != nil {
+		t.Fatalf("LLMPROXY_TEST_MONGODB: %v", err)
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	name := "llmproxy_test_" + hex.EncodeToString(b[:])
+	u.Path = "/" + name
+	uri := u.String()
+
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		client, err := mongo.Connect(options.Client().ApplyURI(uri))
+		if err != nil {
+			t.Errorf("drop test database: %v", err)
+			return
+		}
+		defer client.Disconnect(ctx)
+		if err := client.Database(name).Drop(ctx); err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
+		}
+	})
+	return uri
+}
+
+var sealer = func() llmproxy.Sealer {
+	s, err := llmproxy.NewAESGCM(make([]byte, 32))
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
+
+// open opens a Store on uri, closed when the test ends.
+func open(t testing.TB, uri string) *mongodb.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := mongodb.Open(ctx, uri, mongodb.Options{Sealer: sealer})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestTwoStoresShareOneDatabase(t *testing.T) {
+	ctx := context.Background()
+	uri := newDatabase(t)
+	a, b := open(t, uri), open(t, uri)
+
+	v0, err := b.ConfigVersion(ctx)
+	if err != nil || v0 == "" {
+		t.Fatalf("ConfigVersion = %q, %v; want a non-empty stamp", v0, err)
+	}
+	c := &llmproxy.Connection{Name: "openai", Provider: llmproxy.KindOpenAI, Credentials: llmproxy.Credentials{APIKey: "sk-secret"}}
+	if err := a.CreateConnection(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Connection(ctx, c.ID)
+	if err != nil {
+		t.Fatalf("the other store does not see the new connection: %v", err)
+	}
+	if got.Name != c.Name || got.Credentials.APIKey != "sk-secret" {
+		t.Errorf("other store read %+v, want %+v", got, c)
+	}
+	v1, err := b.ConfigVersion(ctx)
+	if err != nil || v1 == v0 {
+		t.Fatalf("ConfigVersion after a write in the other store = %q, %v; want a change from %q", v1, err, v0)
+	}
+
+	// A name taken through one store is taken for the other.
+	dup := &llmproxy.Connection{Name: "openai", Provider: llmproxy.KindOpenAI}
+	if err := b.CreateConnection(ctx, dup); !errors.Is(err, llmproxy.ErrAlreadyExists) {
+		t.Errorf("duplicate name through the other store: %v, want ErrAlreadyExists", err)
+	}
+
+	// Concurrent config writes through both stores: every one is stored,
+	// and the version moves after each of them.
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 20 {
+		for j, s := range []*mongodb.Store{a, b} {
+			wg.Go(func() {
+				errs <- s.CreateModel(ctx, &llmproxy.Model{Name: fmt.Sprintf("m%d-%d", i, j), Remote: "gpt-4o", ConnectionID: c.ID})
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	for _, s := range []*mongodb.Store{a, b} {
+		ms, err := s.Models(ctx, llmproxy.ListOptions{})
+		if err != nil || len(ms) != 40 {
+			t.Errorf("Models = %d models, %v; want 40", len(ms), err)
+		}
+	}
+	v2, _ := a.ConfigVersion(ctx)
+	if v2 == v1 {
+		t.Errorf("ConfigVersion did not change after concurrent writes")
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	// A port nothing listens on.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+
+	tests := []struct {
+		name string
+		uri  string
+		want error  // a sentinel, or nil for any error
+		text string // part of the message
+	}{
+		{"no database", "mongodb://127.0.0.1:27017", llmproxy.ErrInvalid, "names no database"},
+		{"no database, slash", "mongodb://127.0.0.1:27017/", llmproxy.ErrInvalid, "names no database"},
+		{"not a mongodb URI", "postgres://localhost/x", llmproxy.ErrInvalid, "mongodb URI"},
+		{"bad port", "mongodb://u:hunter2@host:notaport/x", llmproxy.ErrInvalid, "mongodb URI"},
+		{"bad escape in password", "mongodb://u:hunter2%zz@host/x", llmproxy.ErrInvalid, "mongodb URI"},
+		{"unreachable", "mongodb://" + closed + "/llmproxy", nil, "cannot reach " + closed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			s, err := mongodb.Open(context.Background(), tt.uri, mongodb.Options{})
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("Open: %v, want %v", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.text) {
+				t.Errorf("Open: %q, want it to say %q", err, tt.text)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("Open: %q shows the password", err)
+			}
+			t.Logf("%v after %v", err, time.Since(start).Round(time.Millisecond))
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("Open took %v to fail, want a few seconds", d)
+			}
+		})
+	}
+}
+
+func TestSchemaSetupIsConcurrentAndRepeatable(t *testing.T) {
+	ctx := context.Background()
+	uri := newDatabase(t)
+
+	// Several replicas starting at once on an empty database.
+	stores := make([]*mongodb.Store, 4)
+	errs := make([]error, len(stores))
+	var wg sync.WaitGroup
+	for i := range stores {
+		wg.Go(func() {
+			stores[i], errs[i] = mongodb.Open(ctx, uri, mongodb.Options{Sealer: sealer})
+		})
+	}
+	wg.Wait()
+	for i, s := range stores {
+		if errs[i] != nil {
+			t.Fatalf("concurrent Open %d: %v", i, errs[i])
+		}
+		s.Close()
+	}
+
+	s := open(t, uri)
+	v, err := s.SchemaVersion(ctx)
+	if err != nil || v != 1 {
+		t.Fatalf("SchemaVersion = %d, %v; want 1", v, err)
+	}
+	// The unique indexes are in place once.
+	k := &llmproxy.VirtualKey{Name: "k", Hash: llmproxy.HashKey("secret")}
+	if err := s.CreateKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	for _, dup := range []*llmproxy.VirtualKey{
+		{Name: "k", Hash: llmproxy.HashKey("other")},
+		{Name: "other", Hash: llmproxy.HashKey("secret")},
+	} {
+		if err := s.CreateKey(ctx, dup); !errors.Is(err, llmproxy.ErrAlreadyExists) {
+			t.Errorf("CreateKey(%s): %v, want ErrAlreadyExists", dup.Name, err)
+		}
+	}
+	// Reopening changes nothing and keeps the data.
+	s2 := open(t, uri)
+	if v, err := s2.SchemaVersion(ctx); err != nil || v != 1 {
+		t.Errorf("SchemaVersion after reopening = %d, %v; want 1", v, err)
+	}
+	if _, err := s2.Key(ctx, k.ID); err != nil {
+		t.Errorf("key lost on reopening: %v", err)
+	}
+}
+
+func TestAppendUsageIsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, newDatabase(t))
+	t0 := time.Date(2025, 1, 2, 3, 4, 5, 6789, time.UTC)
+	batch := make([]llmproxy.UsageRecord, 10)
+	for i := range batch {
+		batch[i] = llmproxy.UsageRecord{ID: llmproxy.NewID("use"), Time: t0.Add(time.Duration(i) * time.Nanosecond), KeyID: "key_a", Model: "m", PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, Estimated: i%2 == 0}
+	}
+	if err := s.AppendUsage(ctx, batch[:4]); err != nil {
+		t.Fatal(err)
+	}
+	// A retried batch that overlaps the stored part.
+	if err := s.AppendUsage(ctx, batch); err != nil {
+		t.Fatalf("retried batch: %v", err)
+	}
+	if err := s.AppendUsage(ctx, batch); err != nil {
+		t.Fatalf("batch stored twice: %v", err)
+	}
+	got, err := s.SumUsage(ctx, llmproxy.UsageFilter{})
+	want := []llmproxy.UsageSummary{{KeyID: "key_a", Model: "m", Requests: 10, PromptTokens: 10, CompletionTokens: 20, TotalTokens: 30, EstimatedTokens: 15}}
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("SumUsage = %+v, %v; want %+v", got, err, want)
+	}
+	// Time filters are exact to the nanosecond.
+	got, err = s.SumUsage(ctx, llmproxy.UsageFilter{Since: t0.Add(3), Until: t0.Add(5)})
+	if err != nil || len(got) != 1 || got[0].Requests != 2 {
+		t.Errorf("SumUsage over 2ns = %+v, %v; want 2 requests", got, err)
+	}
+}
+
+// BenchmarkAppendUsage writes the ledger in batches of 100, as the
+// Gateway's ledger does, and reports records/s.
+func BenchmarkAppendUsage(b *testing.B) {
+	ctx := context.Background()
+	s := open(b, newDatabase(b))
+	const batch = 100
+	recs := make([]llmproxy.UsageRecord, batch)
+	now := time.Now()
+	for b.Loop() {
+		for i := range recs {
+			recs[i] = llmproxy.UsageRecord{ID: llmproxy.NewID("use"), Time: now, KeyID: "key_bench", Model: "gpt-4o", RemoteModel: "gpt-4o-2024-08-06", ConnectionID: "conn_x", PromptTokens: 100, CompletionTokens: 50, TotalTokens: 150, Status: 200, Latency: time.Second, Endpoint: "chat"}
+		}
+		if err := s.AppendUsage(ctx, recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
+}

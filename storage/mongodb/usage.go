@@ -1,0 +1,209 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/go-llm-proxy/llmproxy"
+)
+
+// usageDoc is one ledger entry. Time is kept twice: as a BSON date for
+// people reading the collection, and as Unix nanoseconds (exact, unlike
+// the date's milliseconds) for the filters.
+type usageDoc struct {
+	ID               string    `bson:"_id"`
+	Time             time.Time `bson:"time"`
+	TimeNS           int64     `bson:"time_ns"`
+	RequestID        string    `bson:"request_id,omitempty"`
+	KeyID            string    `bson:"key_id"`
+	AssignmentID     string    `bson:"assignment_id,omitempty"`
+	Model            string    `bson:"model"`
+	RemoteModel      string    `bson:"remote_model,omitempty"`
+	ConnectionID     string    `bson:"connection_id,omitempty"`
+	PromptTokens     int64     `bson:"prompt_tokens"`
+	CompletionTokens int64     `bson:"completion_tokens"`
+	TotalTokens      int64     `bson:"total_tokens"`
+	// EstimatedTokens is TotalTokens when Estimated, else 0: stored so
+	// that SumUsage needs only $sum of a field, which FerretDB supports,
+	// not $sum of a $cond expression, which it does not.
+	EstimatedTokens int64  `bson:"estimated_tokens"`
+	Estimated       bool   `bson:"estimated"`
+	Status          int    `bson:"status"`
+	LatencyNS       int64  `bson:"latency_ns"`
+	Streamed        bool   `bson:"streamed"`
+	Endpoint        string `bson:"endpoint,omitempty"`
+}
+
+// AppendUsage inserts records into the ledger in one unordered InsertMany
+// (the driver splits very large batches). Records whose ID is already
+// stored fail with a duplicate-key error on _id, which is ignored: a
+// retried batch is stored once. Records without an ID get one.
+func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord) error {
+	if len(records) == 0 {
+		return nil
+	}
+	docs := make([]any, len(records))
+	for i := range records {
+		r := &records[i]
+		id := r.ID
+		if id == "" {
+			id = llmproxy.NewID("use")
+		}
+		var est int64
+		if r.Estimated {
+			est = r.TotalTokens
+		}
+		docs[i] = &usageDoc{
+			ID:               id,
+			Time:             r.Time.UTC(),
+			TimeNS:           r.Time.UnixNano(),
+			RequestID:        r.RequestID,
+			KeyID:            r.KeyID,
+			AssignmentID:     r.AssignmentID,
+			Model:            r.Model,
+			RemoteModel:      r.RemoteModel,
+			ConnectionID:     r.ConnectionID,
+			PromptTokens:     r.PromptTokens,
+			CompletionTokens: r.CompletionTokens,
+			TotalTokens:      r.TotalTokens,
+			EstimatedTokens:  est,
+			Estimated:        r.Estimated,
+			Status:           r.Status,
+			LatencyNS:        int64(r.Latency),
+			Streamed:         r.Streamed,
+			Endpoint:         r.Endpoint,
+		}
+	}
+	_, err := s.usage.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err == nil || onlyDuplicates(err) {
+		return nil
+	}
+	return fmt.Errorf("mongodb: append usage: %w", err)
+}
+
+// onlyDuplicates reports whether err is a bulk write error made only of
+// duplicate-key errors, i.e. every failed record was already stored.
+func onlyDuplicates(err error) bool {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return false
+	}
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 && we.Code != 11001 {
+			return false
+		}
+	}
+	return true
+}
+
+// sumAccumulators are the $group fields of SumUsage.
+var sumAccumulators = []bson.E{
+	{Key: "requests", Value: bson.D{{Key: "$sum", Value: 1}}},
+	{Key: "prompt", Value: bson.D{{Key: "$sum", Value: "$prompt_tokens"}}},
+	{Key: "completion", Value: bson.D{{Key: "$sum", Value: "$completion_tokens"}}},
+	{Key: "total", Value: bson.D{{Key: "$sum", Value: "$total_tokens"}}},
+	{Key: "estimated", Value: bson.D{{Key: "$sum", Value: "$estimated_tokens"}}},
+}
+
+// SumUsage sums the records that f selects, grouped by key and model alias
+// and ordered by key then model, with one aggregation
+// ($match, $group with $sum, $sort) on MongoDB, five on FerretDB.
+func (s *Store) SumUsage(ctx context.Context, f llmproxy.UsageFilter) ([]llmproxy.UsageSummary, error) {
+	match := bson.D{}
+	for _, c := range []struct{ field, v string }{
+		{"key_id", f.KeyID},
+		{"assignment_id", f.AssignmentID},
+		{"model", f.Model},
+		{"connection_id", f.ConnectionID},
+	} {
+		if c.v != "" {
+			match = append(match, bson.E{Key: c.field, Value: c.v})
+		}
+	}
+	var timeRange bson.D
+	if !f.Since.IsZero() {
+		timeRange = append(timeRange, bson.E{Key: "$gte", Value: f.Since.UnixNano()})
+	}
+	if !f.Until.IsZero() {
+		timeRange = append(timeRange, bson.E{Key: "$lt", Value: f.Until.UnixNano()})
+	}
+	if len(timeRange) > 0 {
+		match = append(match, bson.E{Key: "time_ns", Value: timeRange})
+	}
+	// All the sums in one $group on MongoDB; one $group per sum on
+	// FerretDB, whose $group computes only its first accumulator (v1.24:
+	// the accumulators share one iterator over the group, which the first
+	// one exhausts; the others sum nothing). The FerretDB way scans the
+	// ledger five times and, without a snapshot across the aggregations, a
+	// record inserted meanwhile may count in some sums and not in others.
+	stages := [][]bson.E{sumAccumulators}
+	if s.ferretDB {
+		stages = make([][]bson.E, len(sumAccumulators))
+		for i := range sumAccumulators {
+			stages[i] = sumAccumulators[i : i+1]
+		}
+	}
+	type group struct{ key, model string }
+	sums := map[group]*llmproxy.UsageSummary{}
+	for _, acc := range stages {
+		groupStage := append(bson.D{{Key: "_id", Value: bson.D{{Key: "key", Value: "$key_id"}, {Key: "model", Value: "$model"}}}}, acc...)
+		pipeline := mongo.Pipeline{
+			{{Key: "$match", Value: match}},
+			{{Key: "$group", Value: groupStage}},
+			{{Key: "$sort", Value: bson.D{{Key: "_id.key", Value: 1}, {Key: "_id.model", Value: 1}}}},
+		}
+		cur, err := s.usage.Aggregate(ctx, pipeline)
+		if err != nil {
+			return nil, fmt.Errorf("mongodb: sum usage: %w", err)
+		}
+		// Fields a stage did not compute decode as zero and add nothing.
+		var rows []struct {
+			ID struct {
+				Key   string `bson:"key"`
+				Model string `bson:"model"`
+			} `bson:"_id"`
+			Requests   int64 `bson:"requests"`
+			Prompt     int64 `bson:"prompt"`
+			Completion int64 `bson:"completion"`
+			Total      int64 `bson:"total"`
+			Estimated  int64 `bson:"estimated"`
+		}
+		if err := cur.All(ctx, &rows); err != nil {
+			return nil, fmt.Errorf("mongodb: sum usage: %w", err)
+		}
+		for _, r := range rows {
+			g := group{r.ID.Key, r.ID.Model}
+			sum := sums[g]
+			if sum == nil {
+				sum = &llmproxy.UsageSummary{KeyID: g.key, Model: g.model}
+				sums[g] = sum
+			}
+			sum.Requests += r.Requests
+			sum.PromptTokens += r.Prompt
+			sum.CompletionTokens += r.Completion
+			sum.TotalTokens += r.Total
+			sum.EstimatedTokens += r.Estimated
+		}
+	}
+	out := make([]llmproxy.UsageSummary, 0, len(sums))
+	for _, sum := range sums {
+		out = append(out, *sum)
+	}
+	// The groups are merged in a map, so order them here: by key, then
+	// model, in Go's byte order (MongoDB's default binary collation too).
+	slices.SortStableFunc(out, func(a, b llmproxy.UsageSummary) int {
+		if c := strings.Compare(a.KeyID, b.KeyID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Model, b.Model)
+	})
+	return out, nil
+}
