@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# The project's one test command (CI runs exactly this through .ci/run).
+#
+#   ./scripts/test.sh                      go vet + go test -race -count=1 ./...
+#   ./scripts/test.sh -run Foo ./storage/...   extra arguments go to go test
+#
+# It provides the database servers the tests use, and tells them where
+# through the environment (a variable already set is kept as it is):
+#   LLMPROXY_TEST_MONGODB   a FerretDB it builds (tools/ferretdb, cached in
+#                           .cache/bin) and starts on a free loopback port;
+#                           each test picks its own database name
+#   LLMPROXY_TEST_POSTGRES  the PostgreSQL on 127.0.0.1:5432, started if down
+#   LLMPROXY_TEST_REDIS     the Redis on 127.0.0.1:6379, or a throwaway one
+# A server that cannot be had is an error when CI=true; otherwise the tests
+# that need it skip, saying so.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+log() { printf 'test.sh: %s\n' "$*" >&2; }
+
+ci=false
+[[ "${CI:-}" == "true" ]] && ci=true
+missing=()
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/llmproxy-test.XXXXXX")
+pids=()
+cleanup() {
+	local pid
+	for pid in "${pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	if [[ -n "${redis_port:-}" ]]; then
+		redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# answers HOST PORT: something accepts TCP connections there.
+answers() {
+	timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
+}
+
+# free_port prints a TCP port free on 127.0.0.1.
+free_port() {
+	local p
+	for _ in $(seq 50); do
+		p=$((20000 + RANDOM % 40000))
+		answers 127.0.0.1 "$p" || { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+# --- MongoDB (FerretDB) -----------------------------------------------------
+start_ferretdb() {
+	local bin=$root/.cache/bin/ferretdb stamp=$root/.cache/bin/ferretdb.sum sum
+	sum=$(cat tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/*.go | sha256sum | cut -d' ' -f1)
+	if [[ ! -x "$bin" || "$(cat "$stamp" 2>/dev/null)" != "$sum" ]]; then
+		log "building FerretDB (tools/ferretdb) into .cache/bin; the first build takes a few minutes"
+		mkdir -p "$root/.cache/bin"
+		local t0=$SECONDS
+		# Never with -race: FerretDB then becomes a slow debug build.
+		if ! (cd tools/ferretdb && GOFLAGS= go build -o "$bin.new" .); then
+			log "building tools/ferretdb failed"
+			return 1
+		fi
+		mv "$bin.new" "$bin" && echo "$sum" >"$stamp"
+		log "built FerretDB in $((SECONDS - t0))s"
+	fi
+	"$bin" -listen 127.0.0.1:0 -dir "$work/ferretdb" -uri-file "$work/mongodb.uri" \
+		>/dev/null 2>"$work/ferretdb.log" &
+	pids+=($!)
+	for _ in $(seq 300); do
+		if [[ -s "$work/mongodb.uri" ]]; then
+			LLMPROXY_TEST_MONGODB=$(cat "$work/mongodb.uri")
+			export LLMPROXY_TEST_MONGODB
+			log "FerretDB at $LLMPROXY_TEST_MONGODB"
+			return 0
+		fi
+		kill -0 "${pids[-1]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	log "FerretDB did not start:"
+	cat "$work/ferretdb.log" >&2
+	return 1
+}
+
+if [[ -z "${LLMPROXY_TEST_MONGODB:-}" ]]; then
+	start_ferretdb || missing+=("MongoDB: FerretDB (tools/ferretdb) could not be built or started; it needs Go and the Go module proxy")
+fi
+
+# --- PostgreSQL ---------------------------------------------------------------
+if [[ -z "${LLMPROXY_TEST_POSTGRES:-}" ]]; then
+	if ! answers 127.0.0.1 5432 && command -v pg_ctlcluster >/dev/null && [[ -d /etc/postgresql ]]; then
+		version=$(ls /etc/postgresql | sort -V | tail -n1)
+		log "starting PostgreSQL $version (cluster main)"
+		pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2 || true
+		for _ in $(seq 50); do answers 127.0.0.1 5432 && break; sleep 0.2; done
+	fi
+	if answers 127.0.0.1 5432; then
+		export LLMPROXY_TEST_POSTGRES="postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	else
+		missing+=("PostgreSQL on 127.0.0.1:5432 with trust auth for user postgres: apt-get install postgresql, then pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main start")
+	fi
+fi
+
+# --- Redis --------------------------------------------------------------------
+if [[ -z "${LLMPROXY_TEST_REDIS:-}" ]]; then
+	if answers 127.0.0.1 6379; then
+		export LLMPROXY_TEST_REDIS="redis://127.0.0.1:6379/0"
+	elif command -v redis-server >/dev/null; then
+		redis_port=$(free_port)
+		log "starting a throwaway Redis on 127.0.0.1:$redis_port"
+		redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+			--daemonize yes --dir "$work" --logfile "$work/redis.log" >&2
+		for _ in $(seq 50); do answers 127.0.0.1 "$redis_port" && break; sleep 0.1; done
+		if answers 127.0.0.1 "$redis_port"; then
+			export LLMPROXY_TEST_REDIS="redis://127.0.0.1:$redis_port/0"
+		else
+			redis_port=
+		fi
+	fi
+	if [[ -z "${LLMPROXY_TEST_REDIS:-}" ]]; then
+		missing+=("Redis on 127.0.0.1:6379: apt-get install redis-server, then redis-server --daemonize yes --port 6379 --save '' --appendonly no")
+	fi
+fi
+
+if ((${#missing[@]})); then
+	for m in "${missing[@]}"; do
+		log "missing: $m"
+	done
+	if $ci; then
+		log "CI=true: a missing database server is a failure"
+		exit 1
+	fi
+	log "the tests that need these servers will skip"
+fi
+
+# --- vet and test ---------------------------------------------------------------
+args=("$@")
+pkgs=()
+flags=()
+for a in "${args[@]}"; do
+	# Package patterns (./x/..., ./x) go to both go vet and go test;
+	# everything else to go test only.
+	if [[ "$a" == ./* || "$a" == . ]]; then pkgs+=("$a"); else flags+=("$a"); fi
+done
+((${#pkgs[@]})) || pkgs=(./...)
+
+log "go vet ${pkgs[*]}"
+if ! go vet "${pkgs[@]}"; then
+	log "go vet failed"
+	exit 1
+fi
+
+log "go test -race -count=1 ${flags[*]} ${pkgs[*]}"
+t0=$SECONDS
+go test -race -count=1 "${flags[@]}" "${pkgs[@]}"
+status=$?
+log "go test exited $status after $((SECONDS - t0))s"
+exit "$status"
