@@ -1,0 +1,820 @@
+// Package sqlstore is the llmproxy.Storage logic shared by the SQL
+// backends (SQLite and PostgreSQL). What differs between them — placeholder
+// style, how the driver reports constraint violations, how concurrent
+// writers and migrators are kept apart, and the schema itself — is a
+// Dialect and a set of migration files.
+//
+// Layout: one table per record kind, an assignments table whose rows
+// belong to a key (written with the key in one transaction, with foreign
+// keys to the connections and models they name), an append-only
+// usage_records ledger, and a one-row config_version counter bumped by
+// every configuration write in the same transaction. Times are stored as
+// UTC unix microseconds, durations as nanoseconds.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-llm-proxy/llmproxy"
+)
+
+// ErrorKind classifies a driver error.
+type ErrorKind int
+
+// Kinds of driver errors the store maps to llmproxy's sentinels.
+const (
+	OtherError ErrorKind = iota
+	UniqueViolation
+	ForeignKeyViolation
+)
+
+// Dialect is what differs between SQL databases.
+type Dialect struct {
+	// Numbered makes placeholders $1, $2… instead of ?.
+	Numbered bool
+	// Classify reports the kind of a driver error and, for a unique
+	// violation, the constraint or columns the database named (used only
+	// to word the error message).
+	Classify func(err error) (ErrorKind, string)
+	// SerializeWrites runs this process's write transactions one at a
+	// time. SQLite allows one writer per database; waiting on a mutex is
+	// cheaper than spinning in its busy handler.
+	SerializeWrites bool
+	// MigrationLock, when set, is executed first in the migration
+	// transaction to keep concurrent migrators apart.
+	MigrationLock string
+}
+
+// Store implements llmproxy.Storage on a *sql.DB.
+type Store struct {
+	db      *sql.DB
+	d       Dialect
+	sealer  llmproxy.Sealer
+	writeMu sync.Mutex
+}
+
+// New returns a Store on db, which must already hold the schema (see
+// Migrate). sealer seals connection credentials.
+func New(db *sql.DB, d Dialect, sealer llmproxy.Sealer) *Store {
+	return &Store{db: db, d: d, sealer: sealer}
+}
+
+// DB returns the underlying database.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// q rewrites ? placeholders for the dialect. Queries never contain a
+// literal question mark.
+func (s *Store) q(query string) string {
+	if !s.d.Numbered {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// now is the store's clock at the precision it stores.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+func toMicros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(n int64) time.Time { return time.UnixMicro(n).UTC() }
+
+func nullMicros(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMicro(), Valid: true}
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// write runs fn in a transaction.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.d.SerializeWrites {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// configWrite runs fn in a transaction that first bumps the configuration
+// version. Bumping first takes the counter row's lock, so configuration
+// writes are serialized across processes and the existence checks fn makes
+// cannot race another writer; the foreign keys remain as a backstop.
+func (s *Store) configWrite(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE config_version SET version = version + 1 WHERE id = 1`); err != nil {
+			return fmt.Errorf("bump config version: %w", err)
+		}
+		return fn(tx)
+	})
+}
+
+// ConfigVersion returns the configuration counter.
+func (s *Store) ConfigVersion(ctx context.Context) (string, error) {
+	var v int64
+	if err := s.db.QueryRowContext(ctx, `SELECT version FROM config_version WHERE id = 1`).Scan(&v); err != nil {
+		return "", fmt.Errorf("read config version: %w", err)
+	}
+	return strconv.FormatInt(v, 10), nil
+}
+
+// classify maps a driver error to its kind.
+func (s *Store) classify(err error) (ErrorKind, string) {
+	if s.d.Classify == nil || err == nil {
+		return OtherError, ""
+	}
+	return s.d.Classify(err)
+}
+
+// uniqueField names the unique column a violation detail refers to.
+func uniqueField(detail string) string {
+	d := strings.ToLower(detail)
+	switch {
+	case strings.Contains(d, "assignments"):
+		return "assignment ID"
+	case strings.Contains(d, "hash"):
+		return "secret"
+	case strings.Contains(d, "name"):
+		return "name"
+	}
+	return "ID"
+}
+
+// exists reports whether table has a row with id.
+func exists(ctx context.Context, tx *sql.Tx, s *Store, table, id string) (bool, error) {
+	var one int
+	err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM `+table+` WHERE id = ?`), id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func count(ctx context.Context, tx *sql.Tx, s *Store, query string, args ...any) (int, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, s.q(query), args...).Scan(&n)
+	return n, err
+}
+
+func limitClause(opts llmproxy.ListOptions) string {
+	if opts.Limit <= 0 {
+		return ""
+	}
+	return " LIMIT " + strconv.Itoa(opts.Limit)
+}
+
+// ---- connections ----
+
+const connectionColumns = `id, name, provider, endpoint, credentials, settings, created_at, updated_at`
+
+func encodeSettings(m map[string]string) (sql.NullString, error) {
+	if len(m) == 0 {
+		return sql.NullString{}, nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return sql.NullString{}, err
+	}
+	return sql.NullString{String: string(b), Valid: true}, nil
+}
+
+// CreateConnection stores a new connection.
+func (s *Store) CreateConnection(ctx context.Context, c *llmproxy.Connection) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	sealed, err := llmproxy.SealCredentials(s.sealer, c.Credentials)
+	if err != nil {
+		return fmt.Errorf("connection %q: %w", c.Name, err)
+	}
+	settings, err := encodeSettings(c.Settings)
+	if err != nil {
+		return fmt.Errorf("connection %q: %w", c.Name, err)
+	}
+	id := c.ID
+	if id == "" {
+		id = llmproxy.NewID("conn")
+	}
+	t := now()
+	err = s.configWrite(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO connections (`+connectionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+			id, c.Name, c.Provider, c.Endpoint, sealed, settings, toMicros(t), toMicros(t))
+		return err
+	})
+	if err != nil {
+		if kind, detail := s.classify(err); kind == UniqueViolation {
+			return fmt.Errorf("%w: connection %s %q", llmproxy.ErrAlreadyExists, uniqueField(detail), pick(uniqueField(detail) == "name", c.Name, id))
+		}
+		return fmt.Errorf("create connection %q: %w", c.Name, err)
+	}
+	c.ID, c.CreatedAt, c.UpdatedAt = id, t, t
+	return nil
+}
+
+func pick(cond bool, a, b string) string {
+	if cond {
+		return a
+	}
+	return b
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func (s *Store) scanConnection(r scanner) (llmproxy.Connection, error) {
+	var (
+		c                    llmproxy.Connection
+		sealed               []byte
+		settings             sql.NullString
+		createdAt, updatedAt int64
+	)
+	if err := r.Scan(&c.ID, &c.Name, &c.Provider, &c.Endpoint, &sealed, &settings, &createdAt, &updatedAt); err != nil {
+		return c, err
+	}
+	creds, err := llmproxy.OpenCredentials(s.sealer, sealed)
+	if err != nil {
+		return c, fmt.Errorf("connection %q credentials: %w", c.Name, err)
+	}
+	c.Credentials = creds
+	if settings.Valid && settings.String != "" {
+		if err := json.Unmarshal([]byte(settings.String), &c.Settings); err != nil {
+			return c, fmt.Errorf("connection %q settings: %w", c.Name, err)
+		}
+	}
+	c.CreatedAt, c.UpdatedAt = fromMicros(createdAt), fromMicros(updatedAt)
+	return c, nil
+}
+
+// Connection returns the connection with the given ID.
+func (s *Store) Connection(ctx context.Context, id string) (*llmproxy.Connection, error) {
+	c, err := s.scanConnection(s.db.QueryRowContext(ctx, s.q(`SELECT `+connectionColumns+` FROM connections WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: connection %q", llmproxy.ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Connections lists connections in ID order.
+func (s *Store) Connections(ctx context.Context, opts llmproxy.ListOptions) ([]llmproxy.Connection, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+connectionColumns+` FROM connections WHERE id > ? ORDER BY id`+limitClause(opts)), opts.After)
+	if err != nil {
+		return nil, fmt.Errorf("list connections: %w", err)
+	}
+	defer rows.Close()
+	var out []llmproxy.Connection
+	for rows.Next() {
+		c, err := s.scanConnection(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// UpdateConnection replaces the stored connection with c.ID.
+func (s *Store) UpdateConnection(ctx context.Context, c *llmproxy.Connection) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	sealed, err := llmproxy.SealCredentials(s.sealer, c.Credentials)
+	if err != nil {
+		return fmt.Errorf("connection %q: %w", c.Name, err)
+	}
+	settings, err := encodeSettings(c.Settings)
+	if err != nil {
+		return fmt.Errorf("connection %q: %w", c.Name, err)
+	}
+	t := now()
+	var createdAt int64
+	err = s.configWrite(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, s.q(`UPDATE connections SET name = ?, provider = ?, endpoint = ?, credentials = ?, settings = ?, updated_at = ? WHERE id = ? RETURNING created_at`),
+			c.Name, c.Provider, c.Endpoint, sealed, settings, toMicros(t), c.ID).Scan(&createdAt)
+	})
+	switch kind, _ := s.classify(err); {
+	case err == nil:
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%w: connection %q", llmproxy.ErrNotFound, c.ID)
+	case kind == UniqueViolation:
+		return fmt.Errorf("%w: connection name %q", llmproxy.ErrAlreadyExists, c.Name)
+	default:
+		return fmt.Errorf("update connection %q: %w", c.ID, err)
+	}
+	c.CreatedAt, c.UpdatedAt = fromMicros(createdAt), t
+	return nil
+}
+
+// DeleteConnection deletes a connection no model or assignment refers to.
+func (s *Store) DeleteConnection(ctx context.Context, id string) error {
+	err := s.configWrite(ctx, func(tx *sql.Tx) error {
+		models, err := count(ctx, tx, s, `SELECT COUNT(*) FROM models WHERE connection_id = ?`, id)
+		if err != nil {
+			return err
+		}
+		keys, err := count(ctx, tx, s, `SELECT COUNT(DISTINCT key_id) FROM assignments WHERE connection_id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if models > 0 || keys > 0 {
+			return fmt.Errorf("%w: connection %q has %d models and is assigned to %d keys", llmproxy.ErrInUse, id, models, keys)
+		}
+		return deleteRow(ctx, tx, s, "connections", "connection", id)
+	})
+	return s.deleteErr(err, "connection", id)
+}
+
+func deleteRow(ctx context.Context, tx *sql.Tx, s *Store, table, what, id string) error {
+	res, err := tx.ExecContext(ctx, s.q(`DELETE FROM `+table+` WHERE id = ?`), id)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return fmt.Errorf("%w: %s %q", llmproxy.ErrNotFound, what, id)
+	}
+	return nil
+}
+
+func (s *Store) deleteErr(err error, what, id string) error {
+	switch kind, _ := s.classify(err); {
+	case err == nil:
+		return nil
+	case errors.Is(err, llmproxy.ErrInUse), errors.Is(err, llmproxy.ErrNotFound):
+		return err
+	case kind == ForeignKeyViolation:
+		return fmt.Errorf("%w: %s %q is referred to", llmproxy.ErrInUse, what, id)
+	}
+	return fmt.Errorf("delete %s %q: %w", what, id, err)
+}
+
+// ---- models ----
+
+const modelColumns = `id, name, remote, connection_id, weight, created_at, updated_at`
+
+func scanModel(r scanner) (llmproxy.Model, error) {
+	var (
+		m                    llmproxy.Model
+		createdAt, updatedAt int64
+	)
+	err := r.Scan(&m.ID, &m.Name, &m.Remote, &m.ConnectionID, &m.Weight, &createdAt, &updatedAt)
+	m.CreatedAt, m.UpdatedAt = fromMicros(createdAt), fromMicros(updatedAt)
+	return m, err
+}
+
+func (s *Store) checkConnection(ctx context.Context, tx *sql.Tx, id, of string) error {
+	ok, err := exists(ctx, tx, s, "connections", id)
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: connection %q of %s", llmproxy.ErrNotFound, id, of)
+	}
+	return err
+}
+
+// modelWriteErr maps the error of a model insert or update.
+func (s *Store) modelWriteErr(err error, op string, m *llmproxy.Model) error {
+	switch kind, detail := s.classify(err); {
+	case err == nil:
+		return nil
+	case errors.Is(err, llmproxy.ErrNotFound):
+		return err
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%w: model %q", llmproxy.ErrNotFound, m.ID)
+	case kind == UniqueViolation && uniqueField(detail) == "name":
+		return fmt.Errorf("%w: model %q on connection %q", llmproxy.ErrAlreadyExists, m.Name, m.ConnectionID)
+	case kind == UniqueViolation:
+		return fmt.Errorf("%w: model ID %q", llmproxy.ErrAlreadyExists, m.ID)
+	case kind == ForeignKeyViolation:
+		return fmt.Errorf("%w: connection %q of model %q", llmproxy.ErrNotFound, m.ConnectionID, m.Name)
+	}
+	return fmt.Errorf("%s model %q: %w", op, m.Name, err)
+}
+
+// CreateModel stores a new model on an existing connection.
+func (s *Store) CreateModel(ctx context.Context, m *llmproxy.Model) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	id := m.ID
+	if id == "" {
+		id = llmproxy.NewID("model")
+	}
+	t := now()
+	err := s.configWrite(ctx, func(tx *sql.Tx) error {
+		if err := s.checkConnection(ctx, tx, m.ConnectionID, fmt.Sprintf("model %q", m.Name)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO models (`+modelColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+			id, m.Name, m.Remote, m.ConnectionID, m.Weight, toMicros(t), toMicros(t))
+		return err
+	})
+	probe := *m
+	probe.ID = id
+	if err := s.modelWriteErr(err, "create", &probe); err != nil {
+		return err
+	}
+	m.ID, m.CreatedAt, m.UpdatedAt = id, t, t
+	return nil
+}
+
+// Model returns the model with the given ID.
+func (s *Store) Model(ctx context.Context, id string) (*llmproxy.Model, error) {
+	m, err := scanModel(s.db.QueryRowContext(ctx, s.q(`SELECT `+modelColumns+` FROM models WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: model %q", llmproxy.ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Models lists models in ID order.
+func (s *Store) Models(ctx context.Context, opts llmproxy.ListOptions) ([]llmproxy.Model, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+modelColumns+` FROM models WHERE id > ? ORDER BY id`+limitClause(opts)), opts.After)
+	if err != nil {
+		return nil, fmt.Errorf("list models: %w", err)
+	}
+	defer rows.Close()
+	var out []llmproxy.Model
+	for rows.Next() {
+		m, err := scanModel(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// UpdateModel replaces the stored model with m.ID.
+func (s *Store) UpdateModel(ctx context.Context, m *llmproxy.Model) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	t := now()
+	var createdAt int64
+	err := s.configWrite(ctx, func(tx *sql.Tx) error {
+		if err := s.checkConnection(ctx, tx, m.ConnectionID, fmt.Sprintf("model %q", m.Name)); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, s.q(`UPDATE models SET name = ?, remote = ?, connection_id = ?, weight = ?, updated_at = ? WHERE id = ? RETURNING created_at`),
+			m.Name, m.Remote, m.ConnectionID, m.Weight, toMicros(t), m.ID).Scan(&createdAt)
+	})
+	if err := s.modelWriteErr(err, "update", m); err != nil {
+		return err
+	}
+	m.CreatedAt, m.UpdatedAt = fromMicros(createdAt), t
+	return nil
+}
+
+// DeleteModel deletes a model no assignment refers to.
+func (s *Store) DeleteModel(ctx context.Context, id string) error {
+	err := s.configWrite(ctx, func(tx *sql.Tx) error {
+		keys, err := count(ctx, tx, s, `SELECT COUNT(DISTINCT key_id) FROM assignments WHERE model_id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if keys > 0 {
+			return fmt.Errorf("%w: model %q is assigned to %d keys", llmproxy.ErrInUse, id, keys)
+		}
+		return deleteRow(ctx, tx, s, "models", "model", id)
+	})
+	return s.deleteErr(err, "model", id)
+}
+
+// ---- keys ----
+
+const (
+	keyColumns        = `k.id, k.name, k.hash, k.prefix, k.expires_at, k.created_at, k.updated_at`
+	assignmentColumns = `a.id, a.connection_id, a.model_id, a.tps, a.burst, a.token_limit, a.token_window`
+)
+
+// keyWriteErr maps the error of a key insert or update.
+func (s *Store) keyWriteErr(err error, op string, k *llmproxy.VirtualKey) error {
+	switch kind, detail := s.classify(err); {
+	case err == nil:
+		return nil
+	case errors.Is(err, llmproxy.ErrNotFound):
+		return err
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%w: key %q", llmproxy.ErrNotFound, k.ID)
+	case kind == UniqueViolation:
+		switch f := uniqueField(detail); f {
+		case "name":
+			return fmt.Errorf("%w: key name %q", llmproxy.ErrAlreadyExists, k.Name)
+		case "secret":
+			return fmt.Errorf("%w: a key with this secret", llmproxy.ErrAlreadyExists)
+		default:
+			return fmt.Errorf("%w: key %q: %s", llmproxy.ErrAlreadyExists, k.Name, f)
+		}
+	case kind == ForeignKeyViolation:
+		return fmt.Errorf("%w: a connection or model assigned to key %q", llmproxy.ErrNotFound, k.Name)
+	}
+	return fmt.Errorf("%s key %q: %w", op, k.Name, err)
+}
+
+// insertAssignments checks the targets of as and inserts them for key.
+func (s *Store) insertAssignments(ctx context.Context, tx *sql.Tx, k *llmproxy.VirtualKey, as []llmproxy.Assignment) error {
+	for i, a := range as {
+		table, id := "connections", a.ConnectionID
+		if a.ModelID != "" {
+			table, id = "models", a.ModelID
+		}
+		ok, err := exists(ctx, tx, s, table, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: %s assigned to key %q", llmproxy.ErrNotFound, a.Target(), k.Name)
+		}
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO assignments (id, key_id, position, connection_id, model_id, tps, burst, token_limit, token_window) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			a.ID, k.ID, i, nullString(a.ConnectionID), nullString(a.ModelID), a.TPS, a.Burst, a.TokenLimit, int64(a.TokenWindow))
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// withAssignmentIDs returns a copy of as in which every assignment has an
+// ID.
+func withAssignmentIDs(as []llmproxy.Assignment) []llmproxy.Assignment {
+	if len(as) == 0 {
+		return nil
+	}
+	out := append([]llmproxy.Assignment(nil), as...)
+	for i := range out {
+		if out[i].ID == "" {
+			out[i].ID = llmproxy.NewID("asg")
+		}
+	}
+	return out
+}
+
+// CreateKey stores a new key with its assignments in one transaction.
+func (s *Store) CreateKey(ctx context.Context, k *llmproxy.VirtualKey) error {
+	if err := k.Validate(); err != nil {
+		return err
+	}
+	probe := *k
+	if probe.ID == "" {
+		probe.ID = llmproxy.NewID("key")
+	}
+	as := withAssignmentIDs(k.Assignments)
+	t := now()
+	err := s.configWrite(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO keys (id, name, hash, prefix, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+			probe.ID, k.Name, k.Hash, k.Prefix, nullMicros(k.ExpiresAt), toMicros(t), toMicros(t))
+		if err != nil {
+			return err
+		}
+		return s.insertAssignments(ctx, tx, &probe, as)
+	})
+	if err := s.keyWriteErr(err, "create", &probe); err != nil {
+		return err
+	}
+	k.ID, k.CreatedAt, k.UpdatedAt, k.Assignments = probe.ID, t, t, as
+	return nil
+}
+
+// UpdateKey replaces the stored key with k.ID and its assignments in one
+// transaction.
+func (s *Store) UpdateKey(ctx context.Context, k *llmproxy.VirtualKey) error {
+	if err := k.Validate(); err != nil {
+		return err
+	}
+	as := withAssignmentIDs(k.Assignments)
+	t := now()
+	var createdAt int64
+	err := s.configWrite(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, s.q(`UPDATE keys SET name = ?, hash = ?, prefix = ?, expires_at = ?, updated_at = ? WHERE id = ? RETURNING created_at`),
+			k.Name, k.Hash, k.Prefix, nullMicros(k.ExpiresAt), toMicros(t), k.ID).Scan(&createdAt)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM assignments WHERE key_id = ?`), k.ID); err != nil {
+			return err
+		}
+		return s.insertAssignments(ctx, tx, k, as)
+	})
+	if err := s.keyWriteErr(err, "update", k); err != nil {
+		return err
+	}
+	k.CreatedAt, k.UpdatedAt, k.Assignments = fromMicros(createdAt), t, as
+	return nil
+}
+
+// scanKeys reads rows of keyColumns followed by assignmentColumns, ordered
+// by key, into keys with their assignments.
+func scanKeys(rows *sql.Rows) ([]llmproxy.VirtualKey, error) {
+	defer rows.Close()
+	var out []llmproxy.VirtualKey
+	for rows.Next() {
+		var (
+			k                    llmproxy.VirtualKey
+			expiresAt            sql.NullInt64
+			createdAt, updatedAt int64
+			aID, aConn, aModel   sql.NullString
+			tps                  sql.NullFloat64
+			burst                sql.NullInt64
+			limit, window        sql.NullInt64
+		)
+		if err := rows.Scan(&k.ID, &k.Name, &k.Hash, &k.Prefix, &expiresAt, &createdAt, &updatedAt,
+			&aID, &aConn, &aModel, &tps, &burst, &limit, &window); err != nil {
+			return nil, err
+		}
+		if n := len(out); n == 0 || out[n-1].ID != k.ID {
+			if expiresAt.Valid {
+				k.ExpiresAt = fromMicros(expiresAt.Int64)
+			}
+			k.CreatedAt, k.UpdatedAt = fromMicros(createdAt), fromMicros(updatedAt)
+			out = append(out, k)
+		}
+		if aID.Valid {
+			last := &out[len(out)-1]
+			last.Assignments = append(last.Assignments, llmproxy.Assignment{
+				ID:           aID.String,
+				ConnectionID: aConn.String,
+				ModelID:      aModel.String,
+				TPS:          tps.Float64,
+				Burst:        int(burst.Int64),
+				TokenLimit:   limit.Int64,
+				TokenWindow:  time.Duration(window.Int64),
+			})
+		}
+	}
+	return out, rows.Err()
+}
+
+// Key returns the key with the given ID.
+func (s *Store) Key(ctx context.Context, id string) (*llmproxy.VirtualKey, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+keyColumns+`, `+assignmentColumns+` FROM keys k LEFT JOIN assignments a ON a.key_id = k.id WHERE k.id = ? ORDER BY a.position`), id)
+	if err != nil {
+		return nil, fmt.Errorf("read key %q: %w", id, err)
+	}
+	keys, err := scanKeys(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read key %q: %w", id, err)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%w: key %q", llmproxy.ErrNotFound, id)
+	}
+	return &keys[0], nil
+}
+
+// Keys lists keys in ID order. One statement reads a page of keys and
+// their assignments, so each key is seen as one consistent record.
+func (s *Store) Keys(ctx context.Context, opts llmproxy.ListOptions) ([]llmproxy.VirtualKey, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+keyColumns+`, `+assignmentColumns+`
+		FROM (SELECT * FROM keys WHERE id > ? ORDER BY id`+limitClause(opts)+`) k
+		LEFT JOIN assignments a ON a.key_id = k.id
+		ORDER BY k.id, a.position`), opts.After)
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	keys, err := scanKeys(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	return keys, nil
+}
+
+// DeleteKey deletes a key and its assignments; its usage records stay.
+func (s *Store) DeleteKey(ctx context.Context, id string) error {
+	err := s.configWrite(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM assignments WHERE key_id = ?`), id); err != nil {
+			return err
+		}
+		return deleteRow(ctx, tx, s, "keys", "key", id)
+	})
+	return s.deleteErr(err, "key", id)
+}
+
+// ---- usage ----
+
+const usageColumns = `id, time, request_id, key_id, assignment_id, model, remote_model, connection_id, prompt_tokens, completion_tokens, total_tokens, estimated, status, latency, streamed, endpoint`
+
+// usageChunk is the most records in one INSERT: 16 columns each, well
+// under SQLite's and PostgreSQL's limits on bound parameters.
+const usageChunk = 500
+
+// AppendUsage inserts records, skipping IDs already stored, with one
+// multi-row INSERT per chunk of records.
+func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord) error {
+	if len(records) == 0 {
+		return nil
+	}
+	for _, r := range records {
+		if r.ID == "" {
+			return fmt.Errorf("%w: usage record without an ID", llmproxy.ErrInvalid)
+		}
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		for start := 0; start < len(records); start += usageChunk {
+			chunk := records[start:min(start+usageChunk, len(records))]
+			var b strings.Builder
+			b.WriteString(`INSERT INTO usage_records (` + usageColumns + `) VALUES `)
+			args := make([]any, 0, len(chunk)*16)
+			for i, r := range chunk {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+				args = append(args, r.ID, toMicros(r.Time), r.RequestID, r.KeyID, r.AssignmentID, r.Model, r.RemoteModel, r.ConnectionID,
+					r.PromptTokens, r.CompletionTokens, r.TotalTokens, r.Estimated, r.Status, int64(r.Latency), r.Streamed, r.Endpoint)
+			}
+			b.WriteString(` ON CONFLICT (id) DO NOTHING`)
+			if _, err := tx.ExecContext(ctx, s.q(b.String()), args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("append usage: %w", err)
+	}
+	return nil
+}
+
+// SumUsage sums the selected records by key and model alias.
+func (s *Store) SumUsage(ctx context.Context, f llmproxy.UsageFilter) ([]llmproxy.UsageSummary, error) {
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, arg any) {
+		where = append(where, cond)
+		args = append(args, arg)
+	}
+	if f.KeyID != "" {
+		add("key_id = ?", f.KeyID)
+	}
+	if f.AssignmentID != "" {
+		add("assignment_id = ?", f.AssignmentID)
+	}
+	if f.Model != "" {
+		add("model = ?", f.Model)
+	}
+	if f.ConnectionID != "" {
+		add("connection_id = ?", f.ConnectionID)
+	}
+	if !f.Since.IsZero() {
+		add("time >= ?", toMicros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("time < ?", toMicros(f.Until))
+	}
+	query := `SELECT key_id, model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens),
+		SUM(CASE WHEN estimated THEN total_tokens ELSE 0 END) FROM usage_records`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " GROUP BY key_id, model ORDER BY key_id, model"
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("sum usage: %w", err)
+	}
+	defer rows.Close()
+	var out []llmproxy.UsageSummary
+	for rows.Next() {
+		var u llmproxy.UsageSummary
+		if err := rows.Scan(&u.KeyID, &u.Model, &u.Requests, &u.PromptTokens, &u.CompletionTokens, &u.TotalTokens, &u.EstimatedTokens); err != nil {
+			return nil, fmt.Errorf("sum usage: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,174 @@
+package sqlite_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/storage/sqlite"
+	"github.com/go-llm-proxy/llmproxy/storage/storagetest"
+)
+
+// testSealer returns a sealer with a fixed key, so that two Stores on one
+// file can read each other's credentials.
+func testSealer(t testing.TB) llmproxy.Sealer {
+	t.Helper()
+	s, err := llmproxy.NewAESGCM(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func open(t testing.TB, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), path, sqlite.Options{Sealer: testSealer(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) llmproxy.Storage {
+		return open(t, filepath.Join(t.TempDir(), "llm-proxy.db"))
+	})
+}
+
+func TestShared(t *testing.T) {
+	storagetest.RunShared(t, func(t *testing.T) (a, b llmproxy.Storage) {
+		path := filepath.Join(t.TempDir(), "llm-proxy.db")
+		return open(t, path), open(t, path)
+	})
+}
+
+func TestMigrationsIdempotent(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "llm-proxy.db")
+	s := open(t, path)
+	v, err := s.SchemaVersion(ctx)
+	if err != nil || v < 1 {
+		t.Fatalf("SchemaVersion = %d, %v; want at least 1", v, err)
+	}
+	c := &llmproxy.Connection{Name: "kept", Provider: llmproxy.KindOpenAI, Credentials: llmproxy.Credentials{APIKey: "k"}}
+	if err := s.CreateConnection(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	for range 2 {
+		s = open(t, path)
+		if again, err := s.SchemaVersion(ctx); err != nil || again != v {
+			t.Fatalf("SchemaVersion after reopening = %d, %v; want %d", again, err, v)
+		}
+		got, err := s.Connection(ctx, c.ID)
+		if err != nil || got.Credentials != c.Credentials {
+			t.Fatalf("connection after reopening: %v, %v", got, err)
+		}
+		s.Close()
+	}
+}
+
+// TestConcurrentOpen opens one new file from several goroutines at once,
+// as several processes starting together would: every Open succeeds and
+// the schema is applied once.
+func TestConcurrentOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "llm-proxy.db")
+	const n = 6
+	stores := make([]*sqlite.Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stores[i], errs[i] = sqlite.Open(t.Context(), path, sqlite.Options{Sealer: testSealer(t)})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Open %d: %v", i, err)
+		}
+		defer stores[i].Close()
+	}
+	if err := stores[0].CreateConnection(t.Context(), &llmproxy.Connection{Name: "c", Provider: "openai"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range stores {
+		list, err := s.Connections(t.Context(), llmproxy.ListOptions{})
+		if err != nil || len(list) != 1 {
+			t.Fatalf("store %d lists %d connections, %v; want 1", i, len(list), err)
+		}
+	}
+}
+
+// TestCredentialsSealed checks that no credential reaches the database
+// file in plaintext, and that a wrong key cannot open them.
+func TestCredentialsSealed(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "llm-proxy.db")
+	s := open(t, path)
+	secrets := llmproxy.Credentials{
+		APIKey:          "sk-PLAINTEXT-api-key-0123456789",
+		AccessKeyID:     "AKIA-PLAINTEXT-ACCESS-KEY",
+		SecretAccessKey: "PLAINTEXT-secret-access-key",
+		SessionToken:    "PLAINTEXT-session-token",
+	}
+	c := &llmproxy.Connection{Name: "bedrock", Provider: llmproxy.KindBedrock, Credentials: secrets}
+	if err := s.CreateConnection(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	var all []byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, b...)
+	}
+	if !bytes.Contains(all, []byte("bedrock")) {
+		t.Fatal("the database files do not even hold the connection name: the check is blind")
+	}
+	for _, secret := range []string{secrets.APIKey, secrets.AccessKeyID, secrets.SecretAccessKey, secrets.SessionToken} {
+		if bytes.Contains(all, []byte(secret)) {
+			t.Errorf("the database files hold %q in plaintext", secret)
+		}
+	}
+
+	wrong, err := llmproxy.NewAESGCM(bytes.Repeat([]byte{8}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = sqlite.Open(ctx, path, sqlite.Options{Sealer: wrong})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = s.Connection(ctx, c.ID)
+	if !errors.Is(err, llmproxy.ErrDecrypt) {
+		t.Errorf("Connection with the wrong key: %v, want ErrDecrypt", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "PLAINTEXT") {
+		t.Errorf("error reveals a secret: %v", err)
+	}
+}
+
+func TestOpenBadPath(t *testing.T) {
+	for _, path := range []string{"", ":memory:", "a?b", filepath.Join(t.TempDir(), "missing-dir", "x.db")} {
+		if s, err := sqlite.Open(t.Context(), path, sqlite.Options{}); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", path)
+		}
+	}
+}
