@@ -126,7 +126,9 @@ func TestUpstreamErrors(t *testing.T) {
 		{500, "", "", 502, llmproxy.TypeUpstream, false, false},
 	} {
 		t.Run(tc.errorType, func(t *testing.T) {
-			srv.Handler = func(*bedrocktest.Call) *bedrocktest.Reply { return bedrocktest.Error(tc.status, tc.errorType, tc.message) }
+			srv.Handler = func(*bedrocktest.Call) *bedrocktest.Reply {
+				return bedrocktest.Error(tc.status, tc.errorType, tc.message)
+			}
 			for _, stream := range []bool{false, true} {
 				_, err := p.ChatCompletion(context.Background(), chat(`{"model":"claude","messages":[{"role":"user","content":"hi"}]}`, stream))
 				var e *llmproxy.Error
