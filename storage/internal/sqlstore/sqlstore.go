@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -742,6 +743,11 @@ func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord)
 			return fmt.Errorf("%w: usage record without an ID", llmproxy.ErrInvalid)
 		}
 	}
+	// Inserting in ID order makes concurrent batches that share records
+	// (a retry racing its original) lock rows in one order: they wait
+	// for each other instead of deadlocking.
+	records = slices.Clone(records)
+	slices.SortFunc(records, func(a, b llmproxy.UsageRecord) int { return strings.Compare(a.ID, b.ID) })
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		for start := 0; start < len(records); start += usageChunk {
 			chunk := records[start:min(start+usageChunk, len(records))]
