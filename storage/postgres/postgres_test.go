@@ -233,3 +233,9 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkAppendUsage(b *testing.B) {
+	s := open(b, newDatabase(b))
+	defer s.Close()
+	storagetest.BenchmarkAppendUsage(b, s, 100)
+}

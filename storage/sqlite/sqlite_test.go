@@ -172,3 +172,9 @@ func TestOpenBadPath(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkAppendUsage(b *testing.B) {
+	s := open(b, filepath.Join(b.TempDir(), "llm-proxy.db"))
+	defer s.Close()
+	storagetest.BenchmarkAppendUsage(b, s, 100)
+}
