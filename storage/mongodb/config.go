@@ -96,7 +96,7 @@ func (s *Store) CreateConnection(ctx context.Context, c *llmproxy.Connection) er
 		return err
 	}
 	_, err = s.connections.InsertOne(ctx, doc)
-	if mongo.IsDuplicateKeyError(err) {
+	if s.isDuplicate(err) {
 		return fmt.Errorf("%w: a connection named %q (or with ID %s) exists", llmproxy.ErrAlreadyExists, c.Name, c.ID)
 	}
 	if err != nil {
@@ -171,17 +171,16 @@ func (s *Store) UpdateConnection(ctx context.Context, c *llmproxy.Connection) er
 	if len(unset) > 0 {
 		update = append(update, bson.E{Key: "$unset", Value: unset})
 	}
-	res, err := s.connections.UpdateOne(ctx, byID(c.ID), update)
-	if mongo.IsDuplicateKeyError(err) {
+	createdAt, err := s.update(ctx, s.connections, c.ID, update)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return fmt.Errorf("%w: connection %s", llmproxy.ErrNotFound, c.ID)
+	case s.isDuplicate(err):
 		return fmt.Errorf("%w: a connection named %q exists", llmproxy.ErrAlreadyExists, c.Name)
-	}
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("mongodb: update connection: %w", err)
 	}
-	if res.MatchedCount == 0 {
-		return fmt.Errorf("%w: connection %s", llmproxy.ErrNotFound, c.ID)
-	}
-	c.UpdatedAt = updatedAt
+	c.CreatedAt, c.UpdatedAt = createdAt, updatedAt
 	return s.afterWrite(ctx, nil)
 }
 
@@ -270,7 +269,7 @@ func (s *Store) CreateModel(ctx context.Context, m *llmproxy.Model) error {
 		CreatedAt:    m.CreatedAt,
 		UpdatedAt:    m.UpdatedAt,
 	})
-	if mongo.IsDuplicateKeyError(err) {
+	if s.isDuplicate(err) {
 		return fmt.Errorf("%w: model %q exists on connection %s (or ID %s is taken)", llmproxy.ErrAlreadyExists, m.Name, m.ConnectionID, m.ID)
 	}
 	if err != nil {
@@ -316,23 +315,22 @@ func (s *Store) UpdateModel(ctx context.Context, m *llmproxy.Model) error {
 		return err
 	}
 	updatedAt := now()
-	res, err := s.models.UpdateOne(ctx, byID(m.ID), bson.D{{Key: "$set", Value: bson.D{
+	createdAt, err := s.update(ctx, s.models, m.ID, bson.D{{Key: "$set", Value: bson.D{
 		{Key: "name", Value: m.Name},
 		{Key: "remote", Value: m.Remote},
 		{Key: "connection_id", Value: m.ConnectionID},
 		{Key: "weight", Value: m.Weight},
 		{Key: "updated_at", Value: updatedAt},
 	}}})
-	if mongo.IsDuplicateKeyError(err) {
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return fmt.Errorf("%w: model %s", llmproxy.ErrNotFound, m.ID)
+	case s.isDuplicate(err):
 		return fmt.Errorf("%w: model %q exists on connection %s", llmproxy.ErrAlreadyExists, m.Name, m.ConnectionID)
-	}
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("mongodb: update model: %w", err)
 	}
-	if res.MatchedCount == 0 {
-		return fmt.Errorf("%w: model %s", llmproxy.ErrNotFound, m.ID)
-	}
-	m.UpdatedAt = updatedAt
+	m.CreatedAt, m.UpdatedAt = createdAt, updatedAt
 	return s.afterWrite(ctx, nil)
 }
 
@@ -461,6 +459,29 @@ func (s *Store) prepareKey(ctx context.Context, k *llmproxy.VirtualKey) error {
 			a.ID = llmproxy.NewID("asg")
 		}
 	}
+	// Assignment IDs are unique across keys. MongoDB could enforce it with
+	// a unique index on assignments.id, but only a partial one (keys
+	// without assignments would collide on the missing value), and
+	// FerretDB has no partial indexes; so it is a query before the write,
+	// with the race described at the top of this file. IDs the store
+	// makes are random, so only IDs a caller chose can collide.
+	if len(k.Assignments) > 0 {
+		asgIDs := make([]string, len(k.Assignments))
+		for i := range k.Assignments {
+			asgIDs[i] = k.Assignments[i].ID
+		}
+		filter := bson.D{{Key: "assignments.id", Value: bson.D{{Key: "$in", Value: asgIDs}}}}
+		if k.ID != "" {
+			filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$ne", Value: k.ID}}})
+		}
+		taken, err := exists(ctx, s.keys, filter)
+		if err != nil {
+			return err
+		}
+		if taken {
+			return fmt.Errorf("%w: an assignment ID of key %q belongs to another key", llmproxy.ErrAlreadyExists, k.Name)
+		}
+	}
 	return nil
 }
 
@@ -476,7 +497,7 @@ func (s *Store) CreateKey(ctx context.Context, k *llmproxy.VirtualKey) error {
 	k.CreatedAt = now()
 	k.UpdatedAt = k.CreatedAt
 	_, err := s.keys.InsertOne(ctx, newKeyDoc(k))
-	if mongo.IsDuplicateKeyError(err) {
+	if s.isDuplicate(err) {
 		return fmt.Errorf("%w: a key named %q or with the same secret (or ID %s) exists", llmproxy.ErrAlreadyExists, k.Name, k.ID)
 	}
 	if err != nil {
@@ -534,17 +555,16 @@ func (s *Store) UpdateKey(ctx context.Context, k *llmproxy.VirtualKey) error {
 		update = append(update, bson.E{Key: "$unset", Value: bson.D{{Key: "expires_at", Value: ""}}})
 	}
 	update = append(update, bson.E{Key: "$set", Value: set})
-	res, err := s.keys.UpdateOne(ctx, byID(k.ID), update)
-	if mongo.IsDuplicateKeyError(err) {
+	createdAt, err := s.update(ctx, s.keys, k.ID, update)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return fmt.Errorf("%w: key %s", llmproxy.ErrNotFound, k.ID)
+	case s.isDuplicate(err):
 		return fmt.Errorf("%w: a key named %q or with the same secret exists", llmproxy.ErrAlreadyExists, k.Name)
-	}
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("mongodb: update key: %w", err)
 	}
-	if res.MatchedCount == 0 {
-		return fmt.Errorf("%w: key %s", llmproxy.ErrNotFound, k.ID)
-	}
-	k.UpdatedAt = updatedAt
+	k.CreatedAt, k.UpdatedAt = createdAt, updatedAt
 	return s.afterWrite(ctx, nil)
 }
 

@@ -150,13 +150,13 @@ func disconnect(c *mongo.Client) {
 	_ = c.Disconnect(ctx)
 }
 
-// Close disconnects from the server.
+// Close disconnects from the server. Closing twice is harmless.
 func (s *Store) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := s.client.Disconnect(ctx)
-	if err != nil && isCommandNotFound(err) {
-		return nil // FerretDB has no endSessions
+	if errors.Is(err, mongo.ErrClientDisconnected) || isCommandNotFound(err) {
+		return nil // closed before, or FerretDB without endSessions
 	}
 	return err
 }
@@ -200,7 +200,7 @@ func (s *Store) bumpConfigVersion(ctx context.Context) error {
 		bson.D{{Key: "_id", Value: metaConfig}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "version", Value: bson.NewObjectID().Hex()}}}},
 		options.UpdateOne().SetUpsert(true))
-	if mongo.IsDuplicateKeyError(err) {
+	if s.isDuplicate(err) {
 		// Two first-ever upserts raced; the other one created the
 		// document. Retry once as a plain update.
 		return s.bumpConfigVersion(ctx)
@@ -222,6 +222,34 @@ func (s *Store) afterWrite(ctx context.Context, err error) error {
 		return fmt.Errorf("written, but other replicas may not see it until the next change: %w", err)
 	}
 	return nil
+}
+
+// update applies update to the document with _id id in one atomic
+// findAndModify, and returns the document's creation time.
+// mongo.ErrNoDocuments means there is no such document.
+func (s *Store) update(ctx context.Context, coll *mongo.Collection, id string, update bson.D) (time.Time, error) {
+	var doc struct {
+		CreatedAt time.Time `bson:"created_at"`
+	}
+	// No projection to created_at: FerretDB's findAndModify does not
+	// implement one ("fields"), and the documents are small.
+	err := coll.FindOneAndUpdate(ctx, byID(id), update).Decode(&doc)
+	return doc.CreatedAt, err
+}
+
+// isDuplicate reports whether err is a unique index violation.
+func (s *Store) isDuplicate(err error) bool {
+	if err == nil {
+		return false
+	}
+	if mongo.IsDuplicateKeyError(err) {
+		return true
+	}
+	// FerretDB (v1.24, SQLite handler) reports a unique index violated by
+	// an update not as MongoDB's E11000 but as an InternalError (code 1)
+	// carrying SQLite's message.
+	var se mongo.ServerError
+	return s.ferretDB && errors.As(err, &se) && se.HasErrorCodeWithMessage(1, "UNIQUE constraint failed")
 }
 
 // findPage lists a collection in _id order after opts.After.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/storage/mongodb"
+	"github.com/go-llm-proxy/llmproxy/storage/storagetest"
 )
 
 // baseURI returns the server the tests use, from LLMPROXY_TEST_MONGODB
@@ -90,6 +91,19 @@ func open(t testing.TB, uri string) *mongodb.Store {
 		}
 	})
 	return s
+}
+
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) llmproxy.Storage {
+		return open(t, newDatabase(t))
+	})
+}
+
+func TestConformanceShared(t *testing.T) {
+	storagetest.RunShared(t, func(t *testing.T) (a, b llmproxy.Storage) {
+		uri := newDatabase(t)
+		return open(t, uri), open(t, uri)
+	})
 }
 
 func TestTwoStoresShareOneDatabase(t *testing.T) {

@@ -49,6 +49,7 @@ var migrations = []func(ctx context.Context, s *Store) error{
 				unique("hash_unique", bson.D{{Key: "hash", Value: 1}}),
 				plain("assignments_connection_id", bson.D{{Key: "assignments.connection_id", Value: 1}}),
 				plain("assignments_model_id", bson.D{{Key: "assignments.model_id", Value: 1}}),
+				plain("assignments_id", bson.D{{Key: "assignments.id", Value: 1}}),
 			}},
 			{s.usage, []mongo.IndexModel{
 				plain("key_time", bson.D{{Key: "key_id", Value: 1}, {Key: "time_ns", Value: 1}}),

@@ -45,24 +45,26 @@ type usageDoc struct {
 // AppendUsage inserts records into the ledger in one unordered InsertMany
 // (the driver splits very large batches). Records whose ID is already
 // stored fail with a duplicate-key error on _id, which is ignored: a
-// retried batch is stored once. Records without an ID get one.
+// retried batch is stored once. A record without an ID is ErrInvalid, and
+// then nothing of the batch is written.
 func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord) error {
 	if len(records) == 0 {
 		return nil
 	}
+	for i := range records {
+		if records[i].ID == "" {
+			return fmt.Errorf("%w: usage record %d of %d has no ID", llmproxy.ErrInvalid, i+1, len(records))
+		}
+	}
 	docs := make([]any, len(records))
 	for i := range records {
 		r := &records[i]
-		id := r.ID
-		if id == "" {
-			id = llmproxy.NewID("use")
-		}
 		var est int64
 		if r.Estimated {
 			est = r.TotalTokens
 		}
 		docs[i] = &usageDoc{
-			ID:               id,
+			ID:               r.ID,
 			Time:             r.Time.UTC(),
 			TimeNS:           r.Time.UnixNano(),
 			RequestID:        r.RequestID,
@@ -83,7 +85,7 @@ func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord)
 		}
 	}
 	_, err := s.usage.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	if err == nil || onlyDuplicates(err) {
+	if err == nil || s.onlyDuplicates(err) {
 		return nil
 	}
 	return fmt.Errorf("mongodb: append usage: %w", err)
@@ -91,7 +93,7 @@ func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord)
 
 // onlyDuplicates reports whether err is a bulk write error made only of
 // duplicate-key errors, i.e. every failed record was already stored.
-func onlyDuplicates(err error) bool {
+func (s *Store) onlyDuplicates(err error) bool {
 	var bwe mongo.BulkWriteException
 	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
 		return false
