@@ -39,9 +39,21 @@ type Options struct {
 
 // Store is an llmproxy.Storage on PostgreSQL, safe for concurrent use by
 // goroutines and by several processes on one database.
+//
+// Store implements every llmproxy.Storage method (promoted from the SQL
+// core it shares with the other SQL backend).
 type Store struct {
-	*sqlstore.Store
+	*core
 }
+
+type core = sqlstore.Store
+
+// SchemaVersion returns the highest schema migration applied to the
+// database.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) { return s.core.SchemaVersion(ctx) }
+
+// DB returns the underlying database handle, e.g. for health checks.
+func (s *Store) DB() *sql.DB { return s.core.DB() }
 
 var _ llmproxy.Storage = (*Store)(nil)
 

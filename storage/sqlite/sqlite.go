@@ -36,9 +36,21 @@ type Options struct {
 
 // Store is an llmproxy.Storage on a SQLite file. It is safe for concurrent
 // use, and several Stores (in one process or several) may share a file.
+//
+// Store implements every llmproxy.Storage method (promoted from the SQL
+// core it shares with the other SQL backend).
 type Store struct {
-	*sqlstore.Store
+	*core
 }
+
+type core = sqlstore.Store
+
+// SchemaVersion returns the highest schema migration applied to the
+// database.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) { return s.core.SchemaVersion(ctx) }
+
+// DB returns the underlying database handle, e.g. for health checks.
+func (s *Store) DB() *sql.DB { return s.core.DB() }
 
 var _ llmproxy.Storage = (*Store)(nil)
 
