@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/storage/sqlite"
@@ -177,4 +180,77 @@ func BenchmarkAppendUsage(b *testing.B) {
 	s := open(b, filepath.Join(b.TempDir(), "llm-proxy.db"))
 	defer s.Close()
 	storagetest.BenchmarkAppendUsage(b, s, 100)
+}
+
+// TestProcesses has several processes (this test binary, re-run) write keys
+// and usage to one file at once: nothing is lost and nobody sees "database
+// is locked".
+func TestProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	path := filepath.Join(t.TempDir(), "llm-proxy.db")
+	s := open(t, path)
+	defer s.Close()
+	const procs, batches, perBatch, keys = 3, 20, 50, 10
+	cmds := make([]*exec.Cmd, procs)
+	outs := make([]bytes.Buffer, procs)
+	for i := range cmds {
+		cmds[i] = exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestWriterProcess$", "-test.v")
+		cmds[i].Env = append(os.Environ(), "LLMPROXY_WRITER_DB="+path, fmt.Sprintf("LLMPROXY_WRITER_ID=%d", i))
+		cmds[i].Stdout, cmds[i].Stderr = &outs[i], &outs[i]
+		if err := cmds[i].Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("writer %d: %v\n%s", i, err, outs[i].String())
+		} else if !strings.Contains(outs[i].String(), "--- PASS: TestWriterProcess") {
+			t.Errorf("writer %d did not run:\n%s", i, outs[i].String())
+		}
+	}
+	ks, err := s.Keys(t.Context(), llmproxy.ListOptions{})
+	if err != nil || len(ks) != procs*keys {
+		t.Errorf("%d keys, %v; want %d", len(ks), err, procs*keys)
+	}
+	sums, err := s.SumUsage(t.Context(), llmproxy.UsageFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, u := range sums {
+		n += u.Requests
+	}
+	if n != procs*batches*perBatch {
+		t.Errorf("%d usage records, want %d", n, procs*batches*perBatch)
+	}
+}
+
+// TestWriterProcess is the body of TestProcesses' child processes; it does
+// nothing in a normal run.
+func TestWriterProcess(t *testing.T) {
+	path, id := os.Getenv("LLMPROXY_WRITER_DB"), os.Getenv("LLMPROXY_WRITER_ID")
+	if path == "" {
+		return
+	}
+	const batches, perBatch, keys = 20, 50, 10
+	s := open(t, path)
+	defer s.Close()
+	ctx := t.Context()
+	for b := range batches {
+		if b < keys {
+			k := &llmproxy.VirtualKey{Name: fmt.Sprintf("p%s-k%d", id, b), Hash: llmproxy.HashKey(fmt.Sprintf("p%s-k%d", id, b))}
+			if err := s.CreateKey(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		batch := make([]llmproxy.UsageRecord, perBatch)
+		for i := range batch {
+			batch[i] = llmproxy.UsageRecord{ID: fmt.Sprintf("p%s-%d-%d", id, b, i), Time: time.Now(), KeyID: "k" + id, Model: "m", TotalTokens: 1}
+		}
+		if err := s.AppendUsage(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
