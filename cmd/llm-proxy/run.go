@@ -14,6 +14,8 @@ import (
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/provider/bedrock"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
+	"github.com/go-llm-proxy/llmproxy/storage/mongodb"
+	"github.com/go-llm-proxy/llmproxy/storage/postgres"
 	"github.com/go-llm-proxy/llmproxy/storage/sqlite"
 )
 
@@ -108,6 +110,11 @@ func (e *env) open(ctx context.Context) (store, error) {
 	if dsn == "" {
 		return nil, errors.New("DB_DSN (--db-dsn) is empty")
 	}
+	switch kind {
+	case "sqlite", "sqlite3", "postgres", "postgresql", "mongodb", "mongo":
+	default:
+		return nil, fmt.Errorf("unknown DB_TYPE %q: use sqlite, postgres or mongodb", e.dbType)
+	}
 	sealer, err := e.sealer(kind, dsn)
 	if err != nil {
 		return nil, err
@@ -116,9 +123,10 @@ func (e *env) open(ctx context.Context) (store, error) {
 	switch kind {
 	case "sqlite", "sqlite3":
 		s, err = sqlite.Open(ctx, dsn, sqlite.Options{Sealer: sealer})
-	// TODO(postgres, mongodb): wire postgres.Open and mongodb.Open.
-	default:
-		return nil, fmt.Errorf("unknown DB_TYPE %q: use sqlite, postgres or mongodb", e.dbType)
+	case "postgres", "postgresql":
+		s, err = postgres.Open(ctx, dsn, postgres.Options{Sealer: sealer})
+	case "mongodb", "mongo":
+		s, err = mongodb.Open(ctx, dsn, mongodb.Options{Sealer: sealer})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening %s database: %w", kind, err)
