@@ -285,6 +285,9 @@ func (t *translator) toolUse(param string, c *chatToolCall) (types.ContentBlock,
 		args = "{}"
 	}
 	input, err := decodeDocument([]byte(args))
+	if err == errEmptyKey {
+		return nil, llmproxy.BadRequest(param+".function.arguments", "Bedrock cannot take tool call arguments with an empty object key")
+	}
 	if err != nil {
 		return nil, llmproxy.BadRequest(param+".function.arguments", "the arguments of a tool call must be a JSON object")
 	}
@@ -541,6 +544,9 @@ func toolConfig(req *chatRequest, used []string) (*types.ToolConfiguration, erro
 		var schema any = map[string]any{"type": "object", "properties": map[string]any{}}
 		if p := bytes.TrimSpace(f.Parameters); len(p) > 0 && string(p) != "null" {
 			schema, err = decodeDocument(p)
+			if err == errEmptyKey {
+				return nil, llmproxy.BadRequest(param+".function.parameters", "Bedrock cannot take a parameters schema with an empty object key")
+			}
 			if _, ok := schema.(map[string]any); err != nil || !ok {
 				return nil, llmproxy.BadRequest(param+".function.parameters", "the parameters of a function tool must be a JSON schema object")
 			}
@@ -571,7 +577,7 @@ func toolConfig(req *chatRequest, used []string) (*types.ToolConfiguration, erro
 	}
 	switch {
 	case forced != "":
-		if !declared[forced] || !slicesContainsTool(req.Tools, forced) {
+		if !slicesContainsTool(req.Tools, forced) {
 			return nil, llmproxy.BadRequest("tool_choice", "tool_choice names the function %q, which is not in tools", forced)
 		}
 		tc.ToolChoice = &types.ToolChoiceMemberTool{Value: types.SpecificToolChoice{Name: aws.String(forced)}}
@@ -620,7 +626,8 @@ func toolChoice(raw json.RawMessage) (choice, forced string, err error) {
 
 // decodeDocument decodes JSON for a Bedrock document, keeping numbers
 // exact: the SDK's document encoder writes smithy document.Number
-// verbatim, while float64 would round large integers.
+// verbatim, while float64 would round large integers. The encoder cannot
+// write an empty object key, so such documents are refused here.
 func decodeDocument(data []byte) (any, error) {
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
@@ -631,21 +638,31 @@ func decodeDocument(data []byte) (any, error) {
 	if d.More() {
 		return nil, errors.New("trailing data after the JSON value")
 	}
-	return numbers(v), nil
+	return numbers(v)
 }
 
-func numbers(v any) any {
+var errEmptyKey = errors.New("an object has an empty key")
+
+func numbers(v any) (any, error) {
+	var err error
 	switch x := v.(type) {
 	case json.Number:
-		return smithydocument.Number(x)
+		return smithydocument.Number(x), nil
 	case map[string]any:
 		for k, e := range x {
-			x[k] = numbers(e)
+			if k == "" {
+				return nil, errEmptyKey
+			}
+			if x[k], err = numbers(e); err != nil {
+				return nil, err
+			}
 		}
 	case []any:
 		for i, e := range x {
-			x[i] = numbers(e)
+			if x[i], err = numbers(e); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return v
+	return v, nil
 }
