@@ -33,7 +33,8 @@ func streamError(err error, provider string) error {
 }
 
 func mapError(err error, provider, model string) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	var done *llmproxy.Error
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &done) {
 		return err
 	}
 	var api smithy.APIError

@@ -372,6 +372,13 @@ func (t *translator) check() error {
 	if len(calls) > 0 {
 		return unanswered(calls)
 	}
+	// An assistant turn at the end is a prefill for the answer; Claude
+	// models refuse one that ends with whitespace.
+	if last := &t.msgs[len(t.msgs)-1]; last.Role == types.ConversationRoleAssistant {
+		if txt, ok := last.Content[len(last.Content)-1].(*types.ContentBlockMemberText); ok {
+			last.Content[len(last.Content)-1] = &types.ContentBlockMemberText{Value: strings.TrimRight(txt.Value, " \t\r\n")}
+		}
+	}
 	return nil
 }
 
