@@ -1,0 +1,458 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/lib/pq"
+	oai "github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	goopenai "github.com/sashabaranov/go-openai"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	mongooptions "go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmd/llm-proxy once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "llm-proxy-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "llm-proxy")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = errors.New(string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("go build: %v", buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// process runs the real binary with a fixed environment.
+type process struct {
+	t   *testing.T
+	bin string
+	env []string
+	dir string
+}
+
+// cli runs one command and returns stdout; it fails the test on an error.
+func (p *process) cli(args ...string) string {
+	p.t.Helper()
+	out, errOut, err := p.try(args...)
+	if err != nil {
+		p.t.Fatalf("./llm-proxy %s: %v\n%s", strings.Join(args, " "), err, errOut)
+	}
+	return out
+}
+
+func (p *process) try(args ...string) (string, string, error) {
+	cmd := exec.Command(p.bin, args...)
+	cmd.Env, cmd.Dir = p.env, p.dir
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// server is a running "llm-proxy serve" process.
+type server struct {
+	base string
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	// exited receives Wait's result once.
+	exited chan error
+}
+
+// serve starts "llm-proxy serve" on a free port; it is killed at the end
+// of the test if still running.
+func (p *process) serve() *server {
+	p.t.Helper()
+	cmd := exec.Command(p.bin, "serve", "--addr", "127.0.0.1:0")
+	cmd.Env, cmd.Dir = p.env, p.dir
+	s := &server{cmd: cmd, logs: &syncBuffer{}, exited: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	addr := waitListening(p.t, s.logs, done)
+	go func() { s.exited <- <-done }()
+	p.t.Cleanup(func() { cmd.Process.Kill() })
+	s.base = "http://" + addr
+	return s
+}
+
+// backends are the databases the walk-through runs on: SQLite always,
+// PostgreSQL and MongoDB when the test script provides them.
+var backends = []struct {
+	name  string
+	setup func(t *testing.T) (dbType, dsn string)
+}{
+	{"sqlite", func(t *testing.T) (string, string) { return "sqlite", "llm-proxy.db" }},
+	{"postgres", func(t *testing.T) (string, string) {
+		admin := os.Getenv("LLMPROXY_TEST_POSTGRES")
+		if admin == "" {
+			skipOrFail(t, "LLMPROXY_TEST_POSTGRES is not set (./scripts/test.sh sets it)")
+		}
+		db, err := sql.Open("postgres", admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		name := "llmproxy_e2e_" + randomHex()
+		if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+			skipOrFail(t, "PostgreSQL: "+err.Error())
+		}
+		t.Cleanup(func() { db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)") })
+		u, err := url.Parse(admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Path = "/" + name
+		return "postgres", u.String()
+	}},
+	{"mongodb", func(t *testing.T) (string, string) {
+		base := os.Getenv("LLMPROXY_TEST_MONGODB")
+		if base == "" {
+			skipOrFail(t, "LLMPROXY_TEST_MONGODB is not set (./scripts/test.sh starts FerretDB and sets it)")
+		}
+		u, err := url.Parse(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := "llmproxy_e2e_" + randomHex()
+		u.Path = "/" + name
+		uri := u.String()
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if c, err := mongo.Connect(mongooptions.Client().ApplyURI(uri)); err == nil {
+				c.Database(name).Drop(ctx)
+				c.Disconnect(ctx)
+			}
+		})
+		return "mongodb", uri
+	}},
+}
+
+func skipOrFail(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+func randomHex() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// TestGuideWalkthrough follows the product guide with the real binary:
+// the four commands as written, a real server process, real clients.
+func TestGuideWalkthrough(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			dbType, dsn := be.setup(t)
+			walkthrough(t, dbType, dsn)
+		})
+	}
+}
+
+const masterKey = "sk-master-e2e-secret"
+
+func walkthrough(t *testing.T, dbType, dsn string) {
+	up := fakeopenai.New(t, upstreamKey)
+	dir := t.TempDir()
+	env := append(os.Environ(), "DB_TYPE="+dbType, "DB_DSN="+dsn, "MASTER_KEY="+masterKey, "PORT=")
+	if dbType != "sqlite" {
+		env = append(env, "ENCRYPTION_KEY=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+	} else {
+		env = append(env, "ENCRYPTION_KEY=")
+	}
+	p := &process{t: t, bin: binary(t), env: env, dir: dir}
+
+	// The guide's four commands, word for word but for the endpoint, which
+	// is the fake upstream. IDs are read from the printed records.
+	out := p.cli("connection", "add", "--name", "google-ai", "--provider", "google", "--endpoint", up.BaseURL(), "--api-key", upstreamKey)
+	connID := idLine.FindStringSubmatch(out)[1]
+	out = p.cli("model", "add", "--name", "gemini-flash", "--remote", "gemini-1.5-flash", "--conn-id", connID)
+	modelID := idLine.FindStringSubmatch(out)[1]
+	p.cli("vkey", "add", "--name", "Mobile-App", "--key", "sk-proxy-123", "--conn-id", connID)
+	p.cli("vkey", "add", "--name", "Tester", "--key", "sk-tester-456", "--model-id", modelID)
+	// A second connection and model, that neither key may use.
+	other := fakeopenai.New(t, "other-upstream-key")
+	otherConn := strings.TrimSpace(p.cli("connection", "add", "--name", "other", "--provider", "compatible", "--endpoint", other.BaseURL(), "--api-key", "other-upstream-key", "-q"))
+	p.cli("model", "add", "--name", "other-model", "--remote", "other-remote", "--conn-id", otherConn, "-q")
+
+	srv := p.serve()
+	base, logs := srv.base, srv.logs
+	ctx := context.Background()
+
+	t.Run("plain HTTP, unknown fields pass through", func(t *testing.T) {
+		body := `{"model":"gemini-flash","messages":[{"role":"user","content":"hello"}],"x_vendor":{"keep":[1,2.50,"three"]},"temperature":0.25}`
+		resp, got := post(t, base+"/v1/chat/completions", "sk-proxy-123", body)
+		if resp.StatusCode != 200 || !strings.Contains(got, fakeopenai.Reply("gemini-1.5-flash", "hello")) {
+			t.Fatalf("%d %s", resp.StatusCode, got)
+		}
+		last := up.Last()
+		if last.Header.Get("Authorization") != "Bearer "+upstreamKey || last.JSON["model"] != "gemini-1.5-flash" {
+			t.Errorf("upstream saw model %v, auth %q", last.JSON["model"], last.Header.Get("Authorization"))
+		}
+		if !bytes.Contains(last.Body, []byte(`"x_vendor":{"keep":[1,2.50,"three"]}`)) || !bytes.Contains(last.Body, []byte(`"temperature":0.25`)) {
+			t.Errorf("unknown fields changed on the way: %s", last.Body)
+		}
+	})
+	t.Run("plain HTTP stream", func(t *testing.T) {
+		resp, got := post(t, base+"/v1/chat/completions", "sk-proxy-123", `{"model":"gemini-flash","stream":true,"messages":[{"role":"user","content":"stream please"}]}`)
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") || !strings.HasSuffix(got, "data: [DONE]\n\n") {
+			t.Fatalf("%d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), got)
+		}
+		if strings.Contains(got, `"usage"`) {
+			t.Errorf("the client got a usage chunk it did not ask for:\n%s", got)
+		}
+	})
+	t.Run("go-openai", func(t *testing.T) {
+		cfg := goopenai.DefaultConfig("sk-proxy-123")
+		cfg.BaseURL = base + "/v1"
+		c := goopenai.NewClientWithConfig(cfg)
+		req := goopenai.ChatCompletionRequest{Model: "gemini-flash", Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "from go-openai"}}}
+		res, err := c.CreateChatCompletion(ctx, req)
+		if err != nil || res.Choices[0].Message.Content != fakeopenai.Reply("gemini-1.5-flash", "from go-openai") || res.Usage.TotalTokens == 0 {
+			t.Fatalf("%v %+v", err, res)
+		}
+		req.Stream = true
+		s, err := c.CreateChatCompletionStream(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var text strings.Builder
+		for {
+			chunk, err := s.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(chunk.Choices) > 0 {
+				text.WriteString(chunk.Choices[0].Delta.Content)
+			}
+		}
+		if text.String() != fakeopenai.Reply("gemini-1.5-flash", "from go-openai") {
+			t.Errorf("streamed %q", text.String())
+		}
+	})
+	t.Run("openai-go", func(t *testing.T) {
+		c := oai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sk-tester-456"), option.WithMaxRetries(0))
+		params := oai.ChatCompletionNewParams{Model: "gemini-flash", Messages: []oai.ChatCompletionMessageParamUnion{oai.UserMessage("from openai-go")}}
+		res, err := c.Chat.Completions.New(ctx, params)
+		if err != nil || res.Choices[0].Message.Content != fakeopenai.Reply("gemini-1.5-flash", "from openai-go") {
+			t.Fatalf("%v %+v", err, res)
+		}
+		params.StreamOptions = oai.ChatCompletionStreamOptionsParam{IncludeUsage: oai.Bool(true)}
+		s := c.Chat.Completions.NewStreaming(ctx, params)
+		var acc oai.ChatCompletionAccumulator
+		for s.Next() {
+			acc.AddChunk(s.Current())
+		}
+		if err := s.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if acc.Choices[0].Message.Content != fakeopenai.Reply("gemini-1.5-flash", "from openai-go") || acc.Usage.TotalTokens == 0 {
+			t.Errorf("streamed %q, usage %+v", acc.Choices[0].Message.Content, acc.Usage)
+		}
+		// A key scoped to a model cannot use another one, and cannot tell
+		// it exists.
+		_, err = c.Chat.Completions.New(ctx, oai.ChatCompletionNewParams{Model: "other-model", Messages: params.Messages})
+		var apiErr *oai.Error
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 || apiErr.Code != "model_not_found" {
+			t.Errorf("other-model with the Tester key: %v", err)
+		}
+		if len(other.Requests()) != 0 {
+			t.Errorf("the other upstream was called")
+		}
+	})
+	t.Run("models", func(t *testing.T) {
+		for _, tt := range []struct {
+			key  string
+			want []string
+		}{
+			{"sk-proxy-123", []string{"gemini-flash"}},
+			{"sk-tester-456", []string{"gemini-flash"}},
+			{masterKey, []string{"gemini-flash", "other-model"}},
+		} {
+			if got := listModels(t, base, tt.key); strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("/v1/models with %s…: %v, want %v", tt.key[:5], got, tt.want)
+			}
+		}
+		resp, body := get(t, base+"/v1/models", "sk-wrong-key")
+		if resp.StatusCode != 401 || !strings.Contains(body, `"error"`) {
+			t.Errorf("wrong key: %d %s", resp.StatusCode, body)
+		}
+		// A connection-scoped key may use a model added later, soon.
+		p.cli("model", "add", "--name", "gemini-pro", "--remote", "gemini-1.5-pro", "--conn-id", connID, "-q")
+		waitFor(t, 2*time.Second, "the new model to be usable", func() bool {
+			return strings.Join(listModels(t, base, "sk-proxy-123"), ",") == "gemini-flash,gemini-pro"
+		})
+		if got := listModels(t, base, "sk-tester-456"); len(got) != 1 {
+			t.Errorf("the model-scoped key sees %v", got)
+		}
+	})
+	t.Run("deleted key", func(t *testing.T) {
+		var keys []struct{ ID, Name string }
+		json.Unmarshal([]byte(p.cli("vkey", "list", "--json")), &keys)
+		id := ""
+		for _, k := range keys {
+			if k.Name == "Mobile-App" {
+				id = k.ID
+			}
+		}
+		p.cli("vkey", "delete", id)
+		start := time.Now()
+		waitFor(t, 2*time.Second, "the deleted key to answer 401", func() bool {
+			resp, _ := post(t, base+"/v1/chat/completions", "sk-proxy-123", `{"model":"gemini-flash","messages":[{"role":"user","content":"x"}]}`)
+			return resp.StatusCode == 401
+		})
+		t.Logf("deleted key refused after %v", time.Since(start).Round(time.Millisecond))
+	})
+
+	// SIGTERM: a clean exit that writes the usage.
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-srv.exited:
+		if err != nil {
+			t.Fatalf("serve exited with %v\n%s", err, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not stop on SIGTERM\n%s", logs.String())
+	}
+	var sums []struct {
+		Requests int64 `json:"requests"`
+	}
+	json.Unmarshal([]byte(p.cli("usage", "--json")), &sums)
+	var n int64
+	for _, s := range sums {
+		n += s.Requests
+	}
+	if n < 6 {
+		t.Errorf("usage after SIGTERM counts %d requests, want at least 6", n)
+	}
+	for _, secret := range []string{upstreamKey, "sk-proxy-123", "sk-tester-456", masterKey} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the server logged %q", secret)
+		}
+	}
+}
+
+func post(t *testing.T, url, key, body string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	return do(t, req)
+}
+
+func get(t *testing.T, url, key string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	return do(t, req)
+}
+
+func do(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		b.WriteString(sc.Text() + "\n")
+	}
+	return resp, b.String()
+}
+
+func listModels(t *testing.T, base, key string) []string {
+	t.Helper()
+	resp, body := get(t, base+"/v1/models", key)
+	if resp.StatusCode != 200 {
+		t.Fatalf("/v1/models: %d %s", resp.StatusCode, body)
+	}
+	var list struct {
+		Object string
+		Data   []struct{ ID string }
+	}
+	if err := json.Unmarshal([]byte(body), &list); err != nil || list.Object != "list" {
+		t.Fatalf("/v1/models: %v %s", err, body)
+	}
+	var ids []string
+	for _, m := range list.Data {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		if f() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", limit, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
