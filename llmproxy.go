@@ -72,6 +72,9 @@ type Gateway struct {
 	snap      atomic.Pointer[snapshot]
 	limiter   Limiter
 	local     *LocalLimiter // fallback when a shared limiter fails
+	// sharedDownUntil (unix ns) skips a failing shared limiter for a while.
+	sharedDownUntil atomic.Int64
+	sharedDown      atomic.Bool
 	ledger    *ledger
 	master    [32]byte // SHA-256 of MasterKey; hashing makes the compare length-independent
 	hasMaster bool

@@ -407,14 +407,27 @@ func (g *Gateway) takeLimits(ctx context.Context, w http.ResponseWriter, a *atte
 }
 
 // limit asks the configured limiter, falling back to the local one when a
-// shared limiter fails, so the request path never hangs on it.
+// shared limiter fails, so the request path never hangs on it: after a
+// failure the shared limiter is left alone for a second, then tried again.
 func (g *Gateway) limit(f func(Limiter) (Decision, error)) (Decision, error) {
-	d, err := f(g.limiter)
-	if err != nil && g.limiter != Limiter(g.local) {
-		g.log.Warn("shared limiter failed; using local limits", "err", err)
-		d, err = f(g.local)
+	if g.limiter == Limiter(g.local) {
+		return f(g.local)
 	}
-	return d, err
+	now := time.Now().UnixNano()
+	if now >= g.sharedDownUntil.Load() {
+		d, err := f(g.limiter)
+		if err == nil {
+			if g.sharedDown.CompareAndSwap(true, false) {
+				g.log.Info("shared limiter is back; limits are shared again")
+			}
+			return d, nil
+		}
+		g.sharedDownUntil.Store(now + int64(time.Second))
+		if !g.sharedDown.Swap(true) {
+			g.log.Warn("shared limiter failed; using per-replica limits until it is back", "err", err)
+		}
+	}
+	return f(g.local)
 }
 
 func windowName(w time.Duration) string {

@@ -94,6 +94,7 @@ func (g *Gateway) loadSnapshot(ctx context.Context, prev *snapshot) (*snapshot, 
 		}
 		s.conns[c.ID] = e
 	}
+	g.restoreTokenWindows(ctx, prev, keys)
 	routesByModel := make(map[string]*route, len(models))
 	routesByConn := make(map[string][]*route)
 	for _, m := range models {
@@ -225,4 +226,43 @@ func (g *Gateway) refresh(ctx context.Context) error {
 	}
 	g.snap.Store(s)
 	return nil
+}
+
+// restoreTokenWindows seeds the local token windows of assignments new to
+// this process from the usage ledger, so that a restart does not hand out
+// a fresh window. A shared limiter keeps its own counters.
+func (g *Gateway) restoreTokenWindows(ctx context.Context, prev *snapshot, keys []VirtualKey) {
+	if g.limiter != Limiter(g.local) {
+		return
+	}
+	known := map[string]bool{}
+	if prev != nil {
+		for _, e := range prev.keys {
+			for _, a := range e.key.Assignments {
+				known[a.ID] = a.TokenLimit > 0
+			}
+		}
+	}
+	now := time.Now()
+	for _, k := range keys {
+		for _, a := range k.Assignments {
+			if a.TokenLimit <= 0 || known[a.ID] {
+				continue
+			}
+			f := UsageFilter{AssignmentID: a.ID}
+			if a.TokenWindow > 0 {
+				f.Since = windowStart(now, a.TokenWindow)
+			}
+			sums, err := g.cfg.Storage.SumUsage(ctx, f)
+			if err != nil {
+				g.log.Warn("cannot restore a token window from the ledger", "assignment", a.ID, "err", err)
+				continue
+			}
+			var used int64
+			for _, s := range sums {
+				used += s.TotalTokens
+			}
+			g.local.SetTokensUsed(newGrant(nil, &a).tokenKey, used, a.TokenWindow, now)
+		}
+	}
 }

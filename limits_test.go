@@ -1,0 +1,63 @@
+package llmproxy_test
+
+import (
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/provider/openai"
+	"github.com/go-llm-proxy/llmproxy/redislimit"
+)
+
+const chatBody = `{"model":"gpt-alias","max_tokens":10,"messages":[{"role":"user","content":"x"}]}`
+
+// A restarted gateway restores the token window from the ledger instead of
+// granting a fresh one.
+func TestTokenWindowSurvivesRestart(t *testing.T) {
+	e := newEnv(t, llmproxy.Assignment{TokenLimit: 60, TokenWindow: time.Hour})
+	for range 3 {
+		if s, _, b := e.post("/v1/chat/completions", keyConn, "", chatBody); s != 200 {
+			t.Fatalf("%d %s", s, b)
+		}
+	}
+	e.srv.Close()
+	e.gw.Close() // flushes the ledger: 3 x 17 tokens
+	gw, err := llmproxy.New(llmproxy.Config{Storage: e.store, Providers: map[string]llmproxy.NewProviderFunc{llmproxy.KindCompatible: openai.New}})
+	must(t, err)
+	defer gw.Close()
+	e.srv = httptest.NewServer(gw)
+	defer e.srv.Close()
+	s, h, _ := e.post("/v1/chat/completions", keyConn, "", chatBody)
+	if s != 429 || h.Get("X-Ratelimit-Remaining-Tokens") != "9" {
+		t.Errorf("after restart: %d remaining %q, want 429 with 9 left", s, h.Get("X-Ratelimit-Remaining-Tokens"))
+	}
+}
+
+// With the shared limiter unreachable, requests keep flowing under local
+// limits, and none waits much longer than the limiter's timeout.
+func TestSharedLimiterDownFallsBackToLocal(t *testing.T) {
+	e := newEnv(t, llmproxy.Assignment{TPS: 5})
+	shared, err := redislimit.Open("redis://127.0.0.1:1/0", redislimit.Options{Timeout: 50 * time.Millisecond})
+	must(t, err)
+	defer shared.Close()
+	gw, err := llmproxy.New(llmproxy.Config{Storage: e.store, Limiter: shared, Providers: map[string]llmproxy.NewProviderFunc{llmproxy.KindCompatible: openai.New}})
+	must(t, err)
+	defer gw.Close()
+	e.srv = httptest.NewServer(gw)
+	defer e.srv.Close()
+	ok := 0
+	for range 10 {
+		start := time.Now()
+		s, _, _ := e.post("/v1/chat/completions", keyConn, "", chatBody)
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Errorf("a request waited %v", d)
+		}
+		if s == 200 {
+			ok++
+		}
+	}
+	if ok < 5 || ok > 7 {
+		t.Errorf("admitted %d of 10 under the local fallback, want about 5", ok)
+	}
+}
