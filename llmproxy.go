@@ -66,22 +66,22 @@ type Config struct {
 // poll intervals, and requests keep being served from the last snapshot
 // while the database is unreachable.
 type Gateway struct {
-	cfg       Config
-	log       *slog.Logger
-	client    *http.Client
-	snap      atomic.Pointer[snapshot]
-	limiter   Limiter
-	local     *LocalLimiter // fallback when a shared limiter fails
+	cfg     Config
+	log     *slog.Logger
+	client  *http.Client
+	snap    atomic.Pointer[snapshot]
+	limiter Limiter
+	local   *LocalLimiter // fallback when a shared limiter fails
 	// sharedDownUntil (unix ns) skips a failing shared limiter for a while.
 	sharedDownUntil atomic.Int64
 	sharedDown      atomic.Bool
-	ledger    *ledger
-	master    [32]byte // SHA-256 of MasterKey; hashing makes the compare length-independent
-	hasMaster bool
-	stop      context.CancelFunc
-	watchDone chan struct{}
-	closeOnce sync.Once
-	bufs      sync.Pool
+	ledger          *ledger
+	master          [32]byte // SHA-256 of MasterKey; hashing makes the compare length-independent
+	hasMaster       bool
+	stop            context.CancelFunc
+	watchDone       chan struct{}
+	closeOnce       sync.Once
+	bufs            sync.Pool
 }
 
 // New checks cfg, loads the configuration from cfg.Storage, and starts
