@@ -13,18 +13,20 @@ import (
 // dropping a record. A failed batch is retried (record IDs make the retry
 // idempotent) until it is written or the ledger is closed.
 type ledger struct {
-	store    Storage
-	log      *slog.Logger
-	records  chan UsageRecord
-	interval time.Duration
-	maxBatch int
-	closed   atomic.Bool
-	quit     chan struct{}
-	done     chan struct{}
-	gate     sync.RWMutex // add holds it shared; close exclusively, so no add races the final drain
-	lateMu   sync.Mutex   // serializes late synchronous writes after close
-	written  atomic.Int64
-	failures atomic.Int64
+	store     Storage
+	log       *slog.Logger
+	records   chan UsageRecord
+	interval  time.Duration
+	maxBatch  int
+	closed    atomic.Bool
+	quit      chan struct{}
+	done      chan struct{}
+	gate      sync.RWMutex // add holds it shared; close exclusively, so no add races the final drain
+	lateMu    sync.Mutex   // serializes late synchronous writes after close
+	written   atomic.Int64
+	failures  atomic.Int64
+	dropped   atomic.Int64
+	lastFlush atomic.Int64 // ns
 }
 
 func newLedger(store Storage, log *slog.Logger, size int, interval time.Duration) *ledger {
@@ -105,8 +107,10 @@ func (l *ledger) write(batch []UsageRecord, tries int) {
 	backoff := 50 * time.Millisecond
 	for i := 1; ; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		began := time.Now()
 		err := l.store.AppendUsage(ctx, batch)
 		cancel()
+		l.lastFlush.Store(int64(time.Since(began)))
 		if err == nil {
 			l.written.Add(int64(len(batch)))
 			if i > 1 {
@@ -120,6 +124,7 @@ func (l *ledger) write(batch []UsageRecord, tries int) {
 		}
 		if tries > 0 && i >= tries {
 			l.log.Error("usage records could not be written", "records", len(batch), "err", err)
+			l.dropped.Add(int64(len(batch)))
 			return
 		}
 		if tries == 0 {

@@ -51,6 +51,19 @@ type Config struct {
 	// means 65536. When it is full, requests wait for room rather than
 	// drop a record.
 	UsageBuffer int
+	// FirstByteTimeout bounds the wait for an upstream's answer (headers
+	// of a stream; the whole body otherwise) before answering 504; zero
+	// means 10 minutes. A connection's "first_byte_timeout" setting
+	// overrides it.
+	FirstByteTimeout time.Duration
+	// StreamIdleTimeout ends a stream whose upstream sends nothing for
+	// this long, with an SSE error event; zero means 5 minutes. A
+	// connection's "idle_timeout" setting overrides it. Long healthy
+	// streams are never cut.
+	StreamIdleTimeout time.Duration
+	// Observers are told about every answered request (metrics, access
+	// logs).
+	Observers []Observer
 	// UsageFlushInterval is the longest a usage record waits before its
 	// batch is written; zero means 200ms.
 	UsageFlushInterval time.Duration
@@ -82,6 +95,19 @@ type Gateway struct {
 	watchDone       chan struct{}
 	closeOnce       sync.Once
 	bufs            sync.Pool
+	streams         atomic.Int64 // in flight
+}
+
+// Stats returns the Gateway's live gauges and counters.
+func (g *Gateway) Stats() Stats {
+	return Stats{
+		InFlightStreams: g.streams.Load(),
+		LedgerPending:   g.ledger.pending(),
+		LedgerWritten:   g.ledger.written.Load(),
+		LedgerDropped:   g.ledger.dropped.Load(),
+		LedgerFailures:  g.ledger.failures.Load(),
+		LedgerLastFlush: time.Duration(g.ledger.lastFlush.Load()),
+	}
 }
 
 // New checks cfg, loads the configuration from cfg.Storage, and starts
@@ -104,6 +130,12 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.UsageBuffer <= 0 {
 		cfg.UsageBuffer = 65536
+	}
+	if cfg.FirstByteTimeout <= 0 {
+		cfg.FirstByteTimeout = 10 * time.Minute
+	}
+	if cfg.StreamIdleTimeout <= 0 {
+		cfg.StreamIdleTimeout = 5 * time.Minute
 	}
 	if cfg.UsageFlushInterval <= 0 {
 		cfg.UsageFlushInterval = 200 * time.Millisecond

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -273,49 +274,77 @@ type attempt struct {
 	reserved   int64       // tokens reserved against its token limit
 	reservedAt time.Time
 	tokenKey   string
+	info       RequestInfo
+}
+
+// fail answers err and notes its status.
+func (a *attempt) fail(w http.ResponseWriter, err error) {
+	e := AsError(err)
+	a.info.Status = e.Status
+	WriteError(w, e)
 }
 
 func (g *Gateway) serveInference(w http.ResponseWriter, r *http.Request, reqID, endpoint string) {
 	s := g.snap.Load()
 	a := &attempt{reqID: reqID, start: time.Now(), endpoint: endpoint}
+	a.info = RequestInfo{RequestID: reqID, Route: endpoint, Method: r.Method, Start: a.start}
+	defer g.observe(&a.info)
 	c, err := g.authenticate(r, s)
 	if err != nil {
-		WriteError(w, err)
+		a.fail(w, err)
 		return
 	}
 	a.caller = c
+	a.info.Authenticated = true
+	if c.key != nil {
+		a.info.KeyID, a.info.KeyName = c.key.key.ID, c.key.key.Name
+	}
 	if ct := r.Header.Get("Content-Type"); !acceptedContentType(ct) {
-		WriteError(w, BadRequest("", "unsupported Content-Type %q; send application/json", sanitize(ct)))
+		a.fail(w, BadRequest("", "unsupported Content-Type %q; send application/json", sanitize(ct)))
 		return
 	}
 	if a.body, err = g.readBody(r); err != nil {
-		WriteError(w, err)
+		a.fail(w, err)
 		return
 	}
 	if a.parsed, err = parseBody(a.body, endpoint); err != nil {
-		WriteError(w, err)
+		a.fail(w, err)
 		return
 	}
 	gs := c.grants(s, a.parsed.model)
 	if len(gs) == 0 {
-		WriteError(w, modelNotFound(a.parsed.model))
+		a.fail(w, modelNotFound(a.parsed.model))
 		return
 	}
-	gs = order(gs)
+	a.info.Model = a.parsed.model
+	gs = g.order(gs)
 	var lastErr error
+	var tried grant
 	for i, gr := range gs {
 		if gr.assignment != a.limited || i == 0 {
 			if err := g.takeLimits(r.Context(), w, a, gr); err != nil {
+				var e *Error
+				if errors.As(err, &e) && e.Code == "rate_limit_exceeded" {
+					a.info.Refused = "requests"
+				} else {
+					a.info.Refused = "tokens"
+				}
+				a.noteRoute(gr)
 				g.record(a, gr, http.StatusTooManyRequests, Usage{}, false, false)
-				WriteError(w, err)
+				a.fail(w, err)
 				return
 			}
 		}
-		resp, err := g.forward(r.Context(), r, a, gr)
+		tried = gr
+		a.noteRoute(gr)
+		a.info.Attempts++
+		resp, cancel, err := g.forward(r.Context(), r, a, gr)
+		gr.route.conn.health.note(err)
 		if err == nil {
-			g.respond(w, r, a, gr, resp)
+			g.respond(w, r, a, gr, resp, cancel)
 			return
 		}
+		cancel(nil)
 		lastErr = err
 		if r.Context().Err() != nil || !retryable(err) || i == len(gs)-1 {
 			break
@@ -323,12 +352,31 @@ func (g *Gateway) serveInference(w http.ResponseWriter, r *http.Request, reqID, 
 		g.log.Warn("upstream failed; trying the next model", "request_id", reqID, "connection", gr.route.conn.conn.ID, "err", err)
 	}
 	e := AsError(lastErr)
-	if e.Status >= 500 {
-		g.log.Warn("upstream error", "request_id", reqID, "status", e.Status, "err", lastErr)
+	if e.Status >= 500 || e.Status == http.StatusTooManyRequests {
+		a.info.UpstreamError = true
+		g.log.Warn("upstream error", "request_id", reqID, "connection", tried.route.conn.conn.ID, "status", e.Status, "err", lastErr)
 	}
 	g.settle(a, Usage{})
-	g.record(a, gs[0], e.Status, Usage{}, false, false)
-	WriteError(w, e)
+	g.record(a, tried, e.Status, Usage{}, false, false)
+	a.fail(w, e)
+}
+
+// noteRoute records the chosen route in the request's info.
+func (a *attempt) noteRoute(gr grant) {
+	ce := gr.route.conn
+	a.info.RemoteModel = gr.route.model.Remote
+	a.info.Provider, a.info.ConnectionID, a.info.Connection = ce.conn.Provider, ce.conn.ID, ce.conn.Name
+}
+
+// observe hands a finished request to the observers.
+func (g *Gateway) observe(info *RequestInfo) {
+	if len(g.cfg.Observers) == 0 {
+		return
+	}
+	info.Total = time.Since(info.Start)
+	for _, o := range g.cfg.Observers {
+		o.ObserveRequest(info)
+	}
 }
 
 // retryable reports whether another model of the alias may be tried: the
@@ -341,20 +389,44 @@ func retryable(err error) bool {
 	return e.Status == http.StatusTooManyRequests || e.Status >= 500
 }
 
-func (g *Gateway) forward(ctx context.Context, r *http.Request, a *attempt, gr grant) (*Response, error) {
+// errFirstByte and errIdle are why an upstream call was cut short.
+var (
+	errFirstByte = &Error{Status: http.StatusGatewayTimeout, Type: TypeUpstream, Code: "upstream_timeout", Message: "the upstream did not answer in time"}
+	errIdle      = &Error{Status: http.StatusGatewayTimeout, Type: TypeUpstream, Code: "upstream_timeout", Message: "the upstream stream stalled: no data within the idle timeout"}
+)
+
+// forward calls the provider under a context that the first-byte timeout
+// cancels; the returned cancel must be called when the answer is done
+// with (with nil), and is what the stream idle timeout uses.
+func (g *Gateway) forward(ctx context.Context, r *http.Request, a *attempt, gr grant) (*Response, context.CancelCauseFunc, error) {
 	ce := gr.route.conn
+	ctx, cancel := context.WithCancelCause(ctx)
 	if ce.provider == nil {
-		return nil, UpstreamError(fmt.Sprintf("connection %q is not usable", ce.conn.Name), ce.err)
+		return nil, cancel, UpstreamError(fmt.Sprintf("connection %q is not usable", ce.conn.Name), ce.err)
 	}
 	req := &Request{Body: a.body, Model: a.parsed.model, RemoteModel: gr.route.model.Remote, Stream: a.parsed.stream, Header: r.Header, fields: a.parsed.fields}
+	timer := time.AfterFunc(ce.firstByte, func() { cancel(errFirstByte) })
+	defer timer.Stop()
+	start := time.Now()
+	var resp *Response
+	var err error
 	if a.endpoint == endpointEmbeddings {
 		em, ok := ce.provider.(Embedder)
 		if !ok {
-			return nil, BadRequest("model", "the model `%s` does not support embeddings", sanitize(a.parsed.model))
+			return nil, cancel, BadRequest("model", "the model `%s` does not support embeddings", sanitize(a.parsed.model))
 		}
-		return em.Embeddings(ctx, req)
+		resp, err = em.Embeddings(ctx, req)
+	} else {
+		resp, err = ce.provider.ChatCompletion(ctx, req)
 	}
-	return ce.provider.ChatCompletion(ctx, req)
+	a.info.Upstream = time.Since(start)
+	if err != nil {
+		if cause := context.Cause(ctx); cause == errFirstByte {
+			err = &Error{Status: errFirstByte.Status, Type: errFirstByte.Type, Code: errFirstByte.Code,
+				Message: fmt.Sprintf("the upstream of connection %q did not answer within %s", ce.conn.Name, ce.firstByte), Err: err}
+		}
+	}
+	return resp, cancel, err
 }
 
 // takeLimits applies gr's assignment's request rate and token limit, and
@@ -488,6 +560,9 @@ func (g *Gateway) settle(a *attempt, u Usage) {
 
 // record queues the usage record of a request.
 func (g *Gateway) record(a *attempt, gr grant, status int, u Usage, estimated, streamed bool) {
+	if gr.route == nil {
+		return
+	}
 	rec := UsageRecord{
 		ID:               NewID("use"),
 		Time:             a.start,
@@ -510,11 +585,13 @@ func (g *Gateway) record(a *attempt, gr grant, status int, u Usage, estimated, s
 	if gr.assignment != nil {
 		rec.AssignmentID = gr.assignment.ID
 	}
+	a.info.Status, a.info.Usage, a.info.Estimated, a.info.Streamed = status, u, estimated, streamed
 	g.ledger.add(rec)
 }
 
 // respond writes a provider's answer and accounts for it.
-func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, a *attempt, gr grant, resp *Response) {
+func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, a *attempt, gr grant, resp *Response, cancel context.CancelCauseFunc) {
+	defer cancel(nil)
 	h := w.Header()
 	for k, v := range resp.Header {
 		h[k] = v
@@ -538,7 +615,7 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, a *attempt, gr
 		g.record(a, gr, status, u, !ok, false)
 		return
 	}
-	g.relay(w, r, a, gr, resp.Stream, status)
+	g.relay(w, r, a, gr, resp.Stream, status, cancel)
 }
 
 var (
@@ -554,8 +631,15 @@ var (
 // accounts the stream's usage: the upstream's usage chunk when it comes
 // (hidden from a client that did not ask for it), otherwise an estimate
 // from the text streamed.
-func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr grant, st EventStream, status int) {
+func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr grant, st EventStream, status int, cancel context.CancelCauseFunc) {
 	defer st.Close()
+	g.streams.Add(1)
+	defer g.streams.Add(-1)
+	// The idle timer cuts a stream that stalls; every event resets it.
+	idle := gr.route.conn.idle
+	var stalled atomic.Bool
+	timer := time.AfterFunc(idle, func() { stalled.Store(true); cancel(errIdle) })
+	defer timer.Stop()
 	h := w.Header()
 	h["Content-Type"] = []string{"text/event-stream"}
 	h["Cache-Control"] = []string{"no-cache"}
@@ -576,16 +660,23 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 	gotUsage := false
 	var textBytes int64
 	clientGone := false
+	first := true
 	for {
 		data, err := st.Next()
 		if err != nil {
+			timer.Stop()
 			if err == io.EOF {
 				_, werr := w.Write(sseDone)
 				clientGone = werr != nil
 			} else if r.Context().Err() != nil {
 				clientGone = true
 			} else {
+				a.info.UpstreamError = true
 				e := AsError(err)
+				if stalled.Load() {
+					e = &Error{Status: errIdle.Status, Type: errIdle.Type, Code: errIdle.Code, Err: err,
+						Message: fmt.Sprintf("the upstream of connection %q sent nothing for %s; the stream was ended", gr.route.conn.conn.Name, idle)}
+				}
 				g.log.Warn("stream failed", "request_id", a.reqID, "connection", gr.route.conn.conn.ID, "err", err)
 				b := append(append((*buf)[:0], sseData...), e.AppendJSON(nil)...)
 				w.Write(append(b, sseEnd...))
@@ -594,6 +685,10 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 				flusher.Flush()
 			}
 			break
+		}
+		timer.Reset(idle)
+		if first {
+			a.info.FirstToken, first = time.Since(a.start), false
 		}
 		if bytes.Contains(data, usageKey) {
 			if u, ok := usageOf(data); ok {

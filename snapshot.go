@@ -3,9 +3,11 @@ package llmproxy
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +26,11 @@ type connEntry struct {
 	conn     Connection
 	provider Provider
 	err      error // why provider is nil
+	// firstByte bounds the wait for an upstream's answer headers (for a
+	// non-streaming request: the whole answer); idle the silence allowed
+	// between stream events.
+	firstByte, idle time.Duration
+	health          health
 }
 
 // route is one model behind an alias.
@@ -83,7 +90,17 @@ func (g *Gateway) loadSnapshot(ctx context.Context, prev *snapshot) (*snapshot, 
 				continue
 			}
 		}
-		e := &connEntry{conn: c}
+		e := &connEntry{conn: c, firstByte: g.cfg.FirstByteTimeout, idle: g.cfg.StreamIdleTimeout}
+		if d, err := settingDuration(c.Settings, SettingFirstByteTimeout); err != nil {
+			g.log.Warn("connection setting ignored", "connection", c.ID, "err", err)
+		} else if d > 0 {
+			e.firstByte = d
+		}
+		if d, err := settingDuration(c.Settings, SettingIdleTimeout); err != nil {
+			g.log.Warn("connection setting ignored", "connection", c.ID, "err", err)
+		} else if d > 0 {
+			e.idle = d
+		}
 		if newProvider := g.cfg.Providers[c.Provider]; newProvider == nil {
 			e.err = fmt.Errorf("no provider for kind %q", c.Provider)
 		} else {
@@ -152,14 +169,67 @@ func listAll[T any](ctx context.Context, list func(context.Context, ListOptions)
 	return list(ctx, ListOptions{})
 }
 
+// Connection settings the Gateway itself reads (durations such as "30s").
+const (
+	SettingFirstByteTimeout = "first_byte_timeout"
+	SettingIdleTimeout      = "idle_timeout"
+)
+
+func settingDuration(settings map[string]string, name string) (time.Duration, error) {
+	v := settings[name]
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s %q is not a positive duration", name, v)
+	}
+	return d, nil
+}
+
+// health tracks a connection's consecutive failures; after
+// coolDownAfter of them the connection cools down: it is tried last
+// until coolDown has passed.
+type health struct {
+	failures  atomic.Int32
+	coolUntil atomic.Int64 // unix ns
+}
+
+const (
+	coolDownAfter = 3
+	coolDown      = 30 * time.Second
+)
+
+// note counts an upstream call's outcome.
+func (h *health) note(err error) {
+	if err == nil || !retryable(err) {
+		h.failures.Store(0)
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	if h.failures.Add(1) >= coolDownAfter {
+		h.coolUntil.Store(time.Now().Add(coolDown).UnixNano())
+		h.failures.Store(0)
+	}
+}
+
+func (h *health) cooling(now int64) bool { return now < h.coolUntil.Load() }
+
 // order returns the grants to try for one request: a weighted random first
-// choice, then the rest in weighted random order (for fallback).
-func order(gs []grant) []grant {
+// choice, then the rest in weighted random order (for fallback), with
+// cooling-down connections last.
+func (g *Gateway) order(gs []grant) []grant {
 	if len(gs) <= 1 {
 		return gs
 	}
 	out := make([]grant, len(gs))
 	copy(out, gs)
+	now := time.Now().UnixNano()
+	defer sort.SliceStable(out, func(i, j int) bool {
+		return !out[i].route.conn.health.cooling(now) && out[j].route.conn.health.cooling(now)
+	})
 	for i := range out {
 		total := 0
 		for _, g := range out[i:] {

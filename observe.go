@@ -1,0 +1,65 @@
+package llmproxy
+
+import "time"
+
+// Observer is told about every request the Gateway answers, when it ends
+// (for a stream: when the stream ends). Metrics and access logs are
+// Observers. ObserveRequest is called on the request's goroutine, so it
+// must be fast and safe for concurrent use; it must not keep info.
+type Observer interface {
+	ObserveRequest(info *RequestInfo)
+}
+
+// RequestInfo describes one answered request. Strings never hold a secret;
+// Model is the alias only once it was found valid for the key (else "").
+type RequestInfo struct {
+	RequestID string
+	// Route is "chat", "embeddings", "models", "health" or "other".
+	Route  string
+	Method string
+	Status int
+	// KeyID and KeyName are empty for the master key and for requests that
+	// failed authentication (then Authenticated is false).
+	Authenticated bool
+	KeyID         string
+	KeyName       string
+	Model         string
+	RemoteModel   string
+	Provider      string // the connection's provider kind
+	ConnectionID  string
+	Connection    string // the connection's name
+	Streamed      bool
+	Usage         Usage
+	Estimated     bool
+	// Refused is "requests" or "tokens" when a limit refused the request.
+	Refused string
+	// UpstreamError is set when the answer is an upstream failure (or
+	// the stream broke off) rather than the client's error.
+	UpstreamError bool
+	// Attempts counts the upstream calls made (fallbacks included).
+	Attempts int
+	// Start is when the request arrived; Total its whole duration;
+	// Upstream the time from the (last) upstream call to its answer
+	// headers; FirstToken the time to the first stream event. Zero when
+	// not applicable.
+	Start      time.Time
+	Total      time.Duration
+	Upstream   time.Duration
+	FirstToken time.Duration
+}
+
+// Stats are the Gateway's live gauges and counters.
+type Stats struct {
+	InFlightStreams int64
+	// LedgerPending is the number of usage records waiting to be written.
+	LedgerPending int
+	// LedgerWritten and LedgerDropped count usage records since start;
+	// LedgerDropped stays zero unless the store was unreachable past
+	// shutdown.
+	LedgerWritten int64
+	LedgerDropped int64
+	// LedgerFailures counts failed batch writes (each retried).
+	LedgerFailures int64
+	// LedgerLastFlush is how long the last batch write took.
+	LedgerLastFlush time.Duration
+}
