@@ -6,9 +6,12 @@
 #
 # It provides the database servers the tests use, and tells them where
 # through the environment (a variable already set is kept as it is):
-#   LLMPROXY_TEST_MONGODB   a FerretDB it builds (tools/ferretdb, cached in
-#                           .cache/bin) and starts on a free loopback port;
-#                           each test picks its own database name
+#   LLMPROXY_TEST_MONGODB   a FerretDB it builds from tools/ferretdb and
+#                           starts on a free loopback port; each test picks
+#                           its own database name. The binary is cached in
+#                           $LLMPROXY_CACHE_DIR (default ~/.cache/llm-proxy),
+#                           named by a hash of its sources, so fresh clones
+#                           (CI's) reuse it; the first build takes minutes.
 #   LLMPROXY_TEST_POSTGRES  the PostgreSQL on 127.0.0.1:5432, started if down
 #   LLMPROXY_TEST_REDIS     the Redis on 127.0.0.1:6379, or a throwaway one
 # A server that cannot be had is an error when CI=true; otherwise the tests
@@ -59,18 +62,20 @@ free_port() {
 
 # --- MongoDB (FerretDB) -----------------------------------------------------
 start_ferretdb() {
-	local bin=$root/.cache/bin/ferretdb stamp=$root/.cache/bin/ferretdb.sum sum
-	sum=$(cat tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/*.go | sha256sum | cut -d' ' -f1)
-	if [[ ! -x "$bin" || "$(cat "$stamp" 2>/dev/null)" != "$sum" ]]; then
-		log "building FerretDB (tools/ferretdb) into .cache/bin; the first build takes a few minutes"
-		mkdir -p "$root/.cache/bin"
+	local cache=${LLMPROXY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-proxy} sum bin
+	sum=$(cat tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/*.go | sha256sum | cut -c1-16)
+	bin=$cache/ferretdb-$sum
+	if [[ ! -x "$bin" ]]; then
+		log "building FerretDB (tools/ferretdb) into $cache; the first build takes several minutes"
+		mkdir -p "$cache" || return 1
 		local t0=$SECONDS
 		# Never with -race: FerretDB then becomes a slow debug build.
-		if ! (cd tools/ferretdb && GOFLAGS= go build -o "$bin.new" .); then
+		if ! (cd tools/ferretdb && GOFLAGS= go build -o "$bin.$$" .); then
 			log "building tools/ferretdb failed"
+			rm -f "$bin.$$"
 			return 1
 		fi
-		mv "$bin.new" "$bin" && echo "$sum" >"$stamp"
+		mv "$bin.$$" "$bin" # atomic: a concurrent run sees all or nothing
 		log "built FerretDB in $((SECONDS - t0))s"
 	fi
 	"$bin" -listen 127.0.0.1:0 -dir "$work/ferretdb" -uri-file "$work/mongodb.uri" \
@@ -160,8 +165,5 @@ if ! go vet "${pkgs[@]}"; then
 fi
 
 log "go test -race -count=1 ${flags[*]} ${pkgs[*]}"
-t0=$SECONDS
+# Nothing is printed after go test: its summary lines close the output.
 go test -race -count=1 "${flags[@]}" "${pkgs[@]}"
-status=$?
-log "go test exited $status after $((SECONDS - t0))s"
-exit "$status"
