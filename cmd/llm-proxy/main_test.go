@@ -649,3 +649,74 @@ func TestServeBadConfig(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// startServe runs serve in-process until the test ends and returns its
+// base URL and logs.
+func startServe(t *testing.T, c *cli) (string, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--shutdown-grace", "1s"}, c.getenv, io.Discard, &logs)
+	}()
+	addr := waitListening(t, &logs, done)
+	t.Cleanup(func() { cancel(); <-done })
+	return "http://" + addr, &logs
+}
+
+func chat(t *testing.T, base, key string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(`{"model":"gemini-flash","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestServeSharedLimits: with REDIS_URL, two servers share one key's
+// request rate; with a Redis that does not answer, serve still starts.
+func TestServeSharedLimits(t *testing.T) {
+	url := os.Getenv("LLMPROXY_TEST_REDIS")
+	if url == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("LLMPROXY_TEST_REDIS is not set (./scripts/test.sh sets it)")
+		}
+		t.Skip("LLMPROXY_TEST_REDIS is not set (./scripts/test.sh sets it)")
+	}
+	up := fakeopenai.New(t, upstreamKey)
+	c := newCLI(t)
+	_, modelID := c.guide(up.BaseURL())
+	// One request per 10s: the second, on either server, is refused.
+	c.ok("vkey", "add", "--name", "limited", "--key", "sk-limited-123", "--model-id", modelID, "--tps", "0.1", "--burst", "1", "-q")
+	c.env["REDIS_URL"] = url
+	a, logsA := startServe(t, c)
+	b, _ := startServe(t, c)
+	if !strings.Contains(logsA.String(), "shared_limits=true") {
+		t.Errorf("serve did not use REDIS_URL:\n%s", logsA.String())
+	}
+	if got := chat(t, a, "sk-limited-123"); got != 200 {
+		t.Fatalf("first request on A: %d", got)
+	}
+	if got := chat(t, b, "sk-limited-123"); got != 429 {
+		t.Errorf("second request, on B: %d, want 429 (the limit is shared)", got)
+	}
+
+	// A Redis that is not there: serve starts, warns, limits locally.
+	c.env["REDIS_URL"] = "redis://127.0.0.1:1/0"
+	d, logsD := startServe(t, c)
+	if !strings.Contains(logsD.String(), "Redis does not answer") {
+		t.Errorf("no warning about Redis:\n%s", logsD.String())
+	}
+	if got := chat(t, d, "sk-proxy-123"); got != 200 {
+		t.Errorf("request with Redis down: %d", got)
+	}
+	c.env["REDIS_URL"] = "http://not-redis"
+	if got := c.fail("serve", "--addr", "127.0.0.1:0"); !strings.Contains(got, "REDIS_URL") {
+		t.Errorf("bad REDIS_URL: %s", got)
+	}
+}

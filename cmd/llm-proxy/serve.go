@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/redislimit"
 )
 
 func newServeCmd(e *env) *cobra.Command {
@@ -64,12 +65,27 @@ func (e *env) serve(ctx context.Context, addr string, grace time.Duration) error
 		return err
 	}
 	defer s.Close()
-	gw, err := llmproxy.New(llmproxy.Config{
+	cfg := llmproxy.Config{
 		Storage:   s,
 		Providers: providers(),
 		MasterKey: e.getenv("MASTER_KEY"),
 		Logger:    log,
-	})
+	}
+	if url := e.getenv("REDIS_URL"); url != "" {
+		// Limits shared by every replica. A Redis that is down now is
+		// not fatal: the gateway falls back to local limits until it
+		// answers.
+		rl, err := redislimit.Open(url, redislimit.Options{})
+		if err != nil {
+			return err
+		}
+		defer rl.Close()
+		if err := rl.Ping(ctx); err != nil {
+			log.Warn("Redis does not answer yet; using per-replica limits until it does")
+		}
+		cfg.Limiter = rl
+	}
+	gw, err := llmproxy.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -84,7 +100,7 @@ func (e *env) serve(ctx context.Context, addr string, grace time.Duration) error
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("llm-proxy listening", "addr", ln.Addr().String(), "db_type", e.dbType)
+	log.Info("llm-proxy listening", "addr", ln.Addr().String(), "db_type", e.dbType, "shared_limits", cfg.Limiter != nil)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
