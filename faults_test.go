@@ -1,0 +1,114 @@
+package llmproxy_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
+	"github.com/go-llm-proxy/llmproxy/provider/openai"
+	"github.com/go-llm-proxy/llmproxy/storage/memory"
+)
+
+// twoUpstreams serves alias "dual" from two connections, each its own
+// fake upstream.
+func twoUpstreams(t *testing.T, cfg llmproxy.Config) (a, b *fakeopenai.Server, url string) {
+	ctx := context.Background()
+	store := memory.New()
+	a, b = fakeopenai.New(t, upstreamKey), fakeopenai.New(t, upstreamKey)
+	for i, f := range []*fakeopenai.Server{a, b} {
+		c := &llmproxy.Connection{Name: "up" + string(rune('a'+i)), Provider: llmproxy.KindCompatible, Endpoint: f.BaseURL(),
+			Credentials: llmproxy.Credentials{APIKey: upstreamKey}, Settings: map[string]string{llmproxy.SettingFirstByteTimeout: "300ms", llmproxy.SettingIdleTimeout: "150ms"}}
+		must(t, store.CreateConnection(ctx, c))
+		must(t, store.CreateModel(ctx, &llmproxy.Model{Name: "dual", Remote: "remote-" + c.Name, ConnectionID: c.ID}))
+	}
+	cfg.Storage, cfg.MasterKey = store, masterKey
+	cfg.Providers = map[string]llmproxy.NewProviderFunc{llmproxy.KindCompatible: openai.New}
+	gw, err := llmproxy.New(cfg)
+	must(t, err)
+	srv := httptest.NewServer(gw)
+	t.Cleanup(func() { srv.Close(); gw.Close() })
+	return a, b, srv.URL
+}
+
+func postTo(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+masterKey)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+const dualBody = `{"model":"dual","messages":[{"role":"user","content":"hi"}]}`
+
+func TestFallbackAndCoolDown(t *testing.T) {
+	a, b, url := twoUpstreams(t, llmproxy.Config{})
+	a.SetFail(500)
+	for i := range 10 {
+		if s, body := postTo(t, url, dualBody); s != 200 || !strings.Contains(body, "remote-upb") {
+			t.Fatalf("request %d: %d %s", i, s, body)
+		}
+	}
+	// After three failures in a row, a cools down: it is tried last, so
+	// it sees few of the ten requests.
+	if n := len(a.Requests()); n > 4 {
+		t.Errorf("failing upstream got %d of 10 requests despite the cool-down", n)
+	}
+	// Both failing: the client sees the error, not a hang.
+	b.SetFail(503)
+	if s, _ := postTo(t, url, dualBody); s != 503 && s != 502 {
+		t.Errorf("both down: %d", s)
+	}
+	// A 400 is the client's fault: no retry elsewhere.
+	a.SetFail(0)
+	b.SetFail(400)
+	before := len(a.Requests()) + len(b.Requests())
+	for range 5 {
+		postTo(t, url, dualBody)
+	}
+	if got := len(a.Requests()) + len(b.Requests()) - before; got != 5 {
+		t.Errorf("5 requests made %d upstream calls; 400s must not be retried", got)
+	}
+}
+
+func TestFirstByteTimeout(t *testing.T) {
+	a, b, url := twoUpstreams(t, llmproxy.Config{})
+	a.SetDelay(2*time.Second, 0)
+	b.SetDelay(2*time.Second, 0)
+	start := time.Now()
+	s, body := postTo(t, url, dualBody)
+	if s != 504 || !strings.Contains(body, "did not answer within 300ms") {
+		t.Errorf("%d %s", s, body)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("took %v", d)
+	}
+	waitFor(t, func() bool { return a.Cancelled()+b.Cancelled() == 2 })
+}
+
+func TestStreamIdleTimeoutEndsWithErrorEvent(t *testing.T) {
+	a, b, url := twoUpstreams(t, llmproxy.Config{})
+	// Healthy but slow: 100ms between chunks stays under the 150ms idle
+	// timeout, however long the stream.
+	a.SetDelay(0, 100*time.Millisecond)
+	b.SetDelay(0, 100*time.Millisecond)
+	s, body := postTo(t, url, `{"model":"dual","stream":true,"messages":[{"role":"user","content":"one two three four five six seven"}]}`)
+	if s != 200 || !strings.HasSuffix(body, "data: [DONE]\n\n") || strings.Contains(body, `"error"`) {
+		t.Errorf("slow healthy stream cut: %d %q", s, body)
+	}
+	// Stalled: 400ms between chunks.
+	a.SetDelay(0, 400*time.Millisecond)
+	b.SetDelay(0, 400*time.Millisecond)
+	s, body = postTo(t, url, `{"model":"dual","stream":true,"messages":[{"role":"user","content":"x"}]}`)
+	if s != 200 || !strings.Contains(body, `"code":"upstream_timeout"`) || strings.Contains(body, "[DONE]") {
+		t.Errorf("stalled stream: %d %q", s, body)
+	}
+}
