@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -260,6 +261,27 @@ func TestSchemaSetupIsConcurrentAndRepeatable(t *testing.T) {
 	}
 	if _, err := s2.Key(ctx, k.ID); err != nil {
 		t.Errorf("key lost on reopening: %v", err)
+	}
+
+	// A database set up by a newer build is refused, not downgraded.
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(ctx)
+	u, _ := url.Parse(uri)
+	meta := client.Database(strings.TrimPrefix(u.Path, "/")).Collection("meta")
+	if _, err := meta.UpdateOne(ctx, bson.D{{Key: "_id", Value: "schema"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "version", Value: 99}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if s3, err := mongodb.Open(ctx, uri, mongodb.Options{}); err == nil || !strings.Contains(err.Error(), "newer") {
+		if err == nil {
+			s3.Close()
+		}
+		t.Errorf("Open of a schema version 99 database: %v, want an error saying it is newer", err)
+	}
+	if _, err := s2.Key(ctx, k.ID); err != nil {
+		t.Errorf("key lost after a refused Open: %v", err)
 	}
 }
 

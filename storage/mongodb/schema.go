@@ -67,7 +67,7 @@ var migrations = []func(ctx context.Context, s *Store) error{
 		_, err := s.meta.UpdateOne(ctx, byID(metaConfig),
 			bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: "version", Value: bson.NewObjectID().Hex()}}}},
 			options.UpdateOne().SetUpsert(true))
-		if err != nil && !mongo.IsDuplicateKeyError(err) {
+		if err != nil && !s.isDuplicate(err) {
 			return fmt.Errorf("config version: %w", err)
 		}
 		return nil
@@ -148,7 +148,7 @@ func (s *Store) recordSchemaVersion(ctx context.Context, v int) error {
 		bson.D{{Key: "_id", Value: metaSchema}, {Key: "version", Value: bson.D{{Key: "$lt", Value: v}}}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "version", Value: v}}}},
 		options.UpdateOne().SetUpsert(true))
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
+	if err != nil && !s.isDuplicate(err) {
 		return fmt.Errorf("mongodb: record schema version %d: %w", v, err)
 	}
 	return nil
