@@ -151,10 +151,12 @@ fi
 args=("$@")
 pkgs=()
 flags=()
+prev=
 for a in "${args[@]}"; do
-	# Package patterns (./x/..., ./x) go to both go vet and go test;
-	# everything else to go test only.
-	if [[ "$a" == ./* || "$a" == . ]]; then pkgs+=("$a"); else flags+=("$a"); fi
+	# Package patterns (./x/..., ./x, and . unless it is a flag's value as
+	# in -bench .) go to both go vet and go test; the rest to go test.
+	if [[ "$a" == ./* || ("$a" == . && "$prev" != -*) ]]; then pkgs+=("$a"); else flags+=("$a"); fi
+	prev=$a
 done
 ((${#pkgs[@]})) || pkgs=(./...)
 
