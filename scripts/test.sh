@@ -22,6 +22,14 @@ root=$PWD
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+	PATH=$PATH:/usr/local/go/bin
+fi
+if ! command -v go >/dev/null; then
+	log "go is not installed (https://go.dev/doc/install); it is needed to build and test"
+	exit 1
+fi
+
 ci=false
 [[ "${CI:-}" == "true" ]] && ci=true
 missing=()
@@ -62,7 +70,7 @@ free_port() {
 
 # --- MongoDB (FerretDB) -----------------------------------------------------
 start_ferretdb() {
-	local cache=${LLMPROXY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-proxy} sum bin
+	local cache=${LLMPROXY_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/llm-proxy} sum bin
 	sum=$(cat tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/*.go | sha256sum | cut -c1-16)
 	bin=$cache/ferretdb-$sum
 	if [[ ! -x "$bin" ]]; then
