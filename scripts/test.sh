@@ -18,7 +18,6 @@
 # that need it skip, saying so.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 
