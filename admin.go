@@ -34,6 +34,11 @@ type Admin struct {
 	// standard kinds (KindOpenAI …) are validated by their own rules
 	// either way.
 	Kinds []string
+	// Providers, when set, checks a new connection the way the Gateway
+	// will use it: AddConnection builds the connection's provider once
+	// (a NewProviderFunc does no network I/O) and refuses the connection
+	// if that fails, e.g. an Azure api_version of the wrong form.
+	Providers map[string]NewProviderFunc
 }
 
 // Default endpoints of the provider kinds that have one.
@@ -81,6 +86,14 @@ func (a *Admin) AddConnection(ctx context.Context, c *Connection) error {
 	}
 	if err := c.Validate(); err != nil {
 		return err
+	}
+	if newProvider := a.Providers[c.Provider]; newProvider != nil {
+		if _, err := newProvider(*c, ProviderOptions{}); err != nil {
+			// Providers' messages are written for the user; drop the
+			// sentinel's "invalid: " prefix.
+			msg := strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")
+			return adminErrorf(ErrInvalid, "%s", msg)
+		}
 	}
 	all, err := a.allConnections(ctx)
 	if err != nil {

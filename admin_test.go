@@ -3,6 +3,7 @@ package llmproxy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -459,4 +460,30 @@ func TestAdminUsage(t *testing.T) {
 		_, err = a.Usage(ctx, llmproxy.UsageFilter{Since: now, Until: now.Add(-time.Hour)})
 		wantErr(t, err, llmproxy.ErrInvalid, "since must be before until")
 	})
+}
+
+func TestAdminProvidersCheck(t *testing.T) {
+	ctx := context.Background()
+	var built []string
+	a := &llmproxy.Admin{Storage: memory.New(), Providers: map[string]llmproxy.NewProviderFunc{
+		"compatible": func(c llmproxy.Connection, _ llmproxy.ProviderOptions) (llmproxy.Provider, error) {
+			built = append(built, c.Name)
+			if c.Settings["mode"] == "bad" {
+				return nil, fmt.Errorf("%w: compatible connection %q: mode %q is not supported", llmproxy.ErrInvalid, c.Name, "bad")
+			}
+			return nil, nil
+		},
+	}}
+	err := a.AddConnection(ctx, &llmproxy.Connection{Name: "bad", Provider: "compatible", Endpoint: "http://h", Settings: map[string]string{"mode": "bad"}})
+	wantErr(t, err, llmproxy.ErrInvalid, "")
+	if err.Error() != `compatible connection "bad": mode "bad" is not supported` {
+		t.Errorf("message %q", err)
+	}
+	wantErr(t, a.AddConnection(ctx, &llmproxy.Connection{Name: "good", Provider: "compatible", Endpoint: "http://h"}), nil, "")
+	if strings.Join(built, ",") != "bad,good" {
+		t.Errorf("providers built for %v", built)
+	}
+	if cs, _ := a.ListConnections(ctx, llmproxy.ListOptions{}); len(cs) != 1 {
+		t.Errorf("%d connections stored, want only the good one", len(cs))
+	}
 }

@@ -262,7 +262,7 @@ func TestErrors(t *testing.T) {
 		want string // the stderr line, without "llm-proxy: "
 	}{
 		{"duplicate connection", []string{"connection", "add", "--name", "google-ai", "--provider", "google", "--api-key", "AIza..."}, `connection "google-ai" already exists`},
-		{"unknown provider", []string{"connection", "add", "--name", "x", "--provider", "foo"}, `unknown provider "foo" (known: bedrock, compatible, google, openai)`},
+		{"unknown provider", []string{"connection", "add", "--name", "x", "--provider", "foo"}, `unknown provider "foo" (known: azure, bedrock, compatible, google, openai)`},
 		{"compatible without endpoint", []string{"connection", "add", "--name", "x", "--provider", "compatible"}, `compatible connection "x" needs an endpoint (the server's base URL, e.g. http://localhost:11434/v1)`},
 		{"openai without key", []string{"connection", "add", "--name", "x", "--provider", "openai"}, `openai connection "x" needs an API key`},
 		{"region on google", []string{"connection", "add", "--name", "x", "--provider", "google", "--api-key", "k-123", "--region", "us-east-1"}, `region is not used by google connections`},
@@ -718,5 +718,46 @@ func TestServeSharedLimits(t *testing.T) {
 	c.env["REDIS_URL"] = "http://not-redis"
 	if got := c.fail("serve", "--addr", "127.0.0.1:0"); !strings.Contains(got, "REDIS_URL") {
 		t.Errorf("bad REDIS_URL: %s", got)
+	}
+}
+
+func TestProviderFlags(t *testing.T) {
+	c := newCLI(t)
+	var az map[string]any
+	json.Unmarshal([]byte(c.ok("connection", "add", "--name", "az", "--provider", "azure", "--endpoint", "https://res.openai.azure.com/", "--api-key", "azure-secret-key-1", "--api-version", "2024-10-21", "--json")), &az)
+	if az["endpoint"] != "https://res.openai.azure.com" || fmt.Sprint(az["settings"]) != "map[api_version:2024-10-21]" || fmt.Sprint(az["credentials"]) != "[api_key]" {
+		t.Errorf("azure: %v", az)
+	}
+	out := c.ok("connection", "add", "--name", "claude", "--provider", "bedrock", "--region", "us-east-1", "--access-key-id", "AKIAEXAMPLE0001", "--secret-access-key", "aws-secret-key-1", "--session-token", "aws-session-token-1")
+	for _, w := range []string{"bedrock", "region:", "us-east-1", "access_key_id, secret_access_key, session_token"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("bedrock add lacks %q:\n%s", w, out)
+		}
+	}
+	c.ok("connection", "add", "--name", "claude-chain", "--provider", "bedrock", "--region", "eu-west-1")
+	c.ok("connection", "add", "--name", "vpc", "--provider", "bedrock", "--endpoint", "https://vpce-1.bedrock-runtime.us-east-1.vpce.amazonaws.com")
+
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--name", "x", "--provider", "azure", "--api-key", "k-123"}, `azure connection "x" needs an endpoint (https://RESOURCE.openai.azure.com)`},
+		{[]string{"--name", "x", "--provider", "azure", "--endpoint", "https://r.openai.azure.com"}, `azure connection "x" needs an API key`},
+		{[]string{"--name", "x", "--provider", "azure", "--endpoint", "https://r.openai.azure.com", "--api-key", "k-123", "--api-version", "latest"}, `azure connection "x": api_version must look like 2024-10-21 or 2025-01-01-preview, got "latest"`},
+		{[]string{"--name", "x", "--provider", "bedrock"}, `bedrock connection "x" needs a region (or an endpoint)`},
+		{[]string{"--name", "x", "--provider", "bedrock", "--region", "us-east-1", "--access-key-id", "AKIA1"}, `bedrock connection "x" needs both an access key ID and a secret access key, or neither (to use the AWS default credential chain)`},
+		{[]string{"--name", "x", "--provider", "bedrock", "--region", "us-east-1", "--api-key", "k-123"}, `an API key is not used by bedrock connections (bedrock uses AWS credentials)`},
+		{[]string{"--name", "x", "--provider", "openai", "--api-key", "k-123", "--api-version", "2024-10-21"}, `api_version is not used by openai connections`},
+		{[]string{"--name", "x", "--provider", "compatible", "--endpoint", "http://h/v1", "--secret-access-key", "s"}, `an AWS access key is not used by compatible connections`},
+	} {
+		if got := c.fail(append([]string{"connection", "add"}, tt.args...)...); got != "llm-proxy: "+tt.want {
+			t.Errorf("%v:\n  %s\nwant\n  llm-proxy: %s", tt.args, got, tt.want)
+		}
+	}
+	c.ok("connection", "list")
+	c.ok("connection", "list", "--json")
+	c.checkNoSecrets("azure-secret-key-1", "aws-secret-key-1", "aws-session-token-1")
+	if n := c.counts(); n[0] != 4 {
+		t.Errorf("%d connections, want 4", n[0])
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/provider/azure"
 	"github.com/go-llm-proxy/llmproxy/provider/bedrock"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
 	"github.com/go-llm-proxy/llmproxy/storage/mongodb"
@@ -92,8 +93,8 @@ func providers() map[string]llmproxy.NewProviderFunc {
 		llmproxy.KindOpenAI:     openai.New,
 		llmproxy.KindGoogle:     openai.New,
 		llmproxy.KindCompatible: openai.New,
+		llmproxy.KindAzure:      azure.New,
 		llmproxy.KindBedrock:    bedrock.New,
-		// TODO(azure): llmproxy.KindAzure: azure.New, once provider/azure exists.
 	}
 }
 
@@ -177,8 +178,8 @@ func (e *env) admin(ctx context.Context, f func(*llmproxy.Admin) error) error {
 		return err
 	}
 	defer s.Close()
-	kinds := slices.Sorted(maps.Keys(providers()))
-	return f(&llmproxy.Admin{Storage: s, Kinds: kinds})
+	p := providers()
+	return f(&llmproxy.Admin{Storage: s, Kinds: slices.Sorted(maps.Keys(p)), Providers: p})
 }
 
 // exactArgs is cobra.ExactArgs with a message naming what is missing.
