@@ -29,6 +29,8 @@ import (
 	mongooptions "go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
+	"github.com/go-llm-proxy/llmproxy/provider/azure/azuretest"
+	"github.com/go-llm-proxy/llmproxy/provider/bedrock/bedrocktest"
 )
 
 var (
@@ -454,5 +456,91 @@ func waitFor(t *testing.T, limit time.Duration, what string, f func() bool) {
 			t.Fatalf("waited %v for %s", limit, what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestAllProvidersWalkthrough sets up Azure OpenAI and Bedrock connections
+// with the real binary's flags and talks to both through a real server,
+// as the guide's curl example does (no Content-Type, as curl -d sends).
+func TestAllProvidersWalkthrough(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	az := azuretest.NewServer()
+	defer az.Close()
+	br := bedrocktest.NewServer()
+	defer br.Close()
+	br.Region, br.AccessKeyID, br.SecretAccessKey = "us-east-1", "AKIAE2ETEST000001", "bedrock-e2e-secret"
+	br.Latency = 5 * time.Millisecond
+
+	p := &process{t: t, bin: binary(t), dir: t.TempDir(),
+		env: append(os.Environ(), "DB_TYPE=sqlite", "DB_DSN=llm-proxy.db", "ENCRYPTION_KEY=", "MASTER_KEY=", "PORT=", "REDIS_URL=")}
+	azConn := strings.TrimSpace(p.cli("connection", "add", "--name", "azure-east", "--provider", "azure", "--endpoint", az.URL, "--api-key", az.APIKey, "--api-version", "2024-10-21", "-q"))
+	brConn := strings.TrimSpace(p.cli("connection", "add", "--name", "bedrock-east", "--provider", "bedrock", "--endpoint", br.URL, "--region", "us-east-1",
+		"--access-key-id", br.AccessKeyID, "--secret-access-key", br.SecretAccessKey, "-q"))
+	p.cli("model", "add", "--name", "gpt-4o", "--remote", "gpt4o-deploy", "--conn-id", azConn, "-q")
+	p.cli("model", "add", "--name", "claude-haiku", "--remote", "anthropic.claude-3-haiku-20240307-v1:0", "--conn-id", brConn, "-q")
+	p.cli("vkey", "add", "--name", "team", "--key", "sk-team-789", "--conn-id", azConn, "--conn-id", brConn)
+	srv := p.serve()
+	ctx := context.Background()
+
+	for _, tt := range []struct {
+		model string
+		check func(t *testing.T)
+	}{
+		{"gpt-4o", func(t *testing.T) {
+			c := az.LastCall()
+			if c == nil || c.Deployment != "gpt4o-deploy" || c.APIVersion != "2024-10-21" || c.Header.Get("api-key") != az.APIKey {
+				t.Errorf("azure saw %+v", c)
+			}
+		}},
+		{"claude-haiku", func(t *testing.T) {
+			c := br.LastCall()
+			if c == nil || c.ModelID != "anthropic.claude-3-haiku-20240307-v1:0" {
+				t.Errorf("bedrock saw %+v", c)
+			}
+		}},
+	} {
+		t.Run(tt.model, func(t *testing.T) {
+			// curl -d '{…}' without a Content-Type header.
+			req, _ := http.NewRequest("POST", srv.base+"/v1/chat/completions", strings.NewReader(`{"model":"`+tt.model+`","messages":[{"role":"user","content":"Hello there"}]}`))
+			req.Header.Set("Authorization", "Bearer sk-team-789")
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, body := do(t, req)
+			if resp.StatusCode != 200 || !strings.Contains(body, "Hello there") {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+			tt.check(t)
+
+			cfg := goopenai.DefaultConfig("sk-team-789")
+			cfg.BaseURL = srv.base + "/v1"
+			s, err := goopenai.NewClientWithConfig(cfg).CreateChatCompletionStream(ctx, goopenai.ChatCompletionRequest{
+				Model: tt.model, Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "stream this"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var text strings.Builder
+			for {
+				chunk, err := s.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(chunk.Choices) > 0 {
+					text.WriteString(chunk.Choices[0].Delta.Content)
+				}
+			}
+			if !strings.Contains(text.String(), "stream this") {
+				t.Errorf("streamed %q", text.String())
+			}
+		})
+	}
+	for _, secret := range []string{az.APIKey, br.SecretAccessKey, "sk-team-789"} {
+		if strings.Contains(srv.logs.String(), secret) {
+			t.Errorf("the server logged %q", secret)
+		}
 	}
 }
