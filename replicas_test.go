@@ -1,0 +1,229 @@
+package llmproxy_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
+	"github.com/go-llm-proxy/llmproxy/internal/testdb"
+	"github.com/go-llm-proxy/llmproxy/provider/openai"
+	"github.com/go-llm-proxy/llmproxy/redislimit"
+	"github.com/go-llm-proxy/llmproxy/storage/postgres"
+)
+
+// fire sends n chat requests from workers goroutines at once and counts
+// the answers by status.
+func fire(t *testing.T, urls []string, n, workers int) map[int]int {
+	var mu sync.Mutex
+	counts := map[int]int{}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				s := send(t, urls[w%len(urls)])
+				mu.Lock()
+				counts[s]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return counts
+}
+
+func send(t *testing.T, url string) int {
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(chatBody))
+	req.Header.Set("Authorization", "Bearer "+keyConn)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// steady sends rps requests per second (spread over urls) for d, and
+// returns how many were admitted.
+func steady(t *testing.T, urls []string, rps int, d time.Duration) int {
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	tick := time.NewTicker(time.Second / time.Duration(rps))
+	defer tick.Stop()
+	end := time.Now().Add(d)
+	for i := 0; time.Now().Before(end); i++ {
+		<-tick.C
+		url := urls[i%len(urls)]
+		wg.Go(func() {
+			if send(t, url) == 200 {
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return int(ok.Load())
+}
+
+// replicas starts n gateways on one PostgreSQL database, each with its
+// own Store and its own Redis limiter client, as n processes would be.
+func replicas(t *testing.T, n int, a llmproxy.Assignment) []string {
+	ctx := context.Background()
+	dsn := testdb.Postgres(t)
+	redisURL, prefix := testdb.RedisURL(t)
+	fake := fakeopenai.New(t, upstreamKey)
+	sealer, _ := llmproxy.NewAESGCM(make([]byte, 32))
+	var urls []string
+	for i := range n {
+		store, err := postgres.Open(ctx, dsn, postgres.Options{Sealer: sealer})
+		must(t, err)
+		t.Cleanup(func() { store.Close() })
+		if i == 0 {
+			c := &llmproxy.Connection{Name: "fake", Provider: llmproxy.KindCompatible, Endpoint: fake.BaseURL(), Credentials: llmproxy.Credentials{APIKey: upstreamKey}}
+			must(t, store.CreateConnection(ctx, c))
+			must(t, store.CreateModel(ctx, &llmproxy.Model{Name: "gpt-alias", Remote: "remote-model-1", ConnectionID: c.ID}))
+			a.ConnectionID = c.ID
+			must(t, store.CreateKey(ctx, &llmproxy.VirtualKey{Name: "k", Hash: llmproxy.HashKey(keyConn), Assignments: []llmproxy.Assignment{a}}))
+		}
+		lim, err := redislimit.Open(redisURL, redislimit.Options{Prefix: prefix, Timeout: time.Second}) // generous: a loaded CI machine must not fall back to local limits
+		must(t, err)
+		t.Cleanup(func() { lim.Close() })
+		gw, err := llmproxy.New(llmproxy.Config{Storage: store, Limiter: lim, Providers: map[string]llmproxy.NewProviderFunc{llmproxy.KindCompatible: openai.New}})
+		must(t, err)
+		srv := httptest.NewServer(gw)
+		t.Cleanup(func() { srv.Close(); gw.Close() })
+		urls = append(urls, srv.URL)
+	}
+	return urls
+}
+
+func within(got, want int, tolerance float64) bool {
+	d := float64(got - want)
+	return d <= float64(want)*tolerance && -d <= float64(want)*tolerance
+}
+
+// tps 5: 50 requests at once from 10 goroutines admit the burst of 5;
+// then a steady 20 rps for 3s admits 5/s ±10%.
+func TestRequestRateBurstThenSteady(t *testing.T) {
+	e := newEnv(t, llmproxy.Assignment{TPS: 5})
+	counts := fire(t, []string{e.srv.URL}, 50, 10)
+	if counts[200] < 5 || counts[200] > 6 || counts[200]+counts[429] != 50 {
+		t.Errorf("at once: %v, want 5 (+1 refill) admitted", counts)
+	}
+	if got := steady(t, []string{e.srv.URL}, 20, 3*time.Second); !within(got, 15, 0.1) {
+		t.Errorf("steady 20 rps for 3s admitted %d, want 15 ±10%%", got)
+	}
+}
+
+// token_limit 1000: 80 requests, 40 at a time, never push recorded usage past
+// the limit by more than one request's worth, and the next one is refused.
+func TestTokenLimitUnderConcurrency(t *testing.T) {
+	e := newEnv(t, llmproxy.Assignment{TokenLimit: 1000, TokenWindow: 24 * time.Hour})
+	counts := fire(t, []string{e.srv.URL}, 80, 40)
+	if s := send(t, e.srv.URL); s != 429 {
+		t.Errorf("request after the burst: %d", s)
+	}
+	sums := e.usage(llmproxy.UsageFilter{})
+	var total int64
+	for _, s := range sums {
+		total += s.TotalTokens
+	}
+	// One request uses 17 tokens and reserves ~27.
+	if total > 1000+27 || counts[200] < 1000/27 {
+		t.Errorf("recorded %d tokens with %v", total, counts)
+	}
+}
+
+// Three replicas on one PostgreSQL and one Redis: a tps 10 key admits
+// 10/s in total, and a token limit holds in total.
+func TestReplicasShareLimits(t *testing.T) {
+	urls := replicas(t, 3, llmproxy.Assignment{TPS: 10})
+	counts := fire(t, urls, 60, 12) // drains the shared burst of 10
+	if counts[200] < 10 || counts[200] > 11 {
+		t.Errorf("burst across 3 replicas: %v, want 10 admitted", counts)
+	}
+	if got := steady(t, urls, 45, 3*time.Second); !within(got, 30, 0.1) {
+		t.Errorf("45 rps over 3 replicas for 3s admitted %d, want 30 ±10%%", got)
+	}
+}
+
+func TestReplicasShareTokenLimit(t *testing.T) {
+	urls := replicas(t, 3, llmproxy.Assignment{TokenLimit: 500, TokenWindow: time.Hour})
+	counts := fire(t, urls, 60, 12)
+	// 17 tokens per request settle; reservations of ~27 keep concurrent
+	// requests from overrunning: about 500/17 pass in total, not 3x.
+	if counts[200] > 500/17+1 || counts[200] < 500/27 {
+		t.Errorf("token limit across 3 replicas: %v", counts)
+	}
+}
+
+// Redis going away mid-test: requests flow under local limits without
+// waiting on Redis; Redis back: limits are shared again.
+func TestRedisOutage(t *testing.T) {
+	port := freePort(t)
+	startRedis := func() *exec.Cmd {
+		cmd := exec.Command("redis-server", "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+		if err := cmd.Start(); err != nil {
+			t.Skipf("redis-server: %v", err)
+		}
+		waitFor(t, func() bool {
+			c, err := net.Dial("tcp", fmt.Sprint("127.0.0.1:", port))
+			ok := err == nil
+			if ok {
+				c.Close()
+			}
+			return ok
+		})
+		return cmd
+	}
+	redisCmd := startRedis()
+	defer func() { redisCmd.Process.Kill(); redisCmd.Wait() }()
+	e := newEnv(t, llmproxy.Assignment{TPS: 1000})
+	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	lim, err := redislimit.Open(url, redislimit.Options{Timeout: 100 * time.Millisecond})
+	must(t, err)
+	defer lim.Close()
+	gw, err := llmproxy.New(llmproxy.Config{Storage: e.store, Limiter: lim, Providers: map[string]llmproxy.NewProviderFunc{llmproxy.KindCompatible: openai.New}})
+	must(t, err)
+	srv := httptest.NewServer(gw)
+	defer func() { srv.Close(); gw.Close() }()
+	countKeys := func() int {
+		out, _ := exec.Command("redis-cli", "-p", fmt.Sprint(port), "dbsize").Output()
+		var n int
+		fmt.Sscan(string(out), &n)
+		return n
+	}
+	if s := send(t, srv.URL); s != 200 || countKeys() == 0 {
+		t.Fatalf("shared limiter unused: %d, %d keys", s, countKeys())
+	}
+	redisCmd.Process.Kill()
+	redisCmd.Wait()
+	for range 20 {
+		start := time.Now()
+		if s := send(t, srv.URL); s != 200 {
+			t.Errorf("during the outage: %d", s)
+		}
+		if d := time.Since(start); d > 400*time.Millisecond {
+			t.Errorf("a request waited %v during the outage", d)
+		}
+	}
+	redisCmd = startRedis()
+	waitFor(t, func() bool { send(t, srv.URL); return countKeys() > 0 })
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
