@@ -85,6 +85,8 @@ start_ferretdb() {
 		mv "$bin.$$" "$bin" # atomic: a concurrent run sees all or nothing
 		log "built FerretDB in $((SECONDS - t0))s"
 	fi
+	# Tests that stop and restart a MongoDB server of their own run this one.
+	export LLMPROXY_FERRETDB_BIN=$bin
 	"$bin" -listen 127.0.0.1:0 -dir "$work/ferretdb" -uri-file "$work/mongodb.uri" \
 		>/dev/null 2>"$work/ferretdb.log" &
 	pids+=($!)
