@@ -1,0 +1,480 @@
+// Command loadtest measures the gateway against its upstream, side by side
+// in the same run, on loopback: it starts a fake OpenAI-compatible upstream
+// and the real llm-proxy server (built from ./cmd/llm-proxy, SQLite store,
+// configured through its CLI with a virtual key whose limits are checked on
+// every request but never bite, usage ledger on), then drives both with a
+// closed-loop and an open-loop load generator and prints one table.
+//
+//	go run ./bench/loadtest                 # every standard scenario
+//	go run ./bench/loadtest -scenarios closed-50,serial -duration 10s
+//	go run ./bench/loadtest upstream -addr 127.0.0.1:9000   # the fake alone
+//
+// See bench/README.md for what each column means.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "upstream" {
+		if err := runUpstream(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest upstream:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command's flags.
+type options struct {
+	scenarios   string
+	duration    time.Duration
+	warmup      time.Duration
+	conns       int
+	rate        int
+	workers     int
+	idleStreams int
+	up          upstreamConfig
+	repo        string
+	bin         string
+	keep        bool
+	gatewayEnv  string
+}
+
+// Scenario names, in the order they run.
+var allScenarios = []string{"closed-50", "serial", "open-1k", "stream-50", "stream-1", "idle-10k"}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := newFlagSet()
+	fs.StringVar(&o.scenarios, "scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run: "+strings.Join(allScenarios, ", "))
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured time of each run (each scenario runs direct, then through the gateway)")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each run")
+	fs.IntVar(&o.conns, "conns", 50, "connections of the closed-loop throughput scenarios (closed-50, stream-50)")
+	fs.IntVar(&o.rate, "rate", 1000, "requests per second of the open-loop scenario (open-1k)")
+	fs.IntVar(&o.workers, "open-conns", 64, "connections the open-loop scenario may use")
+	fs.IntVar(&o.idleStreams, "idle-streams", 10000, "streams held open by idle-10k")
+	fs.DurationVar(&o.up.Latency, "latency", 0, "fake upstream: wait before answering")
+	fs.IntVar(&o.up.RespBytes, "resp-bytes", 400, "fake upstream: size of a non-streaming answer in bytes")
+	fs.IntVar(&o.up.Chunks, "chunks", 20, "fake upstream: content chunks per stream")
+	fs.DurationVar(&o.up.ChunkGap, "chunk-gap", 0, "fake upstream: wait between stream chunks")
+	fs.StringVar(&o.repo, "repo", ".", "repository root to build ./cmd/llm-proxy from")
+	fs.StringVar(&o.bin, "llm-proxy", "", "use this llm-proxy binary instead of building one")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, binary) for inspection")
+	fs.StringVar(&o.gatewayEnv, "gateway-env", "", "extra environment for the gateway process, comma-separated KEY=VALUE (e.g. GOGC=200)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.duration <= 0 || o.duration > 10*time.Minute || o.warmup < 0 || o.warmup > time.Minute {
+		return o, errors.New("-duration must be in (0, 10m] and -warmup in [0, 1m]")
+	}
+	if o.conns < 1 || o.conns > 5000 || o.workers < 1 || o.workers > 5000 || o.rate < 1 || o.rate > 200000 {
+		return o, errors.New("-conns and -open-conns must be in [1, 5000], -rate in [1, 200000]")
+	}
+	if o.idleStreams < 1 || o.idleStreams > 50000 {
+		return o, errors.New("-idle-streams must be in [1, 50000]")
+	}
+	for _, s := range strings.Split(o.scenarios, ",") {
+		if !contains(allScenarios, s) {
+			return o, fmt.Errorf("unknown scenario %q; known: %s", s, strings.Join(allScenarios, ", "))
+		}
+	}
+	return o, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+const (
+	chatBody   = `{"model":"%s","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in a short sentence, please."}],"temperature":0.2,"max_tokens":64}`
+	streamBody = `{"model":"%s","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in a short sentence, please."}],"temperature":0.2,"max_tokens":64,"stream":true,"stream_options":{"include_usage":true}}`
+)
+
+// bench is a running setup: the upstream and the gateway.
+type bench struct {
+	opt      options
+	up, gw   *process
+	key      string
+	peakNote bool // VmHWM could be reset between runs
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	opt, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	if lim, err := raiseFileLimit(65536); err != nil || lim < uint64(3*opt.idleStreams+1000) {
+		fmt.Fprintf(out, "note: file descriptor limit is %d (%v); idle-10k may fail\n", lim, err)
+	}
+	dir, err := os.MkdirTemp("", "llmproxy-bench-")
+	if err != nil {
+		return err
+	}
+	if opt.keep {
+		fmt.Fprintln(out, "temporary directory:", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	bin := opt.bin
+	if bin == "" {
+		fmt.Fprintln(out, "building llm-proxy …")
+		if bin, err = buildGateway(ctx, opt.repo, dir); err != nil {
+			return err
+		}
+	}
+	b := &bench{opt: opt}
+	if b.up, err = startUpstream(ctx, opt.up); err != nil {
+		return err
+	}
+	defer b.up.stop()
+	env := append(os.Environ(), "DB_TYPE=sqlite", "DB_DSN="+filepath.Join(dir, "bench.db"), "MASTER_KEY=", "REDIS_URL=")
+	setup, err := configureGateway(ctx, bin, env, b.up.addr)
+	if err != nil {
+		return err
+	}
+	b.key = setup.key
+	if opt.gatewayEnv != "" {
+		env = append(env, strings.Split(opt.gatewayEnv, ",")...)
+	}
+	if b.gw, err = startGateway(ctx, bin, env); err != nil {
+		return err
+	}
+	defer func() {
+		b.gw.stop()
+		if opt.keep {
+			fmt.Fprintf(out, "\ngateway log (first MiB):\n%s", b.gw.logs.String())
+		}
+	}()
+	b.peakNote = resetPeak(b.gw.cmd.Process.Pid)
+	fmt.Fprintf(out, "upstream %s (pid %d), gateway %s (pid %d), %d CPUs; %s per run after %s warm-up\n",
+		b.up.addr, b.up.cmd.Process.Pid, b.gw.addr, b.gw.cmd.Process.Pid, numCPU(), opt.duration, opt.warmup)
+	var rows []row
+	var idle *idleResult
+	for _, sc := range strings.Split(opt.scenarios, ",") {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fmt.Fprintf(out, "running %s …\n", sc)
+		switch sc {
+		case "idle-10k":
+			r, err := b.idleStreams(ctx, opt.idleStreams)
+			if err != nil {
+				return fmt.Errorf("idle-10k: %w", err)
+			}
+			idle = &r
+		default:
+			rows = append(rows, b.scenario(sc)...)
+		}
+	}
+	printTable(out, rows, idle)
+	printTargets(out, rows, idle)
+	return nil
+}
+
+// row is one run: a scenario through one target.
+type row struct {
+	scenario, via string
+	o             outcome
+	gw, up        procUsage // deltas (cpu) and end values (memory)
+	gwPeak        int64
+	stream        bool
+}
+
+func (b *bench) targets(stream bool) (direct, gateway target) {
+	body := chatBody
+	if stream {
+		body = streamBody
+	}
+	direct = target{name: "direct", addr: b.up.addr,
+		req: buildRequest(b.up.addr, "/v1/chat/completions", "sk-upstream", []byte(fmt.Sprintf(body, "fake")))}
+	gateway = target{name: "gateway", addr: b.gw.addr,
+		req: buildRequest(b.gw.addr, "/v1/chat/completions", b.key, []byte(fmt.Sprintf(body, "bench")))}
+	return direct, gateway
+}
+
+// scenario runs one scenario direct, then through the gateway.
+func (b *bench) scenario(name string) []row {
+	stream := strings.HasPrefix(name, "stream")
+	d, g := b.targets(stream)
+	var rows []row
+	for _, t := range []target{d, g} {
+		gwPid, upPid := b.gw.cmd.Process.Pid, b.up.cmd.Process.Pid
+		resetPeak(gwPid)
+		gw0, _ := readUsage(gwPid)
+		up0, _ := readUsage(upPid)
+		var o outcome
+		switch name {
+		case "closed-50":
+			o = closedLoop(t, b.opt.conns, b.opt.warmup, b.opt.duration, false)
+		case "serial":
+			o = closedLoop(t, 1, b.opt.warmup, b.opt.duration, false)
+		case "open-1k":
+			o = openLoop(t, b.opt.rate, b.opt.workers, b.opt.warmup, b.opt.duration)
+		case "stream-50":
+			o = closedLoop(t, b.opt.conns, b.opt.warmup, b.opt.duration, true)
+		case "stream-1":
+			o = closedLoop(t, 1, b.opt.warmup, b.opt.duration, true)
+		}
+		gw1, _ := readUsage(gwPid)
+		up1, _ := readUsage(upPid)
+		r := row{scenario: name, via: t.name, o: o, stream: stream, gwPeak: gw1.hwm}
+		r.gw, r.up = gw1, up1
+		r.gw.cpu, r.up.cpu = gw1.cpu-gw0.cpu, up1.cpu-up0.cpu
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// idleResult is what idle-10k measured.
+type idleResult struct {
+	streams, opened, ended, failed int
+	held                           procUsage // the gateway while every stream is open
+	after                          procUsage // the gateway once they all ended
+	before                         procUsage
+	upHeld                         procUsage
+	upStreamingAfter               int64
+	took                           time.Duration
+	firstErr                       string
+}
+
+// idleStreams opens n streams through the gateway that the upstream holds
+// after their first chunk, measures the gateway with all of them open,
+// releases them, and checks that they all end.
+func (b *bench) idleStreams(ctx context.Context, n int) (idleResult, error) {
+	res := idleResult{streams: n}
+	gwPid := b.gw.cmd.Process.Pid
+	resetPeak(gwPid)
+	res.before, _ = readUsage(gwPid)
+	req := buildRequest(b.gw.addr, "/v1/chat/completions", b.key, []byte(fmt.Sprintf(streamBody, "bench-hold")))
+	began := time.Now()
+	var wg sync.WaitGroup
+	var opened, ended, failed atomic.Int64
+	var errOnce sync.Once
+	conns := make(chan *conn, n)
+	sem := make(chan struct{}, 200) // dials in flight: stay within the listen backlog
+	for range n {
+		sem <- struct{}{}
+		c, err := dial(b.gw.addr)
+		<-sem
+		if err != nil {
+			failed.Add(1)
+			errOnce.Do(func() { res.firstErr = err.Error() })
+			continue
+		}
+		opened.Add(1)
+		conns <- c
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := c.do(req, time.Now().Add(3*time.Minute))
+			if err != nil || r.status != 200 || r.events < 2 {
+				failed.Add(1)
+				errOnce.Do(func() { res.firstErr = fmt.Sprintf("status %d, %d events, %v", r.status, r.events, err) })
+				return
+			}
+			ended.Add(1)
+		}()
+	}
+	close(conns)
+	defer func() {
+		for c := range conns {
+			c.close()
+		}
+	}()
+	// Wait until the upstream holds every stream (each has had its first
+	// chunk), bounded.
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		st, err := b.upStats()
+		if err == nil && st.Holding >= opened.Load()-failed.Load() {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			res.firstErr = fmt.Sprintf("only %d of %d streams reached the upstream in 90s", st.Holding, opened.Load())
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // let first chunks reach the clients
+	res.held, _ = readUsage(gwPid)
+	res.upHeld, _ = readUsage(b.up.cmd.Process.Pid)
+	res.took = time.Since(began)
+	if resp, err := http.Post("http://"+b.up.addr+"/control/release", "text/plain", nil); err == nil {
+		resp.Body.Close()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		res.firstErr = "streams still open 2 minutes after release"
+	}
+	for c := range conns {
+		c.close()
+	}
+	time.Sleep(2 * time.Second) // the gateway notices the closed connections
+	res.after, _ = readUsage(gwPid)
+	if st, err := b.upStats(); err == nil {
+		res.upStreamingAfter = st.Streaming
+	}
+	res.opened, res.ended, res.failed = int(opened.Load()), int(ended.Load()), int(failed.Load())
+	return res, nil
+}
+
+func (b *bench) upStats() (upstreamStats, error) {
+	resp, err := http.Get("http://" + b.up.addr + "/control/stats")
+	if err != nil {
+		return upstreamStats{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		return upstreamStats{}, err
+	}
+	return decodeStats(body)
+}
+
+func us(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+}
+
+func mb(n int64) string { return fmt.Sprintf("%.0fMB", float64(n)/(1<<20)) }
+
+func printTable(out io.Writer, rows []row, idle *idleResult) {
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tvia\treq/s\tof direct\tp50\tp90\tp99\tp99.9\tadded p50\tadded p99\tTTFC p50\tTTFC p99\tevents/s\tgw CPU s/1k\tup CPU s/1k\tgw peak RSS\terrors\t")
+	var direct *row
+	for i := range rows {
+		r := &rows[i]
+		if r.via == "direct" {
+			direct = r
+		}
+		o := &r.o
+		ratio, addP50, addP99 := "", "", ""
+		if r.via == "gateway" && direct != nil && direct.scenario == r.scenario {
+			ratio = fmt.Sprintf("%.0f%%", 100*o.rps()/direct.o.rps())
+			addP50 = us(pct(o.lat, 50) - pct(direct.o.lat, 50))
+			addP99 = us(pct(o.lat, 99) - pct(direct.o.lat, 99))
+			if r.stream {
+				addP50 = us(pct(o.ttfc, 50)-pct(direct.o.ttfc, 50)) + " ttfc"
+			}
+		}
+		ttfc50, ttfc99, evs := "", "", ""
+		if r.stream {
+			ttfc50, ttfc99 = us(pct(o.ttfc, 50)), us(pct(o.ttfc, 99))
+			evs = fmt.Sprintf("%.0f", float64(o.events)/o.elapsed.Seconds())
+		}
+		gwCPU, peak := "", ""
+		if r.via == "gateway" {
+			gwCPU = fmt.Sprintf("%.3f", cpuPer1k(r.gw.cpu, o.requests))
+			peak = mb(r.gwPeak)
+		}
+		errs := itoa(int(o.errors))
+		if o.firstErr != "" {
+			errs += " (" + trunc(o.firstErr, 40) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\t%s\t\n",
+			r.scenario, r.via, o.rps(), ratio, us(pct(o.lat, 50)), us(pct(o.lat, 90)), us(pct(o.lat, 99)), us(pct(o.lat, 99.9)),
+			addP50, addP99, ttfc50, ttfc99, evs, gwCPU, cpuPer1k(r.up.cpu, o.requests), peak, errs)
+	}
+	tw.Flush()
+	if idle != nil {
+		fmt.Fprintf(out, "\nidle-10k: %d streams held open through the gateway (opened in %s): gateway RSS %s (%s before, peak %s), %d threads, %d fds;\n",
+			idle.opened-idle.failed, idle.took.Round(time.Millisecond), mb(idle.held.rss), mb(idle.before.rss), mb(idle.held.hwm), idle.held.threads, idle.held.fds)
+		fmt.Fprintf(out, "  after release: %d ended normally, %d failed; gateway RSS %s, %d threads, %d fds (idle upstream pool included); upstream streams still open: %d; upstream RSS while held %s\n",
+			idle.ended, idle.failed, mb(idle.after.rss), idle.after.threads, idle.after.fds, idle.upStreamingAfter, mb(idle.upHeld.rss))
+		if idle.firstErr != "" {
+			fmt.Fprintf(out, "  first error: %s\n", idle.firstErr)
+		}
+	}
+}
+
+func trunc(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func cpuPer1k(cpu time.Duration, requests int64) float64 {
+	if requests == 0 {
+		return 0
+	}
+	return cpu.Seconds() / float64(requests) * 1000
+}
+
+// printTargets checks the issue's targets against this run.
+func printTargets(out io.Writer, rows []row, idle *idleResult) {
+	find := func(sc, via string) *row {
+		for i := range rows {
+			if rows[i].scenario == sc && rows[i].via == via {
+				return &rows[i]
+			}
+		}
+		return nil
+	}
+	fmt.Fprintln(out, "\ntargets (gateway vs direct, this run):")
+	check := func(name string, ok bool, got string) {
+		mark := "MISS"
+		if ok {
+			mark = "ok"
+		}
+		fmt.Fprintf(out, "  %-4s %-52s %s\n", mark, name, got)
+	}
+	if d, g := find("closed-50", "direct"), find("closed-50", "gateway"); d != nil && g != nil {
+		r := g.o.rps() / d.o.rps()
+		check("closed loop, 50 conns: >= 30% of direct throughput", r >= 0.30, fmt.Sprintf("%.0f%% (%.0f of %.0f req/s)", 100*r, g.o.rps(), d.o.rps()))
+	}
+	if d, g := find("serial", "direct"), find("serial", "gateway"); d != nil && g != nil {
+		a := pct(g.o.lat, 50) - pct(d.o.lat, 50)
+		check("one at a time: added p50 <= 100µs", a <= 100*time.Microsecond, us(a))
+	}
+	if d, g := find("open-1k", "direct"), find("open-1k", "gateway"); d != nil && g != nil {
+		a := pct(g.o.lat, 99) - pct(d.o.lat, 99)
+		check("open loop 1,000 req/s: added p99 <= 1ms", a <= time.Millisecond, us(a))
+	}
+	if d, g := find("stream-50", "direct"), find("stream-50", "gateway"); d != nil && g != nil {
+		r := float64(g.o.events) / float64(max(d.o.events, 1)) * d.o.elapsed.Seconds() / g.o.elapsed.Seconds()
+		check("streams: >= 40% of direct stream throughput (events/s)", r >= 0.40, fmt.Sprintf("%.0f%%", 100*r))
+	}
+	if d, g := find("stream-1", "direct"), find("stream-1", "gateway"); d != nil && g != nil {
+		a := pct(g.o.ttfc, 50) - pct(d.o.ttfc, 50)
+		check("streams: time to first chunk added <= 200µs (p50)", a <= 200*time.Microsecond, us(a))
+	}
+	if idle != nil {
+		check(fmt.Sprintf("%d idle streams: gateway RSS <= 300MB", idle.streams), idle.held.rss <= 300<<20 && idle.failed == 0, mb(idle.held.rss))
+		check("idle streams all end (no leak)", idle.ended == idle.opened && idle.upStreamingAfter == 0,
+			fmt.Sprintf("%d of %d ended; gateway threads %d -> %d", idle.ended, idle.opened, idle.held.threads, idle.after.threads))
+	}
+	fmt.Fprintln(out, "  (allocations per request: go test -bench 'Gateway' -benchmem -run '^$' . ; see bench/README.md)")
+}

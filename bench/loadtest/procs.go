@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// process is a child server process: the fake upstream or the gateway.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	addr string
+	logs *bytes.Buffer // the gateway's stderr, bounded
+}
+
+// procUsage is what /proc says about a process.
+type procUsage struct {
+	cpu     time.Duration // user + system
+	rss     int64         // VmRSS bytes
+	hwm     int64         // VmHWM bytes (peak RSS)
+	threads int
+	fds     int
+}
+
+// clkTck is the unit of /proc/PID/stat times; 100 on every Linux
+// configuration Go supports (USER_HZ).
+const clkTck = 100
+
+func readUsage(pid int) (procUsage, error) {
+	var u procUsage
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return u, err
+	}
+	// The command name may hold spaces: fields start after the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return u, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	// f[0] is field 3 (state); utime is field 14, stime 15.
+	if len(f) < 13 {
+		return u, errors.New("short /proc stat")
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	u.cpu = time.Duration(ut+st) * time.Second / clkTck
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return u, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(status))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(v)
+		if len(fields) == 0 {
+			continue
+		}
+		n, _ := strconv.ParseInt(fields[0], 10, 64)
+		switch k {
+		case "VmRSS":
+			u.rss = n << 10
+		case "VmHWM":
+			u.hwm = n << 10
+		case "Threads":
+			u.threads = int(n)
+		}
+	}
+	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
+		u.fds = len(ents)
+	}
+	return u, nil
+}
+
+// resetPeak resets VmHWM to the current RSS (Linux ≥ 4.0), so each
+// scenario reports its own peak. It reports whether that worked.
+func resetPeak(pid int) bool {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
+}
+
+// raiseFileLimit lifts RLIMIT_NOFILE so 10,000 streams fit: each needs a
+// descriptor in the harness, two in the gateway and one in the upstream.
+// Children inherit it.
+func raiseFileLimit(want uint64) (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, err
+	}
+	if lim.Cur >= want {
+		return lim.Cur, nil
+	}
+	nl := syscall.Rlimit{Cur: want, Max: max(lim.Max, want)}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nl); err != nil {
+		// Not privileged: take what the hard limit allows.
+		nl = syscall.Rlimit{Cur: lim.Max, Max: lim.Max}
+		if err2 := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nl); err2 != nil {
+			return lim.Cur, err
+		}
+		return lim.Max, err
+	}
+	return want, nil
+}
+
+// freeAddr returns a free loopback address.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// startUpstream runs this program's "upstream" subcommand.
+func startUpstream(ctx context.Context, cfg upstreamConfig) (*process, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, self, "upstream",
+		"-latency", cfg.Latency.String(), "-resp-bytes", strconv.Itoa(cfg.RespBytes),
+		"-chunks", strconv.Itoa(cfg.Chunks), "-chunk-gap", cfg.ChunkGap.String())
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("fake upstream did not start: %w", err)
+	}
+	return &process{name: "upstream", cmd: cmd, addr: strings.TrimSpace(line)}, nil
+}
+
+// buildGateway builds ./cmd/llm-proxy from the repository at root.
+func buildGateway(ctx context.Context, root, dir string) (string, error) {
+	bin := filepath.Join(dir, "llm-proxy")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/llm-proxy")
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building llm-proxy: %w", err)
+	}
+	return bin, nil
+}
+
+// gatewaySetup is what configureGateway created.
+type gatewaySetup struct {
+	key string
+}
+
+const benchKey = "sk-bench-0123456789abcdefghijklmnopqrstuv"
+
+// configureGateway uses the real CLI, as an operator would: a connection
+// to the fake upstream, the "bench" and "bench-hold" aliases, and a
+// virtual key whose assignment has request and token limits far above
+// what the run can reach, so they are checked on every request but never
+// refuse one.
+func configureGateway(ctx context.Context, bin string, env []string, upstream string) (gatewaySetup, error) {
+	cli := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = env
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("llm-proxy %s: %w: %s", strings.Join(args[:2], " "), err, strings.TrimSpace(errb.String()))
+		}
+		return strings.TrimSpace(strings.SplitN(out.String(), "\n", 2)[0]), nil
+	}
+	conn, err := cli("connection", "add", "--name", "fake", "--provider", "compatible",
+		"--endpoint", "http://"+upstream+"/v1", "--api-key", "sk-upstream", "-q")
+	if err != nil {
+		return gatewaySetup{}, err
+	}
+	if _, err := cli("model", "add", "--name", "bench", "--remote", "fake", "--conn-id", conn, "-q"); err != nil {
+		return gatewaySetup{}, err
+	}
+	if _, err := cli("model", "add", "--name", "bench-hold", "--remote", "hold", "--conn-id", conn, "-q"); err != nil {
+		return gatewaySetup{}, err
+	}
+	if _, err := cli("vkey", "add", "--name", "bench", "--key", benchKey, "--conn-id", conn,
+		"--tps", "10000000", "--token-limit", "1000000000000000", "--token-window", "24h", "-q"); err != nil {
+		return gatewaySetup{}, err
+	}
+	return gatewaySetup{key: benchKey}, nil
+}
+
+// startGateway runs "llm-proxy serve" on a free loopback port and waits
+// until /healthz answers.
+func startGateway(ctx context.Context, bin string, env []string) (*process, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, "serve", "--addr", addr)
+	cmd.Env = env
+	logs := &bytes.Buffer{}
+	cmd.Stderr = &limitedWriter{w: logs, n: 1 << 20}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &process{name: "gateway", cmd: cmd, addr: addr, logs: logs}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.stop()
+	return nil, fmt.Errorf("the gateway did not answer /healthz within 20s: %s", logs.String())
+}
+
+// stop ends the process with SIGTERM (the gateway then flushes its
+// ledger), and kills it after 15s.
+func (p *process) stop() {
+	if p == nil || p.cmd.Process == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n <= 0 {
+		return len(p), nil
+	}
+	q := p
+	if len(q) > l.n {
+		q = q[:l.n]
+	}
+	l.n -= len(q)
+	l.w.Write(q)
+	return len(p), nil
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// upstreamConfig shapes the fake upstream's answers.
+type upstreamConfig struct {
+	Latency   time.Duration // waited before answering (both kinds)
+	RespBytes int           // size of a non-streaming answer, about
+	Chunks    int           // content chunks per stream
+	ChunkGap  time.Duration // wait between stream chunks
+}
+
+// fakeUpstream is an OpenAI-compatible upstream served by net/http, as a
+// real provider's front end would be. A request whose model is "hold"
+// streams one chunk, then waits until /control/release (the idle-streams
+// scenario).
+type fakeUpstream struct {
+	cfg       upstreamConfig
+	answer    []byte
+	chunk     []byte
+	usage     []byte
+	mu        sync.Mutex
+	release   chan struct{}
+	holding   atomic.Int64
+	streaming atomic.Int64
+	served    atomic.Int64
+}
+
+func newFakeUpstream(cfg upstreamConfig) *fakeUpstream {
+	const head = `{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"fake","choices":[{"index":0,"message":{"role":"assistant","content":"`
+	const tail = `"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}`
+	n := max(cfg.RespBytes-len(head)-len(tail), 1)
+	answer := head + strings.Repeat("a", n) + tail
+	return &fakeUpstream{
+		cfg:     cfg,
+		answer:  []byte(answer),
+		chunk:   []byte(`data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"fake","choices":[{"index":0,"delta":{"content":"word "},"finish_reason":null}]}` + "\n\n"),
+		usage:   []byte(`data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"fake","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":20,"total_tokens":32}}` + "\n\n"),
+		release: make(chan struct{}),
+	}
+}
+
+var (
+	streamTrue   = []byte(`"stream":true`)
+	holdModel    = []byte(`"model":"hold"`)
+	includeUsage = []byte(`"include_usage":true`)
+	finalChunk   = []byte(`data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"fake","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\n")
+	doneEvent    = []byte("data: [DONE]\n\n")
+)
+
+func (u *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/control/release":
+		u.mu.Lock()
+		close(u.release)
+		u.release = make(chan struct{})
+		u.mu.Unlock()
+		return
+	case "/control/stats":
+		fmt.Fprintf(w, `{"holding":%d,"streaming":%d,"served":%d}`+"\n", u.holding.Load(), u.streaming.Load(), u.served.Load())
+		return
+	case "/v1/chat/completions", "/chat/completions":
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	var buf [4096]byte
+	body := buf[:0]
+	for {
+		n, err := r.Body.Read(buf[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if err != nil || len(body) == cap(body) {
+			break
+		}
+	}
+	io.Copy(io.Discard, r.Body)
+	u.served.Add(1)
+	if u.cfg.Latency > 0 {
+		time.Sleep(u.cfg.Latency)
+	}
+	h := w.Header()
+	if !bytes.Contains(body, streamTrue) {
+		h["Content-Type"] = []string{"application/json"}
+		h["Content-Length"] = []string{strconv.Itoa(len(u.answer))}
+		w.Write(u.answer)
+		return
+	}
+	u.streaming.Add(1)
+	defer u.streaming.Add(-1)
+	h["Content-Type"] = []string{"text/event-stream"}
+	f := w.(http.Flusher)
+	if bytes.Contains(body, holdModel) {
+		u.mu.Lock()
+		release := u.release
+		u.mu.Unlock()
+		u.holding.Add(1)
+		w.Write(u.chunk)
+		f.Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Minute):
+		}
+		u.holding.Add(-1)
+	} else {
+		for i := range u.cfg.Chunks {
+			if i > 0 && u.cfg.ChunkGap > 0 {
+				time.Sleep(u.cfg.ChunkGap)
+			}
+			if _, err := w.Write(u.chunk); err != nil {
+				return
+			}
+			f.Flush()
+		}
+	}
+	w.Write(finalChunk)
+	if bytes.Contains(body, includeUsage) {
+		w.Write(u.usage)
+	}
+	w.Write(doneEvent)
+}
+
+// upstreamStats is /control/stats.
+type upstreamStats struct {
+	Holding   int64 `json:"holding"`
+	Streaming int64 `json:"streaming"`
+	Served    int64 `json:"served"`
+}
+
+// runUpstream is the "upstream" subcommand: the fake upstream as its own
+// process, so that its CPU is measured apart and it competes with the
+// gateway only as a real upstream would. It prints its address on the
+// first line of stdout.
+func runUpstream(args []string) error {
+	fs := flag.NewFlagSet("upstream", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback)")
+	var cfg upstreamConfig
+	fs.DurationVar(&cfg.Latency, "latency", 0, "wait before answering")
+	fs.IntVar(&cfg.RespBytes, "resp-bytes", 400, "size of a non-streaming answer in bytes")
+	fs.IntVar(&cfg.Chunks, "chunks", 20, "content chunks per stream")
+	fs.DurationVar(&cfg.ChunkGap, "chunk-gap", 0, "wait between stream chunks")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := loopbackOnly(*addr); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	fmt.Println(ln.Addr().String())
+	srv := &http.Server{Handler: newFakeUpstream(cfg), ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(ln); err != http.ErrServerClosed {
+		return err
+	}
+	return nil
+}
+
+// loopbackOnly refuses any address but 127.0.0.1.
+func loopbackOnly(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host != "127.0.0.1" {
+		return fmt.Errorf("address %q: only 127.0.0.1 is allowed", addr)
+	}
+	return nil
+}
+
+func decodeStats(b []byte) (upstreamStats, error) {
+	var s upstreamStats
+	err := json.Unmarshal(b, &s)
+	return s, err
+}
