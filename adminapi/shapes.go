@@ -1,0 +1,217 @@
+package adminapi
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-llm-proxy/llmproxy"
+)
+
+// The JSON shapes of the API, the same as llm-proxy's --json output. The
+// answers are built field by field so that nothing secret (a provider key,
+// a key's hash) can slip into one.
+
+// Connection is a connection as answered.
+type Connection struct {
+	ID          string            `json:"id"`
+	Name        string            `json:"name"`
+	Provider    string            `json:"provider"`
+	Endpoint    string            `json:"endpoint,omitempty"`
+	Credentials []string          `json:"credentials"` // which are set, never their values
+	Settings    map[string]string `json:"settings,omitempty"`
+	CreatedAt   time.Time         `json:"created_at"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+}
+
+func connectionView(c *llmproxy.Connection) Connection {
+	creds := c.Credentials.Set()
+	if creds == nil {
+		creds = []string{}
+	}
+	return Connection{c.ID, c.Name, c.Provider, c.Endpoint, creds, c.Settings, c.CreatedAt, c.UpdatedAt}
+}
+
+// ConnectionInput is the body of POST /connections.
+type ConnectionInput struct {
+	Name            string            `json:"name"`
+	Provider        string            `json:"provider"`
+	Endpoint        string            `json:"endpoint,omitempty"`
+	APIKey          string            `json:"api_key,omitempty"`
+	AccessKeyID     string            `json:"access_key_id,omitempty"`
+	SecretAccessKey string            `json:"secret_access_key,omitempty"`
+	SessionToken    string            `json:"session_token,omitempty"`
+	Settings        map[string]string `json:"settings,omitempty"`
+}
+
+func (in *ConnectionInput) connection() *llmproxy.Connection {
+	return &llmproxy.Connection{
+		Name: in.Name, Provider: in.Provider, Endpoint: in.Endpoint, Settings: in.Settings,
+		Credentials: llmproxy.Credentials{APIKey: in.APIKey, AccessKeyID: in.AccessKeyID, SecretAccessKey: in.SecretAccessKey, SessionToken: in.SessionToken},
+	}
+}
+
+// Model is a model as answered and as created (id and times are ignored
+// on input; connection_id may name the connection on input).
+type Model struct {
+	ID           string    `json:"id,omitempty"`
+	Name         string    `json:"name"`
+	Remote       string    `json:"remote"`
+	ConnectionID string    `json:"connection_id"`
+	Weight       int       `json:"weight,omitempty"`
+	CreatedAt    time.Time `json:"created_at,omitzero"`
+	UpdatedAt    time.Time `json:"updated_at,omitzero"`
+}
+
+func modelView(m *llmproxy.Model) Model {
+	return Model{m.ID, m.Name, m.Remote, m.ConnectionID, m.Weight, m.CreatedAt, m.UpdatedAt}
+}
+
+// Assignment is a key's right to a connection or a model, with limits.
+// TokenWindow is a duration such as "90s", "24h" or "30d"; empty is a
+// lifetime quota.
+type Assignment struct {
+	ID           string  `json:"id,omitempty"`
+	ConnectionID string  `json:"connection_id,omitempty"`
+	ModelID      string  `json:"model_id,omitempty"`
+	TPS          float64 `json:"tps,omitempty"`
+	Burst        int     `json:"burst,omitempty"`
+	TokenLimit   int64   `json:"token_limit,omitempty"`
+	TokenWindow  string  `json:"token_window,omitempty"`
+}
+
+func (a *Assignment) assignment() (llmproxy.Assignment, error) {
+	w, err := ParseDuration(a.TokenWindow)
+	if err != nil {
+		return llmproxy.Assignment{}, fmt.Errorf("token_window: %w", err)
+	}
+	return llmproxy.Assignment{ConnectionID: a.ConnectionID, ModelID: a.ModelID, TPS: a.TPS, Burst: a.Burst, TokenLimit: a.TokenLimit, TokenWindow: w}, nil
+}
+
+// Key is a virtual key as answered: never its secret, except Key in the
+// answer of POST /keys when the secret was generated.
+type Key struct {
+	ID          string       `json:"id"`
+	Name        string       `json:"name"`
+	Prefix      string       `json:"prefix"`
+	ExpiresAt   *time.Time   `json:"expires_at,omitempty"`
+	Assignments []Assignment `json:"assignments"`
+	CreatedAt   time.Time    `json:"created_at"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+	Key         string       `json:"key,omitempty"`
+}
+
+func keyView(k *llmproxy.VirtualKey) Key {
+	v := Key{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Assignments: []Assignment{}, CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt}
+	if !k.ExpiresAt.IsZero() {
+		t := k.ExpiresAt
+		v.ExpiresAt = &t
+	}
+	for _, a := range k.Assignments {
+		aj := Assignment{ID: a.ID, ConnectionID: a.ConnectionID, ModelID: a.ModelID, TPS: a.TPS, Burst: a.Burst, TokenLimit: a.TokenLimit}
+		if a.TokenWindow > 0 {
+			aj.TokenWindow = FormatDuration(a.TokenWindow)
+		}
+		v.Assignments = append(v.Assignments, aj)
+	}
+	return v
+}
+
+// KeyInput is the body of POST /keys. Key is the secret; empty generates
+// one, answered once.
+type KeyInput struct {
+	Name        string       `json:"name"`
+	Key         string       `json:"key,omitempty"`
+	ExpiresAt   *time.Time   `json:"expires_at,omitempty"`
+	Assignments []Assignment `json:"assignments"`
+}
+
+// KeyUpdate is the body of PATCH /keys/{id}: the limits given change, on
+// the assignment that connection_id or model_id selects, or on every
+// assignment when neither is given. A zero limit removes it. expires_at
+// null or absent leaves the expiry; "" removes it.
+type KeyUpdate struct {
+	ConnectionID string   `json:"connection_id,omitempty"`
+	ModelID      string   `json:"model_id,omitempty"`
+	TPS          *float64 `json:"tps,omitempty"`
+	Burst        *int     `json:"burst,omitempty"`
+	TokenLimit   *int64   `json:"token_limit,omitempty"`
+	TokenWindow  *string  `json:"token_window,omitempty"`
+	ExpiresAt    *string  `json:"expires_at,omitempty"`
+}
+
+func (u *KeyUpdate) update() (llmproxy.KeyUpdate, error) {
+	ku := llmproxy.KeyUpdate{ConnectionID: u.ConnectionID, ModelID: u.ModelID,
+		Limits: llmproxy.LimitChange{TPS: u.TPS, Burst: u.Burst, TokenLimit: u.TokenLimit}}
+	if u.TokenWindow != nil {
+		w, err := ParseDuration(*u.TokenWindow)
+		if err != nil {
+			return ku, fmt.Errorf("token_window: %w", err)
+		}
+		ku.Limits.TokenWindow = &w
+	}
+	if u.ExpiresAt != nil {
+		var t time.Time
+		if s := strings.TrimSpace(*u.ExpiresAt); s != "" {
+			var err error
+			if t, err = time.Parse(time.RFC3339, s); err != nil {
+				return ku, fmt.Errorf("expires_at: %q is not an RFC 3339 time (or \"\" to remove the expiry)", s)
+			}
+		}
+		ku.ExpiresAt = &t
+	}
+	return ku, nil
+}
+
+// Usage is one key's use of one model alias.
+type Usage struct {
+	KeyID            string `json:"key_id"` // empty for the master key
+	KeyName          string `json:"key_name,omitempty"`
+	Model            string `json:"model"`
+	Requests         int64  `json:"requests"`
+	PromptTokens     int64  `json:"prompt_tokens"`
+	CompletionTokens int64  `json:"completion_tokens"`
+	TotalTokens      int64  `json:"total_tokens"`
+	EstimatedTokens  int64  `json:"estimated_tokens"`
+}
+
+// List is the answer of a listing.
+type List[T any] struct {
+	Data []T `json:"data"`
+}
+
+// ParseDuration parses a duration such as "90s", "24h" or "30d" (whole
+// days); empty is zero.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if days, err := strconv.Atoi(n); err == nil && days >= 0 {
+			return time.Duration(days) * 24 * time.Hour, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration like 90s, 1m, 24h or 30d", s)
+	}
+	return d, nil
+}
+
+// FormatDuration writes d as ParseDuration reads it: "30d", "24h", "1m",
+// "90s".
+func FormatDuration(d time.Duration) string {
+	if d > 24*time.Hour && d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") { // "1m0s" -> "1m", "1h0m0s" -> "1h0m"
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") { // "1h0m" -> "1h"
+		s = s[:len(s)-2]
+	}
+	return s
+}
