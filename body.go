@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"unicode/utf8"
 )
 
 // span is a byte range [start, end) of a value in a request body; end is
@@ -38,6 +39,11 @@ func parseBody(body []byte, endpoint string) (*parsedBody, error) {
 	}
 	if !json.Valid(body) {
 		return nil, BadRequest("", "the request body is not valid JSON%s", syntaxHint(body))
+	}
+	// encoding/json accepts invalid UTF-8 in strings; JSON (RFC 8259)
+	// does not, and upstreams refuse it after a paid round trip.
+	if !utf8.Valid(body) {
+		return nil, BadRequest("", "the request body is not valid JSON: invalid UTF-8 at byte %d", invalidUTF8At(body))
 	}
 	p := &parsedBody{}
 	i := skipSpace(body, 0)
@@ -166,6 +172,18 @@ func parseBody(body []byte, endpoint string) (*parsedBody, error) {
 		}
 	}
 	return p, nil
+}
+
+// invalidUTF8At returns the offset of the first invalid UTF-8 byte of b.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
 }
 
 // jsonKind names the JSON type of a valid value, for error messages.
