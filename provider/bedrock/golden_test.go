@@ -85,10 +85,15 @@ func cases(t *testing.T, dir string) []string {
 	return files
 }
 
-func errorText(err error) string {
+// errorText is how an error shows in a golden file; its internal cause
+// is logged, shown when the test fails.
+func errorText(t *testing.T, err error) string {
 	var e *llmproxy.Error
 	if !errors.As(err, &e) {
 		return fmt.Sprintf("error without *llmproxy.Error: %v\n", err)
+	}
+	if e.Err != nil {
+		t.Logf("internal cause: %v", e.Err)
 	}
 	s := fmt.Sprintf("%d %s\n", e.Status, e.AppendJSON(nil))
 	if e.RetryAfter > 0 {
@@ -124,7 +129,7 @@ func TestRequestGolden(t *testing.T) {
 				if len(srv.Calls()) != before {
 					t.Errorf("a rejected request reached Bedrock")
 				}
-				got = []byte(errorText(err))
+				got = []byte(errorText(t, err))
 			} else {
 				c := srv.LastCall()
 				got = append([]byte("POST "+c.Path+"\n"), indent(c.Body)...)
@@ -190,7 +195,7 @@ func TestStreamGolden(t *testing.T) {
 					break
 				}
 				if err != nil {
-					got.WriteString("error: " + errorText(err))
+					got.WriteString("error: " + errorText(t, err))
 					break
 				}
 				if !json.Valid(b) {
