@@ -12,12 +12,22 @@ import (
 // Its buffer is bounded; when it is full, add waits for room instead of
 // dropping a record. A failed batch is retried (record IDs make the retry
 // idempotent) until it is written or the ledger is closed.
+//
+// Records queue in a slice under a mutex that the writer swaps out once
+// per flush: an add is an append, and wakes the writer only when a full
+// batch is waiting, not once per request as a channel send would. The
+// queue grows with what is waiting rather than being allocated at its
+// bound up front.
 type ledger struct {
 	store     Storage
 	log       *slog.Logger
-	records   chan UsageRecord
+	size      int // most records waiting
 	interval  time.Duration
 	maxBatch  int
+	mu        sync.Mutex
+	queue     []UsageRecord // waiting, under mu
+	room      sync.Cond     // signalled (on mu) when the writer takes the queue
+	kick      chan struct{} // a full batch is waiting
 	closed    atomic.Bool
 	quit      chan struct{}
 	done      chan struct{}
@@ -33,12 +43,15 @@ func newLedger(store Storage, log *slog.Logger, size int, interval time.Duration
 	l := &ledger{
 		store:    store,
 		log:      log,
-		records:  make(chan UsageRecord, size),
+		size:     size,
 		interval: interval,
 		maxBatch: 1000,
+		queue:    make([]UsageRecord, 0, min(size, 1024)),
+		kick:     make(chan struct{}, 1),
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	l.room.L = &l.mu
 	go l.run()
 	return l
 }
@@ -47,8 +60,20 @@ func newLedger(store Storage, log *slog.Logger, size int, interval time.Duration
 func (l *ledger) add(r UsageRecord) {
 	l.gate.RLock()
 	if !l.closed.Load() {
-		l.records <- r
+		l.mu.Lock()
+		for len(l.queue) >= l.size {
+			l.room.Wait()
+		}
+		l.queue = append(l.queue, r)
+		full := len(l.queue) == l.maxBatch
+		l.mu.Unlock()
 		l.gate.RUnlock()
+		if full {
+			select {
+			case l.kick <- struct{}{}:
+			default:
+			}
+		}
 		return
 	}
 	l.gate.RUnlock()
@@ -59,42 +84,60 @@ func (l *ledger) add(r UsageRecord) {
 }
 
 // pending is the number of records waiting.
-func (l *ledger) pending() int { return len(l.records) }
+func (l *ledger) pending() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.queue)
+}
+
+// take swaps the queue for spare (emptied) and returns what was waiting,
+// letting adds that waited for room go on.
+func (l *ledger) take(spare []UsageRecord) []UsageRecord {
+	l.mu.Lock()
+	batch := l.queue
+	l.queue = spare[:0]
+	l.room.Broadcast()
+	l.mu.Unlock()
+	return batch
+}
 
 func (l *ledger) run() {
 	defer close(l.done)
-	batch := make([]UsageRecord, 0, l.maxBatch)
+	var spare []UsageRecord
 	t := time.NewTicker(l.interval)
 	defer t.Stop()
 	for {
+		tries := 0
 		select {
-		case r := <-l.records:
-			batch = append(batch, r)
-			if len(batch) < l.maxBatch {
-				continue
-			}
+		case <-l.kick:
 		case <-t.C:
 		case <-l.quit:
-			for {
-				select {
-				case r := <-l.records:
-					batch = append(batch, r)
-					if len(batch) == l.maxBatch {
-						l.write(batch, 20)
-						batch = batch[:0]
-					}
-					continue
-				default:
-				}
-				break
-			}
-			l.write(batch, 20)
+			tries = 20
+		}
+		taken := l.take(spare)
+		l.writeAll(taken, tries)
+		// The written batch's array is the next spare, cleared so it
+		// keeps no strings alive; a huge one (after a backlog) is
+		// dropped so the memory goes back.
+		clear(taken)
+		if spare = taken[:0]; cap(spare) > 4*l.maxBatch {
+			spare = nil
+		}
+		if tries > 0 {
+			// Closing: adds have stopped (close holds the gate), so one
+			// more take finds anything queued during the last write.
+			l.writeAll(l.take(nil), tries)
 			return
 		}
-		if len(batch) > 0 {
-			l.write(batch, 0)
-			batch = batch[:0]
-		}
+	}
+}
+
+// writeAll writes records in batches of at most maxBatch.
+func (l *ledger) writeAll(records []UsageRecord, tries int) {
+	for len(records) > 0 {
+		n := min(len(records), l.maxBatch)
+		l.write(records[:n], tries)
+		records = records[n:]
 	}
 }
 
