@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/adminapi"
+	"github.com/go-llm-proxy/llmproxy/metrics"
+)
+
+// logger is the process's logger: LOG_FORMAT text (default) or json,
+// LOG_LEVEL debug, info (default), warn or error.
+func (e *env) logger() (*slog.Logger, error) {
+	var level slog.Level
+	switch v := strings.ToLower(strings.TrimSpace(e.getenv("LOG_LEVEL"))); v {
+	case "", "info":
+		level = slog.LevelInfo
+	case "debug":
+		level = slog.LevelDebug
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return nil, fmt.Errorf("LOG_LEVEL=%q: use debug, info, warn or error", v)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch v := strings.ToLower(strings.TrimSpace(e.getenv("LOG_FORMAT"))); v {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(e.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(e.stderr, opts)), nil
+	default:
+		return nil, fmt.Errorf("LOG_FORMAT=%q: use text or json", v)
+	}
+}
+
+// metricsOff reads METRICS: on (default) or off.
+func metricsOff(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "on", "true", "1", "yes":
+		return false, nil
+	case "off", "false", "0", "no":
+		return true, nil
+	}
+	return false, fmt.Errorf("METRICS=%q: use on or off", v)
+}
+
+// observability is what serve measures and logs with.
+type observability struct {
+	reg     *prometheus.Registry // nil when metrics are off
+	metrics *metrics.Metrics
+	access  *llmproxy.AccessLog
+}
+
+func newObservability(log *slog.Logger, withMetrics bool) (*observability, error) {
+	o := &observability{access: llmproxy.NewAccessLog(log)}
+	if withMetrics {
+		o.reg = prometheus.NewRegistry()
+		o.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		var err error
+		if o.metrics, err = metrics.New(o.reg); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// observers are the Gateway's Config.Observers.
+func (o *observability) observers() []llmproxy.Observer {
+	obs := []llmproxy.Observer{o.access}
+	if o.metrics != nil {
+		obs = append(obs, o.metrics)
+	}
+	return obs
+}
+
+// metricsHandler serves /metrics, gathering gw's live state too.
+func (o *observability) metricsHandler(gw *llmproxy.Gateway) http.Handler {
+	o.reg.MustRegister(metrics.NewStatsCollector(gw))
+	return promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{})
+}
+
+// handler is the main listener's handler: the Gateway, the admin API
+// under /admin/v1 (when admin is not nil) and /metrics (when metricsHere
+// is not nil), every request counted and logged.
+func (o *observability) handler(gw *llmproxy.Gateway, admin, metricsHere http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", gw)
+	if admin != nil {
+		mux.Handle(adminapi.Prefix+"/", admin)
+	}
+	if metricsHere != nil {
+		mux.Handle("/metrics", metricsHere)
+	}
+	var h http.Handler = mux
+	if o.metrics != nil {
+		h = o.metrics.Handler(h)
+	}
+	return o.access.Handler(h)
+}
