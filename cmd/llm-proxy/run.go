@@ -83,6 +83,7 @@ Environment:
 		newVKeyCmd(e),
 		newUsageCmd(e),
 		newMigrateCmd(e),
+		newApplyCmd(e),
 	)
 	return root
 }

@@ -5,22 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/adminapi"
 	"github.com/go-llm-proxy/llmproxy/redislimit"
 )
 
 func newServeCmd(e *env) *cobra.Command {
 	var (
-		port  int
-		addr  string
-		grace time.Duration
+		port        int
+		addr        string
+		grace       time.Duration
+		configPath  string
+		metricsAddr string
+		noMetrics   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -28,13 +34,36 @@ func newServeCmd(e *env) *cobra.Command {
 		Long: `Run the gateway: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models
 and GET /healthz. On SIGINT or SIGTERM it stops accepting connections, lets
 requests and streams in flight finish for up to --shutdown-grace, writes the
-remaining usage records and exits; a second signal exits at once.`,
+remaining usage records and exits; a second signal exits at once.
+
+Also served: GET /metrics (Prometheus; --metrics-addr moves it to its own
+listener, --no-metrics or METRICS=off turns it off) and, when MASTER_KEY is
+set, the admin REST API under /admin/v1 (its OpenAPI document at
+/admin/v1/openapi.json). One access-log line per request goes to stderr:
+LOG_FORMAT text or json, LOG_LEVEL debug, info, warn or error.
+
+--config reads a YAML file whose "server" section holds these settings
+(port, addr, db_type, db_dsn, master_key, encryption_key, redis_url,
+log_format, log_level, metrics, metrics_addr, shutdown_grace); values may be
+${NAME} references to environment variables. Environment variables that are
+set win over the file, and flags win over both. The file's connections,
+models and keys are not applied by serve: see "llm-proxy apply".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := e.useConfigFile(cmd, configPath); err != nil {
+				return err
+			}
 			if addr == "" {
 				addr = ":" + strconv.Itoa(port)
 			}
-			return e.serve(cmd.Context(), addr, grace)
+			off, err := metricsOff(e.getenv("METRICS"))
+			if err != nil {
+				return err
+			}
+			if noMetrics || off {
+				metricsAddr = "off"
+			}
+			return e.serve(cmd.Context(), addr, metricsAddr, grace)
 		},
 	}
 	defPort := 8080
@@ -53,13 +82,24 @@ remaining usage records and exits; a second signal exits at once.`,
 	f.IntVar(&port, "port", defPort, "port to listen on (env PORT)")
 	f.StringVar(&addr, "addr", "", "address to listen on, e.g. 127.0.0.1:8080 (overrides --port)")
 	f.DurationVar(&grace, "shutdown-grace", 30*time.Second, "how long requests in flight may take to finish on shutdown")
+	f.StringVar(&configPath, "config", "", "YAML configuration file (see above)")
+	f.StringVar(&metricsAddr, "metrics-addr", e.getenv("METRICS_ADDR"), "serve /metrics on this address instead of the main one, e.g. 127.0.0.1:9090 (env METRICS_ADDR)")
+	f.BoolVar(&noMetrics, "no-metrics", false, "do not serve /metrics (env METRICS=off)")
 	return cmd
 }
 
 // serve runs the gateway on addr until ctx is cancelled, then shuts down
-// gracefully.
-func (e *env) serve(ctx context.Context, addr string, grace time.Duration) error {
-	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+// gracefully. metricsAddr is "" for /metrics on addr, "off" for none, or
+// the address of a listener of its own.
+func (e *env) serve(ctx context.Context, addr, metricsAddr string, grace time.Duration) error {
+	log, err := e.logger()
+	if err != nil {
+		return err
+	}
+	obs, err := newObservability(log, metricsAddr != "off")
+	if err != nil {
+		return err
+	}
 	s, err := e.open(ctx)
 	if err != nil {
 		return err
@@ -70,6 +110,7 @@ func (e *env) serve(ctx context.Context, addr string, grace time.Duration) error
 		Providers: providers(),
 		MasterKey: e.getenv("MASTER_KEY"),
 		Logger:    log,
+		Observers: obs.observers(),
 	}
 	if url := e.getenv("REDIS_URL"); url != "" {
 		// Limits shared by every replica. A Redis that is down now is
@@ -89,18 +130,46 @@ func (e *env) serve(ctx context.Context, addr string, grace time.Duration) error
 	if err != nil {
 		return err
 	}
+	var admin, metricsHere http.Handler
+	if cfg.MasterKey != "" {
+		p := providers()
+		admin = adminapi.New(adminapi.Config{
+			Admin:     &llmproxy.Admin{Storage: s, Kinds: slices.Sorted(maps.Keys(p)), Providers: p},
+			MasterKey: cfg.MasterKey,
+			Logger:    log,
+		})
+	}
+	var msrv *http.Server
+	var mln net.Listener
+	switch metricsAddr {
+	case "off":
+	case "":
+		metricsHere = obs.metricsHandler(gw)
+	default:
+		if mln, err = net.Listen("tcp", metricsAddr); err != nil {
+			gw.Close()
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", obs.metricsHandler(gw))
+		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go msrv.Serve(mln)
+		defer msrv.Close()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		gw.Close()
 		return err
 	}
 	srv := &http.Server{
-		Handler:           gw,
+		Handler:           obs.handler(gw, admin, metricsHere),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("llm-proxy listening", "addr", ln.Addr().String(), "db_type", e.dbType, "shared_limits", cfg.Limiter != nil)
+	log.Info("llm-proxy listening", "addr", ln.Addr().String(), "db_type", e.dbType, "shared_limits", cfg.Limiter != nil,
+		"admin_api", admin != nil, "metrics", metricsAddr != "off")
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
