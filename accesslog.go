@@ -92,7 +92,8 @@ func ms(d time.Duration) float64 {
 // Handler returns next wrapped so that the requests the Gateway does not
 // observe itself (RouteOf reports observed false) are logged too, with
 // what is known of them: route, method, status and duration. Health
-// checks are logged at Debug, so that probes do not fill the log.
+// checks and metric scrapes are logged at Debug, so that probes do not
+// fill the log.
 func (a *AccessLog) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		route, observed := RouteOf(r.Method, r.URL.Path)
@@ -101,7 +102,7 @@ func (a *AccessLog) Handler(next http.Handler) http.Handler {
 			return
 		}
 		level := slog.LevelInfo
-		if route == "health" {
+		if route == "health" || route == "metrics" {
 			level = slog.LevelDebug
 		}
 		ctx := r.Context()

@@ -63,7 +63,7 @@ func Apply(ctx context.Context, a *llmproxy.Admin, f *File, opts Options) ([]Cha
 	if err != nil {
 		return nil, err
 	}
-	changes, err := apply(ctx, &llmproxy.Admin{Storage: trial, Kinds: a.Kinds}, f, opts)
+	changes, err := apply(ctx, &llmproxy.Admin{Storage: trial, Kinds: a.Kinds, Providers: a.Providers}, f, opts)
 	if err != nil || opts.DryRun {
 		for i := range changes {
 			if changes[i].Secret != "" {
@@ -180,7 +180,7 @@ func apply(ctx context.Context, a *llmproxy.Admin, f *File, opts Options) ([]Cha
 		return nil, err
 	}
 	for _, fc := range f.Connections {
-		want, err := normalizeConnection(ctx, a.Kinds, fc)
+		want, err := normalizeConnection(ctx, a, fc)
 		if err != nil {
 			return changes, err
 		}
@@ -331,10 +331,10 @@ func apply(ctx context.Context, a *llmproxy.Admin, f *File, opts Options) ([]Cha
 
 // normalizeConnection validates fc and fills in defaults exactly as
 // Admin.AddConnection does, by adding it to a scratch store.
-func normalizeConnection(ctx context.Context, kinds []string, fc Connection) (*llmproxy.Connection, error) {
+func normalizeConnection(ctx context.Context, a *llmproxy.Admin, fc Connection) (*llmproxy.Connection, error) {
 	c := &llmproxy.Connection{Name: fc.Name, Provider: fc.Provider, Endpoint: fc.Endpoint, Settings: maps.Clone(fc.Settings),
 		Credentials: llmproxy.Credentials{APIKey: fc.APIKey, AccessKeyID: fc.AccessKeyID, SecretAccessKey: fc.SecretAccessKey, SessionToken: fc.SessionToken}}
-	scratch := &llmproxy.Admin{Storage: memory.New(), Kinds: kinds}
+	scratch := &llmproxy.Admin{Storage: memory.New(), Kinds: a.Kinds, Providers: a.Providers}
 	if err := scratch.AddConnection(ctx, c); err != nil {
 		return nil, err
 	}
