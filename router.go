@@ -438,35 +438,46 @@ func (g *Gateway) takeLimits(ctx context.Context, w http.ResponseWriter, a *atte
 		return nil
 	}
 	now := time.Now()
-	h := w.Header()
-	if as.TPS > 0 {
-		d, err := g.limit(func(l Limiter) (Decision, error) {
-			return l.AllowRequest(ctx, gr.rateKey, as.TPS, as.EffectiveBurst(), now)
-		})
-		if err != nil {
+	var n int64
+	if as.TokenLimit > 0 {
+		n = estimateTokens(a, g.cfg.DefaultMaxTokens)
+	}
+	var rd, td Decision
+	err := g.limit(func(l Limiter) (err error) {
+		rd, td = Decision{}, Decision{}
+		if t, ok := l.(LimitTaker); ok && as.TPS > 0 && as.TokenLimit > 0 {
+			rd, td, err = t.Take(ctx, gr.rateKey, as.TPS, as.EffectiveBurst(), gr.tokenKey, n, as.TokenLimit, as.TokenWindow, now)
 			return err
 		}
-		h["X-Ratelimit-Limit-Requests"] = []string{strconv.FormatInt(d.Limit, 10)}
-		h["X-Ratelimit-Remaining-Requests"] = []string{strconv.FormatInt(d.Remaining, 10)}
-		h["X-Ratelimit-Reset-Requests"] = []string{formatReset(d.Reset)}
-		if !d.Allowed {
-			return &Error{Status: http.StatusTooManyRequests, Type: TypeRateLimit, Code: "rate_limit_exceeded", RetryAfter: d.RetryAfter,
-				Message: fmt.Sprintf("Rate limit reached for requests: limit %g per second. Retry after %s.", as.TPS, formatReset(d.RetryAfter))}
+		if as.TPS > 0 {
+			if rd, err = l.AllowRequest(ctx, gr.rateKey, as.TPS, as.EffectiveBurst(), now); err != nil || !rd.Allowed {
+				return err
+			}
+		}
+		if as.TokenLimit > 0 {
+			td, err = l.ReserveTokens(ctx, gr.tokenKey, n, as.TokenLimit, as.TokenWindow, now)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	if as.TPS > 0 {
+		h["X-Ratelimit-Limit-Requests"] = []string{strconv.FormatInt(rd.Limit, 10)}
+		h["X-Ratelimit-Remaining-Requests"] = []string{strconv.FormatInt(rd.Remaining, 10)}
+		h["X-Ratelimit-Reset-Requests"] = []string{formatReset(rd.Reset)}
+		if !rd.Allowed {
+			return &Error{Status: http.StatusTooManyRequests, Type: TypeRateLimit, Code: "rate_limit_exceeded", RetryAfter: rd.RetryAfter,
+				Message: fmt.Sprintf("Rate limit reached for requests: limit %g per second. Retry after %s.", as.TPS, formatReset(rd.RetryAfter))}
 		}
 	}
 	if as.TokenLimit > 0 {
-		n := estimateTokens(a, g.cfg.DefaultMaxTokens)
-		d, err := g.limit(func(l Limiter) (Decision, error) {
-			return l.ReserveTokens(ctx, gr.tokenKey, n, as.TokenLimit, as.TokenWindow, now)
-		})
-		if err != nil {
-			return err
-		}
-		h["X-Ratelimit-Limit-Tokens"] = []string{strconv.FormatInt(d.Limit, 10)}
-		h["X-Ratelimit-Remaining-Tokens"] = []string{strconv.FormatInt(d.Remaining, 10)}
-		h["X-Ratelimit-Reset-Tokens"] = []string{formatReset(d.Reset)}
-		if !d.Allowed {
-			e := &Error{Status: http.StatusTooManyRequests, Type: TypeRateLimit, Code: "tokens_exceeded", RetryAfter: d.RetryAfter,
+		h["X-Ratelimit-Limit-Tokens"] = []string{strconv.FormatInt(td.Limit, 10)}
+		h["X-Ratelimit-Remaining-Tokens"] = []string{strconv.FormatInt(td.Remaining, 10)}
+		h["X-Ratelimit-Reset-Tokens"] = []string{formatReset(td.Reset)}
+		if !td.Allowed {
+			e := &Error{Status: http.StatusTooManyRequests, Type: TypeRateLimit, Code: "tokens_exceeded", RetryAfter: td.RetryAfter,
 				Message: fmt.Sprintf("Token limit reached: %d tokens per %s; this request needs about %d.", as.TokenLimit, windowName(as.TokenWindow), n)}
 			if as.TokenWindow == 0 {
 				e.Code, e.Message = "insufficient_quota", fmt.Sprintf("Token quota of %d exhausted; this request needs about %d.", as.TokenLimit, n)
@@ -478,21 +489,22 @@ func (g *Gateway) takeLimits(ctx context.Context, w http.ResponseWriter, a *atte
 	return nil
 }
 
-// limit asks the configured limiter, falling back to the local one when a
-// shared limiter fails, so the request path never hangs on it: after a
-// failure the shared limiter is left alone for a second, then tried again.
-func (g *Gateway) limit(f func(Limiter) (Decision, error)) (Decision, error) {
+// limit runs f on the configured limiter, falling back to the local one
+// when a shared limiter fails, so the request path never hangs on it:
+// after a failure the shared limiter is left alone for a second, then
+// tried again.
+func (g *Gateway) limit(f func(Limiter) error) error {
 	if g.limiter == Limiter(g.local) {
 		return f(g.local)
 	}
 	now := time.Now().UnixNano()
 	if now >= g.sharedDownUntil.Load() {
-		d, err := f(g.limiter)
+		err := f(g.limiter)
 		if err == nil {
 			if g.sharedDown.CompareAndSwap(true, false) {
 				g.log.Info("shared limiter is back; limits are shared again")
 			}
-			return d, nil
+			return nil
 		}
 		g.sharedDownUntil.Store(now + int64(time.Second))
 		if !g.sharedDown.Swap(true) {

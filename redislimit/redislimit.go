@@ -133,6 +133,74 @@ end
 return v
 `)
 
+// takeScript is bucketScript and reserveScript in one: KEYS[1] the
+// bucket, KEYS[2] the token window; ARGV rate, burst, n, limit, ttl ms.
+// Nothing is changed unless both allow. It returns the bucket's four
+// numbers, then tokens allowed (0/1, or -1 when not evaluated) and used.
+var takeScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(b[1])
+local ts = tonumber(b[2])
+if tokens == nil or ts == nil then
+  tokens = burst
+  ts = now
+end
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000000)
+local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tokens < 1 then
+  return {0, math.floor(tokens), math.ceil((1 - tokens) / rate * 1000), math.ceil((burst - tokens) / rate * 1000), -1, used}
+end
+local n = tonumber(ARGV[3])
+if used + n > tonumber(ARGV[4]) then
+  return {1, math.floor(tokens), 0, math.ceil((burst - tokens) / rate * 1000), 0, used}
+end
+tokens = tokens - 1
+local full = math.ceil((burst - tokens) / rate * 1000)
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], full + 1000)
+used = redis.call('INCRBY', KEYS[2], n)
+if tonumber(ARGV[5]) > 0 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+end
+return {1, math.floor(tokens), 0, full, 1, used}
+`)
+
+var _ llmproxy.LimitTaker = (*Limiter)(nil)
+
+// Take implements llmproxy.LimitTaker: both limits in one round trip.
+func (l *Limiter) Take(ctx context.Context, rateKey string, rate float64, burst int, tokenKey string, n, limit int64, window time.Duration, now time.Time) (requests, tokens llmproxy.Decision, err error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	var ttl, reset time.Duration
+	if window > 0 {
+		reset = now.Truncate(window).Add(window).Sub(now)
+		ttl = reset + time.Minute
+	}
+	res, err := ints(takeScript.Run(ctx, l.client, []string{l.prefix + rateKey, l.windowKey(tokenKey, window, now)},
+		strconv.FormatFloat(rate, 'g', -1, 64), burst, n, limit, ttl.Milliseconds()).Result())
+	if err != nil || len(res) != 6 {
+		return requests, tokens, fmt.Errorf("redis limiter: %w", orShort(err))
+	}
+	requests = llmproxy.Decision{
+		Allowed:    res[0] == 1,
+		Limit:      int64(burst),
+		Remaining:  res[1],
+		RetryAfter: time.Duration(res[2]) * time.Millisecond,
+		Reset:      time.Duration(res[3]) * time.Millisecond,
+	}
+	if res[4] >= 0 {
+		tokens = llmproxy.Decision{Allowed: res[4] == 1, Limit: limit, Remaining: max(limit-res[5], 0), Reset: reset}
+		if !tokens.Allowed {
+			tokens.RetryAfter = reset
+		}
+	}
+	return requests, tokens, nil
+}
+
 // AllowRequest implements llmproxy.Limiter.
 func (l *Limiter) AllowRequest(ctx context.Context, key string, rate float64, burst int, _ time.Time) (llmproxy.Decision, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)

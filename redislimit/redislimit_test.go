@@ -145,3 +145,36 @@ func BenchmarkReserveTokens(b *testing.B) {
 		}
 	}
 }
+
+func TestTakeBothInOneTrip(t *testing.T) {
+	l := open(t)
+	ctx := context.Background()
+	now := time.Now()
+	// Tokens refused: the request is not counted either.
+	r, tk, err := l.Take(ctx, "r", 1, 1, "t", 50, 40, time.Hour, now)
+	if err != nil || !r.Allowed || tk.Allowed {
+		t.Fatalf("%+v %+v %v", r, tk, err)
+	}
+	r, tk, _ = l.Take(ctx, "r", 1, 1, "t", 30, 40, time.Hour, now)
+	if !r.Allowed || !tk.Allowed || tk.Remaining != 10 {
+		t.Fatalf("both should pass: %+v %+v", r, tk)
+	}
+	// The bucket of one is now empty: refused, and no tokens reserved.
+	r, tk, _ = l.Take(ctx, "r", 1, 1, "t", 5, 40, time.Hour, now)
+	if r.Allowed || tk != (llmproxy.Decision{}) || r.RetryAfter <= 0 {
+		t.Fatalf("rate refusal: %+v %+v", r, tk)
+	}
+	if n, _ := l.TokensUsed(ctx, "t", time.Hour, now); n != 30 {
+		t.Errorf("used %d, want 30", n)
+	}
+}
+
+func BenchmarkTake(b *testing.B) {
+	l := open(b)
+	ctx := context.Background()
+	for b.Loop() {
+		if _, _, err := l.Take(ctx, "r", 1e9, 1e9, "t", 1, 1<<62, time.Hour, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
