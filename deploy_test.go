@@ -1,0 +1,67 @@
+package llmproxy_test
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+// The deployment files cannot run here (no Docker engine); what can be
+// checked is: the compose file parses and runs the gateway with
+// PostgreSQL and Redis, every variable it reads is documented in
+// .env.example, the image builds the command the README builds, and CI runs
+// the README's test command.
+func TestDeploymentFiles(t *testing.T) {
+	read := func(name string) string {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	compose := read("docker-compose.yml")
+	var doc struct {
+		Services map[string]struct {
+			Build       any               `yaml:"build"`
+			Image       string            `yaml:"image"`
+			Environment map[string]string `yaml:"environment"`
+			DependsOn   map[string]any    `yaml:"depends_on"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal([]byte(compose), &doc); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	gw, ok := doc.Services["llm-proxy"]
+	if !ok || gw.Build == nil || gw.Environment["DB_TYPE"] != "postgres" {
+		t.Errorf("compose has no gateway built from the Dockerfile on postgres: %+v", gw)
+	}
+	for _, dep := range []string{"postgres", "redis"} {
+		if _, ok := doc.Services[dep]; !ok {
+			t.Errorf("compose has no %s service", dep)
+		}
+		if _, ok := gw.DependsOn[dep]; !ok {
+			t.Errorf("the gateway does not depend on %s", dep)
+		}
+	}
+	env := read(".env.example")
+	for _, m := range regexp.MustCompile(`\$\{([A-Z_]+)`).FindAllStringSubmatch(compose, -1) {
+		if !regexp.MustCompile(`(?m)^#? ?` + m[1] + `=`).MatchString(env) {
+			t.Errorf("compose reads %s, which .env.example does not document", m[1])
+		}
+	}
+	docker, readme, ci := read("Dockerfile"), read("README.md"), read(".ci/run")
+	for _, want := range []string{"CGO_ENABLED=1", "./cmd/llm-proxy", "USER nonroot", "AS build"} {
+		if !strings.Contains(docker, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	if !strings.Contains(readme, "go build -o llm-proxy ./cmd/llm-proxy") || !strings.Contains(readme, "./scripts/test.sh") || !strings.Contains(readme, "go run ./cmd/llm-proxy serve") {
+		t.Error("README lacks the build, serve or test command")
+	}
+	if !strings.Contains(ci, "./scripts/test.sh") {
+		t.Error(".ci/run does not run ./scripts/test.sh")
+	}
+}
