@@ -66,7 +66,9 @@ Environment:
   MASTER_KEY      admin key that may use every model
   ENCRYPTION_KEY  key for provider secrets at rest (64 hex characters, base64 of
                   32 bytes, or a passphrase). Required for postgres and mongodb;
-                  for sqlite a key file is created beside the database when unset.`,
+                  for sqlite a key file is created beside the database when unset.
+  ENCRYPTION_KEY_PREVIOUS  old keys (comma-separated) that can still decrypt,
+                  while rotating (see rotate-encryption-key)`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -84,6 +86,7 @@ Environment:
 		newUsageCmd(e),
 		newMigrateCmd(e),
 		newApplyCmd(e),
+		newRotateCmd(e),
 	)
 	return root
 }
@@ -158,7 +161,7 @@ func (e *env) sealer(kind, dsn string) (llmproxy.Sealer, error) {
 	} else {
 		return nil, fmt.Errorf("ENCRYPTION_KEY is not set: DB_TYPE=%s needs it to encrypt provider keys (e.g. ENCRYPTION_KEY=$(openssl rand -hex 32))", kind)
 	}
-	return llmproxy.NewAESGCM(key)
+	return e.withPreviousKeys(key)
 }
 
 // sqliteKeyFile is where the key file of a SQLite database lives: the
