@@ -9,7 +9,6 @@
 package openai
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -262,24 +261,36 @@ func retryAfter(h http.Header) time.Duration {
 
 // EventStream relays an upstream's server-sent events. It implements
 // llmproxy.EventStream over any OpenAI-style SSE body.
+//
+// It reads through a small buffer of its own (events are a few hundred
+// bytes) and borrows a large pooled one only while a longer line is being
+// read, so that an idle stream, blocked waiting for its next event, holds
+// about 1 KiB rather than a large read buffer: 10,000 open streams stay
+// cheap.
 type EventStream struct {
 	name     string
 	body     io.ReadCloser
-	r        *bufio.Reader
-	data     []byte // the current event's data, reused
-	isError  bool   // the current event is "event: error"
-	finished bool   // an event with a finish_reason was seen
+	buf      []byte  // buf[r:w] is read and not yet consumed
+	r, w     int     // read and write offsets in buf
+	small    []byte  // the stream's own buffer; buf is small or *big
+	big      *[]byte // borrowed from bigPool while a long line needs it
+	err      error   // the body's sticky read error
+	data     []byte  // the current event's data, reused
+	isError  bool    // the current event is "event: error"
+	finished bool    // an event with a finish_reason was seen
 	done     bool
+	closed   bool
 }
 
-var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+const smallBuffer = 1 << 10
+
+var bigPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
 // NewEventStream reads events from body. name names the connection in
 // errors.
 func NewEventStream(name string, body io.ReadCloser) *EventStream {
-	r := readerPool.Get().(*bufio.Reader)
-	r.Reset(body)
-	return &EventStream{name: name, body: body, r: r}
+	small := make([]byte, smallBuffer)
+	return &EventStream{name: name, body: body, buf: small, small: small}
 }
 
 var (
@@ -292,7 +303,7 @@ var (
 
 // Next returns the next event's data.
 func (s *EventStream) Next() ([]byte, error) {
-	if s.done || s.r == nil {
+	if s.done || s.closed {
 		return nil, io.EOF
 	}
 	s.data = s.data[:0]
@@ -355,23 +366,78 @@ func (s *EventStream) event() ([]byte, error) {
 	return d, nil
 }
 
-// readLine returns the next line without its line ending; lines longer
-// than the buffer are joined into s's scratch space.
+// readLine returns the next line without its line ending, valid until the
+// next call. A last line without a line ending is returned at the end of
+// the body; then io.EOF. Any other read error is returned as it is.
 func (s *EventStream) readLine() ([]byte, error) {
-	line, err := s.r.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
-		long := append([]byte(nil), line...)
-		for err == bufio.ErrBufferFull {
-			line, err = s.r.ReadSlice('\n')
-			long = append(long, line...)
+	for empty := 0; ; {
+		if i := bytes.IndexByte(s.buf[s.r:s.w], '\n'); i >= 0 {
+			line := s.buf[s.r : s.r+i]
+			s.r += i + 1
+			return bytes.TrimSuffix(line, []byte("\r")), nil
 		}
-		line = long
+		if s.err != nil {
+			if s.err == io.EOF && s.w > s.r {
+				line := s.buf[s.r:s.w]
+				s.r = s.w
+				return bytes.TrimSuffix(line, []byte("\r")), nil
+			}
+			return nil, s.err
+		}
+		n := s.fill()
+		if n == 0 && s.err == nil {
+			if empty++; empty >= 100 {
+				s.err = io.ErrNoProgress
+			}
+		}
 	}
-	if err != nil && !(err == io.EOF && len(line) > 0) {
-		return nil, err
+}
+
+// fill reads more of the body into buf, making room first: consumed bytes
+// are dropped, a drained borrowed buffer goes back to the pool (so a
+// stream waiting for its next event holds only its small one), and a
+// full buffer grows.
+func (s *EventStream) fill() int {
+	switch {
+	case s.r == s.w:
+		s.r, s.w = 0, 0
+		s.release()
+	case s.r > 0:
+		s.w = copy(s.buf, s.buf[s.r:s.w])
+		s.r = 0
 	}
-	line = bytes.TrimSuffix(line, []byte("\n"))
-	return bytes.TrimSuffix(line, []byte("\r")), nil
+	if s.w == len(s.buf) {
+		var nb []byte
+		if s.big == nil && len(s.buf) < 16<<10 {
+			s.big = bigPool.Get().(*[]byte)
+			nb = *s.big
+		} else {
+			// Longer than 16 KiB: grow on the heap; the borrowed
+			// buffer goes back.
+			nb = make([]byte, 2*len(s.buf))
+		}
+		copy(nb, s.buf[:s.w])
+		if s.big != nil && &nb[0] != &(*s.big)[0] {
+			bigPool.Put(s.big)
+			s.big = nil
+		}
+		s.buf = nb
+	}
+	n, err := s.body.Read(s.buf[s.w:])
+	s.w += n
+	if err != nil {
+		s.err = err
+	}
+	return n
+}
+
+// release goes back to the small buffer once buf is drained.
+func (s *EventStream) release() {
+	if s.big != nil {
+		bigPool.Put(s.big)
+		s.big = nil
+	}
+	s.buf = s.small
 }
 
 // isErrorEvent reports whether d is an error envelope rather than a chunk
@@ -402,11 +468,14 @@ func streamError(name string, d []byte) error {
 
 // Close releases the upstream connection.
 func (s *EventStream) Close() error {
-	if s.r == nil {
+	if s.closed {
 		return nil
 	}
-	s.r.Reset(nil)
-	readerPool.Put(s.r)
-	s.r = nil
+	s.closed = true
+	if s.big != nil {
+		bigPool.Put(s.big)
+		s.big = nil
+	}
+	s.buf, s.r, s.w = nil, 0, 0
 	return s.body.Close()
 }
