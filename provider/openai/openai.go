@@ -46,22 +46,24 @@ func New(conn llmproxy.Connection, opts llmproxy.ProviderOptions) (llmproxy.Prov
 		}
 	}
 	base = strings.TrimRight(base, "/")
-	auth := ""
+	// Built once: a request allocates neither its URL nor its header.
+	chatURL, embeddingsURL := base+"/chat/completions", base+"/embeddings"
+	var auth []string
 	if conn.Credentials.APIKey != "" {
-		auth = "Bearer " + conn.Credentials.APIKey
+		auth = []string{"Bearer " + conn.Credentials.APIKey}
 	}
 	return &Passthrough{
 		Name:   conn.Name,
 		Client: opts.HTTPClient,
 		URL: func(endpoint, _ string) string {
 			if endpoint == llmproxy.EndpointEmbeddings {
-				return base + "/embeddings"
+				return embeddingsURL
 			}
-			return base + "/chat/completions"
+			return chatURL
 		},
 		SetHeaders: func(h http.Header) {
-			if auth != "" {
-				h["Authorization"] = []string{auth}
+			if auth != nil {
+				h["Authorization"] = auth
 			}
 		},
 	}, nil
@@ -97,6 +99,13 @@ func (p *Passthrough) Embeddings(ctx context.Context, req *llmproxy.Request) (*l
 	return p.do(ctx, llmproxy.EndpointEmbeddings, req)
 }
 
+// Header values shared by every upstream request; nothing appends to or
+// edits a request's header values in place.
+var (
+	jsonType        = []string{"application/json"}
+	eventStreamType = []string{"text/event-stream"}
+)
+
 // passHeaders are upstream response headers worth showing the client.
 var passHeaders = []string{"Openai-Processing-Ms", "Openai-Version", "X-Request-Id"}
 
@@ -107,11 +116,11 @@ func (p *Passthrough) do(ctx context.Context, endpoint string, req *llmproxy.Req
 		return nil, llmproxy.UpstreamError(fmt.Sprintf("connection %q has an invalid endpoint", p.Name), err)
 	}
 	h := hreq.Header
-	h["Content-Type"] = []string{"application/json"}
+	h["Content-Type"] = jsonType
 	if req.Stream {
-		h["Accept"] = []string{"text/event-stream"}
+		h["Accept"] = eventStreamType
 	} else {
-		h["Accept"] = []string{"application/json"}
+		h["Accept"] = jsonType
 	}
 	if p.SetHeaders != nil {
 		p.SetHeaders(h)
