@@ -38,10 +38,10 @@ func (c *conn) close() {
 // result is what one request measured.
 type result struct {
 	status int
-	events int           // SSE events seen ("\n\n"-terminated), [DONE] included
-	first  time.Time     // when the first event was complete (streams)
-	body   int           // body bytes
-	keep   bool          // the connection may be reused
+	events int       // SSE events seen ("\n\n"-terminated), [DONE] included
+	first  time.Time // when the first event was complete (streams)
+	body   int       // body bytes
+	keep   bool      // the connection may be reused
 }
 
 var errProto = errors.New("malformed HTTP answer")

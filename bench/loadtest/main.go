@@ -59,6 +59,7 @@ type options struct {
 	bin         string
 	keep        bool
 	gatewayEnv  string
+	idleH1      bool
 }
 
 // Scenario names, in the order they run.
@@ -74,6 +75,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.rate, "rate", 1000, "requests per second of the open-loop scenario (open-1k)")
 	fs.IntVar(&o.workers, "open-conns", 64, "connections the open-loop scenario may use")
 	fs.IntVar(&o.idleStreams, "idle-streams", 10000, "streams held open by idle-10k")
+	fs.BoolVar(&o.idleH1, "idle-h1", false, "idle-10k: reach the upstream over HTTP/1.1 (one connection per stream: needs 2 descriptors per stream in the gateway) instead of HTTP/2")
 	fs.DurationVar(&o.up.Latency, "latency", 0, "fake upstream: wait before answering")
 	fs.IntVar(&o.up.RespBytes, "resp-bytes", 400, "fake upstream: size of a non-streaming answer in bytes")
 	fs.IntVar(&o.up.Chunks, "chunks", 20, "fake upstream: content chunks per stream")
@@ -149,12 +151,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 	b := &bench{opt: opt}
-	if b.up, err = startUpstream(ctx, opt.up); err != nil {
+	certFile, keyFile, err := writeCert(dir)
+	if err != nil {
+		return err
+	}
+	if b.up, err = startUpstream(ctx, opt.up, certFile, keyFile); err != nil {
 		return err
 	}
 	defer b.up.stop()
-	env := append(os.Environ(), "DB_TYPE=sqlite", "DB_DSN="+filepath.Join(dir, "bench.db"), "MASTER_KEY=", "REDIS_URL=")
-	setup, err := configureGateway(ctx, bin, env, b.up.addr)
+	env := append(os.Environ(), "DB_TYPE=sqlite", "DB_DSN="+filepath.Join(dir, "bench.db"), "MASTER_KEY=", "REDIS_URL=",
+		"SSL_CERT_FILE="+certFile)
+	setup, err := configureGateway(ctx, bin, env, b.up)
 	if err != nil {
 		return err
 	}
@@ -261,6 +268,7 @@ type idleResult struct {
 	upStreamingAfter               int64
 	took                           time.Duration
 	firstErr                       string
+	upstreamProto                  string
 }
 
 // idleStreams opens n streams through the gateway that the upstream holds
@@ -271,7 +279,15 @@ func (b *bench) idleStreams(ctx context.Context, n int) (idleResult, error) {
 	gwPid := b.gw.cmd.Process.Pid
 	resetPeak(gwPid)
 	res.before, _ = readUsage(gwPid)
-	req := buildRequest(b.gw.addr, "/v1/chat/completions", b.key, []byte(fmt.Sprintf(streamBody, "bench-hold")))
+	model := "bench-hold"
+	if b.opt.idleH1 {
+		model = "bench-hold-h1"
+	}
+	res.upstreamProto = "HTTP/2 over TLS"
+	if b.opt.idleH1 {
+		res.upstreamProto = "HTTP/1.1"
+	}
+	req := buildRequest(b.gw.addr, "/v1/chat/completions", b.key, []byte(fmt.Sprintf(streamBody, model)))
 	began := time.Now()
 	var wg sync.WaitGroup
 	var opened, ended, failed atomic.Int64
@@ -409,8 +425,8 @@ func printTable(out io.Writer, rows []row, idle *idleResult) {
 	}
 	tw.Flush()
 	if idle != nil {
-		fmt.Fprintf(out, "\nidle-10k: %d streams held open through the gateway (opened in %s): gateway RSS %s (%s before, peak %s), %d threads, %d fds;\n",
-			idle.opened-idle.failed, idle.took.Round(time.Millisecond), mb(idle.held.rss), mb(idle.before.rss), mb(idle.held.hwm), idle.held.threads, idle.held.fds)
+		fmt.Fprintf(out, "\nidle-10k: %d streams held open through the gateway (upstream over %s; opened in %s): gateway RSS %s (%s before, peak %s), %d threads, %d fds;\n",
+			idle.opened-idle.failed, idle.upstreamProto, idle.took.Round(time.Millisecond), mb(idle.held.rss), mb(idle.before.rss), mb(idle.held.hwm), idle.held.threads, idle.held.fds)
 		fmt.Fprintf(out, "  after release: %d ended normally, %d failed; gateway RSS %s, %d threads, %d fds (idle upstream pool included); upstream streams still open: %d; upstream RSS while held %s\n",
 			idle.ended, idle.failed, mb(idle.after.rss), idle.after.threads, idle.after.fds, idle.upStreamingAfter, mb(idle.upHeld.rss))
 		if idle.firstErr != "" {

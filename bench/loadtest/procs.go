@@ -20,10 +20,11 @@ import (
 
 // process is a child server process: the fake upstream or the gateway.
 type process struct {
-	name string
-	cmd  *exec.Cmd
-	addr string
-	logs *bytes.Buffer // the gateway's stderr, bounded
+	name    string
+	cmd     *exec.Cmd
+	addr    string
+	tlsAddr string        // the upstream's HTTPS (HTTP/2) address
+	logs    *bytes.Buffer // the gateway's stderr, bounded
 }
 
 // procUsage is what /proc says about a process.
@@ -128,14 +129,15 @@ func freeAddr() (string, error) {
 }
 
 // startUpstream runs this program's "upstream" subcommand.
-func startUpstream(ctx context.Context, cfg upstreamConfig) (*process, error) {
+func startUpstream(ctx context.Context, cfg upstreamConfig, certFile, keyFile string) (*process, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, self, "upstream",
 		"-latency", cfg.Latency.String(), "-resp-bytes", strconv.Itoa(cfg.RespBytes),
-		"-chunks", strconv.Itoa(cfg.Chunks), "-chunk-gap", cfg.ChunkGap.String())
+		"-chunks", strconv.Itoa(cfg.Chunks), "-chunk-gap", cfg.ChunkGap.String(),
+		"-tls-addr", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -150,7 +152,13 @@ func startUpstream(ctx context.Context, cfg upstreamConfig) (*process, error) {
 		cmd.Wait()
 		return nil, fmt.Errorf("fake upstream did not start: %w", err)
 	}
-	return &process{name: "upstream", cmd: cmd, addr: strings.TrimSpace(line)}, nil
+	addrs := strings.Fields(line)
+	if len(addrs) != 2 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("fake upstream printed %q, not two addresses", line)
+	}
+	return &process{name: "upstream", cmd: cmd, addr: addrs[0], tlsAddr: addrs[1]}, nil
 }
 
 // buildGateway builds ./cmd/llm-proxy from the repository at root.
@@ -172,12 +180,13 @@ type gatewaySetup struct {
 
 const benchKey = "sk-bench-0123456789abcdefghijklmnopqrstuv"
 
-// configureGateway uses the real CLI, as an operator would: a connection
-// to the fake upstream, the "bench" and "bench-hold" aliases, and a
-// virtual key whose assignment has request and token limits far above
-// what the run can reach, so they are checked on every request but never
-// refuse one.
-func configureGateway(ctx context.Context, bin string, env []string, upstream string) (gatewaySetup, error) {
+// configureGateway uses the real CLI, as an operator would: connections
+// to the fake upstream over HTTP/1.1 ("fake") and over HTTPS with HTTP/2
+// ("fake-h2"), the aliases "bench" (HTTP/1.1), "bench-hold" (a stream the
+// upstream holds open, over HTTP/2) and "bench-hold-h1", and a virtual key
+// whose assignments have request and token limits far above what the run
+// can reach, so they are checked on every request but never refuse one.
+func configureGateway(ctx context.Context, bin string, env []string, up *process) (gatewaySetup, error) {
 	cli := func(args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env = env
@@ -189,17 +198,21 @@ func configureGateway(ctx context.Context, bin string, env []string, upstream st
 		return strings.TrimSpace(strings.SplitN(out.String(), "\n", 2)[0]), nil
 	}
 	conn, err := cli("connection", "add", "--name", "fake", "--provider", "compatible",
-		"--endpoint", "http://"+upstream+"/v1", "--api-key", "sk-upstream", "-q")
+		"--endpoint", "http://"+up.addr+"/v1", "--api-key", "sk-upstream", "-q")
 	if err != nil {
 		return gatewaySetup{}, err
 	}
-	if _, err := cli("model", "add", "--name", "bench", "--remote", "fake", "--conn-id", conn, "-q"); err != nil {
+	connH2, err := cli("connection", "add", "--name", "fake-h2", "--provider", "compatible",
+		"--endpoint", "https://"+up.tlsAddr+"/v1", "--api-key", "sk-upstream", "-q")
+	if err != nil {
 		return gatewaySetup{}, err
 	}
-	if _, err := cli("model", "add", "--name", "bench-hold", "--remote", "hold", "--conn-id", conn, "-q"); err != nil {
-		return gatewaySetup{}, err
+	for _, m := range [][3]string{{"bench", "fake", conn}, {"bench-hold-h1", "hold", conn}, {"bench-hold", "hold", connH2}} {
+		if _, err := cli("model", "add", "--name", m[0], "--remote", m[1], "--conn-id", m[2], "-q"); err != nil {
+			return gatewaySetup{}, err
+		}
 	}
-	if _, err := cli("vkey", "add", "--name", "bench", "--key", benchKey, "--conn-id", conn,
+	if _, err := cli("vkey", "add", "--name", "bench", "--key", benchKey, "--conn-id", conn, "--conn-id", connH2,
 		"--tps", "10000000", "--token-limit", "1000000000000000", "--token-window", "24h", "-q"); err != nil {
 		return gatewaySetup{}, err
 	}

@@ -151,6 +151,9 @@ type upstreamStats struct {
 func runUpstream(args []string) error {
 	fs := flag.NewFlagSet("upstream", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback)")
+	tlsAddr := fs.String("tls-addr", "", "also serve HTTPS with HTTP/2 here (needs -tls-cert and -tls-key)")
+	certFile := fs.String("tls-cert", "", "PEM certificate for -tls-addr")
+	keyFile := fs.String("tls-key", "", "PEM key for -tls-addr")
 	var cfg upstreamConfig
 	fs.DurationVar(&cfg.Latency, "latency", 0, "wait before answering")
 	fs.IntVar(&cfg.RespBytes, "resp-bytes", 400, "size of a non-streaming answer in bytes")
@@ -166,15 +169,39 @@ func runUpstream(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println(ln.Addr().String())
-	srv := &http.Server{Handler: newFakeUpstream(cfg), ReadHeaderTimeout: 10 * time.Second}
+	u := newFakeUpstream(cfg)
+	srv := &http.Server{Handler: u, ReadHeaderTimeout: 10 * time.Second}
+	var tlsSrv *http.Server
+	var tlsLn net.Listener
+	if *tlsAddr != "" {
+		if err := loopbackOnly(*tlsAddr); err != nil {
+			return err
+		}
+		if tlsLn, err = net.Listen("tcp", *tlsAddr); err != nil {
+			return err
+		}
+		// Many streams per connection, as a provider's front end allows.
+		tlsSrv = &http.Server{Handler: u, ReadHeaderTimeout: 10 * time.Second,
+			HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 1000}}
+		fmt.Println(ln.Addr().String(), tlsLn.Addr().String())
+	} else {
+		fmt.Println(ln.Addr().String())
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
 		<-ctx.Done()
 		srv.Close()
+		if tlsSrv != nil {
+			tlsSrv.Close()
+		}
 	}()
-	if err := srv.Serve(ln); err != http.ErrServerClosed {
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+	if tlsSrv != nil {
+		go func() { errc <- tlsSrv.ServeTLS(tlsLn, *certFile, *keyFile) }()
+	}
+	if err := <-errc; err != http.ErrServerClosed {
 		return err
 	}
 	return nil

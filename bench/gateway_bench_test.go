@@ -1,0 +1,192 @@
+// Package bench_test measures the gateway's own cost per proxied request,
+// upstream client included, against an upstream that allocates nothing,
+// so that allocs/op is the gateway's alone (the root package's
+// BenchmarkProxyNonStreaming also counts its httptest upstream's server
+// allocations).
+//
+//	go test -run '^$' -bench . -benchmem ./bench
+package bench_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/provider/openai"
+	"github.com/go-llm-proxy/llmproxy/storage/memory"
+)
+
+const (
+	key     = "sk-bench-0123456789"
+	request = `{"model":"bench","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in a short sentence, please."}],"temperature":0.2,"max_tokens":64}`
+	answer  = `{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"remote","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, this is a short answer."},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}`
+)
+
+// rawUpstream answers every HTTP/1.1 request on a keep-alive connection
+// with a fixed response, reading and writing through buffers made once
+// per connection: it allocates nothing per request.
+func rawUpstream(tb testing.TB, response []byte) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serveRaw(c, response)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func serveRaw(c net.Conn, response []byte) {
+	defer c.Close()
+	r := bufio.NewReaderSize(c, 16<<10)
+	clKey := []byte("content-length:")
+	for {
+		length := 0
+		for {
+			line, err := r.ReadSlice('\n')
+			if err != nil {
+				return
+			}
+			if len(line) <= 2 {
+				break
+			}
+			if len(line) > len(clKey) && bytes.EqualFold(line[:len(clKey)], clKey) {
+				for _, b := range bytes.TrimSpace(line[len(clKey):]) {
+					length = length*10 + int(b-'0')
+				}
+			}
+		}
+		if _, err := r.Discard(length); err != nil {
+			return
+		}
+		if _, err := c.Write(response); err != nil {
+			return
+		}
+	}
+}
+
+func rawResponse(body string) []byte {
+	return []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+}
+
+// gateway is a Gateway on the in-memory store (the ledger writes to it)
+// with a key whose assignment has limits that never bite.
+func gateway(tb testing.TB, upstream string) *llmproxy.Gateway {
+	ctx := context.Background()
+	store := memory.New()
+	c := &llmproxy.Connection{Name: "c", Provider: llmproxy.KindCompatible, Endpoint: "http://" + upstream + "/v1", Credentials: llmproxy.Credentials{APIKey: "k"}}
+	must(tb, store.CreateConnection(ctx, c))
+	must(tb, store.CreateModel(ctx, &llmproxy.Model{Name: "bench", Remote: "remote", ConnectionID: c.ID}))
+	must(tb, store.CreateKey(ctx, &llmproxy.VirtualKey{Name: "k", Hash: llmproxy.HashKey(key), Assignments: []llmproxy.Assignment{
+		{ConnectionID: c.ID, TPS: 1e9, TokenLimit: 1 << 62, TokenWindow: time.Hour}}}))
+	gw, err := llmproxy.New(llmproxy.Config{Storage: store, Providers: map[string]llmproxy.NewProviderFunc{llmproxy.KindCompatible: openai.New}})
+	must(tb, err)
+	tb.Cleanup(func() { gw.Close() })
+	return gw
+}
+
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+type discard struct {
+	h      http.Header
+	status int
+}
+
+func (w *discard) Header() http.Header         { return w.h }
+func (w *discard) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discard) WriteHeader(s int)           { w.status = s }
+
+// BenchmarkHandler is one proxied request through ServeHTTP and the
+// OpenAI provider's upstream call over loopback: allocs/op is the
+// handler's and the upstream client's (net/http Transport included), not
+// the incoming request's parsing.
+func BenchmarkHandler(b *testing.B) {
+	gw := gateway(b, rawUpstream(b, rawResponse(answer)))
+	body := bytes.NewReader([]byte(request))
+	r, _ := http.NewRequest(http.MethodPost, "http://gw/v1/chat/completions", io.NopCloser(body))
+	r.ContentLength = int64(len(request))
+	r.Header["Content-Type"] = []string{"application/json"}
+	auth := []string{"Bearer " + key}
+	w := &discard{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		body.Reset([]byte(request))
+		r.Header["Authorization"] = auth
+		clear(w.h)
+		w.status = 0
+		gw.ServeHTTP(w, r)
+		if w.status != http.StatusOK {
+			b.Fatal(w.status)
+		}
+	}
+}
+
+// BenchmarkServer is one proxied request through a real http.Server
+// serving the Gateway, from a client that allocates nothing: allocs/op is
+// everything the gateway process allocates per request, the server's
+// request parsing included.
+func BenchmarkServer(b *testing.B) {
+	gw := gateway(b, rawUpstream(b, rawResponse(answer)))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(b, err)
+	srv := &http.Server{Handler: gw}
+	go srv.Serve(ln)
+	b.Cleanup(func() { srv.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	must(b, err)
+	defer c.Close()
+	req := []byte("POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + key +
+		"\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(request)) + "\r\n\r\n" + request)
+	rd := bufio.NewReaderSize(c, 16<<10)
+	clKey := []byte("content-length:")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		length, status := 0, 0
+		for {
+			line, err := rd.ReadSlice('\n')
+			if err != nil {
+				b.Fatal(err)
+			}
+			if status == 0 {
+				status = int(line[9]-'0')*100 + int(line[10]-'0')*10 + int(line[11]-'0')
+				continue
+			}
+			if len(line) <= 2 {
+				break
+			}
+			if len(line) > len(clKey) && bytes.EqualFold(line[:len(clKey)], clKey) {
+				for _, ch := range bytes.TrimSpace(line[len(clKey):]) {
+					length = length*10 + int(ch-'0')
+				}
+			}
+		}
+		if _, err := rd.Discard(length); err != nil {
+			b.Fatal(err)
+		}
+		if status != http.StatusOK {
+			b.Fatal(status)
+		}
+	}
+}
