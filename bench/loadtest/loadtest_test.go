@@ -1,0 +1,77 @@
+package main
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestClientAgainstFake checks the load generator's HTTP/1.1 client on
+// the fake upstream: plain answers, streams (events counted, first event
+// timed), keep-alive reuse, and both load loops.
+func TestClientAgainstFake(t *testing.T) {
+	up := newFakeUpstream(upstreamConfig{RespBytes: 500, Chunks: 5})
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	c, err := dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	for _, tc := range []struct {
+		name   string
+		body   string
+		events int
+	}{
+		{"plain", chatBody, 0},
+		{"stream", streamBody, 5 + 3}, // chunks, the finish chunk, usage, [DONE]
+		{"plain again", chatBody, 0},
+	} {
+		req := buildRequest(addr, "/v1/chat/completions", "k", []byte(strings.Replace(tc.body, "%s", "fake", 1)))
+		r, err := c.do(req, time.Now().Add(5*time.Second))
+		if err != nil || r.status != 200 || !r.keep {
+			t.Fatalf("%s: %+v, %v", tc.name, r, err)
+		}
+		if r.events != tc.events || (tc.events > 0) == r.first.IsZero() {
+			t.Errorf("%s: %d events (first at %v), want %d", tc.name, r.events, r.first, tc.events)
+		}
+		if tc.events == 0 && r.body != len(up.answer) {
+			t.Errorf("%s: %d body bytes, want %d", tc.name, r.body, len(up.answer))
+		}
+	}
+	plain := target{name: "direct", addr: addr, req: buildRequest(addr, "/v1/chat/completions", "k", []byte(strings.Replace(chatBody, "%s", "fake", 1)))}
+	if o := closedLoop(plain, 2, 0, 200*time.Millisecond, false); o.requests == 0 || o.errors != 0 || len(o.lat) != int(o.requests) {
+		t.Errorf("closed loop: %d requests, %d errors (%s)", o.requests, o.errors, o.firstErr)
+	}
+	if o := openLoop(plain, 200, 4, 0, 300*time.Millisecond); o.errors != 0 || o.requests < 50 || o.requests > 70 {
+		t.Errorf("open loop at 200/s for 300ms: %d requests, %d errors (%s)", o.requests, o.errors, o.firstErr)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	s := make([]time.Duration, 1000)
+	for i := range s {
+		s[i] = time.Duration(i+1) * time.Microsecond
+	}
+	for _, tc := range []struct {
+		p    float64
+		want time.Duration
+	}{{50, 501 * time.Microsecond}, {99, 991 * time.Microsecond}, {99.9, 1000 * time.Microsecond}, {100, 1000 * time.Microsecond}} {
+		if got := pct(s, tc.p); got != tc.want {
+			t.Errorf("p%v = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+	if pct(nil, 50) != 0 {
+		t.Error("empty")
+	}
+}
+
+func TestLoopbackOnly(t *testing.T) {
+	for addr, ok := range map[string]bool{"127.0.0.1:0": true, "0.0.0.0:80": false, ":8080": false, "10.0.0.1:1": false} {
+		if err := loopbackOnly(addr); (err == nil) != ok {
+			t.Errorf("%s: %v", addr, err)
+		}
+	}
+}
