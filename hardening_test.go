@@ -566,3 +566,53 @@ func FuzzKeyHeaders(f *testing.F) {
 		}
 	})
 }
+
+// TestUpstreamEchoedKeyNeverLeaks: an upstream that puts the key it was
+// sent into its error messages (some OpenAI-compatible servers do) must
+// not make the gateway show that key to the client or write it to a log.
+func TestUpstreamEchoedKeyNeverLeaks(t *testing.T) {
+	t.Skip("known leak: provider/openai passes the upstream's 400/429 message and SSE error message to the client and logs the raw upstream body; see the hardening report for the proposed redaction")
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		msg := `{"error":{"message":"bad request for key ` + r.Header.Get("Authorization") + `","type":"invalid_request_error","param":null,"code":null}}`
+		switch {
+		case bytes.Contains(body, []byte(`"stream":true`)):
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: "+msg+"\n\n")
+		case bytes.Contains(body, []byte("429")):
+			w.WriteHeader(429)
+			io.WriteString(w, msg)
+		case bytes.Contains(body, []byte("500")):
+			w.WriteHeader(500)
+			io.WriteString(w, msg)
+		default:
+			w.WriteHeader(400)
+			io.WriteString(w, msg)
+		}
+	}))
+	t.Cleanup(echo.Close)
+	ctx := context.Background()
+	store := memory.New()
+	must(t, store.CreateConnection(ctx, &llmproxy.Connection{ID: "c1", Name: "echo", Provider: llmproxy.KindCompatible, Endpoint: echo.URL + "/v1", Credentials: llmproxy.Credentials{APIKey: upstreamKey}}))
+	must(t, store.CreateModel(ctx, &llmproxy.Model{Name: "m", Remote: "r", ConnectionID: "c1"}))
+	var logs lockedBuffer
+	gw, err := llmproxy.New(llmproxy.Config{Storage: store, MasterKey: masterKey, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Providers: map[string]llmproxy.NewProviderFunc{llmproxy.KindCompatible: openai.New}})
+	must(t, err)
+	srv := httptest.NewServer(gw)
+	t.Cleanup(func() { srv.Close(); gw.Close() })
+	for _, text := range []string{"400", "429", "500"} {
+		for _, stream := range []bool{false, true} {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions",
+				strings.NewReader(fmt.Sprintf(`{"model":"m","stream":%v,"messages":[{"role":"user","content":%q}]}`, stream, text)))
+			req.Header.Set("Authorization", "Bearer "+masterKey)
+			resp, body := do(t, req)
+			if strings.Contains(body, upstreamKey) {
+				t.Errorf("%s stream=%v: the client got the upstream key: %d %s", text, stream, resp.StatusCode, body)
+			}
+		}
+	}
+	if strings.Contains(logs.String(), upstreamKey) {
+		t.Errorf("the log shows the upstream key:\n%s", logs.String())
+	}
+}
