@@ -492,5 +492,5 @@ func printTargets(out io.Writer, rows []row, idle *idleResult) {
 		check("idle streams all end (no leak)", idle.ended == idle.opened && idle.upStreamingAfter == 0,
 			fmt.Sprintf("%d of %d ended; gateway threads %d -> %d", idle.ended, idle.opened, idle.held.threads, idle.after.threads))
 	}
-	fmt.Fprintln(out, "  (allocations per request: go test -bench 'Gateway' -benchmem -run '^$' . ; see bench/README.md)")
+	fmt.Fprintln(out, "  (allocations per request: go test -run '^$' -bench . -benchmem ./bench ; see bench/README.md)")
 }
