@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -326,4 +327,39 @@ func NewID(prefix string) string {
 	}
 	out[j] = crockford[(acc<<(5-bits))&31]
 	return prefix + "_" + string(out[:])
+}
+
+// ParseWindow parses a duration as token windows and expiries are written:
+// Go's "90s", "1m", "24h", and whole days "30d". Empty is zero.
+func ParseWindow(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if days, err := strconv.Atoi(n); err == nil && days >= 0 {
+			return time.Duration(days) * 24 * time.Hour, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration like 90s, 1m, 24h or 30d", s)
+	}
+	return d, nil
+}
+
+// FormatWindow writes d as ParseWindow reads it: "30d", "24h", "1m",
+// "90s".
+func FormatWindow(d time.Duration) string {
+	if d > 24*time.Hour && d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") { // "1m0s" -> "1m", "1h0m0s" -> "1h0m"
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") { // "1h0m" -> "1h"
+		s = s[:len(s)-2]
+	}
+	return s
 }

@@ -320,7 +320,7 @@ func (h *handler) listConnections(w http.ResponseWriter, r *http.Request) error 
 	}
 	out := List[Connection]{Data: make([]Connection, 0, len(cs))}
 	for i := range cs {
-		out.Data = append(out.Data, connectionView(&cs[i]))
+		out.Data = append(out.Data, ConnectionView(&cs[i]))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -335,7 +335,7 @@ func (h *handler) addConnection(w http.ResponseWriter, r *http.Request) error {
 		return h.internal(r, err)
 	}
 	h.changed(r.Context(), "connection added", c.ID, c.Name)
-	return writeJSON(w, http.StatusCreated, connectionView(c))
+	return writeJSON(w, http.StatusCreated, ConnectionView(c))
 }
 
 func (h *handler) connection(w http.ResponseWriter, r *http.Request) error {
@@ -343,7 +343,7 @@ func (h *handler) connection(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return h.internal(r, err)
 	}
-	return writeJSON(w, http.StatusOK, connectionView(c))
+	return writeJSON(w, http.StatusOK, ConnectionView(c))
 }
 
 func (h *handler) deleteConnection(w http.ResponseWriter, r *http.Request) error {
@@ -352,7 +352,7 @@ func (h *handler) deleteConnection(w http.ResponseWriter, r *http.Request) error
 		return h.internal(r, err)
 	}
 	h.changed(r.Context(), "connection deleted", c.ID, c.Name)
-	return writeJSON(w, http.StatusOK, connectionView(c))
+	return writeJSON(w, http.StatusOK, ConnectionView(c))
 }
 
 // ---- models ----
@@ -368,7 +368,7 @@ func (h *handler) listModels(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := List[Model]{Data: make([]Model, 0, len(ms))}
 	for i := range ms {
-		out.Data = append(out.Data, modelView(&ms[i]))
+		out.Data = append(out.Data, ModelView(&ms[i]))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -383,7 +383,7 @@ func (h *handler) addModel(w http.ResponseWriter, r *http.Request) error {
 		return h.internal(r, err)
 	}
 	h.changed(r.Context(), "model added", m.ID, m.Name)
-	return writeJSON(w, http.StatusCreated, modelView(m))
+	return writeJSON(w, http.StatusCreated, ModelView(m))
 }
 
 func (h *handler) model(w http.ResponseWriter, r *http.Request) error {
@@ -391,7 +391,7 @@ func (h *handler) model(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return h.internal(r, err)
 	}
-	return writeJSON(w, http.StatusOK, modelView(m))
+	return writeJSON(w, http.StatusOK, ModelView(m))
 }
 
 func (h *handler) deleteModel(w http.ResponseWriter, r *http.Request) error {
@@ -400,7 +400,7 @@ func (h *handler) deleteModel(w http.ResponseWriter, r *http.Request) error {
 		return h.internal(r, err)
 	}
 	h.changed(r.Context(), "model deleted", m.ID, m.Name)
-	return writeJSON(w, http.StatusOK, modelView(m))
+	return writeJSON(w, http.StatusOK, ModelView(m))
 }
 
 // ---- keys ----
@@ -416,7 +416,7 @@ func (h *handler) listKeys(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := List[Key]{Data: make([]Key, 0, len(ks))}
 	for i := range ks {
-		out.Data = append(out.Data, keyView(&ks[i]))
+		out.Data = append(out.Data, KeyView(&ks[i]))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -442,7 +442,7 @@ func (h *handler) addKey(w http.ResponseWriter, r *http.Request) error {
 		return h.internal(r, err)
 	}
 	h.changed(r.Context(), "key added", k.ID, k.Name)
-	v := keyView(k)
+	v := KeyView(k)
 	if in.Key == "" {
 		v.Key = secret // generated: shown this once
 	}
@@ -454,7 +454,7 @@ func (h *handler) key(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return h.internal(r, err)
 	}
-	return writeJSON(w, http.StatusOK, keyView(k))
+	return writeJSON(w, http.StatusOK, KeyView(k))
 }
 
 func (h *handler) updateKey(w http.ResponseWriter, r *http.Request) error {
@@ -471,7 +471,7 @@ func (h *handler) updateKey(w http.ResponseWriter, r *http.Request) error {
 		return h.internal(r, err)
 	}
 	h.changed(r.Context(), "key updated", k.ID, k.Name)
-	return writeJSON(w, http.StatusOK, keyView(k))
+	return writeJSON(w, http.StatusOK, KeyView(k))
 }
 
 func (h *handler) deleteKey(w http.ResponseWriter, r *http.Request) error {
@@ -480,7 +480,7 @@ func (h *handler) deleteKey(w http.ResponseWriter, r *http.Request) error {
 		return h.internal(r, err)
 	}
 	h.changed(r.Context(), "key deleted", k.ID, k.Name)
-	return writeJSON(w, http.StatusOK, keyView(k))
+	return writeJSON(w, http.StatusOK, KeyView(k))
 }
 
 func (h *handler) assign(w http.ResponseWriter, r *http.Request) error {
@@ -500,7 +500,7 @@ func (h *handler) assign(w http.ResponseWriter, r *http.Request) error {
 		return h.internal(r, err)
 	}
 	h.changed(r.Context(), "key assigned "+a.Target(), k.ID, k.Name)
-	return writeJSON(w, http.StatusOK, keyView(k))
+	return writeJSON(w, http.StatusOK, KeyView(k))
 }
 
 func (h *handler) unassign(w http.ResponseWriter, r *http.Request) error {
@@ -510,7 +510,7 @@ func (h *handler) unassign(w http.ResponseWriter, r *http.Request) error {
 		return h.internal(r, err)
 	}
 	h.changed(r.Context(), "key unassigned", k.ID, k.Name)
-	return writeJSON(w, http.StatusOK, keyView(k))
+	return writeJSON(w, http.StatusOK, KeyView(k))
 }
 
 // ---- usage ----

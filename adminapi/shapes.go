@@ -2,7 +2,6 @@ package adminapi
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -25,7 +24,8 @@ type Connection struct {
 	UpdatedAt   time.Time         `json:"updated_at"`
 }
 
-func connectionView(c *llmproxy.Connection) Connection {
+// ConnectionView is c as answered (and as llm-proxy --json prints it).
+func ConnectionView(c *llmproxy.Connection) Connection {
 	creds := c.Credentials.Set()
 	if creds == nil {
 		creds = []string{}
@@ -64,7 +64,8 @@ type Model struct {
 	UpdatedAt    time.Time `json:"updated_at,omitzero"`
 }
 
-func modelView(m *llmproxy.Model) Model {
+// ModelView is m as answered.
+func ModelView(m *llmproxy.Model) Model {
 	return Model{m.ID, m.Name, m.Remote, m.ConnectionID, m.Weight, m.CreatedAt, m.UpdatedAt}
 }
 
@@ -82,7 +83,7 @@ type Assignment struct {
 }
 
 func (a *Assignment) assignment() (llmproxy.Assignment, error) {
-	w, err := ParseDuration(a.TokenWindow)
+	w, err := llmproxy.ParseWindow(a.TokenWindow)
 	if err != nil {
 		return llmproxy.Assignment{}, fmt.Errorf("token_window: %w", err)
 	}
@@ -102,7 +103,8 @@ type Key struct {
 	Key         string       `json:"key,omitempty"`
 }
 
-func keyView(k *llmproxy.VirtualKey) Key {
+// KeyView is k as answered, without its secret.
+func KeyView(k *llmproxy.VirtualKey) Key {
 	v := Key{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Assignments: []Assignment{}, CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt}
 	if !k.ExpiresAt.IsZero() {
 		t := k.ExpiresAt
@@ -111,7 +113,7 @@ func keyView(k *llmproxy.VirtualKey) Key {
 	for _, a := range k.Assignments {
 		aj := Assignment{ID: a.ID, ConnectionID: a.ConnectionID, ModelID: a.ModelID, TPS: a.TPS, Burst: a.Burst, TokenLimit: a.TokenLimit}
 		if a.TokenWindow > 0 {
-			aj.TokenWindow = FormatDuration(a.TokenWindow)
+			aj.TokenWindow = llmproxy.FormatWindow(a.TokenWindow)
 		}
 		v.Assignments = append(v.Assignments, aj)
 	}
@@ -145,7 +147,7 @@ func (u *KeyUpdate) update() (llmproxy.KeyUpdate, error) {
 	ku := llmproxy.KeyUpdate{ConnectionID: u.ConnectionID, ModelID: u.ModelID,
 		Limits: llmproxy.LimitChange{TPS: u.TPS, Burst: u.Burst, TokenLimit: u.TokenLimit}}
 	if u.TokenWindow != nil {
-		w, err := ParseDuration(*u.TokenWindow)
+		w, err := llmproxy.ParseWindow(*u.TokenWindow)
 		if err != nil {
 			return ku, fmt.Errorf("token_window: %w", err)
 		}
@@ -179,39 +181,4 @@ type Usage struct {
 // List is the answer of a listing.
 type List[T any] struct {
 	Data []T `json:"data"`
-}
-
-// ParseDuration parses a duration such as "90s", "24h" or "30d" (whole
-// days); empty is zero.
-func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0, nil
-	}
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		if days, err := strconv.Atoi(n); err == nil && days >= 0 {
-			return time.Duration(days) * 24 * time.Hour, nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration like 90s, 1m, 24h or 30d", s)
-	}
-	return d, nil
-}
-
-// FormatDuration writes d as ParseDuration reads it: "30d", "24h", "1m",
-// "90s".
-func FormatDuration(d time.Duration) string {
-	if d > 24*time.Hour && d%(24*time.Hour) == 0 {
-		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
-	}
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") { // "1m0s" -> "1m", "1h0m0s" -> "1h0m"
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") { // "1h0m" -> "1h"
-		s = s[:len(s)-2]
-	}
-	return s
 }

@@ -392,7 +392,7 @@ func (st *state) assignments(fk Key) ([]llmproxy.Assignment, error) {
 	var out []llmproxy.Assignment
 	for j, fa := range fk.Assignments {
 		at := fmt.Sprintf("key %q assignments[%d]", fk.Name, j)
-		w, err := parseDuration(fa.TokenWindow)
+		w, err := llmproxy.ParseWindow(fa.TokenWindow)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: token_window: %v", llmproxy.ErrInvalid, at, err)
 		}
@@ -454,7 +454,7 @@ func limits(a *llmproxy.Assignment) string {
 	if a.TokenLimit > 0 {
 		w := "lifetime"
 		if a.TokenWindow > 0 {
-			w = formatDuration(a.TokenWindow)
+			w = llmproxy.FormatWindow(a.TokenWindow)
 		}
 		l = append(l, fmt.Sprintf("tokens=%d/%s", a.TokenLimit, w))
 	}
@@ -563,36 +563,4 @@ func when(t time.Time) string {
 		return "never"
 	}
 	return t.UTC().Format(time.RFC3339)
-}
-
-// parseDuration parses "90s", "24h" or "30d"; empty is zero.
-func parseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0, nil
-	}
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		if days, err := strconv.Atoi(n); err == nil && days >= 0 {
-			return time.Duration(days) * 24 * time.Hour, nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration like 90s, 24h or 30d", s)
-	}
-	return d, nil
-}
-
-func formatDuration(d time.Duration) string {
-	if d > 24*time.Hour && d%(24*time.Hour) == 0 {
-		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
-	}
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/adminapi"
 )
 
 func newConnectionCmd(e *env) *cobra.Command {
@@ -50,7 +51,7 @@ either --access-key-id with --secret-access-key or the AWS default credentials.`
 				case quiet:
 					return printf(e.stdout, "%s\n", c.ID)
 				case asJSON:
-					return writeJSON(e.stdout, connectionView(&c))
+					return writeJSON(e.stdout, adminapi.ConnectionView(&c))
 				}
 				return printConnection(e.stdout, &c)
 			})
@@ -88,9 +89,9 @@ func newConnectionListCmd(e *env) *cobra.Command {
 					return err
 				}
 				if asJSON {
-					out := make([]connectionJSON, 0, len(cs))
+					out := make([]adminapi.Connection, 0, len(cs))
 					for i := range cs {
-						out = append(out, connectionView(&cs[i]))
+						out = append(out, adminapi.ConnectionView(&cs[i]))
 					}
 					return writeJSON(e.stdout, out)
 				}
@@ -115,7 +116,7 @@ func newConnectionShowCmd(e *env) *cobra.Command {
 					return err
 				}
 				if asJSON {
-					return writeJSON(e.stdout, connectionView(c))
+					return writeJSON(e.stdout, adminapi.ConnectionView(c))
 				}
 				return printConnection(e.stdout, c)
 			})

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/adminapi"
 )
 
 func newModelCmd(e *env) *cobra.Command {
@@ -38,7 +39,7 @@ func newModelAddCmd(e *env) *cobra.Command {
 				case quiet:
 					return printf(e.stdout, "%s\n", m.ID)
 				case asJSON:
-					return writeJSON(e.stdout, modelView(&m))
+					return writeJSON(e.stdout, adminapi.ModelView(&m))
 				}
 				return printModel(e.stdout, &m, loadNames(ctx, a))
 			})
@@ -73,9 +74,9 @@ func newModelListCmd(e *env) *cobra.Command {
 					return err
 				}
 				if asJSON {
-					out := make([]modelJSON, 0, len(ms))
+					out := make([]adminapi.Model, 0, len(ms))
 					for i := range ms {
-						out = append(out, modelView(&ms[i]))
+						out = append(out, adminapi.ModelView(&ms[i]))
 					}
 					return writeJSON(e.stdout, out)
 				}

@@ -14,81 +14,6 @@ import (
 	"github.com/go-llm-proxy/llmproxy"
 )
 
-// The JSON shapes of the records. They are built field by field so that
-// nothing secret (a provider key, a key's hash) can slip into an output.
-
-type connectionJSON struct {
-	ID          string            `json:"id"`
-	Name        string            `json:"name"`
-	Provider    string            `json:"provider"`
-	Endpoint    string            `json:"endpoint,omitempty"`
-	Credentials []string          `json:"credentials"` // which are set, never their values
-	Settings    map[string]string `json:"settings,omitempty"`
-	CreatedAt   time.Time         `json:"created_at"`
-	UpdatedAt   time.Time         `json:"updated_at"`
-}
-
-func connectionView(c *llmproxy.Connection) connectionJSON {
-	creds := c.Credentials.Set()
-	if creds == nil {
-		creds = []string{}
-	}
-	return connectionJSON{c.ID, c.Name, c.Provider, c.Endpoint, creds, c.Settings, c.CreatedAt, c.UpdatedAt}
-}
-
-type modelJSON struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name"`
-	Remote       string    `json:"remote"`
-	ConnectionID string    `json:"connection_id"`
-	Weight       int       `json:"weight,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
-}
-
-func modelView(m *llmproxy.Model) modelJSON {
-	return modelJSON{m.ID, m.Name, m.Remote, m.ConnectionID, m.Weight, m.CreatedAt, m.UpdatedAt}
-}
-
-type assignmentJSON struct {
-	ID           string  `json:"id"`
-	ConnectionID string  `json:"connection_id,omitempty"`
-	ModelID      string  `json:"model_id,omitempty"`
-	TPS          float64 `json:"tps,omitempty"`
-	Burst        int     `json:"burst,omitempty"`
-	TokenLimit   int64   `json:"token_limit,omitempty"`
-	TokenWindow  string  `json:"token_window,omitempty"`
-}
-
-type keyJSON struct {
-	ID          string           `json:"id"`
-	Name        string           `json:"name"`
-	Prefix      string           `json:"prefix"`
-	ExpiresAt   *time.Time       `json:"expires_at,omitempty"`
-	Assignments []assignmentJSON `json:"assignments"`
-	CreatedAt   time.Time        `json:"created_at"`
-	UpdatedAt   time.Time        `json:"updated_at"`
-	// Key is the secret, set only in the answer of "vkey add" when it was
-	// generated.
-	Key string `json:"key,omitempty"`
-}
-
-func keyView(k *llmproxy.VirtualKey) keyJSON {
-	v := keyJSON{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Assignments: []assignmentJSON{}, CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt}
-	if !k.ExpiresAt.IsZero() {
-		t := k.ExpiresAt
-		v.ExpiresAt = &t
-	}
-	for _, a := range k.Assignments {
-		aj := assignmentJSON{ID: a.ID, ConnectionID: a.ConnectionID, ModelID: a.ModelID, TPS: a.TPS, Burst: a.Burst, TokenLimit: a.TokenLimit}
-		if a.TokenWindow > 0 {
-			aj.TokenWindow = formatWindow(a.TokenWindow)
-		}
-		v.Assignments = append(v.Assignments, aj)
-	}
-	return v
-}
-
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -200,7 +125,7 @@ func assignmentText(a *llmproxy.Assignment, n names) string {
 	if a.TokenLimit > 0 {
 		w := "total"
 		if a.TokenWindow > 0 {
-			w = formatWindow(a.TokenWindow)
+			w = llmproxy.FormatWindow(a.TokenWindow)
 		}
 		lim = append(lim, fmt.Sprintf("tokens=%d/%s", a.TokenLimit, w))
 	}
@@ -249,20 +174,4 @@ func printKeys(w io.Writer, ks []llmproxy.VirtualKey, n names) error {
 func printf(w io.Writer, format string, args ...any) error {
 	_, err := fmt.Fprintf(w, format, args...)
 	return err
-}
-
-// formatWindow writes a duration as --token-window takes it: "30d",
-// "24h", "1m", "90s".
-func formatWindow(d time.Duration) string {
-	if d > 0 && d%(24*time.Hour) == 0 && d > 24*time.Hour {
-		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
-	}
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
 }

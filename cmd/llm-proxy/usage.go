@@ -96,7 +96,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // parseSince parses --since: a duration back from now, a date or an RFC
 // 3339 time.
 func parseSince(s string, now time.Time) (time.Time, error) {
-	if d, err := parseDuration(s); err == nil {
+	if d, err := llmproxy.ParseWindow(s); err == nil {
 		return now.Add(-d), nil
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {

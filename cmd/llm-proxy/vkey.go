@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/adminapi"
 )
 
 func newVKeyCmd(e *env) *cobra.Command {
@@ -69,27 +69,9 @@ func (l *limitFlags) change(f *pflag.FlagSet) (llmproxy.LimitChange, error) {
 
 // parseWindow parses a Go duration, also accepting whole days ("30d").
 func parseWindow(s string) (time.Duration, error) {
-	d, err := parseDuration(s)
+	d, err := llmproxy.ParseWindow(s)
 	if err != nil {
 		return 0, fmt.Errorf("--token-window: %w", err)
-	}
-	return d, nil
-}
-
-func parseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0, nil
-	}
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.Atoi(n)
-		if err == nil && days >= 0 {
-			return time.Duration(days) * 24 * time.Hour, nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration like 90s, 1m, 24h or 30d", s)
 	}
 	return d, nil
 }
@@ -102,7 +84,7 @@ func parseExpiry(s string, now time.Time) (time.Time, error) {
 	case "", "never", "none":
 		return time.Time{}, nil
 	}
-	if d, err := parseDuration(s); err == nil {
+	if d, err := llmproxy.ParseWindow(s); err == nil {
 		return now.Add(d), nil
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
@@ -168,7 +150,7 @@ line after it.`,
 					}
 					return printf(e.stdout, "%s\n", k.ID)
 				case asJSON:
-					v := keyView(&k)
+					v := adminapi.KeyView(&k)
 					if generated {
 						v.Key = got
 					}
@@ -214,9 +196,9 @@ func newVKeyListCmd(e *env) *cobra.Command {
 					return err
 				}
 				if asJSON {
-					out := make([]keyJSON, 0, len(ks))
+					out := make([]adminapi.Key, 0, len(ks))
 					for i := range ks {
-						out = append(out, keyView(&ks[i]))
+						out = append(out, adminapi.KeyView(&ks[i]))
 					}
 					return writeJSON(e.stdout, out)
 				}
@@ -360,7 +342,7 @@ key, or with --conn-id/--model-id to that one. A limit of 0 removes it;
 
 func (e *env) printKey(ctx context.Context, a *llmproxy.Admin, k *llmproxy.VirtualKey, asJSON bool) error {
 	if asJSON {
-		return writeJSON(e.stdout, keyView(k))
+		return writeJSON(e.stdout, adminapi.KeyView(k))
 	}
 	return printKey(e.stdout, k, loadNames(ctx, a))
 }
