@@ -94,7 +94,6 @@ type Gateway struct {
 	stop            context.CancelFunc
 	watchDone       chan struct{}
 	closeOnce       sync.Once
-	bufs            sync.Pool
 	streams         atomic.Int64 // in flight
 }
 

@@ -239,10 +239,12 @@ func acceptedContentType(ct string) bool {
 // readBody reads the request body within the configured limit.
 func (g *Gateway) readBody(r *http.Request) ([]byte, error) {
 	limit := g.cfg.MaxBodyBytes
-	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Type: TypeInvalidRequest, Code: "request_too_large",
-		Message: fmt.Sprintf("the request body is larger than the limit of %d bytes", limit)}
+	tooLarge := func() error {
+		return &Error{Status: http.StatusRequestEntityTooLarge, Type: TypeInvalidRequest, Code: "request_too_large",
+			Message: fmt.Sprintf("the request body is larger than the limit of %d bytes", limit)}
+	}
 	if r.ContentLength > limit {
-		return nil, tooLarge
+		return nil, tooLarge()
 	}
 	var body []byte
 	var err error
@@ -252,7 +254,7 @@ func (g *Gateway) readBody(r *http.Request) ([]byte, error) {
 	} else {
 		body, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
 		if int64(len(body)) > limit {
-			return nil, tooLarge
+			return nil, tooLarge()
 		}
 	}
 	if err != nil {
@@ -463,19 +465,24 @@ func (g *Gateway) takeLimits(ctx context.Context, w http.ResponseWriter, a *atte
 		return err
 	}
 	h := w.Header()
+	vals := make([]string, 6) // one allocation for the header values
+	set := func(i int, k, v string) {
+		vals[i] = v
+		h[k] = vals[i : i+1 : i+1]
+	}
 	if as.TPS > 0 {
-		h["X-Ratelimit-Limit-Requests"] = []string{strconv.FormatInt(rd.Limit, 10)}
-		h["X-Ratelimit-Remaining-Requests"] = []string{strconv.FormatInt(rd.Remaining, 10)}
-		h["X-Ratelimit-Reset-Requests"] = []string{formatReset(rd.Reset)}
+		set(0, "X-Ratelimit-Limit-Requests", strconv.FormatInt(rd.Limit, 10))
+		set(1, "X-Ratelimit-Remaining-Requests", strconv.FormatInt(rd.Remaining, 10))
+		set(2, "X-Ratelimit-Reset-Requests", formatReset(rd.Reset))
 		if !rd.Allowed {
 			return &Error{Status: http.StatusTooManyRequests, Type: TypeRateLimit, Code: "rate_limit_exceeded", RetryAfter: rd.RetryAfter,
 				Message: fmt.Sprintf("Rate limit reached for requests: limit %g per second. Retry after %s.", as.TPS, formatReset(rd.RetryAfter))}
 		}
 	}
 	if as.TokenLimit > 0 {
-		h["X-Ratelimit-Limit-Tokens"] = []string{strconv.FormatInt(td.Limit, 10)}
-		h["X-Ratelimit-Remaining-Tokens"] = []string{strconv.FormatInt(td.Remaining, 10)}
-		h["X-Ratelimit-Reset-Tokens"] = []string{formatReset(td.Reset)}
+		set(3, "X-Ratelimit-Limit-Tokens", strconv.FormatInt(td.Limit, 10))
+		set(4, "X-Ratelimit-Remaining-Tokens", strconv.FormatInt(td.Remaining, 10))
+		set(5, "X-Ratelimit-Reset-Tokens", formatReset(td.Reset))
 		if !td.Allowed {
 			e := &Error{Status: http.StatusTooManyRequests, Type: TypeRateLimit, Code: "tokens_exceeded", RetryAfter: td.RetryAfter,
 				Message: fmt.Sprintf("Token limit reached: %d tokens per %s; this request needs about %d.", as.TokenLimit, windowName(as.TokenWindow), n)}
@@ -563,9 +570,13 @@ func (g *Gateway) settle(a *attempt, u Usage) {
 	if delta == 0 {
 		return
 	}
+	if g.limiter == Limiter(g.local) {
+		g.local.AdjustTokens(context.Background(), key, delta, window, at)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := g.limiter.AdjustTokens(ctx, key, delta, window, at); err != nil && g.limiter != Limiter(g.local) {
+	if err := g.limiter.AdjustTokens(ctx, key, delta, window, at); err != nil {
 		g.local.AdjustTokens(ctx, key, delta, window, at)
 	}
 }
@@ -661,13 +672,6 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 	if flusher != nil {
 		flusher.Flush()
 	}
-	bp := g.bufs.Get()
-	buf, _ := bp.(*[]byte)
-	if buf == nil {
-		b := make([]byte, 0, 4096)
-		buf = &b
-	}
-	defer g.bufs.Put(buf)
 	var usage Usage
 	gotUsage := false
 	var textBytes int64
@@ -690,8 +694,9 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 						Message: fmt.Sprintf("the upstream of connection %q sent nothing for %s; the stream was ended", gr.route.conn.conn.Name, idle)}
 				}
 				g.log.Warn("stream failed", "request_id", a.reqID, "connection", gr.route.conn.conn.ID, "err", err)
-				b := append(append((*buf)[:0], sseData...), e.AppendJSON(nil)...)
-				w.Write(append(b, sseEnd...))
+				w.Write(sseData)
+				w.Write(e.AppendJSON(nil))
+				w.Write(sseEnd)
 			}
 			if flusher != nil && !clientGone {
 				flusher.Flush()
@@ -711,9 +716,11 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 			}
 		}
 		textBytes += stringBytesAfter(data, contentKey) + stringBytesAfter(data, argsKey)
-		b := append(append(append((*buf)[:0], sseData...), data...), sseEnd...)
-		*buf = b
-		if _, err := w.Write(b); err != nil {
+		// The ResponseWriter buffers: three writes cost no copy of ours and
+		// no buffer held per open stream.
+		w.Write(sseData)
+		w.Write(data)
+		if _, err := w.Write(sseEnd); err != nil {
 			clientGone = true
 			break
 		}
@@ -741,13 +748,37 @@ func usageOf(body []byte) (Usage, bool) {
 		return Usage{}, false
 	}
 	var u Usage
-	if json.Unmarshal(raw, &u) != nil {
-		return Usage{}, false
+	for _, f := range [...]struct {
+		name string
+		dst  *int64
+	}{{"prompt_tokens", &u.PromptTokens}, {"completion_tokens", &u.CompletionTokens}, {"total_tokens", &u.TotalTokens}} {
+		if v := topLevelField(raw, f.name); len(v) > 0 && v[0] != 'n' {
+			n, ok := parseCount(v)
+			if !ok {
+				return Usage{}, false
+			}
+			*f.dst = n
+		}
 	}
 	if u.TotalTokens == 0 {
 		u.TotalTokens = u.PromptTokens + u.CompletionTokens
 	}
 	return u, true
+}
+
+// parseCount reads a non-negative JSON integer without allocating.
+func parseCount(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // isUsageOnly reports whether a chunk is the usage chunk: empty choices.
