@@ -92,8 +92,8 @@ func TestResealCredentials(t *testing.T) {
 	}
 	conns, err := open(keyB).Connections(ctx, llmproxy.ListOptions{})
 	must(t, err)
-	for i, c := range conns {
-		if c.Credentials != creds[i] {
+	for _, c := range conns { // listed in ID order: find each by name
+		if c.Credentials != creds[c.Name[0]-'a'] {
 			t.Errorf("connection %s after rotation: %v", c.Name, c.Credentials.Set())
 		}
 	}
