@@ -108,6 +108,10 @@ var (
 		Message: "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'."}
 	errBadKey = &Error{Status: http.StatusUnauthorized, Type: TypeInvalidRequest, Code: "invalid_api_key",
 		Message: "Incorrect API key provided."}
+	errNotBearer = &Error{Status: http.StatusUnauthorized, Type: TypeInvalidRequest, Code: "invalid_api_key",
+		Message: "The Authorization header must carry the API key as 'Bearer YOUR_API_KEY'."}
+	errKeyChars = &Error{Status: http.StatusUnauthorized, Type: TypeInvalidRequest, Code: "invalid_api_key",
+		Message: "Incorrect API key provided: it contains whitespace or non-ASCII characters."}
 	errExpiredKey = &Error{Status: http.StatusUnauthorized, Type: TypeInvalidRequest, Code: "invalid_api_key",
 		Message: "This API key has expired."}
 )
@@ -122,9 +126,15 @@ type caller struct {
 func (g *Gateway) authenticate(r *http.Request, s *snapshot) (caller, error) {
 	secret := ""
 	if v := r.Header["Authorization"]; len(v) > 0 {
-		a := v[0]
+		a := strings.TrimSpace(v[0])
+		if a == "" {
+			return caller{}, errNoKey
+		}
 		if len(a) < 7 || !strings.EqualFold(a[:7], "bearer ") {
-			return caller{}, errBadKey
+			if strings.EqualFold(a, "bearer") {
+				return caller{}, errNoKey
+			}
+			return caller{}, errNotBearer
 		}
 		secret = strings.TrimSpace(a[7:])
 	} else if v := r.Header["Api-Key"]; len(v) > 0 {
@@ -134,7 +144,7 @@ func (g *Gateway) authenticate(r *http.Request, s *snapshot) (caller, error) {
 		return caller{}, errNoKey
 	}
 	if !printableASCII(secret) {
-		return caller{}, errBadKey
+		return caller{}, errKeyChars
 	}
 	// Providers never see the client's key.
 	delete(r.Header, "Authorization")
@@ -423,6 +433,7 @@ func (g *Gateway) forward(ctx context.Context, r *http.Request, a *attempt, gr g
 	}
 	a.info.Upstream = time.Since(start)
 	if err != nil {
+		err = scrub(&ce.conn.Credentials, err)
 		if cause := context.Cause(ctx); cause == errFirstByte {
 			err = &Error{Status: errFirstByte.Status, Type: errFirstByte.Type, Code: errFirstByte.Code,
 				Message: fmt.Sprintf("the upstream of connection %q did not answer within %s", ce.conn.Name, ce.firstByte), Err: err}
@@ -678,8 +689,9 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 	clientGone := false
 	first := true
 	for {
-		data, err := st.Next()
+		data, err := g.next(st, a.reqID)
 		if err != nil {
+			err = scrub(&gr.route.conn.conn.Credentials, err)
 			timer.Stop()
 			if err == io.EOF {
 				_, werr := w.Write(sseDone)
@@ -739,6 +751,50 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 	}
 	g.settle(a, usage)
 	g.record(a, gr, status, usage, estimated, true)
+}
+
+// next reads the next event, turning a provider's panic into an error so
+// that the stream ends with an SSE error event and is still accounted.
+func (g *Gateway) next(st EventStream, reqID string) (data []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			g.log.Error("panic in a stream", "request_id", reqID, "panic", fmt.Sprint(p))
+			data, err = nil, &Error{Status: http.StatusInternalServerError, Type: TypeServer, Message: "internal error (request " + reqID + ")"}
+		}
+	}()
+	return st.Next()
+}
+
+// scrub removes a connection's secrets from an upstream error: some
+// servers echo the key they were sent in their error messages, and those
+// reach clients and logs.
+func scrub(c *Credentials, err error) error {
+	secrets := [...]string{c.APIKey, c.SecretAccessKey, c.SessionToken}
+	text, e := err.Error(), AsError(err)
+	found := false
+	for _, s := range secrets {
+		if len(s) >= 4 && (strings.Contains(text, s) || strings.Contains(e.Message, s)) {
+			found = true
+		}
+	}
+	if !found {
+		return err
+	}
+	clean := func(t string) string {
+		for _, s := range secrets {
+			if len(s) >= 4 {
+				t = strings.ReplaceAll(t, s, "[redacted]")
+			}
+		}
+		return t
+	}
+	out := *e
+	out.Message = clean(e.Message)
+	out.Err = errors.New(clean(text))
+	return &out
 }
 
 // usageOf reads the top-level "usage" object of an OpenAI answer or chunk.
