@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -338,6 +339,9 @@ func ParseWindow(s string) (time.Duration, error) {
 	}
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		if days, err := strconv.Atoi(n); err == nil && days >= 0 {
+			if days > int(math.MaxInt64/int64(24*time.Hour)) {
+				return 0, fmt.Errorf("%q is too long a duration (at most %d days)", s, math.MaxInt64/int64(24*time.Hour))
+			}
 			return time.Duration(days) * 24 * time.Hour, nil
 		}
 	}
