@@ -10,9 +10,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-llm-proxy/llmproxy/internal/syncbuf"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -23,23 +24,8 @@ import (
 	"github.com/go-llm-proxy/llmproxy/storage/memory"
 )
 
-// syncBuffer is a bytes.Buffer safe for the log handler and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a buffer safe for a writer and the test at once.
+type syncBuffer = syncbuf.Buffer
 
 const keyLimitedLog = "sk-limited-log-789"
 

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-llm-proxy/llmproxy/internal/syncbuf"
+
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
@@ -26,23 +28,8 @@ import (
 // over it is cheap to send.
 const hardLimit = 4096
 
-// lockedBuffer is a bytes.Buffer safe for a logger and a test at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is a buffer safe for a writer and the test at once.
+type lockedBuffer = syncbuf.Buffer
 
 // panicky wraps a real provider and panics for the remote models named
 // "panic" (before answering) and "panic-stream" (in the middle of the

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-llm-proxy/llmproxy/internal/syncbuf"
+
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
 	"github.com/go-llm-proxy/llmproxy/storage/sqlite"
@@ -486,23 +488,8 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a buffer safe for a writer and the test at once.
+type syncBuffer = syncbuf.Buffer
 
 var listenAddr = regexp.MustCompile(`msg="llm-proxy listening" addr=(\S+)`)
 

@@ -6,31 +6,18 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-llm-proxy/llmproxy/internal/syncbuf"
 
 	goopenai "github.com/sashabaranov/go-openai"
 
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a buffer safe for a writer and the test at once.
+type syncBuffer = syncbuf.Buffer
 
 // TestRun runs the example program against a fake upstream and uses both
 // the host's own route and the mounted gateway.
