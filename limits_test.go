@@ -47,6 +47,7 @@ func TestSharedLimiterDownFallsBackToLocal(t *testing.T) {
 	e.srv = httptest.NewServer(gw)
 	defer e.srv.Close()
 	ok := 0
+	began := time.Now()
 	for range 10 {
 		start := time.Now()
 		s, _, _ := e.post("/v1/chat/completions", keyConn, "", chatBody)
@@ -57,7 +58,7 @@ func TestSharedLimiterDownFallsBackToLocal(t *testing.T) {
 			ok++
 		}
 	}
-	if ok < 5 || ok > 7 {
-		t.Errorf("admitted %d of 10 under the local fallback, want about 5", ok)
+	if most := 5 + refill(5, time.Since(began)); ok < 5 || ok > most {
+		t.Errorf("admitted %d of 10 under the local fallback, want 5 to %d", ok, most)
 	}
 }
