@@ -169,12 +169,7 @@ func (c caller) grants(s *snapshot, alias string) []grant {
 	if c.key != nil {
 		return c.key.grants[alias]
 	}
-	routes := s.aliases[alias]
-	gs := make([]grant, len(routes))
-	for i, r := range routes {
-		gs[i] = grant{route: r}
-	}
-	return gs
+	return s.aliases[alias]
 }
 
 func modelNotFound(alias string) *Error {

@@ -16,7 +16,7 @@ import (
 type snapshot struct {
 	version string
 	keys    map[[32]byte]*keyEntry // by SHA-256 of the secret
-	aliases map[string][]*route    // every alias, for the master key
+	aliases map[string][]grant     // every alias, unlimited: the master key's grants
 	conns   map[string]*connEntry
 }
 
@@ -65,22 +65,22 @@ func (g *Gateway) loadSnapshot(ctx context.Context, prev *snapshot) (*snapshot, 
 	if err != nil {
 		return nil, fmt.Errorf("reading the configuration version: %w", err)
 	}
-	conns, err := listAll(ctx, g.cfg.Storage.Connections)
+	conns, err := g.cfg.Storage.Connections(ctx, ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("loading connections: %w", err)
 	}
-	models, err := listAll(ctx, g.cfg.Storage.Models)
+	models, err := g.cfg.Storage.Models(ctx, ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("loading models: %w", err)
 	}
-	keys, err := listAll(ctx, g.cfg.Storage.Keys)
+	keys, err := g.cfg.Storage.Keys(ctx, ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("loading keys: %w", err)
 	}
 	s := &snapshot{
 		version: version,
 		keys:    make(map[[32]byte]*keyEntry, len(keys)),
-		aliases: make(map[string][]*route),
+		aliases: make(map[string][]grant),
 		conns:   make(map[string]*connEntry, len(conns)),
 	}
 	for _, c := range conns {
@@ -122,7 +122,7 @@ func (g *Gateway) loadSnapshot(ctx context.Context, prev *snapshot) (*snapshot, 
 		r := &route{model: m, conn: ce, weight: max(m.Weight, 1)}
 		routesByModel[m.ID] = r
 		routesByConn[m.ConnectionID] = append(routesByConn[m.ConnectionID], r)
-		s.aliases[m.Name] = append(s.aliases[m.Name], r)
+		s.aliases[m.Name] = append(s.aliases[m.Name], grant{route: r})
 	}
 	for i := range keys {
 		k := &keys[i]
@@ -163,10 +163,6 @@ func (g *Gateway) loadSnapshot(ctx context.Context, prev *snapshot) (*snapshot, 
 		s.keys[sum] = e
 	}
 	return s, nil
-}
-
-func listAll[T any](ctx context.Context, list func(context.Context, ListOptions) ([]T, error)) ([]T, error) {
-	return list(ctx, ListOptions{})
 }
 
 // Connection settings the Gateway itself reads (durations such as "30s").
