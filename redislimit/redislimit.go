@@ -73,10 +73,10 @@ func (l *Limiter) Ping(ctx context.Context) error {
 	return l.client.Ping(ctx).Err()
 }
 
-// bucketScript is a token bucket: KEYS[1] holds tokens and the time (µs)
-// they were counted; ARGV are rate per second and burst. It returns
-// allowed (0/1), tokens left, retry-after ms, ms until full.
-var bucketScript = redis.NewScript(`
+// refillLua starts the bucket scripts: KEYS[1]'s tokens, refilled at
+// ARGV[1] per second up to ARGV[2] since they were last counted, by the
+// Redis server's clock.
+const refillLua = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local rate = tonumber(ARGV[1])
@@ -89,6 +89,12 @@ if tokens == nil or ts == nil then
   ts = now
 end
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000000)
+`
+
+// bucketScript is a token bucket: KEYS[1] holds tokens and the time (µs)
+// they were counted; ARGV are rate per second and burst. It returns
+// allowed (0/1), tokens left, retry-after ms, ms until full.
+var bucketScript = redis.NewScript(refillLua + `
 local allowed = 0
 local retry = 0
 if tokens >= 1 then
@@ -137,19 +143,7 @@ return v
 // bucket, KEYS[2] the token window; ARGV rate, burst, n, limit, ttl ms.
 // Nothing is changed unless both allow. It returns the bucket's four
 // numbers, then tokens allowed (0/1, or -1 when not evaluated) and used.
-var takeScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(b[1])
-local ts = tonumber(b[2])
-if tokens == nil or ts == nil then
-  tokens = burst
-  ts = now
-end
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000000)
+var takeScript = redis.NewScript(refillLua + `
 local used = tonumber(redis.call('GET', KEYS[2]) or '0')
 if tokens < 1 then
   return {0, math.floor(tokens), math.ceil((1 - tokens) / rate * 1000), math.ceil((burst - tokens) / rate * 1000), -1, used}
@@ -175,23 +169,13 @@ var _ llmproxy.LimitTaker = (*Limiter)(nil)
 func (l *Limiter) Take(ctx context.Context, rateKey string, rate float64, burst int, tokenKey string, n, limit int64, window time.Duration, now time.Time) (requests, tokens llmproxy.Decision, err error) {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	var ttl, reset time.Duration
-	if window > 0 {
-		reset = now.Truncate(window).Add(window).Sub(now)
-		ttl = reset + time.Minute
-	}
+	reset, ttl := windowTiming(window, now)
 	res, err := ints(takeScript.Run(ctx, l.client, []string{l.prefix + rateKey, l.windowKey(tokenKey, window, now)},
 		strconv.FormatFloat(rate, 'g', -1, 64), burst, n, limit, ttl.Milliseconds()).Result())
 	if err != nil || len(res) != 6 {
 		return requests, tokens, fmt.Errorf("redis limiter: %w", orShort(err))
 	}
-	requests = llmproxy.Decision{
-		Allowed:    res[0] == 1,
-		Limit:      int64(burst),
-		Remaining:  res[1],
-		RetryAfter: time.Duration(res[2]) * time.Millisecond,
-		Reset:      time.Duration(res[3]) * time.Millisecond,
-	}
+	requests = bucketDecision(res, burst)
 	if res[4] >= 0 {
 		tokens = llmproxy.Decision{Allowed: res[4] == 1, Limit: limit, Remaining: max(limit-res[5], 0), Reset: reset}
 		if !tokens.Allowed {
@@ -210,13 +194,29 @@ func (l *Limiter) AllowRequest(ctx context.Context, key string, rate float64, bu
 	if err != nil || len(res) != 4 {
 		return llmproxy.Decision{}, fmt.Errorf("redis limiter: %w", orShort(err))
 	}
+	return bucketDecision(res, burst), nil
+}
+
+// bucketDecision reads a bucket script's first four numbers.
+func bucketDecision(res []int64, burst int) llmproxy.Decision {
 	return llmproxy.Decision{
 		Allowed:    res[0] == 1,
 		Limit:      int64(burst),
 		Remaining:  res[1],
 		RetryAfter: time.Duration(res[2]) * time.Millisecond,
 		Reset:      time.Duration(res[3]) * time.Millisecond,
-	}, nil
+	}
+}
+
+// windowTiming is how long until the window holding now ends, and how
+// long its counter lives: a minute past that. Both are zero for a lifetime
+// quota.
+func windowTiming(window time.Duration, now time.Time) (reset, ttl time.Duration) {
+	if window <= 0 {
+		return 0, 0
+	}
+	reset = now.Truncate(window).Add(window).Sub(now)
+	return reset, reset + time.Minute
 }
 
 // windowKey names the counter of the window holding t.
@@ -233,11 +233,7 @@ func (l *Limiter) windowKey(key string, window time.Duration, t time.Time) strin
 func (l *Limiter) ReserveTokens(ctx context.Context, key string, n, limit int64, window time.Duration, now time.Time) (llmproxy.Decision, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	var ttl, reset time.Duration
-	if window > 0 {
-		reset = now.Truncate(window).Add(window).Sub(now)
-		ttl = reset + time.Minute
-	}
+	reset, ttl := windowTiming(window, now)
 	res, err := ints(reserveScript.Run(ctx, l.client, []string{l.windowKey(key, window, now)}, n, limit, ttl.Milliseconds()).Result())
 	if err != nil || len(res) != 2 {
 		return llmproxy.Decision{}, fmt.Errorf("redis limiter: %w", orShort(err))
