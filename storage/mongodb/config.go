@@ -107,15 +107,11 @@ func (s *Store) CreateConnection(ctx context.Context, c *llmproxy.Connection) er
 
 // Connection returns the connection with the given ID.
 func (s *Store) Connection(ctx context.Context, id string) (*llmproxy.Connection, error) {
-	var d connectionDoc
-	err := s.connections.FindOne(ctx, byID(id)).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("%w: connection %s", llmproxy.ErrNotFound, id)
-	}
+	d, err := findByID[connectionDoc](ctx, s.connections, "connection", id)
 	if err != nil {
-		return nil, fmt.Errorf("mongodb: connection: %w", err)
+		return nil, err
 	}
-	c, err := s.connection(&d)
+	c, err := s.connection(d)
 	if err != nil {
 		return nil, err
 	}
@@ -280,13 +276,9 @@ func (s *Store) CreateModel(ctx context.Context, m *llmproxy.Model) error {
 
 // Model returns the model with the given ID.
 func (s *Store) Model(ctx context.Context, id string) (*llmproxy.Model, error) {
-	var d modelDoc
-	err := s.models.FindOne(ctx, byID(id)).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("%w: model %s", llmproxy.ErrNotFound, id)
-	}
+	d, err := findByID[modelDoc](ctx, s.models, "model", id)
 	if err != nil {
-		return nil, fmt.Errorf("mongodb: model: %w", err)
+		return nil, err
 	}
 	m := d.model()
 	return &m, nil
@@ -508,13 +500,9 @@ func (s *Store) CreateKey(ctx context.Context, k *llmproxy.VirtualKey) error {
 
 // Key returns the key with the given ID.
 func (s *Store) Key(ctx context.Context, id string) (*llmproxy.VirtualKey, error) {
-	var d keyDoc
-	err := s.keys.FindOne(ctx, byID(id)).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("%w: key %s", llmproxy.ErrNotFound, id)
-	}
+	d, err := findByID[keyDoc](ctx, s.keys, "key", id)
 	if err != nil {
-		return nil, fmt.Errorf("mongodb: key: %w", err)
+		return nil, err
 	}
 	k := d.key()
 	return &k, nil

@@ -293,6 +293,20 @@ func findPage[D any](ctx context.Context, coll *mongo.Collection, opts llmproxy.
 	return docs, nil
 }
 
+// findByID decodes the document with the given ID; what names its kind in
+// errors ("connection", "model", "key").
+func findByID[D any](ctx context.Context, coll *mongo.Collection, what, id string) (*D, error) {
+	var d D
+	err := coll.FindOne(ctx, byID(id)).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("%w: %s %s", llmproxy.ErrNotFound, what, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: %s: %w", what, err)
+	}
+	return &d, nil
+}
+
 // exists reports whether a document matches filter.
 func exists(ctx context.Context, coll *mongo.Collection, filter bson.D) (bool, error) {
 	err := coll.FindOne(ctx, filter, options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
