@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/go-llm-proxy/llmproxy/internal/testdb"
 
 	_ "github.com/lib/pq"
 	oai "github.com/openai/openai-go/v3"
@@ -131,28 +132,7 @@ var backends = []struct {
 	setup func(t *testing.T) (dbType, dsn string)
 }{
 	{"sqlite", func(t *testing.T) (string, string) { return "sqlite", "llm-proxy.db" }},
-	{"postgres", func(t *testing.T) (string, string) {
-		admin := os.Getenv("LLMPROXY_TEST_POSTGRES")
-		if admin == "" {
-			skipOrFail(t, "LLMPROXY_TEST_POSTGRES is not set (./scripts/test.sh sets it)")
-		}
-		db, err := sql.Open("postgres", admin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		name := "llmproxy_e2e_" + randomHex()
-		if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
-			skipOrFail(t, "PostgreSQL: "+err.Error())
-		}
-		t.Cleanup(func() { db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)") })
-		u, err := url.Parse(admin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u.Path = "/" + name
-		return "postgres", u.String()
-	}},
+	{"postgres", func(t *testing.T) (string, string) { return "postgres", testdb.Postgres(t) }},
 	{"mongodb", func(t *testing.T) (string, string) {
 		base := os.Getenv("LLMPROXY_TEST_MONGODB")
 		if base == "" {
