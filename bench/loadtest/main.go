@@ -60,6 +60,7 @@ type options struct {
 	keep        bool
 	gatewayEnv  string
 	idleH1      bool
+	idleHold    time.Duration
 }
 
 // Scenario names, in the order they run.
@@ -76,6 +77,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.workers, "open-conns", 64, "connections the open-loop scenario may use")
 	fs.IntVar(&o.idleStreams, "idle-streams", 10000, "streams held open by idle-10k")
 	fs.BoolVar(&o.idleH1, "idle-h1", false, "idle-10k: reach the upstream over HTTP/1.1 (one connection per stream: needs 2 descriptors per stream in the gateway) instead of HTTP/2")
+	fs.DurationVar(&o.idleHold, "idle-hold", 0, "idle-10k: keep the streams open this long after measuring (to profile the gateway through DEBUG_ADDR)")
 	fs.DurationVar(&o.up.Latency, "latency", 0, "fake upstream: wait before answering")
 	fs.IntVar(&o.up.RespBytes, "resp-bytes", 400, "fake upstream: size of a non-streaming answer in bytes")
 	fs.IntVar(&o.up.Chunks, "chunks", 20, "fake upstream: content chunks per stream")
@@ -341,6 +343,10 @@ func (b *bench) idleStreams(ctx context.Context, n int) (idleResult, error) {
 	res.held, _ = readUsage(gwPid)
 	res.upHeld, _ = readUsage(b.up.cmd.Process.Pid)
 	res.took = time.Since(began)
+	if b.opt.idleHold > 0 {
+		fmt.Fprintf(os.Stderr, "holding %d streams for %s\n", opened.Load(), b.opt.idleHold)
+		time.Sleep(b.opt.idleHold)
+	}
 	if resp, err := http.Post("http://"+b.up.addr+"/control/release", "text/plain", nil); err == nil {
 		resp.Body.Close()
 	}

@@ -27,6 +27,7 @@ func newServeCmd(e *env) *cobra.Command {
 		configPath  string
 		metricsAddr string
 		noMetrics   bool
+		debugAddr   string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -41,6 +42,10 @@ listener, --no-metrics or METRICS=off turns it off) and, when MASTER_KEY is
 set, the admin REST API under /admin/v1 (its OpenAPI document at
 /admin/v1/openapi.json). One access-log line per request goes to stderr:
 LOG_FORMAT text or json, LOG_LEVEL debug, info, warn or error.
+
+--debug-addr (env DEBUG_ADDR) serves Go's profiler (/debug/pprof/) on a
+listener of its own, for finding where CPU and memory go under real load;
+keep it on a loopback or otherwise private address.
 
 --config reads a YAML file whose "server" section holds these settings
 (port, addr, db_type, db_dsn, master_key, encryption_key, redis_url,
@@ -62,6 +67,13 @@ models and keys are not applied by serve: see "llm-proxy apply".`,
 			}
 			if noMetrics || off {
 				metricsAddr = "off"
+			}
+			if debugAddr != "" {
+				stop, err := serveDebug(debugAddr, e)
+				if err != nil {
+					return err
+				}
+				defer stop()
 			}
 			return e.serve(cmd.Context(), addr, metricsAddr, grace)
 		},
@@ -85,6 +97,7 @@ models and keys are not applied by serve: see "llm-proxy apply".`,
 	f.StringVar(&configPath, "config", "", "YAML configuration file (see above)")
 	f.StringVar(&metricsAddr, "metrics-addr", e.getenv("METRICS_ADDR"), "serve /metrics on this address instead of the main one, e.g. 127.0.0.1:9090 (env METRICS_ADDR)")
 	f.BoolVar(&noMetrics, "no-metrics", false, "do not serve /metrics (env METRICS=off)")
+	f.StringVar(&debugAddr, "debug-addr", e.getenv("DEBUG_ADDR"), "serve /debug/pprof/ on this private address, e.g. 127.0.0.1:6060 (env DEBUG_ADDR)")
 	return cmd
 }
 
