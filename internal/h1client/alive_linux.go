@@ -1,0 +1,33 @@
+package h1client
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// alive reports whether an idle connection can still be used: the server
+// has neither closed it nor sent anything on it (an idle HTTP/1.1
+// connection has nothing to read). It peeks without blocking, in one
+// system call.
+func (cn *conn) alive() bool {
+	if cn.raw == nil {
+		return true
+	}
+	var buf [1]byte
+	ok := false
+	err := cn.raw.Read(func(fd uintptr) bool {
+		for {
+			_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
+				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+			switch e {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				ok = true // open, and nothing to read
+			}
+			// Otherwise closed (0 bytes), reset, or sending unasked-for data.
+			return true
+		}
+	})
+	return ok && err == nil
+}
