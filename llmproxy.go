@@ -167,21 +167,6 @@ func New(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
-// NewTransport returns the http.Transport the Gateway uses by default:
-// keep-alive with many idle connections per upstream host, HTTP/2 where the
-// upstream offers it, and no transparent compression (bodies are relayed,
-// not decoded).
-func NewTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 4096
-	t.MaxIdleConnsPerHost = 1024
-	t.IdleConnTimeout = 90 * time.Second
-	t.DisableCompression = true
-	t.ForceAttemptHTTP2 = true
-	t.ResponseHeaderTimeout = 0 // slow first tokens are normal; contexts bound calls
-	return t
-}
-
 // Refresh reloads the configuration now if it changed, instead of at the
 // next poll.
 func (g *Gateway) Refresh(ctx context.Context) error { return g.refresh(ctx) }

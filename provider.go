@@ -112,6 +112,16 @@ type EventStream interface {
 	Close() error
 }
 
+// An EventStream may also have a method
+//
+//	Buffered() int
+//
+// reporting how many bytes of the events still to come have already
+// arrived. When the first event is already there, the Gateway sends the
+// response head together with it, in one write that wakes the client
+// once; otherwise it sends the head at once, so that a client waiting for
+// a slow first token knows its stream has started.
+
 // Endpoint names, as in UsageRecord.Endpoint.
 const (
 	EndpointChat       = endpointChat

@@ -470,25 +470,54 @@ func (g *Gateway) takeLimits(ctx context.Context, w http.ResponseWriter, a *atte
 	if err != nil {
 		return err
 	}
+	// The header values are written into one buffer and cut from one
+	// string: two allocations for all six.
+	var buf [160]byte
+	b := buf[:0]
+	var ends [6]int
+	if as.TPS > 0 {
+		b = strconv.AppendInt(b, rd.Limit, 10)
+		ends[0] = len(b)
+		b = strconv.AppendInt(b, rd.Remaining, 10)
+		ends[1] = len(b)
+		b = appendReset(b, rd.Reset)
+		ends[2] = len(b)
+	}
+	if as.TokenLimit > 0 {
+		b = strconv.AppendInt(b, td.Limit, 10)
+		ends[3] = len(b)
+		b = strconv.AppendInt(b, td.Remaining, 10)
+		ends[4] = len(b)
+		b = appendReset(b, td.Reset)
+		ends[5] = len(b)
+	}
+	all := string(b)
+	vals := make([]string, 6)
 	h := w.Header()
-	vals := make([]string, 6) // one allocation for the header values
-	set := func(i int, k, v string) {
-		vals[i] = v
+	set := func(i int, k string) {
+		start := 0
+		for j := i - 1; j >= 0; j-- {
+			if ends[j] > 0 {
+				start = ends[j]
+				break
+			}
+		}
+		vals[i] = all[start:ends[i]]
 		h[k] = vals[i : i+1 : i+1]
 	}
 	if as.TPS > 0 {
-		set(0, "X-Ratelimit-Limit-Requests", strconv.FormatInt(rd.Limit, 10))
-		set(1, "X-Ratelimit-Remaining-Requests", strconv.FormatInt(rd.Remaining, 10))
-		set(2, "X-Ratelimit-Reset-Requests", formatReset(rd.Reset))
+		set(0, "X-Ratelimit-Limit-Requests")
+		set(1, "X-Ratelimit-Remaining-Requests")
+		set(2, "X-Ratelimit-Reset-Requests")
 		if !rd.Allowed {
 			return &Error{Status: http.StatusTooManyRequests, Type: TypeRateLimit, Code: "rate_limit_exceeded", RetryAfter: rd.RetryAfter,
 				Message: fmt.Sprintf("Rate limit reached for requests: limit %g per second. Retry after %s.", as.TPS, formatReset(rd.RetryAfter))}
 		}
 	}
 	if as.TokenLimit > 0 {
-		set(3, "X-Ratelimit-Limit-Tokens", strconv.FormatInt(td.Limit, 10))
-		set(4, "X-Ratelimit-Remaining-Tokens", strconv.FormatInt(td.Remaining, 10))
-		set(5, "X-Ratelimit-Reset-Tokens", formatReset(td.Reset))
+		set(3, "X-Ratelimit-Limit-Tokens")
+		set(4, "X-Ratelimit-Remaining-Tokens")
+		set(5, "X-Ratelimit-Reset-Tokens")
 		if !td.Allowed {
 			e := &Error{Status: http.StatusTooManyRequests, Type: TypeRateLimit, Code: "tokens_exceeded", RetryAfter: td.RetryAfter,
 				Message: fmt.Sprintf("Token limit reached: %d tokens per %s; this request needs about %d.", as.TokenLimit, windowName(as.TokenWindow), n)}
@@ -536,14 +565,33 @@ func windowName(w time.Duration) string {
 
 // formatReset writes a duration as OpenAI's x-ratelimit-reset-* do: "1s",
 // "6m0s", "20ms".
-func formatReset(d time.Duration) string {
+func formatReset(d time.Duration) string { return string(appendReset(nil, d)) }
+
+// appendReset appends formatReset(d) to b: d rounded to the millisecond
+// below a second, to the second above, in time.Duration's notation.
+func appendReset(b []byte, d time.Duration) []byte {
 	if d <= 0 {
-		return "0s"
+		return append(b, "0s"...)
 	}
 	if d < time.Second {
-		return d.Round(time.Millisecond).String()
+		ms := int64(d.Round(time.Millisecond) / time.Millisecond)
+		switch {
+		case ms == 0:
+			return append(b, "0s"...)
+		case ms >= 1000:
+			return append(b, "1s"...)
+		}
+		return append(strconv.AppendInt(b, ms, 10), "ms"...)
 	}
-	return d.Round(time.Second).String()
+	secs := int64(d.Round(time.Second) / time.Second)
+	h, m, sec := secs/3600, secs/60%60, secs%60
+	if h > 0 {
+		b = append(strconv.AppendInt(b, h, 10), 'h')
+	}
+	if h > 0 || m > 0 {
+		b = append(strconv.AppendInt(b, m, 10), 'm')
+	}
+	return append(strconv.AppendInt(b, sec, 10), 's')
 }
 
 // estimateTokens is the reservation for a request: its prompt at about
@@ -630,10 +678,16 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, a *attempt, gr
 		status = http.StatusOK
 	}
 	if resp.Stream == nil {
-		h["Content-Type"] = []string{"application/json"}
-		h["Content-Length"] = []string{strconv.Itoa(len(resp.Body))}
+		vals := make([]string, 2)
+		vals[0], vals[1] = "application/json", strconv.Itoa(len(resp.Body))
+		h["Content-Type"], h["Content-Length"] = vals[0:1:1], vals[1:2:2]
 		w.WriteHeader(status)
 		w.Write(resp.Body)
+		// Send the answer now rather than when the handler returns: the
+		// accounting and the observers below need not delay the client.
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
 		u, ok := usageOf(resp.Body)
 		if !ok {
 			u = Usage{PromptTokens: estimateTokens(a, 0)}
@@ -675,8 +729,8 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 	h["X-Accel-Buffering"] = []string{"no"}
 	w.WriteHeader(status)
 	flusher, _ := w.(http.Flusher)
-	if flusher != nil {
-		flusher.Flush()
+	if b, ok := st.(interface{ Buffered() int }); (!ok || b.Buffered() == 0) && flusher != nil {
+		flusher.Flush() // else the head goes out with the first event
 	}
 	var usage Usage
 	gotUsage := false

@@ -13,21 +13,25 @@ func (cn *conn) alive() bool {
 	if cn.raw == nil {
 		return true
 	}
-	var buf [1]byte
-	ok := false
-	err := cn.raw.Read(func(fd uintptr) bool {
-		for {
-			_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
-				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				ok = true // open, and nothing to read
-			}
-			// Otherwise closed (0 bytes), reset, or sending unasked-for data.
-			return true
+	if cn.peek == nil {
+		cn.peek = cn.peekFD // one closure per connection, not per check
+	}
+	cn.peekOK = false
+	err := cn.raw.Read(cn.peek)
+	return cn.peekOK && err == nil
+}
+
+func (cn *conn) peekFD(fd uintptr) bool {
+	for {
+		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&cn.peekBuf[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			cn.peekOK = true // open, and nothing to read
 		}
-	})
-	return ok && err == nil
+		// Otherwise closed (0 bytes), reset, or sending unasked-for data.
+		return true
+	}
 }

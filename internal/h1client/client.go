@@ -322,6 +322,11 @@ type conn struct {
 	raw       syscall.RawConn // for the liveness check; nil if unavailable
 	br        *bufio.Reader
 	idleSince time.Time
+	abort func() // setPastDeadline, made once
+	// for the liveness check (alive)
+	peek    func(fd uintptr) bool
+	peekOK  bool
+	peekBuf [1]byte
 }
 
 // get returns an idle connection to addr, or a new one.
@@ -463,12 +468,17 @@ func (c *Client) CloseIdleConnections() {
 // or write on the connection return at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
+func (cn *conn) setPastDeadline() { cn.nc.SetDeadline(aLongTimeAgo) }
+
 // roundTrip writes msg (and rest) on the connection and reads the answer's
 // head. On error the caller closes the connection.
 func (cn *conn) roundTrip(ctx context.Context, req *http.Request, msg []byte, rest io.ReadCloser) (*http.Response, error) {
 	// A cancelled context unblocks the connection; the connection is then
 	// not reused.
-	stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(aLongTimeAgo) })
+	if cn.abort == nil {
+		cn.abort = cn.setPastDeadline // one closure per connection, not per call
+	}
+	stop := context.AfterFunc(ctx, cn.abort)
 	if _, err := cn.nc.Write(msg); err != nil {
 		stop()
 		return nil, &retryable{err}
@@ -591,7 +601,10 @@ func parseStatus(l []byte) (*http.Response, error) {
 	if code < 100 || (len(l) > 12 && l[12] != ' ') {
 		return bad()
 	}
-	resp := &http.Response{StatusCode: code, ProtoMajor: 1, ProtoMinor: int(l[7] - '0')}
+	// The answer and its body are allocated together.
+	ab := &answer{resp: http.Response{StatusCode: code, ProtoMajor: 1, ProtoMinor: int(l[7] - '0')}}
+	resp := &ab.resp
+	resp.Body = &ab.body
 	if resp.ProtoMinor == 1 {
 		resp.Proto = "HTTP/1.1"
 	} else {
@@ -704,12 +717,18 @@ func canonicalKey(b []byte) string {
 	return string(b)
 }
 
+// answer is a response and its body in one allocation.
+type answer struct {
+	resp http.Response
+	body body
+}
+
 // setBody frames the answer's body from its header (RFC 9112 §6.3).
 func (cn *conn) setBody(resp *http.Response, req *http.Request) error {
 	h := resp.Header
-	b := &body{cn: cn, keepAlive: keepAlive(resp, req)}
+	b := resp.Body.(*body)
+	b.cn, b.keepAlive = cn, keepAlive(resp, req)
 	b.live.Store(cn)
-	resp.Body = b
 	resp.Close = !b.keepAlive
 	if req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		b.done = true

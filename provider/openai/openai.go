@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,7 +83,86 @@ type Passthrough struct {
 	// SetHeaders adds authentication (and any other fixed headers) to an
 	// upstream request.
 	SetHeaders func(h http.Header)
+
+	urlsMu sync.RWMutex
+	urls   map[[2]string]*url.URL // parsed results of URL
 }
+
+// url returns the parsed upstream URL of an endpoint and remote model,
+// parsed once and then shared by every request to it (nothing modifies a
+// request's URL).
+func (p *Passthrough) url(endpoint, remoteModel string) (*url.URL, error) {
+	k := [2]string{endpoint, remoteModel}
+	p.urlsMu.RLock()
+	u := p.urls[k]
+	p.urlsMu.RUnlock()
+	if u != nil {
+		return u, nil
+	}
+	u, err := url.Parse(p.URL(endpoint, remoteModel))
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("unsupported URL %q", u.Redacted())
+	}
+	p.urlsMu.Lock()
+	if p.urls == nil {
+		p.urls = make(map[[2]string]*url.URL)
+	}
+	if len(p.urls) < 4096 { // remote models come from the configuration: few
+		p.urls[k] = u
+	}
+	p.urlsMu.Unlock()
+	return u, nil
+}
+
+// send POSTs body to u. A client with nothing to do between the call and
+// its transport (no timeout, cookie jar or redirect policy) has its
+// transport called directly: that skips the copies http.Client makes to
+// follow redirects, which an API upstream rarely sends; one that does is
+// then asked again through the client, which follows it.
+func send(ctx context.Context, client *http.Client, u *url.URL, h http.Header, body []byte) (*http.Response, error) {
+	direct := client.Transport != nil && client.Timeout == 0 && client.Jar == nil && client.CheckRedirect == nil
+	if direct {
+		resp, err := client.Transport.RoundTrip(newRequest(ctx, u, h, body))
+		if err != nil || !isRedirect(resp) {
+			return resp, err
+		}
+		resp.Body.Close()
+	}
+	return client.Do(newRequest(ctx, u, h, body))
+}
+
+func newRequest(ctx context.Context, u *url.URL, h http.Header, body []byte) *http.Request {
+	r := http.Request{
+		Method: http.MethodPost, URL: u, Host: u.Host, Header: h,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Body: newBodyReader(body), ContentLength: int64(len(body)),
+		GetBody: func() (io.ReadCloser, error) { return newBodyReader(body), nil },
+	}
+	return r.WithContext(ctx)
+}
+
+func isRedirect(resp *http.Response) bool {
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return resp.Header.Get("Location") != ""
+	}
+	return false
+}
+
+// bodyReader is a request body over bytes, in one allocation.
+type bodyReader struct{ bytes.Reader }
+
+func newBodyReader(b []byte) *bodyReader {
+	r := &bodyReader{}
+	r.Reset(b)
+	return r
+}
+
+func (*bodyReader) Close() error { return nil }
 
 var (
 	_ llmproxy.Provider = (*Passthrough)(nil)
@@ -110,12 +190,12 @@ var (
 var passHeaders = []string{"Openai-Processing-Ms", "Openai-Version", "X-Request-Id"}
 
 func (p *Passthrough) do(ctx context.Context, endpoint string, req *llmproxy.Request) (*llmproxy.Response, error) {
-	body := req.UpstreamBody()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL(endpoint, req.RemoteModel), bytes.NewReader(body))
+	u, err := p.url(endpoint, req.RemoteModel)
 	if err != nil {
 		return nil, llmproxy.UpstreamError(fmt.Sprintf("connection %q has an invalid endpoint", p.Name), err)
 	}
-	h := hreq.Header
+	body := req.UpstreamBody()
+	h := make(http.Header, 4)
 	h["Content-Type"] = jsonType
 	if req.Stream {
 		h["Accept"] = eventStreamType
@@ -129,7 +209,7 @@ func (p *Passthrough) do(ctx context.Context, endpoint string, req *llmproxy.Req
 	if client == nil {
 		client = http.DefaultClient
 	}
-	resp, err := client.Do(hreq)
+	resp, err := send(ctx, client, u, h, body)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -473,6 +553,20 @@ func streamError(name string, d []byte) error {
 	}
 	return &llmproxy.Error{Status: http.StatusBadGateway, Type: llmproxy.TypeUpstream, Code: "upstream_error", Message: msg,
 		Err: errors.New("mid-stream error from connection " + strconv.Quote(name))}
+}
+
+// Buffered reports how many bytes of the events still to come have
+// arrived: what this stream holds, plus what the body holds if it can
+// tell (see llmproxy.EventStream).
+func (s *EventStream) Buffered() int {
+	if s.closed {
+		return 0
+	}
+	n := s.w - s.r
+	if b, ok := s.body.(interface{ Buffered() int }); ok {
+		n += b.Buffered()
+	}
+	return n
 }
 
 // Close releases the upstream connection.
