@@ -112,16 +112,17 @@ type EventStream interface {
 	Close() error
 }
 
-// An EventStream may also have a method
+// An EventStream may also have either or both of the methods
 //
-//	Buffered() int
+//	Buffered() int // bytes of the events still to come that have arrived
+//	Ready() bool   // Next would return without waiting for the upstream
 //
-// reporting how many bytes of the events still to come have already
-// arrived. When the first event is already there, the Gateway sends the
-// response head together with it, in one write that wakes the client
-// once; otherwise it sends the head at once, so that a client waiting for
-// a slow first token knows its stream has started.
-
+// which let the Gateway write less often without delaying anything: when
+// the first event arrived with the response head, both go to the client
+// in one write (otherwise the head goes at once, so that a client waiting
+// for a slow first token knows its stream has started); and events that
+// arrived together are flushed together, once the next one is not there
+// yet.
 // Endpoint names, as in UsageRecord.Endpoint.
 const (
 	EndpointChat       = endpointChat

@@ -683,11 +683,6 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, a *attempt, gr
 		h["Content-Type"], h["Content-Length"] = vals[0:1:1], vals[1:2:2]
 		w.WriteHeader(status)
 		w.Write(resp.Body)
-		// Send the answer now rather than when the handler returns: the
-		// accounting and the observers below need not delay the client.
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
 		u, ok := usageOf(resp.Body)
 		if !ok {
 			u = Usage{PromptTokens: estimateTokens(a, 0)}
@@ -695,6 +690,12 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, a *attempt, gr
 			u.TotalTokens = u.PromptTokens + u.CompletionTokens
 		}
 		g.settle(a, u)
+		// Send the answer once the limits hold the real usage (a client's
+		// next request must see it), but before the ledger and the
+		// observers, which need not delay the client.
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
 		g.record(a, gr, status, u, !ok, false)
 		return
 	}
@@ -732,6 +733,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 	if b, ok := st.(interface{ Buffered() int }); (!ok || b.Buffered() == 0) && flusher != nil {
 		flusher.Flush() // else the head goes out with the first event
 	}
+	ready, _ := st.(interface{ Ready() bool })
 	var usage Usage
 	gotUsage := false
 	var textBytes int64
@@ -759,10 +761,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 				w.Write(e.AppendJSON(nil))
 				w.Write(sseEnd)
 			}
-			if flusher != nil && !clientGone {
-				flusher.Flush()
-			}
-			break
+			break // flushed below, once the usage is settled
 		}
 		timer.Reset(idle)
 		if first {
@@ -785,7 +784,9 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 			clientGone = true
 			break
 		}
-		if flusher != nil {
+		// Events that arrived together leave together: flush once the
+		// next one is not already here.
+		if flusher != nil && (ready == nil || !ready.Ready()) {
 			flusher.Flush()
 		}
 	}
@@ -799,6 +800,11 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 		status = 499
 	}
 	g.settle(a, usage)
+	// The end of the stream goes out once the limits hold its real usage,
+	// so that the client's next request sees it.
+	if flusher != nil && !clientGone {
+		flusher.Flush()
+	}
 	g.record(a, gr, status, usage, estimated, true)
 }
 

@@ -569,6 +569,16 @@ func (s *EventStream) Buffered() int {
 	return n
 }
 
+// Ready reports whether Next would return without reading from the
+// upstream: a whole event (or the stream's end) is already buffered.
+func (s *EventStream) Ready() bool {
+	if s.done || s.closed || s.err != nil {
+		return true
+	}
+	b := s.buf[s.r:s.w]
+	return bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\n\r\n"))
+}
+
 // Close releases the upstream connection.
 func (s *EventStream) Close() error {
 	if s.closed {
