@@ -322,7 +322,7 @@ type conn struct {
 	raw       syscall.RawConn // for the liveness check; nil if unavailable
 	br        *bufio.Reader
 	idleSince time.Time
-	abort func() // setPastDeadline, made once
+	abort     func() // setPastDeadline, made once
 	// for the liveness check (alive)
 	peek    func(fd uintptr) bool
 	peekOK  bool
