@@ -16,8 +16,10 @@ import (
 )
 
 // logger is the process's logger: LOG_FORMAT text (default) or json,
-// LOG_LEVEL debug, info (default), warn or error.
-func (e *env) logger() (*slog.Logger, error) {
+// LOG_LEVEL debug, info (default), warn or error. It writes to buf, and
+// flushes it after every line at Warn or above; with buf nil it writes
+// to stderr directly.
+func (e *env) logger(buf *logBuffer) (*slog.Logger, error) {
 	var level slog.Level
 	switch v := strings.ToLower(strings.TrimSpace(e.getenv("LOG_LEVEL"))); v {
 	case "", "info":
@@ -32,14 +34,23 @@ func (e *env) logger() (*slog.Logger, error) {
 		return nil, fmt.Errorf("LOG_LEVEL=%q: use debug, info, warn or error", v)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	w := e.stderr
+	if buf != nil {
+		w = buf
+	}
+	var h slog.Handler
 	switch v := strings.ToLower(strings.TrimSpace(e.getenv("LOG_FORMAT"))); v {
 	case "", "text":
-		return slog.New(slog.NewTextHandler(e.stderr, opts)), nil
+		h = slog.NewTextHandler(w, opts)
 	case "json":
-		return slog.New(slog.NewJSONHandler(e.stderr, opts)), nil
+		h = slog.NewJSONHandler(w, opts)
 	default:
 		return nil, fmt.Errorf("LOG_FORMAT=%q: use text or json", v)
 	}
+	if buf != nil {
+		h = flushOnWarn{h, buf}
+	}
+	return slog.New(h), nil
 }
 
 // metricsOff reads METRICS: on (default) or off.

@@ -105,7 +105,12 @@ models and keys are not applied by serve: see "llm-proxy apply".`,
 // gracefully. metricsAddr is "" for /metrics on addr, "off" for none, or
 // the address of a listener of its own.
 func (e *env) serve(ctx context.Context, addr, metricsAddr string, grace time.Duration) error {
-	log, err := e.logger()
+	// Log lines are batched (see logBuffer) so that requests do not pay a
+	// write syscall each; the deferred Close, run last, writes what is
+	// left on every way out.
+	logs := newLogBuffer(e.stderr)
+	defer logs.Close()
+	log, err := e.logger(logs)
 	if err != nil {
 		return err
 	}
