@@ -50,6 +50,54 @@ func TestClientAgainstFake(t *testing.T) {
 	}
 }
 
+// TestBareProxy checks that the bare proxy relays plain answers and
+// streams unchanged, over kept-alive connections on both sides.
+func TestBareProxy(t *testing.T) {
+	up := newFakeUpstream(upstreamConfig{RespBytes: 500, Chunks: 5})
+	usrv := httptest.NewServer(up)
+	defer usrv.Close()
+	p, err := newBareProxy(strings.TrimPrefix(usrv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	psrv := httptest.NewServer(p)
+	defer psrv.Close()
+	addr := strings.TrimPrefix(psrv.URL, "http://")
+	c, err := dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	for _, tc := range []struct {
+		name   string
+		body   string
+		events int
+	}{
+		{"plain", chatBody, 0},
+		{"stream", streamBody, 5 + 3},
+		{"plain again", chatBody, 0},
+		{"stream again", streamBody, 5 + 3},
+	} {
+		req := buildRequest(addr, "/v1/chat/completions", "k", []byte(strings.Replace(tc.body, "%s", "fake", 1)))
+		r, err := c.do(req, time.Now().Add(5*time.Second))
+		if err != nil || r.status != 200 || !r.keep {
+			t.Fatalf("%s: %+v, %v", tc.name, r, err)
+		}
+		if r.events != tc.events {
+			t.Errorf("%s: %d events, want %d", tc.name, r.events, tc.events)
+		}
+		if tc.events == 0 && r.body != len(up.answer) {
+			t.Errorf("%s: %d body bytes, want %d", tc.name, r.body, len(up.answer))
+		}
+	}
+	if n := up.served.Load(); n != 4 {
+		t.Errorf("upstream served %d requests, want 4", n)
+	}
+	if _, err := newBareProxy("127.0.0.1:1/x"); err == nil {
+		t.Error("an upstream with a path was taken")
+	}
+}
+
 func TestPercentile(t *testing.T) {
 	s := make([]time.Duration, 1000)
 	for i := range s {

@@ -1,13 +1,16 @@
 // Command loadtest measures the gateway against its upstream, side by side
-// in the same run, on loopback: it starts a fake OpenAI-compatible upstream
-// and the real llm-proxy server (built from ./cmd/llm-proxy, SQLite store,
-// configured through its CLI with a virtual key whose limits are checked on
-// every request but never bite, usage ledger on), then drives both with a
-// closed-loop and an open-loop load generator and prints one table.
+// in the same run, on loopback: it starts a fake OpenAI-compatible upstream,
+// a bare net/http proxy in front of it (the floor of any proxy built like
+// the gateway) and the real llm-proxy server (built from ./cmd/llm-proxy,
+// SQLite store, configured through its CLI with a virtual key whose limits
+// are checked on every request but never bite, usage ledger on), then
+// drives all three with a closed-loop and an open-loop load generator and
+// prints one table.
 //
 //	go run ./bench/loadtest                 # every standard scenario
 //	go run ./bench/loadtest -scenarios closed-50,serial -duration 10s
 //	go run ./bench/loadtest upstream -addr 127.0.0.1:9000   # the fake alone
+//	go run ./bench/loadtest bareproxy -upstream 127.0.0.1:9000   # the bare proxy alone
 //
 // See bench/README.md for what each column means.
 package main
@@ -37,6 +40,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "bareproxy" {
+		if err := runBareProxy(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest bareproxy:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
@@ -61,6 +71,7 @@ type options struct {
 	gatewayEnv  string
 	idleH1      bool
 	idleHold    time.Duration
+	noBare      bool
 }
 
 // Scenario names, in the order they run.
@@ -70,7 +81,7 @@ func parseFlags(args []string) (options, error) {
 	var o options
 	fs := newFlagSet()
 	fs.StringVar(&o.scenarios, "scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run: "+strings.Join(allScenarios, ", "))
-	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured time of each run (each scenario runs direct, then through the gateway)")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured time of each run (each scenario runs direct, through the bare proxy, then through the gateway)")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each run")
 	fs.IntVar(&o.conns, "conns", 50, "connections of the closed-loop throughput scenarios (closed-50, stream-50)")
 	fs.IntVar(&o.rate, "rate", 1000, "requests per second of the open-loop scenario (open-1k)")
@@ -85,6 +96,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.repo, "repo", ".", "repository root to build ./cmd/llm-proxy from")
 	fs.StringVar(&o.bin, "llm-proxy", "", "use this llm-proxy binary instead of building one")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, binary) for inspection")
+	fs.BoolVar(&o.noBare, "no-bare", false, "skip the bare net/http proxy row (direct and gateway only)")
 	fs.StringVar(&o.gatewayEnv, "gateway-env", "", "extra environment for the gateway process, comma-separated KEY=VALUE (e.g. GOGC=200)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -120,10 +132,12 @@ const (
 	streamBody = `{"model":"%s","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in a short sentence, please."}],"temperature":0.2,"max_tokens":64,"stream":true,"stream_options":{"include_usage":true}}`
 )
 
-// bench is a running setup: the upstream and the gateway.
+// bench is a running setup: the upstream, the bare proxy (nil with
+// -no-bare) and the gateway.
 type bench struct {
 	opt      options
 	up, gw   *process
+	bare     *process
 	key      string
 	peakNote bool // VmHWM could be reset between runs
 }
@@ -161,6 +175,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer b.up.stop()
+	if !opt.noBare {
+		if b.bare, err = startBare(ctx, b.up.addr); err != nil {
+			return err
+		}
+		defer b.bare.stop()
+	}
 	env := append(os.Environ(), "DB_TYPE=sqlite", "DB_DSN="+filepath.Join(dir, "bench.db"), "MASTER_KEY=", "REDIS_URL=",
 		"SSL_CERT_FILE="+certFile)
 	setup, err := configureGateway(ctx, bin, env, b.up)
@@ -181,8 +201,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}()
 	b.peakNote = resetPeak(b.gw.cmd.Process.Pid)
-	fmt.Fprintf(out, "upstream %s (pid %d), gateway %s (pid %d), %d CPUs; %s per run after %s warm-up\n",
-		b.up.addr, b.up.cmd.Process.Pid, b.gw.addr, b.gw.cmd.Process.Pid, numCPU(), opt.duration, opt.warmup)
+	bareNote := ""
+	if b.bare != nil {
+		bareNote = fmt.Sprintf("bare proxy %s (pid %d), ", b.bare.addr, b.bare.cmd.Process.Pid)
+	}
+	fmt.Fprintf(out, "upstream %s (pid %d), %sgateway %s (pid %d), %d CPUs; %s per run after %s warm-up\n",
+		b.up.addr, b.up.cmd.Process.Pid, bareNote, b.gw.addr, b.gw.cmd.Process.Pid, numCPU(), opt.duration, opt.warmup)
 	var rows []row
 	var idle *idleResult
 	for _, sc := range strings.Split(opt.scenarios, ",") {
@@ -203,6 +227,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	printTable(out, rows, idle)
 	printTargets(out, rows, idle)
+	printVsBare(out, rows)
 	return nil
 }
 
@@ -210,32 +235,50 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 type row struct {
 	scenario, via string
 	o             outcome
-	gw, up        procUsage // deltas (cpu) and end values (memory)
-	gwPeak        int64
+	proxy, up     procUsage // deltas (cpu) and end values (memory); proxy is the bare proxy's or the gateway's, zero direct
+	proxyPeak     int64
 	stream        bool
 }
 
-func (b *bench) targets(stream bool) (direct, gateway target) {
+// targets are a scenario's targets in the order they run: direct, the
+// bare proxy (unless -no-bare), the gateway. The bare proxy gets the
+// direct request (the upstream's model and key), as it forwards it as is.
+func (b *bench) targets(stream bool) []target {
 	body := chatBody
 	if stream {
 		body = streamBody
 	}
-	direct = target{name: "direct", addr: b.up.addr,
-		req: buildRequest(b.up.addr, "/v1/chat/completions", "sk-upstream", []byte(fmt.Sprintf(body, "fake")))}
-	gateway = target{name: "gateway", addr: b.gw.addr,
-		req: buildRequest(b.gw.addr, "/v1/chat/completions", b.key, []byte(fmt.Sprintf(body, "bench")))}
-	return direct, gateway
+	plain := []byte(fmt.Sprintf(body, "fake"))
+	ts := []target{{name: "direct", addr: b.up.addr,
+		req: buildRequest(b.up.addr, "/v1/chat/completions", "sk-upstream", plain)}}
+	if b.bare != nil {
+		ts = append(ts, target{name: "bare", addr: b.bare.addr,
+			req: buildRequest(b.bare.addr, "/v1/chat/completions", "sk-upstream", plain)})
+	}
+	return append(ts, target{name: "gateway", addr: b.gw.addr,
+		req: buildRequest(b.gw.addr, "/v1/chat/completions", b.key, []byte(fmt.Sprintf(body, "bench")))})
 }
 
-// scenario runs one scenario direct, then through the gateway.
+// scenario runs one scenario direct, through the bare proxy, then through
+// the gateway.
 func (b *bench) scenario(name string) []row {
 	stream := strings.HasPrefix(name, "stream")
-	d, g := b.targets(stream)
 	var rows []row
-	for _, t := range []target{d, g} {
-		gwPid, upPid := b.gw.cmd.Process.Pid, b.up.cmd.Process.Pid
-		resetPeak(gwPid)
-		gw0, _ := readUsage(gwPid)
+	for _, t := range b.targets(stream) {
+		// The proxy in the path: its CPU and peak memory are the row's.
+		var proxy *process
+		switch t.name {
+		case "bare":
+			proxy = b.bare
+		case "gateway":
+			proxy = b.gw
+		}
+		upPid := b.up.cmd.Process.Pid
+		var px0 procUsage
+		if proxy != nil {
+			resetPeak(proxy.cmd.Process.Pid)
+			px0, _ = readUsage(proxy.cmd.Process.Pid)
+		}
 		up0, _ := readUsage(upPid)
 		var o outcome
 		switch name {
@@ -250,11 +293,14 @@ func (b *bench) scenario(name string) []row {
 		case "stream-1":
 			o = closedLoop(t, 1, b.opt.warmup, b.opt.duration, true)
 		}
-		gw1, _ := readUsage(gwPid)
 		up1, _ := readUsage(upPid)
-		r := row{scenario: name, via: t.name, o: o, stream: stream, gwPeak: gw1.hwm}
-		r.gw, r.up = gw1, up1
-		r.gw.cpu, r.up.cpu = gw1.cpu-gw0.cpu, up1.cpu-up0.cpu
+		r := row{scenario: name, via: t.name, o: o, stream: stream, up: up1}
+		r.up.cpu = up1.cpu - up0.cpu
+		if proxy != nil {
+			px1, _ := readUsage(proxy.cmd.Process.Pid)
+			r.proxy, r.proxyPeak = px1, px1.hwm
+			r.proxy.cpu = px1.cpu - px0.cpu
+		}
 		rows = append(rows, r)
 	}
 	return rows
@@ -394,7 +440,7 @@ func mb(n int64) string { return fmt.Sprintf("%.0fMB", float64(n)/(1<<20)) }
 func printTable(out io.Writer, rows []row, idle *idleResult) {
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tvia\treq/s\tof direct\tp50\tp90\tp99\tp99.9\tadded p50\tadded p99\tTTFC p50\tTTFC p99\tevents/s\tgw CPU s/1k\tup CPU s/1k\tgw peak RSS\terrors\t")
+	fmt.Fprintln(tw, "scenario\tvia\treq/s\tof direct\tp50\tp90\tp99\tp99.9\tadded p50\tadded p99\tTTFC p50\tTTFC p99\tevents/s\tproxy CPU s/1k\tup CPU s/1k\tproxy peak RSS\terrors\t")
 	var direct *row
 	for i := range rows {
 		r := &rows[i]
@@ -403,7 +449,7 @@ func printTable(out io.Writer, rows []row, idle *idleResult) {
 		}
 		o := &r.o
 		ratio, addP50, addP99 := "", "", ""
-		if r.via == "gateway" && direct != nil && direct.scenario == r.scenario {
+		if r.via != "direct" && direct != nil && direct.scenario == r.scenario {
 			ratio = fmt.Sprintf("%.0f%%", 100*o.rps()/direct.o.rps())
 			addP50 = us(pct(o.lat, 50) - pct(direct.o.lat, 50))
 			addP99 = us(pct(o.lat, 99) - pct(direct.o.lat, 99))
@@ -416,10 +462,10 @@ func printTable(out io.Writer, rows []row, idle *idleResult) {
 			ttfc50, ttfc99 = us(pct(o.ttfc, 50)), us(pct(o.ttfc, 99))
 			evs = fmt.Sprintf("%.0f", float64(o.events)/o.elapsed.Seconds())
 		}
-		gwCPU, peak := "", ""
-		if r.via == "gateway" {
-			gwCPU = fmt.Sprintf("%.3f", cpuPer1k(r.gw.cpu, o.requests))
-			peak = mb(r.gwPeak)
+		pxCPU, peak := "", ""
+		if r.via != "direct" {
+			pxCPU = fmt.Sprintf("%.3f", cpuPer1k(r.proxy.cpu, o.requests))
+			peak = mb(r.proxyPeak)
 		}
 		errs := itoa(int(o.errors))
 		if o.firstErr != "" {
@@ -427,7 +473,7 @@ func printTable(out io.Writer, rows []row, idle *idleResult) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\t%s\t\n",
 			r.scenario, r.via, o.rps(), ratio, us(pct(o.lat, 50)), us(pct(o.lat, 90)), us(pct(o.lat, 99)), us(pct(o.lat, 99.9)),
-			addP50, addP99, ttfc50, ttfc99, evs, gwCPU, cpuPer1k(r.up.cpu, o.requests), peak, errs)
+			addP50, addP99, ttfc50, ttfc99, evs, pxCPU, cpuPer1k(r.up.cpu, o.requests), peak, errs)
 	}
 	tw.Flush()
 	if idle != nil {
@@ -457,14 +503,7 @@ func cpuPer1k(cpu time.Duration, requests int64) float64 {
 
 // printTargets checks the issue's targets against this run.
 func printTargets(out io.Writer, rows []row, idle *idleResult) {
-	find := func(sc, via string) *row {
-		for i := range rows {
-			if rows[i].scenario == sc && rows[i].via == via {
-				return &rows[i]
-			}
-		}
-		return nil
-	}
+	find := func(sc, via string) *row { return findRow(rows, sc, via) }
 	fmt.Fprintln(out, "\ntargets (gateway vs direct, this run):")
 	check := func(name string, ok bool, got string) {
 		mark := "MISS"
@@ -499,4 +538,62 @@ func printTargets(out io.Writer, rows []row, idle *idleResult) {
 			fmt.Sprintf("%d of %d ended; gateway threads %d -> %d", idle.ended, idle.opened, idle.held.threads, idle.after.threads))
 	}
 	fmt.Fprintln(out, "  (allocations per request: go test -run '^$' -bench . -benchmem ./bench ; see bench/README.md)")
+}
+
+// findRow returns the row of scenario sc via via, or nil.
+func findRow(rows []row, sc, via string) *row {
+	for i := range rows {
+		if rows[i].scenario == sc && rows[i].via == via {
+			return &rows[i]
+		}
+	}
+	return nil
+}
+
+// signedUS formats a difference in microseconds with its sign.
+func signedUS(d time.Duration) string {
+	return fmt.Sprintf("%+.0fµs", float64(d)/float64(time.Microsecond))
+}
+
+// evRate is a run's SSE events per second.
+func evRate(r *row) float64 { return float64(r.o.events) / r.o.elapsed.Seconds() }
+
+// printVsBare compares the gateway with the bare net/http proxy of the same
+// run, scenario by scenario: what is left is the cost of the gateway's own
+// logic (auth, limits, body handling, ledger, logs, metrics), the process
+// hop and net/http being common to both.
+func printVsBare(out io.Writer, rows []row) {
+	var lines []string
+	for _, sc := range allScenarios {
+		b, g := findRow(rows, sc, "bare"), findRow(rows, sc, "gateway")
+		if b == nil || g == nil || b.o.requests == 0 {
+			continue
+		}
+		cpu := fmt.Sprintf("CPU %.3f vs %.3f s/1k", cpuPer1k(g.proxy.cpu, g.o.requests), cpuPer1k(b.proxy.cpu, b.o.requests))
+		var l string
+		switch sc {
+		case "closed-50":
+			l = fmt.Sprintf("%.0f%% of bare's throughput (%.0f of %.0f req/s); p50 %s", 100*g.o.rps()/b.o.rps(), g.o.rps(), b.o.rps(),
+				signedUS(pct(g.o.lat, 50)-pct(b.o.lat, 50)))
+		case "serial":
+			l = fmt.Sprintf("added p50 %s, p99 %s over bare", signedUS(pct(g.o.lat, 50)-pct(b.o.lat, 50)), signedUS(pct(g.o.lat, 99)-pct(b.o.lat, 99)))
+		case "open-1k":
+			l = fmt.Sprintf("added p50 %s, p99 %s over bare", signedUS(pct(g.o.lat, 50)-pct(b.o.lat, 50)), signedUS(pct(g.o.lat, 99)-pct(b.o.lat, 99)))
+		case "stream-50":
+			l = fmt.Sprintf("%.0f%% of bare's events/s (%.0f of %.0f)", 100*evRate(g)/max(evRate(b), 1e-9), evRate(g), evRate(b))
+		case "stream-1":
+			l = fmt.Sprintf("TTFC p50 %s, p99 %s over bare; whole stream p50 %s", signedUS(pct(g.o.ttfc, 50)-pct(b.o.ttfc, 50)),
+				signedUS(pct(g.o.ttfc, 99)-pct(b.o.ttfc, 99)), signedUS(pct(g.o.lat, 50)-pct(b.o.lat, 50)))
+		default:
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("  %-10s %s; %s", sc, l, cpu))
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\ngateway vs bare net/http proxy (the gateway's own logic, this run):")
+	for _, l := range lines {
+		fmt.Fprintln(out, l)
+	}
 }

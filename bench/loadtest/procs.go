@@ -18,7 +18,8 @@ import (
 	"time"
 )
 
-// process is a child server process: the fake upstream or the gateway.
+// process is a child server process: the fake upstream, the bare proxy or
+// the gateway.
 type process struct {
 	name    string
 	cmd     *exec.Cmd
@@ -159,6 +160,31 @@ func startUpstream(ctx context.Context, cfg upstreamConfig, certFile, keyFile st
 		return nil, fmt.Errorf("fake upstream printed %q, not two addresses", line)
 	}
 	return &process{name: "upstream", cmd: cmd, addr: addrs[0], tlsAddr: addrs[1]}, nil
+}
+
+// startBare runs this program's "bareproxy" subcommand in front of the
+// upstream at upAddr (plain HTTP/1.1, as the gateway's "bench" model).
+func startBare(ctx context.Context, upAddr string) (*process, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, self, "bareproxy", "-addr", "127.0.0.1:0", "-upstream", upAddr)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("bare proxy did not start: %w", err)
+	}
+	return &process{name: "bare", cmd: cmd, addr: strings.TrimSpace(line)}, nil
 }
 
 // buildGateway builds ./cmd/llm-proxy from the repository at root.
