@@ -43,6 +43,10 @@ set, the admin REST API under /admin/v1 (its OpenAPI document at
 /admin/v1/openapi.json). One access-log line per request goes to stderr:
 LOG_FORMAT text or json, LOG_LEVEL debug, info, warn or error.
 
+Unless GOGC or GOMEMLIMIT is set, the garbage collector lets the heap grow
+to 64 MiB between collections while little of it is live, instead of
+collecting many times a second for a few live MiB.
+
 --debug-addr (env DEBUG_ADDR) serves Go's profiler (/debug/pprof/) on a
 listener of its own, for finding where CPU and memory go under real load;
 keep it on a loopback or otherwise private address.
@@ -110,6 +114,7 @@ func (e *env) serve(ctx context.Context, addr, metricsAddr string, grace time.Du
 	// left on every way out.
 	logs := newLogBuffer(e.stderr)
 	defer logs.Close()
+	defer startGCTuner(gcHeapFloor, e.getenv)()
 	log, err := e.logger(logs)
 	if err != nil {
 		return err
