@@ -202,6 +202,10 @@ func encode(b []byte, req *http.Request) (msg []byte, rest io.ReadCloser, err er
 	}
 	b = append(b, path...)
 	if req.URL.RawQuery != "" || req.URL.ForceQuery {
+		if containsCTL(req.URL.RawQuery) {
+			// As net/http: the query must not end the request line.
+			return b, nil, errors.New("h1client: control character in the URL's query")
+		}
 		b = append(b, '?')
 		b = append(b, req.URL.RawQuery...)
 	}
@@ -252,6 +256,10 @@ func encode(b []byte, req *http.Request) (msg []byte, rest io.ReadCloser, err er
 	if n == 0 {
 		return b, nil, nil
 	}
+	if req.Body == nil {
+		// As net/http: a length with nothing to send is the caller's bug.
+		return b, nil, fmt.Errorf("h1client: ContentLength=%d with nil Body", n)
+	}
 	if n > maxInline {
 		return b, req.Body, nil
 	}
@@ -286,6 +294,16 @@ func validToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// containsCTL reports whether s has an ASCII control character.
+func containsCTL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // validValue reports whether s may be sent as a field value: no control
@@ -498,6 +516,7 @@ func (cn *conn) roundTrip(ctx context.Context, req *http.Request, msg []byte, re
 	}
 	b := resp.Body.(*body)
 	b.stop = stop
+	b.ctx = ctx
 	if b.done {
 		// No body: the connection is free already.
 		b.finish(nil)
@@ -743,6 +762,11 @@ func (cn *conn) setBody(resp *http.Response, req *http.Request) error {
 			return fmt.Errorf("h1client: unsupported Transfer-Encoding %q", te)
 		}
 		delete(h, "Content-Length") // chunked wins (RFC 9112 §6.3)
+		if resp.ProtoMinor == 0 {
+			// Faulty framing from an HTTP/1.0 server: read it, but do
+			// not trust the connection after (RFC 9112 §6.1).
+			b.keepAlive, resp.Close = false, true
+		}
 		resp.TransferEncoding = []string{"chunked"}
 		resp.ContentLength = -1
 		b.chunked = httputil.NewChunkedReader(cn.br)
@@ -755,10 +779,12 @@ func (cn *conn) setBody(resp *http.Response, req *http.Request) error {
 				return fmt.Errorf("h1client: conflicting Content-Length values %q", cl)
 			}
 		}
-		n, err := strconv.ParseInt(cl[0], 10, 64)
-		if err != nil || n < 0 {
+		// Digits only, as net/http (ParseInt would take a sign).
+		u, err := strconv.ParseUint(cl[0], 10, 63)
+		if err != nil {
 			return fmt.Errorf("h1client: invalid Content-Length %q", cl[0])
 		}
+		n := int64(u)
 		resp.ContentLength, b.remaining = n, n
 		if n == 0 {
 			b.done = true
@@ -851,7 +877,10 @@ type body struct {
 	keepAlive bool
 	done      bool        // the whole body has been read
 	stop      func() bool // stops the context watch
-	err       error       // what Read returns once finished
+	// ctx is the request's, to tell why a Read failed after the watch
+	// set a deadline.
+	ctx context.Context
+	err error // what Read returns once finished
 }
 
 func (b *body) Read(p []byte) (int, error) {
@@ -903,9 +932,23 @@ func (b *body) Read(p []byte) (int, error) {
 		}
 	}
 	if err != nil {
+		err = b.cause(err)
 		b.finish(err)
 	}
 	return n, err
+}
+
+// cause explains a failed Read: when a Close from another goroutine or
+// the request's context ended it (by setting a deadline), the caller
+// sees that rather than a timeout, as with net/http.
+func (b *body) cause(err error) error {
+	if b.closing.Load() {
+		return errClosed
+	}
+	if b.ctx != nil && b.ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", context.Cause(b.ctx), err)
+	}
+	return err
 }
 
 // skipTrailer reads the trailer section after the last chunk.
