@@ -1053,6 +1053,9 @@ func TestCancelAfterHead(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	io.ReadAll(resp.Body)
 	resp.Body.Close()
+	// Closed now, not put in the pool (where only the next request's
+	// liveness check would find it unusable).
+	eventually(t, "the connection to close", func() bool { return cc.closed.Load() == 1 })
 	get(t, c, ts.URL)
 	if n := cc.opened.Load(); n != 2 {
 		t.Errorf("%d connections, want 2", n)
@@ -1556,4 +1559,63 @@ func TestConcurrency(t *testing.T) {
 		t.Errorf("%d connections for %d workers", n, workers)
 	}
 	t.Logf("%d requests over %d connections", workers*perWorker, cc.opened.Load())
+}
+
+// TestCloseAndCancelRaceRead ends bodies by Close from another goroutine
+// or by cancelling their context at all points of the read, including
+// just as they finish: no connection may go back to the pool with the
+// deadline that ends a blocked Read still set, and no Read may see
+// another answer's bytes.
+func TestCloseAndCancelRaceRead(t *testing.T) {
+	payload := strings.Repeat("0123456789abcdef", 256)
+	ts, _ := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ok" {
+			io.WriteString(w, "ok")
+			return
+		}
+		if r.URL.Query().Get("chunked") != "" {
+			f := w.(http.Flusher)
+			for i := 0; i < len(payload); i += 512 {
+				io.WriteString(w, payload[i:i+512])
+				f.Flush()
+			}
+			return
+		}
+		io.WriteString(w, payload)
+	}))
+	c := newClient(t)
+	rounds := 300
+	if testing.Short() {
+		rounds = 50
+	}
+	for i := range rounds {
+		u := ts.URL + "/stream"
+		if i%2 == 0 {
+			u += "?chunked=1"
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		resp, err := c.RoundTrip(newRequest(t, ctx, "GET", u, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan []byte)
+		go func() {
+			b, _ := io.ReadAll(resp.Body)
+			done <- b
+		}()
+		time.Sleep(time.Duration(i%20) * 10 * time.Microsecond)
+		if i%3 == 0 {
+			cancel()
+		} else {
+			resp.Body.Close()
+		}
+		if b := <-done; !strings.HasPrefix(payload, string(b)) {
+			t.Fatalf("round %d: read %d bytes that are not the payload's", i, len(b))
+		}
+		resp.Body.Close()
+		cancel()
+		if code, body := get(t, c, ts.URL+"/ok"); code != 200 || body != "ok" {
+			t.Fatalf("round %d: next answer %d %q", i, code, body)
+		}
+	}
 }
