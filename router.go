@@ -734,6 +734,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 		flusher.Flush() // else the head goes out with the first event
 	}
 	ready, _ := st.(interface{ Ready() bool })
+	firstOut := true
 	var usage Usage
 	gotUsage := false
 	var textBytes int64
@@ -784,11 +785,13 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 			clientGone = true
 			break
 		}
-		// Events that arrived together leave together: flush once the
-		// next one is not already here.
-		if flusher != nil && (ready == nil || !ready.Ready()) {
+		// The first event leaves at once (with the head, when they came
+		// together); later events that arrived together leave together:
+		// flush once the next one is not already here.
+		if flusher != nil && (firstOut || ready == nil || !ready.Ready()) {
 			flusher.Flush()
 		}
+		firstOut = false
 	}
 	estimated := !gotUsage
 	if estimated {
@@ -799,12 +802,11 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 	if clientGone {
 		status = 499
 	}
+	// The end of the stream is written but not flushed: it goes out with
+	// the chunked body's terminator when the handler returns, in one
+	// write, and only after the limits hold the stream's real usage (so
+	// that the client's next request sees it).
 	g.settle(a, usage)
-	// The end of the stream goes out once the limits hold its real usage,
-	// so that the client's next request sees it.
-	if flusher != nil && !clientGone {
-		flusher.Flush()
-	}
 	g.record(a, gr, status, usage, estimated, true)
 }
 

@@ -495,6 +495,13 @@ func (s *EventStream) fill() int {
 		s.w = copy(s.buf, s.buf[s.r:s.w])
 		s.r = 0
 	}
+	if s.big == nil && s.w == 0 && bodyBuffered(s.body) > len(s.buf) {
+		// More has arrived than the small buffer holds: take it all in
+		// one read (the data is there, so the read does not wait), and
+		// the relay can send the events that came together in one write.
+		s.big = bigPool.Get().(*[]byte)
+		s.buf = *s.big
+	}
 	if s.w == len(s.buf) {
 		var nb []byte
 		if s.big == nil && len(s.buf) < 16<<10 {
@@ -518,6 +525,15 @@ func (s *EventStream) fill() int {
 		s.err = err
 	}
 	return n
+}
+
+// bodyBuffered is how many bytes body holds that it can return without
+// waiting, when it can tell (internal/h1client's bodies can).
+func bodyBuffered(body io.Reader) int {
+	if b, ok := body.(interface{ Buffered() int }); ok {
+		return b.Buffered()
+	}
+	return 0
 }
 
 // release goes back to the small buffer once buf is drained.
@@ -562,11 +578,7 @@ func (s *EventStream) Buffered() int {
 	if s.closed {
 		return 0
 	}
-	n := s.w - s.r
-	if b, ok := s.body.(interface{ Buffered() int }); ok {
-		n += b.Buffered()
-	}
-	return n
+	return s.w - s.r + bodyBuffered(s.body)
 }
 
 // Ready reports whether Next would return without reading from the
