@@ -1,0 +1,194 @@
+package llmproxy_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/provider/openai"
+	"github.com/go-llm-proxy/llmproxy/storage/memory"
+)
+
+// relayEnv is a Gateway in front of an upstream handler the test writes,
+// served on a listener that counts the writes the gateway makes to its
+// clients.
+type relayEnv struct {
+	url    string
+	writes atomic.Int64
+}
+
+type countingListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, writes: l.writes}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+func newRelayEnv(t *testing.T, a llmproxy.Assignment, upstream http.HandlerFunc) *relayEnv {
+	t.Helper()
+	up := httptest.NewServer(upstream)
+	t.Cleanup(up.Close)
+	ctx := context.Background()
+	store := memory.New()
+	c := &llmproxy.Connection{Name: "up", Provider: llmproxy.KindCompatible, Endpoint: up.URL, Credentials: llmproxy.Credentials{APIKey: upstreamKey}}
+	must(t, store.CreateConnection(ctx, c))
+	must(t, store.CreateModel(ctx, &llmproxy.Model{Name: "m", Remote: "remote", ConnectionID: c.ID}))
+	a.ConnectionID = c.ID
+	must(t, store.CreateKey(ctx, &llmproxy.VirtualKey{Name: "k", Hash: llmproxy.HashKey(keyConn), Assignments: []llmproxy.Assignment{a}}))
+	gw, err := llmproxy.New(llmproxy.Config{Storage: store, Providers: map[string]llmproxy.NewProviderFunc{llmproxy.KindCompatible: openai.New}})
+	must(t, err)
+	e := &relayEnv{}
+	srv := httptest.NewUnstartedServer(gw)
+	srv.Listener = countingListener{Listener: srv.Listener, writes: &e.writes}
+	srv.Start()
+	t.Cleanup(func() { srv.Close(); gw.Close() })
+	e.url = srv.URL + "/v1/chat/completions"
+	return e
+}
+
+func streamChunk(i int) string {
+	return fmt.Sprintf(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"remote","choices":[{"index":0,"delta":{"content":"w%d "},"finish_reason":null}]}`+"\n\n", i)
+}
+
+const streamRequest = `{"model":"m","stream":true,"max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
+
+func openStream(t *testing.T, url string) (*http.Response, *bufio.Reader) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(streamRequest))
+	req.Header.Set("Authorization", "Bearer "+keyConn)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	return resp, bufio.NewReader(resp.Body)
+}
+
+// readEvent returns the next SSE event's data.
+func readEvent(t *testing.T, r *bufio.Reader) string {
+	t.Helper()
+	var data string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the stream: %v (so far %q)", err, data)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			if data != "" {
+				return data
+			}
+			continue
+		}
+		if d, ok := strings.CutPrefix(line, "data: "); ok {
+			data += d
+		}
+	}
+}
+
+// Writing less often must never hold an event back: one that came alone is
+// at the client while the upstream still waits to send the next.
+func TestRelaySendsAnEventWithoutWaitingForTheNext(t *testing.T) {
+	got := make(chan struct{})
+	e := newRelayEnv(t, llmproxy.Assignment{}, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		f := w.(http.Flusher)
+		for i := range 3 {
+			io.WriteString(w, streamChunk(i))
+			f.Flush()
+			select {
+			case <-got:
+			case <-time.After(5 * time.Second):
+				return // the test fails: the client never saw event i
+			}
+		}
+		io.WriteString(w, "data: [DONE]\n\n")
+	})
+	_, r := openStream(t, e.url)
+	for i := range 3 {
+		if d := readEvent(t, r); !strings.Contains(d, fmt.Sprintf(`"w%d "`, i)) {
+			t.Fatalf("event %d = %s", i, d)
+		}
+		got <- struct{}{}
+	}
+	if d := readEvent(t, r); d != "[DONE]" {
+		t.Fatalf("last event %q", d)
+	}
+}
+
+// Events that arrive together are relayed whole and in order, in a
+// handful of writes rather than one each.
+func TestRelayBurstArrivesWholeInFewWrites(t *testing.T) {
+	const n = 200
+	e := newRelayEnv(t, llmproxy.Assignment{}, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		var b strings.Builder
+		for i := range n {
+			b.WriteString(streamChunk(i))
+		}
+		b.WriteString("data: [DONE]\n\n")
+		io.WriteString(w, b.String())
+	})
+	_, r := openStream(t, e.url)
+	for i := range n {
+		if d := readEvent(t, r); !strings.Contains(d, fmt.Sprintf(`"w%d "`, i)) {
+			t.Fatalf("event %d = %s", i, d)
+		}
+	}
+	if d := readEvent(t, r); d != "[DONE]" {
+		t.Fatalf("last event %q", d)
+	}
+	t.Logf("%d events, %d writes to the client", n, e.writes.Load())
+	if w := e.writes.Load(); w > n/4 {
+		t.Errorf("%d events took %d writes to the client; want them batched (at most %d)", n, w, n/4)
+	}
+}
+
+// A stream's real usage is settled against its token limit before [DONE]
+// reaches the client, so a request sent the moment the stream ends is
+// refused when that usage used up the limit.
+func TestStreamUsageSettledBeforeItsEnd(t *testing.T) {
+	usage := `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"remote","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":4990,"total_tokens":5000}}` + "\n\n"
+	e := newRelayEnv(t, llmproxy.Assignment{TokenLimit: 1000, TokenWindow: time.Hour}, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, streamChunk(0)+usage+"data: [DONE]\n\n")
+	})
+	_, r := openStream(t, e.url)
+	for readEvent(t, r) != "[DONE]" {
+	}
+	req, _ := http.NewRequest(http.MethodPost, e.url, strings.NewReader(streamRequest))
+	req.Header.Set("Authorization", "Bearer "+keyConn)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("the request sent as a stream that used 5000 of 1000 tokens ended got %d, want 429", resp.StatusCode)
+	}
+}
