@@ -31,6 +31,24 @@ type outcome struct {
 
 func (o *outcome) rps() float64 { return float64(o.requests) / o.elapsed.Seconds() }
 
+// merge adds another run of the same target; finish sorts the result.
+func (o *outcome) merge(x outcome) {
+	o.requests += x.requests
+	o.errors += x.errors
+	o.elapsed += x.elapsed
+	o.lat = append(o.lat, x.lat...)
+	o.ttfc = append(o.ttfc, x.ttfc...)
+	o.events += x.events
+	if o.firstErr == "" {
+		o.firstErr = x.firstErr
+	}
+}
+
+func (o *outcome) finish() {
+	slices.Sort(o.lat)
+	slices.Sort(o.ttfc)
+}
+
 func pct(s []time.Duration, p float64) time.Duration {
 	if len(s) == 0 {
 		return 0

@@ -72,6 +72,7 @@ type options struct {
 	idleH1      bool
 	idleHold    time.Duration
 	noBare      bool
+	rounds      int
 }
 
 // Scenario names, in the order they run.
@@ -88,6 +89,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.workers, "open-conns", 64, "connections the open-loop scenario may use")
 	fs.IntVar(&o.idleStreams, "idle-streams", 10000, "streams held open by idle-10k")
 	fs.BoolVar(&o.idleH1, "idle-h1", false, "idle-10k: reach the upstream over HTTP/1.1 (one connection per stream: needs 2 descriptors per stream in the gateway) instead of HTTP/2")
+	fs.IntVar(&o.rounds, "rounds", 3, "each scenario's -duration is split into this many rounds in which direct, bare and gateway take turns")
 	fs.DurationVar(&o.idleHold, "idle-hold", 0, "idle-10k: keep the streams open this long after measuring (to profile the gateway through DEBUG_ADDR)")
 	fs.DurationVar(&o.up.Latency, "latency", 0, "fake upstream: wait before answering")
 	fs.IntVar(&o.up.RespBytes, "resp-bytes", 400, "fake upstream: size of a non-streaming answer in bytes")
@@ -106,6 +108,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.conns < 1 || o.conns > 5000 || o.workers < 1 || o.workers > 5000 || o.rate < 1 || o.rate > 200000 {
 		return o, errors.New("-conns and -open-conns must be in [1, 5000], -rate in [1, 200000]")
+	}
+	if o.rounds < 1 || o.rounds > 100 {
+		return o, errors.New("-rounds must be in [1, 100]")
 	}
 	if o.idleStreams < 1 || o.idleStreams > 50000 {
 		return o, errors.New("-idle-streams must be in [1, 50000]")
@@ -263,47 +268,93 @@ func (b *bench) targets(stream bool) []target {
 // the gateway.
 func (b *bench) scenario(name string) []row {
 	stream := strings.HasPrefix(name, "stream")
-	var rows []row
-	for _, t := range b.targets(stream) {
-		// The proxy in the path: its CPU and peak memory are the row's.
-		var proxy *process
-		switch t.name {
-		case "bare":
-			proxy = b.bare
-		case "gateway":
-			proxy = b.gw
+	targets := b.targets(stream)
+	rows := make([]row, len(targets))
+	for i, t := range targets {
+		rows[i] = row{scenario: name, via: t.name, stream: stream}
+	}
+	// The targets take turns, round after round, so that a machine whose
+	// speed drifts (other virtual machines on the host) is felt by all of
+	// them alike rather than by whichever ran during the slow seconds.
+	rounds := b.opt.rounds
+	d := b.opt.duration / time.Duration(rounds)
+	for range rounds {
+		for i, t := range targets {
+			rows[i].add(b.runOnce(name, t, d), b.measureTarget(t))
 		}
-		upPid := b.up.cmd.Process.Pid
-		var px0 procUsage
+	}
+	for i := range rows {
+		rows[i].o.finish()
+	}
+	return rows
+}
+
+// measured is what one run of a target cost the processes in its path.
+type measured struct {
+	proxy, up procUsage // cpu: delta over the run; memory: at its end
+	peak      int64
+}
+
+// measureTarget returns a function that, called after a run, says what it
+// cost since measureTarget was called.
+func (b *bench) measureTarget(t target) func() measured {
+	var proxy *process // the proxy in the path: its CPU and peak memory are the row's
+	switch t.name {
+	case "bare":
+		proxy = b.bare
+	case "gateway":
+		proxy = b.gw
+	}
+	upPid := b.up.cmd.Process.Pid
+	var px0 procUsage
+	if proxy != nil {
+		resetPeak(proxy.cmd.Process.Pid)
+		px0, _ = readUsage(proxy.cmd.Process.Pid)
+	}
+	up0, _ := readUsage(upPid)
+	return func() measured {
+		var m measured
+		m.up, _ = readUsage(upPid)
+		m.up.cpu -= up0.cpu
 		if proxy != nil {
-			resetPeak(proxy.cmd.Process.Pid)
-			px0, _ = readUsage(proxy.cmd.Process.Pid)
+			m.proxy, _ = readUsage(proxy.cmd.Process.Pid)
+			m.peak = m.proxy.hwm
+			m.proxy.cpu -= px0.cpu
 		}
-		up0, _ := readUsage(upPid)
+		return m
+	}
+}
+
+// runOnce runs one scenario against one target for d (after the warm-up).
+func (b *bench) runOnce(name string, t target, d time.Duration) func(func() measured) (outcome, measured) {
+	return func(measure func() measured) (outcome, measured) {
 		var o outcome
 		switch name {
 		case "closed-50":
-			o = closedLoop(t, b.opt.conns, b.opt.warmup, b.opt.duration, false)
+			o = closedLoop(t, b.opt.conns, b.opt.warmup, d, false)
 		case "serial":
-			o = closedLoop(t, 1, b.opt.warmup, b.opt.duration, false)
+			o = closedLoop(t, 1, b.opt.warmup, d, false)
 		case "open-1k":
-			o = openLoop(t, b.opt.rate, b.opt.workers, b.opt.warmup, b.opt.duration)
+			o = openLoop(t, b.opt.rate, b.opt.workers, b.opt.warmup, d)
 		case "stream-50":
-			o = closedLoop(t, b.opt.conns, b.opt.warmup, b.opt.duration, true)
+			o = closedLoop(t, b.opt.conns, b.opt.warmup, d, true)
 		case "stream-1":
-			o = closedLoop(t, 1, b.opt.warmup, b.opt.duration, true)
+			o = closedLoop(t, 1, b.opt.warmup, d, true)
 		}
-		up1, _ := readUsage(upPid)
-		r := row{scenario: name, via: t.name, o: o, stream: stream, up: up1}
-		r.up.cpu = up1.cpu - up0.cpu
-		if proxy != nil {
-			px1, _ := readUsage(proxy.cmd.Process.Pid)
-			r.proxy, r.proxyPeak = px1, px1.hwm
-			r.proxy.cpu = px1.cpu - px0.cpu
-		}
-		rows = append(rows, r)
+		return o, measure()
 	}
-	return rows
+}
+
+// add runs one round through run and adds it to the row.
+func (r *row) add(run func(func() measured) (outcome, measured), measure func() measured) {
+	o, m := run(measure)
+	r.o.merge(o)
+	r.up.cpu += m.up.cpu
+	r.up.rss, r.up.hwm, r.up.threads, r.up.fds = m.up.rss, m.up.hwm, m.up.threads, m.up.fds
+	cpu := r.proxy.cpu + m.proxy.cpu
+	r.proxy = m.proxy
+	r.proxy.cpu = cpu
+	r.proxyPeak = max(r.proxyPeak, m.peak)
 }
 
 // idleResult is what idle-10k measured.
