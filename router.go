@@ -38,11 +38,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch path {
 	case "/v1/chat/completions", "/chat/completions":
 		if allow(w, r, http.MethodPost) {
-			g.serveInference(w, r, reqID, endpointChat)
+			g.inference(w, r, reqID, endpointChat)
 		}
 	case "/v1/embeddings", "/embeddings":
 		if allow(w, r, http.MethodPost) {
-			g.serveInference(w, r, reqID, endpointEmbeddings)
+			g.inference(w, r, reqID, endpointEmbeddings)
 		}
 	case "/v1/models", "/models":
 		if allow(w, r, http.MethodGet, http.MethodHead) {
@@ -291,15 +291,39 @@ func (a *attempt) fail(w http.ResponseWriter, err error) {
 	WriteError(w, e)
 }
 
-func (g *Gateway) serveInference(w http.ResponseWriter, r *http.Request, reqID, endpoint string) {
-	s := g.snap.Load()
+// inference serves a chat or embeddings request. A stream is relayed from
+// here, not from inside serveInference, so that its goroutine waits for
+// each event on a shallow stack: the garbage collector then shrinks the
+// stack that parsing and routing grew, and with thousands of streams open
+// stacks are a large part of the gateway's memory.
+func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, reqID, endpoint string) {
 	a := &attempt{reqID: reqID, start: time.Now(), endpoint: endpoint}
 	a.info = RequestInfo{RequestID: reqID, Route: endpoint, Method: r.Method, Start: a.start}
 	defer g.observe(&a.info)
+	if st := g.serveInference(w, r, a); st != nil {
+		g.relay(w, r, a, st.gr, st.stream, st.status, st.cancel)
+	}
+}
+
+// streamStart is a stream whose head is decided and whose events are to
+// be relayed.
+type streamStart struct {
+	gr     grant
+	stream EventStream
+	status int
+	cancel context.CancelCauseFunc
+}
+
+// serveInference authenticates, checks and routes a request, calls the
+// upstream and answers it, except for a stream's events: it returns the
+// stream for inference to relay.
+func (g *Gateway) serveInference(w http.ResponseWriter, r *http.Request, a *attempt) *streamStart {
+	s := g.snap.Load()
+	reqID, endpoint := a.reqID, a.endpoint
 	c, err := g.authenticate(r, s)
 	if err != nil {
 		a.fail(w, err)
-		return
+		return nil
 	}
 	a.caller = c
 	a.info.Authenticated = true
@@ -308,20 +332,20 @@ func (g *Gateway) serveInference(w http.ResponseWriter, r *http.Request, reqID, 
 	}
 	if ct := r.Header.Get("Content-Type"); !acceptedContentType(ct) {
 		a.fail(w, BadRequest("", "unsupported Content-Type %q; send application/json", sanitize(ct)))
-		return
+		return nil
 	}
 	if a.body, err = g.readBody(r); err != nil {
 		a.fail(w, err)
-		return
+		return nil
 	}
 	if a.parsed, err = parseBody(a.body, endpoint); err != nil {
 		a.fail(w, err)
-		return
+		return nil
 	}
 	gs := c.grants(s, a.parsed.model)
 	if len(gs) == 0 {
 		a.fail(w, modelNotFound(a.parsed.model))
-		return
+		return nil
 	}
 	a.info.Model = a.parsed.model
 	gs = g.order(gs)
@@ -339,7 +363,7 @@ func (g *Gateway) serveInference(w http.ResponseWriter, r *http.Request, reqID, 
 				a.noteRoute(gr)
 				g.record(a, gr, http.StatusTooManyRequests, Usage{}, false, false)
 				a.fail(w, err)
-				return
+				return nil
 			}
 		}
 		tried = gr
@@ -348,8 +372,7 @@ func (g *Gateway) serveInference(w http.ResponseWriter, r *http.Request, reqID, 
 		resp, cancel, err := g.forward(r.Context(), r, a, gr)
 		gr.route.conn.health.note(err)
 		if err == nil {
-			g.respond(w, r, a, gr, resp, cancel)
-			return
+			return g.respond(w, a, gr, resp, cancel)
 		}
 		cancel(nil)
 		lastErr = err
@@ -366,6 +389,7 @@ func (g *Gateway) serveInference(w http.ResponseWriter, r *http.Request, reqID, 
 	g.settle(a, Usage{})
 	g.record(a, tried, e.Status, Usage{}, false, false)
 	a.fail(w, e)
+	return nil
 }
 
 // noteRoute records the chosen route in the request's info.
@@ -667,8 +691,7 @@ func (g *Gateway) record(a *attempt, gr grant, status int, u Usage, estimated, s
 }
 
 // respond writes a provider's answer and accounts for it.
-func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, a *attempt, gr grant, resp *Response, cancel context.CancelCauseFunc) {
-	defer cancel(nil)
+func (g *Gateway) respond(w http.ResponseWriter, a *attempt, gr grant, resp *Response, cancel context.CancelCauseFunc) *streamStart {
 	h := w.Header()
 	for k, v := range resp.Header {
 		h[k] = v
@@ -697,9 +720,10 @@ func (g *Gateway) respond(w http.ResponseWriter, r *http.Request, a *attempt, gr
 			f.Flush()
 		}
 		g.record(a, gr, status, u, !ok, false)
-		return
+		cancel(nil)
+		return nil
 	}
-	g.relay(w, r, a, gr, resp.Stream, status, cancel)
+	return &streamStart{gr: gr, stream: resp.Stream, status: status, cancel: cancel}
 }
 
 var (
@@ -716,6 +740,7 @@ var (
 // (hidden from a client that did not ask for it), otherwise an estimate
 // from the text streamed.
 func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr grant, st EventStream, status int, cancel context.CancelCauseFunc) {
+	defer cancel(nil)
 	defer st.Close()
 	g.streams.Add(1)
 	defer g.streams.Add(-1)

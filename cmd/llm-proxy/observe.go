@@ -115,5 +115,15 @@ func (o *observability) handler(gw *llmproxy.Gateway, admin, metricsHere http.Ha
 	if o.metrics != nil {
 		h = o.metrics.Handler(h)
 	}
-	return o.access.Handler(h)
+	h = o.access.Handler(h)
+	// The Gateway observes chat and embeddings itself, so those go to it
+	// straight: no wrapper does anything for them, and a stream then
+	// waits for its events on a shallower stack.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, observed := llmproxy.RouteOf(r.Method, r.URL.Path); observed {
+			gw.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
