@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/go-llm-proxy/llmproxy/internal/jsonvalid"
 )
 
 // span is a byte range [start, end) of a value in a request body; end is
@@ -37,7 +39,7 @@ func parseBody(body []byte, endpoint string) (*parsedBody, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, BadRequest("", "the request body is empty; send a JSON object")
 	}
-	if !json.Valid(body) {
+	if !jsonvalid.Valid(body) {
 		return nil, BadRequest("", "the request body is not valid JSON%s", syntaxHint(body))
 	}
 	// encoding/json accepts invalid UTF-8 in strings; JSON (RFC 8259)

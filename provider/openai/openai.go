@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/internal/jsonvalid"
 )
 
 // Default endpoints by provider kind.
@@ -245,7 +246,7 @@ func (p *Passthrough) do(ctx context.Context, endpoint string, req *llmproxy.Req
 		}
 		return nil, llmproxy.UpstreamError(fmt.Sprintf("reading the answer of connection %q failed", p.Name), err)
 	}
-	if !json.Valid(out.Body) {
+	if !jsonvalid.Valid(out.Body) {
 		return nil, llmproxy.UpstreamError(fmt.Sprintf("the upstream of connection %q answered with malformed JSON", p.Name), nil)
 	}
 	return out, nil
@@ -445,7 +446,7 @@ func (s *EventStream) event() ([]byte, error) {
 		s.done = true
 		return nil, streamError(s.name, d)
 	}
-	if !json.Valid(d) {
+	if !jsonvalid.Valid(d) {
 		s.done = true
 		return nil, llmproxy.UpstreamError(fmt.Sprintf("the stream from connection %q carried malformed JSON", s.name), nil)
 	}
