@@ -131,33 +131,12 @@ func freeAddr() (string, error) {
 
 // startUpstream runs this program's "upstream" subcommand.
 func startUpstream(ctx context.Context, cfg upstreamConfig, certFile, keyFile string) (*process, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.CommandContext(ctx, self, "upstream",
+	cmd, addrs, err := startSelf(ctx, "fake upstream", 2, "upstream",
 		"-latency", cfg.Latency.String(), "-resp-bytes", strconv.Itoa(cfg.RespBytes),
 		"-chunks", strconv.Itoa(cfg.Chunks), "-chunk-gap", cfg.ChunkGap.String(),
 		"-tls-addr", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, fmt.Errorf("fake upstream did not start: %w", err)
-	}
-	addrs := strings.Fields(line)
-	if len(addrs) != 2 {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, fmt.Errorf("fake upstream printed %q, not two addresses", line)
 	}
 	return &process{name: "upstream", cmd: cmd, addr: addrs[0], tlsAddr: addrs[1]}, nil
 }
@@ -165,26 +144,40 @@ func startUpstream(ctx context.Context, cfg upstreamConfig, certFile, keyFile st
 // startBare runs this program's "bareproxy" subcommand in front of the
 // upstream at upAddr (plain HTTP/1.1, as the gateway's "bench" model).
 func startBare(ctx context.Context, upAddr string) (*process, error) {
-	self, err := os.Executable()
+	cmd, addrs, err := startSelf(ctx, "bare proxy", 1, "bareproxy", "-addr", "127.0.0.1:0", "-upstream", upAddr)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, self, "bareproxy", "-addr", "127.0.0.1:0", "-upstream", upAddr)
+	return &process{name: "bare", cmd: cmd, addr: addrs[0]}, nil
+}
+
+// startSelf runs one of this program's subcommands, which prints the
+// addresses it listens on (n of them) on its first line.
+func startSelf(ctx context.Context, what string, n int, args ...string) (*exec.Cmd, []string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.CommandContext(ctx, self, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	line, err := bufio.NewReader(out).ReadString('\n')
+	addrs := strings.Fields(line)
+	if err == nil && len(addrs) != n {
+		err = fmt.Errorf("printed %q, not %d addresses", line, n)
+	}
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return nil, fmt.Errorf("bare proxy did not start: %w", err)
+		return nil, nil, fmt.Errorf("%s did not start: %w", what, err)
 	}
-	return &process{name: "bare", cmd: cmd, addr: strings.TrimSpace(line)}, nil
+	return cmd, addrs, nil
 }
 
 // buildGateway builds ./cmd/llm-proxy from the repository at root.
