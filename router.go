@@ -494,39 +494,28 @@ func (g *Gateway) takeLimits(ctx context.Context, w http.ResponseWriter, a *atte
 	if err != nil {
 		return err
 	}
-	// The header values are written into one buffer and cut from one
-	// string: two allocations for all six.
+	// The six values are appended to one buffer and cut from one string:
+	// two allocations for all of them.
 	var buf [160]byte
 	b := buf[:0]
-	var ends [6]int
+	var from, to [6]int // value i is b[from[i]:to[i]]
+	num := func(i int, v int64) { from[i] = len(b); b = strconv.AppendInt(b, v, 10); to[i] = len(b) }
+	reset := func(i int, d time.Duration) { from[i] = len(b); b = appendReset(b, d); to[i] = len(b) }
 	if as.TPS > 0 {
-		b = strconv.AppendInt(b, rd.Limit, 10)
-		ends[0] = len(b)
-		b = strconv.AppendInt(b, rd.Remaining, 10)
-		ends[1] = len(b)
-		b = appendReset(b, rd.Reset)
-		ends[2] = len(b)
+		num(0, rd.Limit)
+		num(1, rd.Remaining)
+		reset(2, rd.Reset)
 	}
 	if as.TokenLimit > 0 {
-		b = strconv.AppendInt(b, td.Limit, 10)
-		ends[3] = len(b)
-		b = strconv.AppendInt(b, td.Remaining, 10)
-		ends[4] = len(b)
-		b = appendReset(b, td.Reset)
-		ends[5] = len(b)
+		num(3, td.Limit)
+		num(4, td.Remaining)
+		reset(5, td.Reset)
 	}
 	all := string(b)
 	vals := make([]string, 6)
 	h := w.Header()
 	set := func(i int, k string) {
-		start := 0
-		for j := i - 1; j >= 0; j-- {
-			if ends[j] > 0 {
-				start = ends[j]
-				break
-			}
-		}
-		vals[i] = all[start:ends[i]]
+		vals[i] = all[from[i]:to[i]]
 		h[k] = vals[i : i+1 : i+1]
 	}
 	if as.TPS > 0 {
