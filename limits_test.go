@@ -62,3 +62,28 @@ func TestSharedLimiterDownFallsBackToLocal(t *testing.T) {
 		t.Errorf("admitted %d of 10 under the local fallback, want 5 to %d", ok, most)
 	}
 }
+
+// Every answer under both limits carries all six x-ratelimit headers, as
+// OpenAI's do.
+func TestRateLimitHeaders(t *testing.T) {
+	e := newEnv(t, llmproxy.Assignment{TPS: 5, TokenLimit: 1000, TokenWindow: time.Hour})
+	s, h, b := e.post("/v1/chat/completions", keyConn, "", chatBody)
+	if s != 200 {
+		t.Fatalf("%d %s", s, b)
+	}
+	for k, want := range map[string]string{
+		"X-Ratelimit-Limit-Requests":     "5",
+		"X-Ratelimit-Remaining-Requests": "4",
+		"X-Ratelimit-Limit-Tokens":       "1000",
+		"X-Ratelimit-Remaining-Tokens":   "982", // 1000 - (30 bytes of messages / 4 + 1, + max_tokens 10) reserved
+	} {
+		if got := h.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	for _, k := range []string{"X-Ratelimit-Reset-Requests", "X-Ratelimit-Reset-Tokens"} {
+		if d, err := time.ParseDuration(h.Get(k)); err != nil || d < 0 || d > time.Hour {
+			t.Errorf("%s = %q, want a duration within the window", k, h.Get(k))
+		}
+	}
+}
