@@ -38,8 +38,11 @@ type Config struct {
 	// zero means 1s, so a change is live within 2s.
 	PollInterval time.Duration
 	// HTTPClient is used by providers for upstream calls. Nil means a
-	// client with a transport tuned for many concurrent upstream
-	// connections. It should have no Timeout: streams may be long.
+	// client with NewTransport's Transport (a lean HTTP/1.1 client for
+	// plain-HTTP upstreams, net/http with HTTP/2 for HTTPS). It should have
+	// no Timeout: streams may be long. A client with no Timeout, Jar or
+	// CheckRedirect has its Transport called directly (a redirect is then
+	// followed through the client).
 	HTTPClient *http.Client
 	// MaxBodyBytes caps a request body; zero means 32 MiB (room for
 	// images as data URLs). Larger bodies answer 413.
