@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/go-llm-proxy/llmproxy/internal/jsonvalid"
@@ -103,7 +104,12 @@ func parseBody(body []byte, endpoint string) (*parsedBody, error) {
 		return nil, BadRequest("model", "you must provide a model parameter")
 	}
 	raw := body[f.model.start:f.model.end]
-	if raw[0] != '"' || json.Unmarshal(raw, &p.model) != nil {
+	if raw[0] != '"' {
+		return nil, BadRequest("model", "model must be a string, got %s", jsonKind(raw))
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		p.model = string(raw[1 : len(raw)-1]) // valid JSON, no escapes: the text itself
+	} else if json.Unmarshal(raw, &p.model) != nil {
 		return nil, BadRequest("model", "model must be a string, got %s", jsonKind(raw))
 	}
 	if p.model == "" {
@@ -120,14 +126,12 @@ func parseBody(body []byte, endpoint string) (*parsedBody, error) {
 	}
 	if f.streamOptions.present() {
 		raw := body[f.streamOptions.start:f.streamOptions.end]
-		var so struct {
-			IncludeUsage *bool `json:"include_usage"`
-		}
 		if string(raw) != "null" {
-			if raw[0] != '{' || json.Unmarshal(raw, &so) != nil {
+			include, ok := includeUsage(raw)
+			if !ok {
 				return nil, BadRequest("stream_options", "stream_options must be an object with a boolean include_usage")
 			}
-			if so.IncludeUsage != nil && *so.IncludeUsage {
+			if include {
 				if !p.stream {
 					return nil, BadRequest("stream_options", "stream_options is only allowed when stream is true")
 				}
@@ -216,6 +220,55 @@ func syntaxHint(body []byte) string {
 		return " (" + se.Error() + " at byte " + strconv.FormatInt(se.Offset, 10) + ")"
 	}
 	return ""
+}
+
+// includeUsage reads stream_options (valid JSON) as encoding/json reads it
+// into struct{ IncludeUsage *bool }: ok is false unless it is an object
+// whose include_usage members (matched without regard to case, the last
+// one winning) are booleans or null.
+func includeUsage(obj []byte) (include, ok bool) {
+	if obj[0] != '{' {
+		return false, false
+	}
+	for i := skipSpace(obj, 1); obj[i] != '}'; {
+		if obj[i] == ',' {
+			i = skipSpace(obj, i+1)
+		}
+		keyStart := i
+		i = skipString(obj, i)
+		key := obj[keyStart:i]
+		i = skipSpace(obj, skipSpace(obj, i)+1) // past ':'
+		end := skipValue(obj, i)
+		if isIncludeUsage(key) {
+			switch string(obj[i:end]) {
+			case "true":
+				include = true
+			case "false":
+				include = false
+			case "null":
+			default:
+				return false, false
+			}
+		}
+		i = skipSpace(obj, end)
+	}
+	return include, true
+}
+
+// isIncludeUsage reports whether the quoted key names include_usage, by
+// encoding/json's case-insensitive match.
+func isIncludeUsage(quoted []byte) bool {
+	const name = "include_usage"
+	text := quoted[1 : len(quoted)-1]
+	plain := bytes.IndexByte(text, '\\') < 0
+	for _, c := range text {
+		plain = plain && c < utf8.RuneSelf
+	}
+	if plain {
+		return bytes.EqualFold(text, []byte(name))
+	}
+	var k string
+	return json.Unmarshal(quoted, &k) == nil && strings.EqualFold(k, name)
 }
 
 func skipSpace(b []byte, i int) int {

@@ -123,6 +123,12 @@ func FuzzParseBody(f *testing.F) {
 			}
 			return
 		}
+		var in map[string]any
+		if json.Unmarshal(body, &in) == nil {
+			if m, ok := in["model"].(string); ok && m != p.model {
+				t.Fatalf("model %q, encoding/json reads %q from %q", p.model, m, body)
+			}
+		}
 		out := rewriteBody(body, &p.fields, "remote", p.stream)
 		var v map[string]any
 		if err := json.Unmarshal(out, &v); err != nil {
@@ -150,5 +156,23 @@ func TestParseWindow(t *testing.T) {
 	}
 	if got := FormatWindow(30 * 24 * time.Hour); got != "30d" {
 		t.Errorf("FormatWindow = %q", got)
+	}
+}
+
+func TestIncludeUsageMatchesEncodingJSON(t *testing.T) {
+	for _, c := range []string{`{}`, `{"include_usage":true}`, `{"include_usage":false}`, `{"include_usage":null}`,
+		`{"include_usage":"yes"}`, `{"include_usage":1}`, `{"INCLUDE_USAGE":true}`, `{"Include_Usage":true}`,
+		`{"include_usage":true,"include_usage":false}`, `{"include_usage":false,"include_usage":true}`,
+		`{"include\u005fusage":true}`, `{"x":{"include_usage":true}}`, `{"x":[1,2],"include_usage":true}`,
+		`{ "include_usage" : true , "y" : null }`, `[]`, `true`, `{"include_uſage":true}`, `{"include_usage":{}}`} {
+		var so struct {
+			IncludeUsage *bool `json:"include_usage"`
+		}
+		wantOK := c[0] == '{' && json.Unmarshal([]byte(c), &so) == nil
+		want := wantOK && so.IncludeUsage != nil && *so.IncludeUsage
+		got, ok := includeUsage([]byte(c))
+		if ok != wantOK || got != want {
+			t.Errorf("includeUsage(%s) = %v, %v; encoding/json: %v, %v", c, got, ok, want, wantOK)
+		}
 	}
 }
