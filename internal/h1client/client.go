@@ -400,14 +400,14 @@ func (c *Client) idleTimeout() time.Duration {
 func (cn *conn) put() {
 	cn.releaseReader()
 	c := cn.c
-	max := c.MaxIdlePerHost
-	if max <= 0 {
-		max = 1024
+	limit := c.MaxIdlePerHost
+	if limit <= 0 {
+		limit = 1024
 	}
 	cn.idleSince = time.Now()
 	c.mu.Lock()
 	h := c.hosts[cn.key]
-	if c.closed || h == nil || len(h.idle) >= max {
+	if c.closed || h == nil || len(h.idle) >= limit {
 		c.mu.Unlock()
 		cn.nc.Close()
 		return
@@ -441,7 +441,7 @@ func (c *Client) sweep() {
 	cutoff := time.Now().Add(-timeout)
 	var stale []*conn
 	c.mu.Lock()
-	any := false
+	idleLeft := false
 	for _, h := range c.hosts {
 		keep := h.idle[:0]
 		for _, cn := range h.idle {
@@ -453,9 +453,9 @@ func (c *Client) sweep() {
 		}
 		clear(h.idle[len(keep):])
 		h.idle = keep
-		any = any || len(keep) > 0
+		idleLeft = idleLeft || len(keep) > 0
 	}
-	if any && !c.closed {
+	if idleLeft && !c.closed {
 		c.sweeper = time.AfterFunc(timeout/2, c.sweep)
 	} else {
 		c.sweeper = nil

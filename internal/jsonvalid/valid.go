@@ -24,12 +24,12 @@ func Valid(b []byte) bool {
 		}
 		switch c := b[i]; c {
 		case '{', '[':
-			close := byte('}')
+			end := byte('}')
 			if c == '[' {
-				close = ']'
+				end = ']'
 			}
 			i = skipSpace(b, i+1)
-			if i < len(b) && b[i] == close {
+			if i < len(b) && b[i] == end {
 				i++
 				break // an empty container is a whole value
 			}
