@@ -753,7 +753,6 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 	gotUsage := false
 	var textBytes int64
 	clientGone := false
-	first := true
 	for {
 		data, err := g.next(st, a.reqID)
 		if err != nil {
@@ -776,11 +775,11 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 				w.Write(e.AppendJSON(nil))
 				w.Write(sseEnd)
 			}
-			break // flushed below, once the usage is settled
+			break // written with the terminator when the handler returns, after the usage is settled
 		}
 		timer.Reset(idle)
-		if first {
-			a.info.FirstToken, first = time.Since(a.start), false
+		if a.info.FirstToken == 0 {
+			a.info.FirstToken = time.Since(a.start)
 		}
 		if bytes.Contains(data, usageKey) {
 			if u, ok := usageOf(data); ok {

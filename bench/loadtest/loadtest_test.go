@@ -29,16 +29,9 @@ func TestClientAgainstFake(t *testing.T) {
 		{"stream", streamBody, 5 + 3}, // chunks, the finish chunk, usage, [DONE]
 		{"plain again", chatBody, 0},
 	} {
-		req := buildRequest(addr, "/v1/chat/completions", "k", []byte(strings.Replace(tc.body, "%s", "fake", 1)))
-		r, err := c.do(req, time.Now().Add(5*time.Second))
-		if err != nil || r.status != 200 || !r.keep {
-			t.Fatalf("%s: %+v, %v", tc.name, r, err)
-		}
-		if r.events != tc.events || (tc.events > 0) == r.first.IsZero() {
-			t.Errorf("%s: %d events (first at %v), want %d", tc.name, r.events, r.first, tc.events)
-		}
-		if tc.events == 0 && r.body != len(up.answer) {
-			t.Errorf("%s: %d body bytes, want %d", tc.name, r.body, len(up.answer))
+		r := checkExchange(t, c, addr, up, tc.name, tc.body, tc.events)
+		if (tc.events > 0) == r.first.IsZero() {
+			t.Errorf("%s: first event at %v", tc.name, r.first)
 		}
 	}
 	plain := target{name: "direct", addr: addr, req: buildRequest(addr, "/v1/chat/completions", "k", []byte(strings.Replace(chatBody, "%s", "fake", 1)))}
@@ -78,17 +71,7 @@ func TestBareProxy(t *testing.T) {
 		{"plain again", chatBody, 0},
 		{"stream again", streamBody, 5 + 3},
 	} {
-		req := buildRequest(addr, "/v1/chat/completions", "k", []byte(strings.Replace(tc.body, "%s", "fake", 1)))
-		r, err := c.do(req, time.Now().Add(5*time.Second))
-		if err != nil || r.status != 200 || !r.keep {
-			t.Fatalf("%s: %+v, %v", tc.name, r, err)
-		}
-		if r.events != tc.events {
-			t.Errorf("%s: %d events, want %d", tc.name, r.events, tc.events)
-		}
-		if tc.events == 0 && r.body != len(up.answer) {
-			t.Errorf("%s: %d body bytes, want %d", tc.name, r.body, len(up.answer))
-		}
+		checkExchange(t, c, addr, up, tc.name, tc.body, tc.events)
 	}
 	if n := up.served.Load(); n != 4 {
 		t.Errorf("upstream served %d requests, want 4", n)
@@ -96,6 +79,25 @@ func TestBareProxy(t *testing.T) {
 	if _, err := newBareProxy("127.0.0.1:1/x"); err == nil {
 		t.Error("an upstream with a path was taken")
 	}
+}
+
+// checkExchange sends one request (body with the model "fake") on c and checks
+// that it was answered 200 on a kept-alive connection with the wanted
+// events, or the fake's whole answer when none are wanted.
+func checkExchange(t *testing.T, c *conn, addr string, up *fakeUpstream, name, body string, events int) result {
+	t.Helper()
+	req := buildRequest(addr, "/v1/chat/completions", "k", []byte(strings.Replace(body, "%s", "fake", 1)))
+	r, err := c.do(req, time.Now().Add(5*time.Second))
+	if err != nil || r.status != 200 || !r.keep {
+		t.Fatalf("%s: %+v, %v", name, r, err)
+	}
+	if r.events != events {
+		t.Errorf("%s: %d events, want %d", name, r.events, events)
+	}
+	if events == 0 && r.body != len(up.answer) {
+		t.Errorf("%s: %d body bytes, want %d", name, r.body, len(up.answer))
+	}
+	return r
 }
 
 func TestPercentile(t *testing.T) {

@@ -99,34 +99,15 @@ func TestAllocsPerRoundTrip(t *testing.T) {
 // gateway's common call, the request built anew each time as the gateway
 // does.
 func BenchmarkRoundTrip(b *testing.B) {
-	s := newCannedServer(b, benchAnswer)
-	u := s.URL() + "/v1/chat/completions"
-	c := &h1client.Client{}
-	defer c.CloseIdleConnections()
-	nh := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64}
-	defer nh.CloseIdleConnections()
-	for _, rt := range []struct {
-		name string
-		rt   http.RoundTripper
-	}{{"h1client", c}, {"net-http", nh}} {
+	u, rts := benchRoundTrippers(b)
+	for _, rt := range rts {
 		b.Run(rt.name, func(b *testing.B) {
 			buf := make([]byte, len(benchAnswerBody))
 			b.ReportAllocs()
 			for b.Loop() {
-				req, err := http.NewRequestWithContext(context.Background(), "POST", u, bytes.NewReader(benchRequestBody))
-				if err != nil {
+				if err := postCanned(rt.rt, u, buf); err != nil {
 					b.Fatal(err)
 				}
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("Authorization", "Bearer sk-0123456789")
-				resp, err := rt.rt.RoundTrip(req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := io.ReadFull(resp.Body, buf[:resp.ContentLength]); err != nil {
-					b.Fatal(err)
-				}
-				resp.Body.Close()
 			}
 		})
 	}
@@ -135,39 +116,54 @@ func BenchmarkRoundTrip(b *testing.B) {
 // BenchmarkRoundTripParallel is BenchmarkRoundTrip from several goroutines
 // at once, where net/http's per-connection goroutines cost the most.
 func BenchmarkRoundTripParallel(b *testing.B) {
-	s := newCannedServer(b, benchAnswer)
-	u := s.URL() + "/v1/chat/completions"
-	c := &h1client.Client{}
-	defer c.CloseIdleConnections()
-	nh := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64}
-	defer nh.CloseIdleConnections()
-	for _, rt := range []struct {
-		name string
-		rt   http.RoundTripper
-	}{{"h1client", c}, {"net-http", nh}} {
+	u, rts := benchRoundTrippers(b)
+	for _, rt := range rts {
 		b.Run(rt.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetParallelism(4)
 			b.RunParallel(func(pb *testing.PB) {
 				buf := make([]byte, len(benchAnswerBody))
 				for pb.Next() {
-					req, err := http.NewRequestWithContext(context.Background(), "POST", u, bytes.NewReader(benchRequestBody))
-					if err != nil {
+					if err := postCanned(rt.rt, u, buf); err != nil {
 						b.Error(err)
 						return
 					}
-					req.Header.Set("Content-Type", "application/json")
-					resp, err := rt.rt.RoundTrip(req)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					if _, err := io.ReadFull(resp.Body, buf[:resp.ContentLength]); err != nil {
-						b.Error(err)
-					}
-					resp.Body.Close()
 				}
 			})
 		})
 	}
+}
+
+type namedRoundTripper struct {
+	name string
+	rt   http.RoundTripper
+}
+
+// benchRoundTrippers starts the canned server the benchmarks call and
+// returns its URL, this client and net/http's Transport.
+func benchRoundTrippers(b *testing.B) (string, []namedRoundTripper) {
+	s := newCannedServer(b, benchAnswer)
+	c := &h1client.Client{}
+	b.Cleanup(c.CloseIdleConnections)
+	nh := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64}
+	b.Cleanup(nh.CloseIdleConnections)
+	return s.URL() + "/v1/chat/completions", []namedRoundTripper{{"h1client", c}, {"net-http", nh}}
+}
+
+// postCanned sends the benchmarks' request through rt and reads the
+// answer into buf.
+func postCanned(rt http.RoundTripper, u string, buf []byte) error {
+	req, err := http.NewRequestWithContext(context.Background(), "POST", u, bytes.NewReader(benchRequestBody))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer sk-0123456789")
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.ReadFull(resp.Body, buf[:resp.ContentLength])
+	return err
 }

@@ -28,6 +28,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -239,7 +240,7 @@ func encode(b []byte, req *http.Request) (msg []byte, rest io.ReadCloser, err er
 			}
 			b = append(b, k...)
 			b = append(b, ": "...)
-			b = append(b, trimOWS(v)...)
+			b = append(b, strings.Trim(v, " \t")...)
 			b = append(b, "\r\n"...)
 		}
 	}
@@ -269,17 +270,6 @@ func encode(b []byte, req *http.Request) (msg []byte, rest io.ReadCloser, err er
 		return b, nil, fmt.Errorf("h1client: reading the request body: %w", err)
 	}
 	return b, nil, nil
-}
-
-// trimOWS drops the spaces and tabs around a header value.
-func trimOWS(v string) string {
-	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
-		v = v[1:]
-	}
-	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
-		v = v[:len(v)-1]
-	}
-	return v
 }
 
 // validToken reports whether s is an HTTP token (a method or field name).
@@ -824,21 +814,12 @@ func keepAlive(resp *http.Response, req *http.Request) bool {
 func hasToken(v, token string) bool {
 	for len(v) > 0 {
 		var t string
-		t, v, _ = cut(v, ',')
-		if asciiEqualFold(trimOWS(t), token) {
+		t, v, _ = strings.Cut(v, ",")
+		if asciiEqualFold(strings.Trim(t, " \t"), token) {
 			return true
 		}
 	}
 	return false
-}
-
-func cut(s string, sep byte) (before, after string, found bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == sep {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }
 
 func asciiEqualFold(a, b string) bool {

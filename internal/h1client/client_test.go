@@ -933,11 +933,7 @@ func TestCancelWaitingForHead(t *testing.T) {
 		if d := time.Since(start); d > 2*time.Second {
 			t.Errorf("returned after %v", d)
 		}
-		select {
-		case <-gone:
-		case <-time.After(5 * time.Second):
-			t.Fatal("the connection was not closed")
-		}
+		waitGone(t, gone)
 	}
 	// A deadline works the same way.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -997,6 +993,26 @@ func blockedRead(r io.Reader) chan error {
 	return done
 }
 
+// waitGone waits for the stall server to see its connection closed.
+func waitGone(t *testing.T, gone <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-gone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection was not closed")
+	}
+}
+
+// wantNewConnection checks that the next request to s takes a second
+// connection: the first was not pooled.
+func wantNewConnection(t *testing.T, c *h1client.Client, s *rawServer) {
+	t.Helper()
+	get(t, c, s.URL()+"/ok")
+	if n := s.accepted.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}
+
 func TestCancelDuringBody(t *testing.T) {
 	s, gone := stallServer(t)
 	c := newClient(t)
@@ -1025,15 +1041,8 @@ func TestCancelDuringBody(t *testing.T) {
 		t.Errorf("next Read: %v", err)
 	}
 	resp.Body.Close()
-	select {
-	case <-gone:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the connection was not closed")
-	}
-	get(t, c, s.URL()+"/ok")
-	if n := s.accepted.Load(); n != 2 {
-		t.Errorf("%d connections, want 2", n)
-	}
+	waitGone(t, gone)
+	wantNewConnection(t, c, s)
 }
 
 // TestCancelAfterHead: an answer whose context is cancelled once it has
@@ -1103,15 +1112,8 @@ func TestCloseUnblocksRead(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Close took %v", d)
 	}
-	select {
-	case <-gone:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the connection was not closed")
-	}
-	get(t, c, s.URL()+"/ok")
-	if n := s.accepted.Load(); n != 2 {
-		t.Errorf("%d connections, want 2", n)
-	}
+	waitGone(t, gone)
+	wantNewConnection(t, c, s)
 }
 
 // TestBuffered: the relay's look-ahead sees the bytes that arrived.
