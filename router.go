@@ -733,11 +733,11 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 	defer st.Close()
 	g.streams.Add(1)
 	defer g.streams.Add(-1)
-	// The idle timer cuts a stream that stalls; every event resets it.
+	// The idle watch cuts a stream that stalls; every event keeps it alive.
 	idle := gr.route.conn.idle
 	var stalled atomic.Bool
-	timer := time.AfterFunc(idle, func() { stalled.Store(true); cancel(errIdle) })
-	defer timer.Stop()
+	watch := watchIdle(idle, func() { stalled.Store(true); cancel(errIdle) })
+	defer watch.stop()
 	h := w.Header()
 	h["Content-Type"] = []string{"text/event-stream"}
 	h["Cache-Control"] = []string{"no-cache"}
@@ -757,7 +757,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 		data, err := g.next(st, a.reqID)
 		if err != nil {
 			err = scrub(&gr.route.conn.conn.Credentials, err)
-			timer.Stop()
+			watch.stop()
 			if err == io.EOF {
 				_, werr := w.Write(sseDone)
 				clientGone = werr != nil
@@ -777,7 +777,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *attempt, gr g
 			}
 			break // written with the terminator when the handler returns, after the usage is settled
 		}
-		timer.Reset(idle)
+		watch.event()
 		if a.info.FirstToken == 0 {
 			a.info.FirstToken = time.Since(a.start)
 		}
