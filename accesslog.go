@@ -2,9 +2,11 @@ package llmproxy
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -15,8 +17,20 @@ import (
 //
 // The Gateway observes its inference routes (chat, embeddings) itself;
 // wrap the Gateway with Handler to log the other routes too.
+//
+// An AccessLog is safe for concurrent use.
 type AccessLog struct {
-	log *slog.Logger
+	log *slog.Logger // nil when made by NewAccessLogWriter
+
+	// Made by NewAccessLogWriter: lines formatted here, written to w.
+	mu       sync.Mutex // held for w.Write, so that lines never interleave
+	w        io.Writer
+	flush    func() error // w's Flush method, or nil
+	json     bool
+	level    slog.Leveler // nil when minLevel is fixed
+	minLevel slog.Level
+
+	now func() time.Time // time.Now; tests pin it
 }
 
 // NewAccessLog returns an AccessLog writing to l; nil discards.
@@ -24,10 +38,62 @@ func NewAccessLog(l *slog.Logger) *AccessLog {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &AccessLog{log: l}
+	return &AccessLog{log: l, now: time.Now}
+}
+
+// NewAccessLogWriter returns an AccessLog that writes to w the very bytes
+// that slog.New(h) would, where h is slog.NewTextHandler (for
+// AccessLogText) or slog.NewJSONHandler (for AccessLogJSON) with
+// HandlerOptions{Level: level}; a nil level is Info, as there. It formats
+// each line itself, which costs a fraction of going through slog's
+// handler, and hands it to w in one Write call. Writes are serialized, so
+// w need not be safe for concurrent use; but a w shared with another
+// logger must be, as the two do not share a lock.
+//
+// If w has a method Flush() error, it is called after every line at Warn
+// or above, so that a buffering writer lets no warning wait. A nil w
+// discards; any format other than AccessLogJSON is text.
+func NewAccessLogWriter(w io.Writer, format AccessLogFormat, level slog.Leveler) *AccessLog {
+	if w == nil {
+		return NewAccessLog(nil)
+	}
+	a := &AccessLog{w: w, json: format == AccessLogJSON, now: time.Now}
+	if f, ok := w.(interface{ Flush() error }); ok {
+		a.flush = f.Flush
+	}
+	switch l := level.(type) {
+	case nil:
+		a.minLevel = slog.LevelInfo
+	case slog.Level:
+		a.minLevel = l
+	default:
+		a.level = l // a LevelVar, say: asked on every line
+	}
+	return a
 }
 
 var _ Observer = (*AccessLog)(nil)
+
+// enabled reports whether a line at level is written.
+func (a *AccessLog) enabled(ctx context.Context, level slog.Level) bool {
+	switch {
+	case a.log != nil:
+		return a.log.Enabled(ctx, level)
+	case a.level != nil:
+		return level >= a.level.Level()
+	}
+	return level >= a.minLevel
+}
+
+// write hands l's line to w, then flushes w for a line at Warn or above.
+func (a *AccessLog) write(l *accessLine, level slog.Level) {
+	a.mu.Lock()
+	a.w.Write(l.buf) // as with slog, a failed line is lost, not reported
+	a.mu.Unlock()
+	if a.flush != nil && level >= slog.LevelWarn {
+		a.flush()
+	}
+}
 
 // ObserveRequest writes info as one line.
 func (a *AccessLog) ObserveRequest(info *RequestInfo) {
@@ -36,9 +102,20 @@ func (a *AccessLog) ObserveRequest(info *RequestInfo) {
 		level = slog.LevelWarn
 	}
 	ctx := context.Background()
-	if !a.log.Enabled(ctx, level) {
+	if !a.enabled(ctx, level) {
 		return
 	}
+	if a.log == nil {
+		l := newAccessLine(a.json)
+		l.start(a.now(), level, "request")
+		appendRequestInfo(l, info)
+		l.end()
+		a.write(l, level)
+		l.free()
+		return
+	}
+	// The attributes, their order and omissions are those of
+	// appendRequestInfo: keep the two in step (the tests compare them).
 	attrs := make([]slog.Attr, 0, 24)
 	attrs = append(attrs,
 		slog.String("request_id", info.RequestID),
@@ -84,6 +161,47 @@ func (a *AccessLog) ObserveRequest(info *RequestInfo) {
 	a.log.LogAttrs(ctx, level, "request", attrs...)
 }
 
+// appendRequestInfo writes the attributes of ObserveRequest's line.
+func appendRequestInfo(l *accessLine, info *RequestInfo) {
+	l.string("request_id", info.RequestID)
+	l.string("route", info.Route)
+	l.string("method", info.Method)
+	l.int("status", int64(info.Status))
+	l.string("key_id", info.KeyID)
+	l.string("key_name", info.KeyName)
+	if info.Authenticated && info.KeyID == "" {
+		l.bool("master_key", true)
+	}
+	l.string("model", info.Model)
+	l.string("remote_model", info.RemoteModel)
+	l.string("provider", info.Provider)
+	l.string("connection", info.Connection)
+	l.string("connection_id", info.ConnectionID)
+	l.bool("stream", info.Streamed)
+	l.int("prompt_tokens", info.Usage.PromptTokens)
+	l.int("completion_tokens", info.Usage.CompletionTokens)
+	l.int("total_tokens", info.Usage.TotalTokens)
+	if info.Estimated {
+		l.bool("estimated", true)
+	}
+	if info.Refused != "" {
+		l.string("refused", info.Refused)
+	}
+	if info.UpstreamError {
+		l.bool("upstream_error", true)
+	}
+	if info.Attempts > 1 {
+		l.int("attempts", int64(info.Attempts))
+	}
+	l.float("duration_ms", ms(info.Total))
+	if info.Upstream > 0 {
+		l.float("upstream_ms", ms(info.Upstream))
+	}
+	if info.FirstToken > 0 {
+		l.float("first_token_ms", ms(info.FirstToken))
+	}
+}
+
 // ms is d in milliseconds, to the microsecond.
 func ms(d time.Duration) float64 {
 	return float64(d.Microseconds()) / 1000
@@ -106,25 +224,48 @@ func (a *AccessLog) Handler(next http.Handler) http.Handler {
 			level = slog.LevelDebug
 		}
 		ctx := r.Context()
-		if !a.log.Enabled(ctx, level) && !a.log.Enabled(ctx, slog.LevelWarn) {
+		if !a.enabled(ctx, level) && !a.enabled(ctx, slog.LevelWarn) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		start := time.Now()
+		start := a.now()
 		sw := &StatusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
+		end := a.now()
 		status := sw.Status()
 		if status >= 500 {
 			level = slog.LevelWarn
 		}
-		a.log.LogAttrs(ctx, level, "request",
-			slog.String("request_id", w.Header().Get("X-Request-Id")),
-			slog.String("route", route),
-			slog.String("method", r.Method),
-			slog.Int("status", status),
-			slog.Float64("duration_ms", ms(time.Since(start))),
-		)
+		a.logRoute(ctx, level, end, w.Header().Get("X-Request-Id"), route, r.Method, status, end.Sub(start))
 	})
+}
+
+// logRoute writes Handler's line for a request that took d and ended at
+// end (the time of the line, when it is not slog's to take).
+func (a *AccessLog) logRoute(ctx context.Context, level slog.Level, end time.Time, requestID, route, method string, status int, d time.Duration) {
+	if a.log != nil {
+		a.log.LogAttrs(ctx, level, "request",
+			slog.String("request_id", requestID),
+			slog.String("route", route),
+			slog.String("method", method),
+			slog.Int("status", status),
+			slog.Float64("duration_ms", ms(d)),
+		)
+		return
+	}
+	if !a.enabled(ctx, level) {
+		return
+	}
+	l := newAccessLine(a.json)
+	l.start(end, level, "request")
+	l.string("request_id", requestID)
+	l.string("route", route)
+	l.string("method", method)
+	l.int("status", int64(status))
+	l.float("duration_ms", ms(d))
+	l.end()
+	a.write(l, level)
+	l.free()
 }
 
 // RouteOf names the route of a request as RequestInfo.Route does: "chat",

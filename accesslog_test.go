@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,10 +30,10 @@ type syncBuffer = syncbuf.Buffer
 
 const keyLimitedLog = "sk-limited-log-789"
 
-// logGateway is a Gateway with an access log (handler h) in front of a
-// fake upstream: key "Mobile-App" (keyConn) on the connection, key
-// "Limited" (keyLimitedLog) with one request per 1000s.
-func logGateway(t *testing.T, h slog.Handler) (*httptest.Server, *fakeopenai.Server, map[string]string) {
+// logGateway is a Gateway with access log al in front of a fake
+// upstream: key "Mobile-App" (keyConn) on the connection, key "Limited"
+// (keyLimitedLog) with one request per 1000s.
+func logGateway(t *testing.T, al *llmproxy.AccessLog) (*httptest.Server, *fakeopenai.Server, map[string]string) {
 	ctx := context.Background()
 	store := memory.New()
 	fake := fakeopenai.New(t, upstreamKey)
@@ -49,7 +50,6 @@ func logGateway(t *testing.T, h slog.Handler) (*httptest.Server, *fakeopenai.Ser
 		must(t, store.CreateKey(ctx, vk))
 		ids[k.name] = vk.ID
 	}
-	al := llmproxy.NewAccessLog(slog.New(h))
 	gw, err := llmproxy.New(llmproxy.Config{
 		Storage:   store,
 		Providers: map[string]llmproxy.NewProviderFunc{llmproxy.KindCompatible: openai.New},
@@ -62,9 +62,34 @@ func logGateway(t *testing.T, h slog.Handler) (*httptest.Server, *fakeopenai.Ser
 	return srv, fake, ids
 }
 
+// accessLogs are the two ways to make an AccessLog writing format at
+// level to w, for tests that run with each.
+var accessLogs = []struct {
+	name string
+	make func(w io.Writer, format llmproxy.AccessLogFormat, level slog.Leveler) *llmproxy.AccessLog
+}{
+	{"slog", func(w io.Writer, format llmproxy.AccessLogFormat, level slog.Leveler) *llmproxy.AccessLog {
+		opts := &slog.HandlerOptions{Level: level}
+		if format == llmproxy.AccessLogJSON {
+			return llmproxy.NewAccessLog(slog.New(slog.NewJSONHandler(w, opts)))
+		}
+		return llmproxy.NewAccessLog(slog.New(slog.NewTextHandler(w, opts)))
+	}},
+	{"writer", llmproxy.NewAccessLogWriter},
+}
+
 func TestAccessLog(t *testing.T) {
-	var buf syncBuffer
-	srv, fake, ids := logGateway(t, slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	for _, al := range accessLogs {
+		t.Run(al.name, func(t *testing.T) {
+			var buf syncBuffer
+			testAccessLog(t, &buf, al.make(&buf, llmproxy.AccessLogJSON, slog.LevelDebug))
+		})
+	}
+}
+
+// testAccessLog checks the JSON lines access log al writes to buf.
+func testAccessLog(t *testing.T, buf *syncBuffer, al *llmproxy.AccessLog) {
+	srv, fake, ids := logGateway(t, al)
 	const (
 		chat   = `{"model":"gpt-alias","messages":[{"role":"user","content":"hi there"}]}`
 		stream = `{"model":"gpt-alias","stream":true,"messages":[{"role":"user","content":"hi there"}]}`
@@ -211,8 +236,16 @@ func TestAccessLog(t *testing.T) {
 
 // TestAccessLogText checks the text format and that the level filters.
 func TestAccessLogText(t *testing.T) {
-	var buf syncBuffer
-	srv, _, _ := logGateway(t, slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	for _, al := range accessLogs {
+		t.Run(al.name, func(t *testing.T) {
+			var buf syncBuffer
+			testAccessLogText(t, &buf, al.make(&buf, llmproxy.AccessLogText, slog.LevelInfo))
+		})
+	}
+}
+
+func testAccessLogText(t *testing.T, buf *syncBuffer, al *llmproxy.AccessLog) {
+	srv, _, _ := logGateway(t, al)
 	req, _ := http.NewRequest("POST", srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-alias","messages":[{"role":"user","content":"x"}]}`))
 	req.Header.Set("Authorization", "Bearer "+keyConn)
 	resp, err := http.DefaultClient.Do(req)
@@ -324,4 +357,157 @@ func benchMetrics(b *testing.B) *metrics.Metrics {
 
 func benchAccessLog() *llmproxy.AccessLog {
 	return llmproxy.NewAccessLog(slog.New(slog.NewJSONHandler(io.Discard, nil)))
+}
+
+// lineRecorder is an io.Writer with Flush that records what it is given:
+// each Write as "write" (failing the test unless it is one whole line)
+// and each Flush as "flush". Its Write is not safe for concurrent use, so
+// the race detector sees an AccessLog that does not serialize them.
+type lineRecorder struct {
+	t      testing.TB
+	out    bytes.Buffer
+	writes int
+
+	mu      sync.Mutex // for events and flushes: Flush comes unserialized
+	events  []string
+	flushes int
+}
+
+func (r *lineRecorder) Write(p []byte) (int, error) {
+	if bytes.IndexByte(p, '\n') != len(p)-1 {
+		r.t.Errorf("a Write that is not one line: %q", p)
+	}
+	r.writes++
+	r.out.Write(p)
+	r.mu.Lock()
+	r.events = append(r.events, "write")
+	r.mu.Unlock()
+	return len(p), nil
+}
+
+func (r *lineRecorder) Flush() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, "flush")
+	r.flushes++
+	return nil
+}
+
+// accessLogLines has al log what a serving gateway would: an answered
+// chat request, a failed one (Warn), a health check (Debug), a model list
+// and a failed model list (Warn).
+func accessLogLines(al *llmproxy.AccessLog) {
+	al.ObserveRequest(&llmproxy.RequestInfo{RequestID: "ok", Route: "chat", Method: "POST", Status: 200})
+	al.ObserveRequest(&llmproxy.RequestInfo{RequestID: "failed", Route: "chat", Method: "POST", Status: 502, UpstreamError: true})
+	for _, c := range []struct {
+		path   string
+		status int
+	}{{"/healthz", 200}, {"/v1/models", 200}, {"/v1/models", 500}} {
+		h := al.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(c.status) }))
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", c.path, nil))
+	}
+}
+
+func TestAccessLogWriterLevels(t *testing.T) {
+	var dynamic slog.LevelVar
+	dynamic.Set(slog.LevelWarn)
+	for _, c := range []struct {
+		level slog.Leveler
+		want  []string // request ids, or routes for Handler's lines
+	}{
+		{slog.LevelDebug, []string{"ok", "failed", "route=health method=GET status=200", "route=models method=GET status=200", "route=models method=GET status=500"}},
+		{nil, []string{"ok", "failed", "route=models method=GET status=200", "route=models method=GET status=500"}},
+		{slog.LevelInfo, []string{"ok", "failed", "route=models method=GET status=200", "route=models method=GET status=500"}},
+		{slog.LevelWarn, []string{"failed", "route=models method=GET status=500"}},
+		{&dynamic, []string{"failed", "route=models method=GET status=500"}},
+		{slog.LevelError, nil},
+	} {
+		w := &lineRecorder{t: t}
+		accessLogLines(llmproxy.NewAccessLogWriter(w, llmproxy.AccessLogText, c.level))
+		lines := strings.Split(strings.TrimSuffix(w.out.String(), "\n"), "\n")
+		if len(c.want) == 0 {
+			lines = nil
+		}
+		if len(lines) != len(c.want) || w.writes != len(c.want) {
+			t.Errorf("level %v: %d lines in %d writes, want %d:\n%s", c.level, len(lines), w.writes, len(c.want), w.out.String())
+			continue
+		}
+		for i, want := range c.want {
+			if !strings.Contains(want, "=") {
+				want = "request_id=" + want
+			}
+			if !strings.Contains(lines[i], want) {
+				t.Errorf("level %v: line %d is %q, want %s", c.level, i, lines[i], want)
+			}
+		}
+	}
+}
+
+// A buffering writer is flushed after each Warn line, and only then.
+func TestAccessLogWriterFlush(t *testing.T) {
+	w := &lineRecorder{t: t}
+	accessLogLines(llmproxy.NewAccessLogWriter(w, llmproxy.AccessLogJSON, slog.LevelDebug))
+	want := "write write flush write write write flush"
+	if got := strings.Join(w.events, " "); got != want {
+		t.Errorf("events %q, want %q", got, want)
+	}
+	w = &lineRecorder{t: t}
+	accessLogLines(llmproxy.NewAccessLogWriter(w, llmproxy.AccessLogJSON, slog.LevelError))
+	if len(w.events) != 0 {
+		t.Errorf("events with every line filtered out: %q", w.events)
+	}
+}
+
+// Lines logged at once come out whole, one Write each; run with -race.
+func TestAccessLogWriterConcurrent(t *testing.T) {
+	const goroutines, rounds = 8, 50
+	w := &lineRecorder{t: t}
+	al := llmproxy.NewAccessLogWriter(w, llmproxy.AccessLogJSON, slog.LevelDebug)
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for range rounds {
+				accessLogLines(al)
+			}
+		})
+	}
+	wg.Wait()
+	n := 0
+	for l := range strings.Lines(w.out.String()) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil || m["msg"] != "request" {
+			t.Fatalf("not a whole line: %q", l)
+		}
+		n++
+	}
+	if want := goroutines * rounds * 5; n != want || w.writes != want {
+		t.Errorf("%d lines in %d writes, want %d", n, w.writes, want)
+	}
+	if want := goroutines * rounds * 2; w.flushes != want {
+		t.Errorf("%d flushes, want %d (one per Warn line)", w.flushes, want)
+	}
+}
+
+// BenchmarkAccessLog is ObserveRequest's line for one request, through
+// slog's handlers and formatted by NewAccessLogWriter's AccessLog, in
+// each format, to io.Discard: formatting alone is counted.
+func BenchmarkAccessLog(b *testing.B) {
+	info := &llmproxy.RequestInfo{RequestID: "0123456789abcdef", Route: "chat", Method: "POST", Status: 200, Authenticated: true,
+		KeyID: "key_01", KeyName: "Mobile-App", Model: "gemini-flash", RemoteModel: "gemini-2.0-flash", Provider: "google", ConnectionID: "conn_01", Connection: "google main",
+		Usage: llmproxy.Usage{PromptTokens: 12, CompletionTokens: 9, TotalTokens: 21}, Attempts: 1,
+		Start: time.Now(), Total: 912345 * time.Nanosecond, Upstream: 700 * time.Microsecond}
+	for _, al := range accessLogs {
+		for _, format := range []struct {
+			name string
+			f    llmproxy.AccessLogFormat
+		}{{"text", llmproxy.AccessLogText}, {"json", llmproxy.AccessLogJSON}} {
+			b.Run(al.name+"/"+format.name, func(b *testing.B) {
+				a := al.make(io.Discard, format.f, slog.LevelInfo)
+				b.ReportAllocs()
+				for b.Loop() {
+					a.ObserveRequest(info)
+				}
+			})
+		}
+	}
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -18,7 +20,8 @@ import (
 // logger is the process's logger: LOG_FORMAT text (default) or json,
 // LOG_LEVEL debug, info (default), warn or error. It writes to buf, and
 // flushes it after every line at Warn or above; with buf nil it writes
-// to stderr directly.
+// to stderr directly. Its handler carries the access log made to write
+// the same lines to the same place, which newObservability takes.
 func (e *env) logger(buf *logBuffer) (*slog.Logger, error) {
 	var level slog.Level
 	switch v := strings.ToLower(strings.TrimSpace(e.getenv("LOG_LEVEL"))); v {
@@ -34,23 +37,52 @@ func (e *env) logger(buf *logBuffer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("LOG_LEVEL=%q: use debug, info, warn or error", v)
 	}
 	opts := &slog.HandlerOptions{Level: level}
-	w := e.stderr
+	var w io.Writer
 	if buf != nil {
 		w = buf
+	} else {
+		// The logger and the access log each serialize their own writes;
+		// this lock keeps their lines apart on any stderr.
+		w = &lockedWriter{w: e.stderr}
 	}
 	var h slog.Handler
+	format := llmproxy.AccessLogText
 	switch v := strings.ToLower(strings.TrimSpace(e.getenv("LOG_FORMAT"))); v {
 	case "", "text":
 		h = slog.NewTextHandler(w, opts)
 	case "json":
 		h = slog.NewJSONHandler(w, opts)
+		format = llmproxy.AccessLogJSON
 	default:
 		return nil, fmt.Errorf("LOG_FORMAT=%q: use text or json", v)
 	}
 	if buf != nil {
 		h = flushOnWarn{h, buf}
 	}
-	return slog.New(h), nil
+	// The access log writes the lines h would without going through h,
+	// whose cost per attribute showed in CPU profiles under load; it
+	// flushes buf after Warn lines itself.
+	return slog.New(processHandler{h, llmproxy.NewAccessLogWriter(w, format, level)}), nil
+}
+
+// processHandler is the process logger's handler, with the access log
+// that matches it. Loggers derived with With or WithGroup get the inner
+// handler's: only the process logger itself carries the access log.
+type processHandler struct {
+	slog.Handler
+	access *llmproxy.AccessLog
+}
+
+// lockedWriter serializes Writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // metricsOff reads METRICS: on (default) or off.
@@ -71,8 +103,16 @@ type observability struct {
 	access  *llmproxy.AccessLog
 }
 
+// newObservability returns serve's metrics (when withMetrics) and access
+// log: the one the process logger from env.logger carries, or one on log
+// for any other logger.
 func newObservability(log *slog.Logger, withMetrics bool) (*observability, error) {
-	o := &observability{access: llmproxy.NewAccessLog(log)}
+	o := &observability{}
+	if h, ok := log.Handler().(processHandler); ok {
+		o.access = h.access
+	} else {
+		o.access = llmproxy.NewAccessLog(log)
+	}
 	if withMetrics {
 		o.reg = prometheus.NewRegistry()
 		o.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
