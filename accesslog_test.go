@@ -355,8 +355,9 @@ func benchMetrics(b *testing.B) *metrics.Metrics {
 	return m
 }
 
+// benchAccessLog is the access log as serve makes it (its own formatter).
 func benchAccessLog() *llmproxy.AccessLog {
-	return llmproxy.NewAccessLog(slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	return llmproxy.NewAccessLogWriter(io.Discard, llmproxy.AccessLogJSON, slog.LevelInfo)
 }
 
 // lineRecorder is an io.Writer with Flush that records what it is given:
