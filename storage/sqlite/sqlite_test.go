@@ -177,9 +177,14 @@ func TestOpenBadPath(t *testing.T) {
 }
 
 func BenchmarkAppendUsage(b *testing.B) {
-	s := open(b, filepath.Join(b.TempDir(), "llm-proxy.db"))
-	defer s.Close()
-	storagetest.BenchmarkAppendUsage(b, s, 100)
+	// 100 a batch, and 1,000: the gateway's ledger batch under load.
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			s := open(b, filepath.Join(b.TempDir(), "llm-proxy.db"))
+			defer s.Close()
+			storagetest.BenchmarkAppendUsage(b, s, n)
+		})
+	}
 }
 
 // TestProcesses has several processes (this test binary, re-run) write keys
