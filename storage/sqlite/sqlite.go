@@ -74,10 +74,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		// transaction never fails midway on a lock upgrade; waiting for
 		// the lock honours the busy timeout.
 		"_txlock": {"immediate"},
-		// Each connection keeps its recent prepared statements, so that a
-		// statement run again is not parsed again: the usage ledger's
-		// multi-row INSERTs (ten sizes, up to 8,192 parameters) most of all.
-		"_stmt_cache_size": {"32"},
 	}
 	db, err := sql.Open("sqlite3", path+"?"+params.Encode())
 	if err != nil {

@@ -62,9 +62,8 @@ type Store struct {
 	sealer  llmproxy.Sealer
 	writeMu sync.Mutex
 
-	// inserts[i] is the INSERT of 1<<i usage records, built once.
-	inserts    [10]string
-	insertOnce [10]sync.Once
+	insertMu sync.Mutex
+	inserts  [10]*sql.Stmt // [i] inserts 1<<i usage records; nil until used
 }
 
 // New returns a Store on db, which must already hold the schema (see
@@ -77,7 +76,17 @@ func New(db *sql.DB, d Dialect, sealer llmproxy.Sealer) *Store {
 func (s *Store) DB() *sql.DB { return s.db }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.insertMu.Lock()
+	for i, st := range s.inserts {
+		if st != nil {
+			st.Close()
+			s.inserts[i] = nil
+		}
+	}
+	s.insertMu.Unlock()
+	return s.db.Close()
+}
 
 // q rewrites ? placeholders for the dialect. Queries never contain a
 // literal question mark.
@@ -738,27 +747,34 @@ const usageColumns = `id, time, request_id, key_id, assignment_id, model, remote
 const usageChunk = 512
 
 // usageInsert returns the INSERT of n records (n a power of two up to
-// usageChunk). Batches are cut into chunks of those sizes, so that only
-// ten distinct statements are ever sent: a driver that caches prepared
-// statements (SQLite's does, see storage/sqlite) parses each once,
-// instead of parsing a new 8,000-parameter statement for every batch,
-// which profiles of the gateway under load showed as a third of the
-// ledger's cost.
-func (s *Store) usageInsert(n int) string {
+// usageChunk), prepared. Batches are cut into chunks of those sizes, so
+// that there are only ten such statements, each prepared once per
+// connection that runs it: preparing a new statement of up to 8,000
+// parameters for every batch was a third of the ledger's cost in
+// profiles of the gateway under load (SQLite), and PostgreSQL plans
+// each statement it is sent unprepared.
+func (s *Store) usageInsert(ctx context.Context, n int) (*sql.Stmt, error) {
 	i := bits.Len(uint(n)) - 1
-	s.insertOnce[i].Do(func() {
-		var b strings.Builder
-		b.WriteString(`INSERT INTO usage_records (` + usageColumns + `) VALUES `)
-		for j := range n {
-			if j > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	s.insertMu.Lock()
+	defer s.insertMu.Unlock()
+	if st := s.inserts[i]; st != nil {
+		return st, nil
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO usage_records (` + usageColumns + `) VALUES `)
+	for j := range n {
+		if j > 0 {
+			b.WriteString(", ")
 		}
-		b.WriteString(` ON CONFLICT (id) DO NOTHING`)
-		s.inserts[i] = s.q(b.String())
-	})
-	return s.inserts[i]
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	b.WriteString(` ON CONFLICT (id) DO NOTHING`)
+	st, err := s.db.PrepareContext(ctx, s.q(b.String()))
+	if err != nil {
+		return nil, err
+	}
+	s.inserts[i] = st
+	return st, nil
 }
 
 // AppendUsage inserts records, skipping IDs already stored, with one
@@ -777,21 +793,37 @@ func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord)
 	// for each other instead of deadlocking.
 	records = slices.Clone(records)
 	slices.SortFunc(records, func(a, b llmproxy.UsageRecord) int { return strings.Compare(a.ID, b.ID) })
+	// The statements are had before the transaction begins: preparing
+	// one may need a connection of its own, and waiting for a connection
+	// while holding one deadlocks a full pool.
+	type chunk struct {
+		n    int
+		stmt *sql.Stmt
+	}
+	var chunks []chunk
+	for rest := len(records); rest > 0; {
+		n := usageChunk
+		for n > rest {
+			n /= 2
+		}
+		st, err := s.usageInsert(ctx, n)
+		if err != nil {
+			return fmt.Errorf("append usage: %w", err)
+		}
+		chunks = append(chunks, chunk{n, st})
+		rest -= n
+	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		args := make([]any, 0, min(len(records), usageChunk)*16)
-		for rest := records; len(rest) > 0; {
-			n := usageChunk
-			for n > len(rest) {
-				n /= 2
-			}
-			chunk := rest[:n]
-			rest = rest[n:]
+		rest := records
+		for _, c := range chunks {
 			args = args[:0]
-			for _, r := range chunk {
+			for _, r := range rest[:c.n] {
 				args = append(args, r.ID, toMicros(r.Time), r.RequestID, r.KeyID, r.AssignmentID, r.Model, r.RemoteModel, r.ConnectionID,
 					r.PromptTokens, r.CompletionTokens, r.TotalTokens, r.Estimated, r.Status, int64(r.Latency), r.Streamed, r.Endpoint)
 			}
-			if _, err := tx.ExecContext(ctx, s.usageInsert(n), args...); err != nil {
+			rest = rest[c.n:]
+			if _, err := tx.StmtContext(ctx, c.stmt).ExecContext(ctx, args...); err != nil {
 				return err
 			}
 		}
