@@ -108,98 +108,83 @@ func (a *AccessLog) ObserveRequest(info *RequestInfo) {
 	if a.log == nil {
 		l := newAccessLine(a.json)
 		l.start(a.now(), level, "request")
-		appendRequestInfo(l, info)
+		requestFields(l, info)
 		l.end()
 		a.write(l, level)
 		l.free()
 		return
 	}
-	// The attributes, their order and omissions are those of
-	// appendRequestInfo: keep the two in step (the tests compare them).
-	attrs := make([]slog.Attr, 0, 24)
-	attrs = append(attrs,
-		slog.String("request_id", info.RequestID),
-		slog.String("route", info.Route),
-		slog.String("method", info.Method),
-		slog.Int("status", info.Status),
-		slog.String("key_id", info.KeyID),
-		slog.String("key_name", info.KeyName),
-	)
-	if info.Authenticated && info.KeyID == "" {
-		attrs = append(attrs, slog.Bool("master_key", true))
-	}
-	attrs = append(attrs,
-		slog.String("model", info.Model),
-		slog.String("remote_model", info.RemoteModel),
-		slog.String("provider", info.Provider),
-		slog.String("connection", info.Connection),
-		slog.String("connection_id", info.ConnectionID),
-		slog.Bool("stream", info.Streamed),
-		slog.Int64("prompt_tokens", info.Usage.PromptTokens),
-		slog.Int64("completion_tokens", info.Usage.CompletionTokens),
-		slog.Int64("total_tokens", info.Usage.TotalTokens),
-	)
-	if info.Estimated {
-		attrs = append(attrs, slog.Bool("estimated", true))
-	}
-	if info.Refused != "" {
-		attrs = append(attrs, slog.String("refused", info.Refused))
-	}
-	if info.UpstreamError {
-		attrs = append(attrs, slog.Bool("upstream_error", true))
-	}
-	if info.Attempts > 1 {
-		attrs = append(attrs, slog.Int("attempts", info.Attempts))
-	}
-	attrs = append(attrs, slog.Float64("duration_ms", ms(info.Total)))
-	if info.Upstream > 0 {
-		attrs = append(attrs, slog.Float64("upstream_ms", ms(info.Upstream)))
-	}
-	if info.FirstToken > 0 {
-		attrs = append(attrs, slog.Float64("first_token_ms", ms(info.FirstToken)))
-	}
+	var attrs attrList = make([]slog.Attr, 0, 24)
+	requestFields(&attrs, info)
 	a.log.LogAttrs(ctx, level, "request", attrs...)
 }
 
-// appendRequestInfo writes the attributes of ObserveRequest's line.
-func appendRequestInfo(l *accessLine, info *RequestInfo) {
-	l.string("request_id", info.RequestID)
-	l.string("route", info.Route)
-	l.string("method", info.Method)
-	l.int("status", int64(info.Status))
-	l.string("key_id", info.KeyID)
-	l.string("key_name", info.KeyName)
+// fields takes a log line's attributes in order: an accessLine formats
+// them, an attrList collects them for slog. One list of fields serves
+// both, so the two kinds of AccessLog write the same attributes.
+type fields interface {
+	string(k, v string)
+	int(k string, v int64)
+	bool(k string, v bool)
+	float(k string, v float64)
+}
+
+// attrList collects attributes for slog.
+type attrList []slog.Attr
+
+func (l *attrList) string(k, v string)        { *l = append(*l, slog.String(k, v)) }
+func (l *attrList) int(k string, v int64)     { *l = append(*l, slog.Int64(k, v)) }
+func (l *attrList) bool(k string, v bool)     { *l = append(*l, slog.Bool(k, v)) }
+func (l *attrList) float(k string, v float64) { *l = append(*l, slog.Float64(k, v)) }
+
+// requestFields gives f the attributes of ObserveRequest's line.
+func requestFields(f fields, info *RequestInfo) {
+	f.string("request_id", info.RequestID)
+	f.string("route", info.Route)
+	f.string("method", info.Method)
+	f.int("status", int64(info.Status))
+	f.string("key_id", info.KeyID)
+	f.string("key_name", info.KeyName)
 	if info.Authenticated && info.KeyID == "" {
-		l.bool("master_key", true)
+		f.bool("master_key", true)
 	}
-	l.string("model", info.Model)
-	l.string("remote_model", info.RemoteModel)
-	l.string("provider", info.Provider)
-	l.string("connection", info.Connection)
-	l.string("connection_id", info.ConnectionID)
-	l.bool("stream", info.Streamed)
-	l.int("prompt_tokens", info.Usage.PromptTokens)
-	l.int("completion_tokens", info.Usage.CompletionTokens)
-	l.int("total_tokens", info.Usage.TotalTokens)
+	f.string("model", info.Model)
+	f.string("remote_model", info.RemoteModel)
+	f.string("provider", info.Provider)
+	f.string("connection", info.Connection)
+	f.string("connection_id", info.ConnectionID)
+	f.bool("stream", info.Streamed)
+	f.int("prompt_tokens", info.Usage.PromptTokens)
+	f.int("completion_tokens", info.Usage.CompletionTokens)
+	f.int("total_tokens", info.Usage.TotalTokens)
 	if info.Estimated {
-		l.bool("estimated", true)
+		f.bool("estimated", true)
 	}
 	if info.Refused != "" {
-		l.string("refused", info.Refused)
+		f.string("refused", info.Refused)
 	}
 	if info.UpstreamError {
-		l.bool("upstream_error", true)
+		f.bool("upstream_error", true)
 	}
 	if info.Attempts > 1 {
-		l.int("attempts", int64(info.Attempts))
+		f.int("attempts", int64(info.Attempts))
 	}
-	l.float("duration_ms", ms(info.Total))
+	f.float("duration_ms", ms(info.Total))
 	if info.Upstream > 0 {
-		l.float("upstream_ms", ms(info.Upstream))
+		f.float("upstream_ms", ms(info.Upstream))
 	}
 	if info.FirstToken > 0 {
-		l.float("first_token_ms", ms(info.FirstToken))
+		f.float("first_token_ms", ms(info.FirstToken))
 	}
+}
+
+// routeFields gives f the attributes of Handler's line.
+func routeFields(f fields, requestID, route, method string, status int, d time.Duration) {
+	f.string("request_id", requestID)
+	f.string("route", route)
+	f.string("method", method)
+	f.int("status", int64(status))
+	f.float("duration_ms", ms(d))
 }
 
 // ms is d in milliseconds, to the microsecond.
@@ -244,13 +229,9 @@ func (a *AccessLog) Handler(next http.Handler) http.Handler {
 // end (the time of the line, when it is not slog's to take).
 func (a *AccessLog) logRoute(ctx context.Context, level slog.Level, end time.Time, requestID, route, method string, status int, d time.Duration) {
 	if a.log != nil {
-		a.log.LogAttrs(ctx, level, "request",
-			slog.String("request_id", requestID),
-			slog.String("route", route),
-			slog.String("method", method),
-			slog.Int("status", status),
-			slog.Float64("duration_ms", ms(d)),
-		)
+		var attrs attrList = make([]slog.Attr, 0, 5)
+		routeFields(&attrs, requestID, route, method, status, d)
+		a.log.LogAttrs(ctx, level, "request", attrs...)
 		return
 	}
 	if !a.enabled(ctx, level) {
@@ -258,11 +239,7 @@ func (a *AccessLog) logRoute(ctx context.Context, level slog.Level, end time.Tim
 	}
 	l := newAccessLine(a.json)
 	l.start(end, level, "request")
-	l.string("request_id", requestID)
-	l.string("route", route)
-	l.string("method", method)
-	l.int("status", int64(status))
-	l.float("duration_ms", ms(d))
+	routeFields(l, requestID, route, method, status, d)
 	l.end()
 	a.write(l, level)
 	l.free()

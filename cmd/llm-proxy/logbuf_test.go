@@ -109,7 +109,7 @@ func TestLogBufferTimerAndWarn(t *testing.T) {
 	b := newLogBuffer(out)
 	defer b.Close()
 	e := &env{getenv: func(string) string { return "" }, stderr: io.Discard}
-	log, err := e.logger(b)
+	log, _, err := e.logger(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func BenchmarkLogLine(b *testing.B) {
 			if buffered {
 				buf = newLogBuffer(w)
 			}
-			log, err := e.logger(buf)
+			log, _, err := e.logger(buf)
 			if err != nil {
 				b.Fatal(err)
 			}

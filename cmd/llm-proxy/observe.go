@@ -17,12 +17,11 @@ import (
 	"github.com/go-llm-proxy/llmproxy/metrics"
 )
 
-// logger is the process's logger: LOG_FORMAT text (default) or json,
-// LOG_LEVEL debug, info (default), warn or error. It writes to buf, and
-// flushes it after every line at Warn or above; with buf nil it writes
-// to stderr directly. Its handler carries the access log made to write
-// the same lines to the same place, which newObservability takes.
-func (e *env) logger(buf *logBuffer) (*slog.Logger, error) {
+// logger returns the process's logger and the access log that matches
+// it: LOG_FORMAT text (default) or json, LOG_LEVEL debug, info (default),
+// warn or error. Both write to buf, and flush it after every line at Warn
+// or above; with buf nil they write to stderr directly.
+func (e *env) logger(buf *logBuffer) (*slog.Logger, *llmproxy.AccessLog, error) {
 	var level slog.Level
 	switch v := strings.ToLower(strings.TrimSpace(e.getenv("LOG_LEVEL"))); v {
 	case "", "info":
@@ -34,7 +33,7 @@ func (e *env) logger(buf *logBuffer) (*slog.Logger, error) {
 	case "error":
 		level = slog.LevelError
 	default:
-		return nil, fmt.Errorf("LOG_LEVEL=%q: use debug, info, warn or error", v)
+		return nil, nil, fmt.Errorf("LOG_LEVEL=%q: use debug, info, warn or error", v)
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	var w io.Writer
@@ -54,7 +53,7 @@ func (e *env) logger(buf *logBuffer) (*slog.Logger, error) {
 		h = slog.NewJSONHandler(w, opts)
 		format = llmproxy.AccessLogJSON
 	default:
-		return nil, fmt.Errorf("LOG_FORMAT=%q: use text or json", v)
+		return nil, nil, fmt.Errorf("LOG_FORMAT=%q: use text or json", v)
 	}
 	if buf != nil {
 		h = flushOnWarn{h, buf}
@@ -62,15 +61,7 @@ func (e *env) logger(buf *logBuffer) (*slog.Logger, error) {
 	// The access log writes the lines h would without going through h,
 	// whose cost per attribute showed in CPU profiles under load; it
 	// flushes buf after Warn lines itself.
-	return slog.New(processHandler{h, llmproxy.NewAccessLogWriter(w, format, level)}), nil
-}
-
-// processHandler is the process logger's handler, with the access log
-// that matches it. Loggers derived with With or WithGroup get the inner
-// handler's: only the process logger itself carries the access log.
-type processHandler struct {
-	slog.Handler
-	access *llmproxy.AccessLog
+	return slog.New(h), llmproxy.NewAccessLogWriter(w, format, level), nil
 }
 
 // lockedWriter serializes Writes to w.
@@ -103,16 +94,10 @@ type observability struct {
 	access  *llmproxy.AccessLog
 }
 
-// newObservability returns serve's metrics (when withMetrics) and access
-// log: the one the process logger from env.logger carries, or one on log
-// for any other logger.
-func newObservability(log *slog.Logger, withMetrics bool) (*observability, error) {
-	o := &observability{}
-	if h, ok := log.Handler().(processHandler); ok {
-		o.access = h.access
-	} else {
-		o.access = llmproxy.NewAccessLog(log)
-	}
+// newObservability returns serve's metrics (when withMetrics) with its
+// access log.
+func newObservability(access *llmproxy.AccessLog, withMetrics bool) (*observability, error) {
+	o := &observability{access: access}
 	if withMetrics {
 		o.reg = prometheus.NewRegistry()
 		o.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -31,15 +31,15 @@ func TestAccessLogFollowsLogger(t *testing.T) {
 		buf.flushInterval = time.Hour
 		vars := map[string]string{"LOG_FORMAT": c.format, "LOG_LEVEL": c.level}
 		e := &env{getenv: func(k string) string { return vars[k] }, stderr: io.Discard}
-		log, err := e.logger(buf)
+		_, access, err := e.logger(buf)
 		if err != nil {
 			t.Fatal(err)
 		}
-		obs, err := newObservability(log, false)
+		obs, err := newObservability(access, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h, isProcess := log.Handler().(processHandler); !isProcess || obs.access != h.access {
+		if obs.access != access {
 			t.Errorf("LOG_FORMAT=%q LOG_LEVEL=%q: serve's access log is not the one made with the logger", c.format, c.level)
 		}
 		obs.access.ObserveRequest(ok)
@@ -76,11 +76,11 @@ func TestAccessLogFollowsLogger(t *testing.T) {
 func TestAccessLogSharesStderr(t *testing.T) {
 	var stderr bytes.Buffer
 	e := &env{getenv: func(k string) string { return map[string]string{"LOG_FORMAT": "json"}[k] }, stderr: &stderr}
-	log, err := e.logger(nil)
+	log, access, err := e.logger(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs, err := newObservability(log, false)
+	obs, err := newObservability(access, false)
 	if err != nil {
 		t.Fatal(err)
 	}

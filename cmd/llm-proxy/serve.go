@@ -115,11 +115,11 @@ func (e *env) serve(ctx context.Context, addr, metricsAddr string, grace time.Du
 	logs := newLogBuffer(e.stderr)
 	defer logs.Close()
 	defer startGCTuner(gcHeapFloor, e.getenv)()
-	log, err := e.logger(logs)
+	log, access, err := e.logger(logs)
 	if err != nil {
 		return err
 	}
-	obs, err := newObservability(log, metricsAddr != "off")
+	obs, err := newObservability(access, metricsAddr != "off")
 	if err != nil {
 		return err
 	}

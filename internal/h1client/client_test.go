@@ -814,6 +814,12 @@ func TestClosedBeforeAnswer(t *testing.T) {
 		})
 		return s, &seen
 	}
+	counts := func(t *testing.T, s *rawServer, seen *atomic.Int32, conns, requests int32) {
+		t.Helper()
+		if n, m := s.accepted.Load(), seen.Load(); n != conns || m != requests {
+			t.Errorf("%d connections, %d requests seen; want %d, %d", n, m, conns, requests)
+		}
+	}
 	for _, rst := range []bool{false, true} {
 		t.Run(fmt.Sprintf("rst=%v", rst), func(t *testing.T) {
 			t.Run("GET retried once", func(t *testing.T) {
@@ -823,9 +829,7 @@ func TestClosedBeforeAnswer(t *testing.T) {
 				if code, body := get(t, c, s.URL()); code != 200 || body != "ok" {
 					t.Errorf("answer %d %q", code, body)
 				}
-				if n, m := s.accepted.Load(), seen.Load(); n != 2 || m != 3 {
-					t.Errorf("%d connections, %d requests seen; want 2, 3", n, m)
-				}
+				counts(t, s, seen, 2, 3)
 			})
 			t.Run("GET not retried twice", func(t *testing.T) {
 				s, seen := newServer(t, false, rst)
@@ -835,9 +839,7 @@ func TestClosedBeforeAnswer(t *testing.T) {
 					resp.Body.Close()
 					t.Fatal("no error")
 				}
-				if n, m := s.accepted.Load(), seen.Load(); n != 2 || m != 3 {
-					t.Errorf("%d connections, %d requests seen; want 2, 3", n, m)
-				}
+				counts(t, s, seen, 2, 3)
 			})
 			t.Run("POST not retried", func(t *testing.T) {
 				s, seen := newServer(t, true, rst)
@@ -847,9 +849,7 @@ func TestClosedBeforeAnswer(t *testing.T) {
 					resp.Body.Close()
 					t.Fatal("no error")
 				}
-				if n, m := s.accepted.Load(), seen.Load(); n != 1 || m != 2 {
-					t.Errorf("%d connections, %d requests seen; want 1, 2", n, m)
-				}
+				counts(t, s, seen, 1, 2)
 			})
 			t.Run("POST with idempotency key retried", func(t *testing.T) {
 				s, seen := newServer(t, true, rst)
@@ -862,9 +862,7 @@ func TestClosedBeforeAnswer(t *testing.T) {
 					t.Fatal(err)
 				}
 				resp.Body.Close()
-				if n, m := s.accepted.Load(), seen.Load(); n != 2 || m != 3 {
-					t.Errorf("%d connections, %d requests seen; want 2, 3", n, m)
-				}
+				counts(t, s, seen, 2, 3)
 			})
 			t.Run("new connection not retried", func(t *testing.T) {
 				var seen atomic.Int32
