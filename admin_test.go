@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/secret"
 	"github.com/go-llm-proxy/llmproxy/storage/memory"
 	"github.com/go-llm-proxy/llmproxy/storage/sqlite"
 )
@@ -22,7 +23,7 @@ var adminStores = []struct {
 }{
 	{"memory", func(t *testing.T) llmproxy.Storage { return memory.New() }},
 	{"sqlite", func(t *testing.T) llmproxy.Storage {
-		sealer, err := llmproxy.NewAESGCM(make([]byte, 32))
+		sealer, err := secret.NewAESGCM(make([]byte, 32))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"net/http/httptest"
+
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
+	"github.com/go-llm-proxy/llmproxy/secret"
 	"github.com/go-llm-proxy/llmproxy/storage/mongodb"
-	"net/http/httptest"
 )
 
 // A database that goes away while the gateway serves: requests keep being
@@ -48,7 +50,7 @@ func TestDatabaseOutageLosesNoUsage(t *testing.T) {
 	defer func() { db.Process.Kill(); db.Wait() }()
 
 	ctx := context.Background()
-	sealer, _ := llmproxy.NewAESGCM(make([]byte, 32))
+	sealer, _ := secret.NewAESGCM(make([]byte, 32))
 	store, err := mongodb.Open(ctx, "mongodb://"+addr+"/outage", mongodb.Options{Sealer: sealer})
 	must(t, err)
 	defer store.Close()

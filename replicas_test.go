@@ -19,6 +19,7 @@ import (
 	"github.com/go-llm-proxy/llmproxy/internal/testdb"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
 	"github.com/go-llm-proxy/llmproxy/redislimit"
+	"github.com/go-llm-proxy/llmproxy/secret"
 	"github.com/go-llm-proxy/llmproxy/storage/postgres"
 )
 
@@ -83,7 +84,7 @@ func replicas(t *testing.T, n int, a llmproxy.Assignment) []string {
 	dsn := testdb.Postgres(t)
 	redisURL, prefix := testdb.RedisURL(t)
 	fake := fakeopenai.New(t, upstreamKey)
-	sealer, _ := llmproxy.NewAESGCM(make([]byte, 32))
+	sealer, _ := secret.NewAESGCM(make([]byte, 32))
 	var urls []string
 	for i := range n {
 		store, err := postgres.Open(ctx, dsn, postgres.Options{Sealer: sealer})

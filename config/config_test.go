@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/config"
+	"github.com/go-llm-proxy/llmproxy/secret"
 	"github.com/go-llm-proxy/llmproxy/storage/memory"
 	"github.com/go-llm-proxy/llmproxy/storage/sqlite"
 )
@@ -176,7 +177,7 @@ func snapshot(t *testing.T, s llmproxy.Storage) string {
 }
 
 func stores(t *testing.T) map[string]llmproxy.Storage {
-	sealer, err := llmproxy.NewAESGCM(make([]byte, 32))
+	sealer, err := secret.NewAESGCM(make([]byte, 32))
 	must(t, err)
 	lite, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "llm.db"), sqlite.Options{Sealer: sealer})
 	must(t, err)

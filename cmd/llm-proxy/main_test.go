@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy/internal/syncbuf"
+	"github.com/go-llm-proxy/llmproxy/secret"
 
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
@@ -431,11 +432,11 @@ func TestUsage(t *testing.T) {
 	_ = modelID
 
 	// Write ledger records as a gateway would.
-	key, err := llmproxy.LoadOrCreateKeyFile(c.env["DB_DSN"] + ".key")
+	key, err := secret.LoadOrCreateKeyFile(c.env["DB_DSN"] + ".key")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealer, _ := llmproxy.NewAESGCM(key)
+	sealer, _ := secret.NewAESGCM(key)
 	s, err := sqlite.Open(context.Background(), c.env["DB_DSN"], sqlite.Options{Sealer: sealer})
 	if err != nil {
 		t.Fatal(err)

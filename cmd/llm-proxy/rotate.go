@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/secret"
 )
 
 // envPreviousKeys names the variable listing old encryption keys that can
@@ -41,7 +42,7 @@ takes no configuration change until it is restarted with the new key.`,
 			n := 0
 			err := e.admin(ctx, func(a *llmproxy.Admin) error {
 				var err error
-				n, err = llmproxy.ResealCredentials(ctx, a.Storage)
+				n, err = secret.Reseal(ctx, a.Storage)
 				return err
 			})
 			if err != nil {
@@ -75,7 +76,7 @@ func previousKeys(v string) ([][]byte, error) {
 		if strings.TrimSpace(s) == "" {
 			continue
 		}
-		k, err := llmproxy.ParseEncryptionKey(s)
+		k, err := secret.ParseKey(s)
 		if err != nil {
 			return nil, fmt.Errorf("%s key %d: %w", envPreviousKeys, i+1, err)
 		}
@@ -87,13 +88,13 @@ func previousKeys(v string) ([][]byte, error) {
 // withPreviousKeys returns a Sealer for key that also opens what the keys
 // of ENCRYPTION_KEY_PREVIOUS sealed, or the plain AES-GCM Sealer when that
 // variable is empty.
-func (e *env) withPreviousKeys(key []byte) (llmproxy.Sealer, error) {
+func (e *env) withPreviousKeys(key []byte) (secret.Sealer, error) {
 	prev, err := previousKeys(e.getenv(envPreviousKeys))
 	if err != nil {
 		return nil, err
 	}
 	if len(prev) == 0 {
-		return llmproxy.NewAESGCM(key)
+		return secret.NewAESGCM(key)
 	}
-	return llmproxy.NewAESGCMKeyRing(key, prev...)
+	return secret.NewAESGCMKeyRing(key, prev...)
 }

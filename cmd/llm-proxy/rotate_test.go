@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
+	"github.com/go-llm-proxy/llmproxy/secret"
 )
 
 // rotEnv runs commands against one SQLite database with its own
@@ -143,10 +143,10 @@ func TestRotateEncryptionKey(t *testing.T) {
 	}
 	var errOutA bytes.Buffer
 	err = run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0"}, func(k string) string { return onA[k] }, io.Discard, &errOutA)
-	if !errors.Is(err, llmproxy.ErrDecrypt) || !strings.Contains(errOutA.String(), "wrong ENCRYPTION_KEY?") {
+	if !errors.Is(err, secret.ErrDecrypt) || !strings.Contains(errOutA.String(), "wrong ENCRYPTION_KEY?") {
 		t.Errorf("server on the old key alone: %v\n%s", err, errOutA.String())
 	}
-	if _, errOut, err := r.run(onA, "connection", "list"); !errors.Is(err, llmproxy.ErrDecrypt) || strings.Count(errOut, "\n") != 1 {
+	if _, errOut, err := r.run(onA, "connection", "list"); !errors.Is(err, secret.ErrDecrypt) || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("connection list on the old key: %v %q", err, errOut)
 	}
 	// The upstreams got their own keys all along (the fakes check them).

@@ -15,6 +15,7 @@ import (
 	"github.com/go-llm-proxy/llmproxy/provider/azure"
 	"github.com/go-llm-proxy/llmproxy/provider/bedrock"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
+	"github.com/go-llm-proxy/llmproxy/secret"
 	"github.com/go-llm-proxy/llmproxy/storage/mongodb"
 	"github.com/go-llm-proxy/llmproxy/storage/postgres"
 	"github.com/go-llm-proxy/llmproxy/storage/sqlite"
@@ -141,11 +142,11 @@ func (e *env) open(ctx context.Context) (store, error) {
 
 // sealer returns the Sealer for provider secrets: from ENCRYPTION_KEY, or
 // for SQLite from a key file beside the database.
-func (e *env) sealer(kind, dsn string) (llmproxy.Sealer, error) {
+func (e *env) sealer(kind, dsn string) (secret.Sealer, error) {
 	var key []byte
 	var err error
 	if v := e.getenv("ENCRYPTION_KEY"); v != "" {
-		key, err = llmproxy.ParseEncryptionKey(v)
+		key, err = secret.ParseKey(v)
 		if err != nil {
 			return nil, fmt.Errorf("ENCRYPTION_KEY: %w", err)
 		}
@@ -154,7 +155,7 @@ func (e *env) sealer(kind, dsn string) (llmproxy.Sealer, error) {
 		if path == "" {
 			return nil, errors.New("ENCRYPTION_KEY is not set and an in-memory SQLite database has no place for a key file; set ENCRYPTION_KEY")
 		}
-		key, err = llmproxy.LoadOrCreateKeyFile(path)
+		key, err = secret.LoadOrCreateKeyFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("encryption key file: %w", err)
 		}

@@ -31,6 +31,7 @@ import (
 
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
+	"github.com/go-llm-proxy/llmproxy/secret"
 	"github.com/go-llm-proxy/llmproxy/storage/sqlite"
 )
 
@@ -356,8 +357,8 @@ func TestSoak(t *testing.T) {
 		t.Fatal("serve did not stop within 30s of SIGTERM")
 	}
 	var store *sqlite.Store
-	key, _ := llmproxy.ParseEncryptionKey(encKey)
-	sealer, _ := llmproxy.NewAESGCM(key)
+	key, _ := secret.ParseKey(encKey)
+	sealer, _ := secret.NewAESGCM(key)
 	store, err = sqlite.Open(context.Background(), dsn, sqlite.Options{Sealer: sealer})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/secret"
 )
 
 // Referential integrity without transactions.
@@ -43,7 +44,7 @@ type connectionDoc struct {
 }
 
 func (s *Store) connectionDoc(c *llmproxy.Connection) (*connectionDoc, error) {
-	sealed, err := llmproxy.SealCredentials(s.sealer, c.Credentials)
+	sealed, err := secret.SealCredentials(s.sealer, c.Credentials)
 	if err != nil {
 		return nil, fmt.Errorf("mongodb: connection %q: %w", c.Name, err)
 	}
@@ -60,7 +61,7 @@ func (s *Store) connectionDoc(c *llmproxy.Connection) (*connectionDoc, error) {
 }
 
 func (s *Store) connection(d *connectionDoc) (llmproxy.Connection, error) {
-	creds, err := llmproxy.OpenCredentials(s.sealer, d.Credentials)
+	creds, err := secret.OpenCredentials(s.sealer, d.Credentials)
 	if err != nil {
 		return llmproxy.Connection{}, fmt.Errorf("mongodb: connection %q credentials: %w", d.Name, err)
 	}

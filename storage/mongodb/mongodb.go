@@ -46,6 +46,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/secret"
 )
 
 // Options configures a Store. The zero value works for a database without
@@ -53,7 +54,7 @@ import (
 type Options struct {
 	// Sealer encrypts connection credentials at rest. Nil means
 	// credentials cannot be stored or read (an error, never plaintext).
-	Sealer llmproxy.Sealer
+	Sealer secret.Sealer
 }
 
 // Store is an llmproxy.Storage on a MongoDB database. It is safe for
@@ -62,7 +63,7 @@ type Options struct {
 type Store struct {
 	client *mongo.Client
 	db     *mongo.Database
-	sealer llmproxy.Sealer
+	sealer secret.Sealer
 	// ferretDB is set when the server is FerretDB, whose differences
 	// from MongoDB some queries work around.
 	ferretDB bool

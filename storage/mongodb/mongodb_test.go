@@ -19,6 +19,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/secret"
 	"github.com/go-llm-proxy/llmproxy/storage/mongodb"
 	"github.com/go-llm-proxy/llmproxy/storage/storagetest"
 )
@@ -69,8 +70,8 @@ func newDatabase(t testing.TB) string {
 	return uri
 }
 
-var sealer = func() llmproxy.Sealer {
-	s, err := llmproxy.NewAESGCM(make([]byte, 32))
+var sealer = func() secret.Sealer {
+	s, err := secret.NewAESGCM(make([]byte, 32))
 	if err != nil {
 		panic(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/secret"
 	"github.com/go-llm-proxy/llmproxy/storage/internal/sqlstore"
 )
 
@@ -32,7 +33,7 @@ var migrationFiles embed.FS
 type Options struct {
 	// Sealer encrypts connection credentials at rest. Without one, writing
 	// or reading a connection that has credentials fails.
-	Sealer llmproxy.Sealer
+	Sealer secret.Sealer
 	// MaxConns caps the connections the Store opens; zero means 16.
 	MaxConns int
 }

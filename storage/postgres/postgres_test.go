@@ -17,6 +17,7 @@ import (
 	_ "github.com/lib/pq"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/secret"
 	"github.com/go-llm-proxy/llmproxy/storage/postgres"
 	"github.com/go-llm-proxy/llmproxy/storage/storagetest"
 )
@@ -90,9 +91,9 @@ func redact(dsn string) string {
 	return "the configured server"
 }
 
-func testSealer(t testing.TB) llmproxy.Sealer {
+func testSealer(t testing.TB) secret.Sealer {
 	t.Helper()
-	s, err := llmproxy.NewAESGCM(bytes.Repeat([]byte{7}, 32))
+	s, err := secret.NewAESGCM(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,13 +203,13 @@ func TestCredentialsSealed(t *testing.T) {
 			t.Errorf("the stored row holds %q in plaintext", secret)
 		}
 	}
-	wrong, _ := llmproxy.NewAESGCM(bytes.Repeat([]byte{8}, 32))
+	wrong, _ := secret.NewAESGCM(bytes.Repeat([]byte{8}, 32))
 	other, err := postgres.Open(ctx, dsn, postgres.Options{Sealer: wrong})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	if _, err := other.Connection(ctx, c.ID); !errors.Is(err, llmproxy.ErrDecrypt) {
+	if _, err := other.Connection(ctx, c.ID); !errors.Is(err, secret.ErrDecrypt) {
 		t.Errorf("Connection with the wrong key: %v, want ErrDecrypt", err)
 	}
 }

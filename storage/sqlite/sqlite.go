@@ -20,6 +20,7 @@ import (
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/secret"
 	"github.com/go-llm-proxy/llmproxy/storage/internal/sqlstore"
 )
 
@@ -31,7 +32,7 @@ var migrationFiles embed.FS
 type Options struct {
 	// Sealer encrypts connection credentials at rest. Without one, writing
 	// or reading a connection that has credentials fails.
-	Sealer llmproxy.Sealer
+	Sealer secret.Sealer
 }
 
 // Store is an llmproxy.Storage on a SQLite file. It is safe for concurrent

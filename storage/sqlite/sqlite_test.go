@@ -14,15 +14,16 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/secret"
 	"github.com/go-llm-proxy/llmproxy/storage/sqlite"
 	"github.com/go-llm-proxy/llmproxy/storage/storagetest"
 )
 
 // testSealer returns a sealer with a fixed key, so that two Stores on one
 // file can read each other's credentials.
-func testSealer(t testing.TB) llmproxy.Sealer {
+func testSealer(t testing.TB) secret.Sealer {
 	t.Helper()
-	s, err := llmproxy.NewAESGCM(bytes.Repeat([]byte{7}, 32))
+	s, err := secret.NewAESGCM(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestCredentialsSealed(t *testing.T) {
 		}
 	}
 
-	wrong, err := llmproxy.NewAESGCM(bytes.Repeat([]byte{8}, 32))
+	wrong, err := secret.NewAESGCM(bytes.Repeat([]byte{8}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestCredentialsSealed(t *testing.T) {
 	}
 	defer s.Close()
 	_, err = s.Connection(ctx, c.ID)
-	if !errors.Is(err, llmproxy.ErrDecrypt) {
+	if !errors.Is(err, secret.ErrDecrypt) {
 		t.Errorf("Connection with the wrong key: %v, want ErrDecrypt", err)
 	}
 	if err != nil && strings.Contains(err.Error(), "PLAINTEXT") {

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/secret"
 )
 
 // ErrorKind classifies a driver error.
@@ -59,7 +60,7 @@ type Dialect struct {
 type Store struct {
 	db      *sql.DB
 	d       Dialect
-	sealer  llmproxy.Sealer
+	sealer  secret.Sealer
 	writeMu sync.Mutex
 
 	insertMu sync.Mutex
@@ -68,7 +69,7 @@ type Store struct {
 
 // New returns a Store on db, which must already hold the schema (see
 // Migrate). sealer seals connection credentials.
-func New(db *sql.DB, d Dialect, sealer llmproxy.Sealer) *Store {
+func New(db *sql.DB, d Dialect, sealer secret.Sealer) *Store {
 	return &Store{db: db, d: d, sealer: sealer}
 }
 
@@ -229,7 +230,7 @@ func (s *Store) CreateConnection(ctx context.Context, c *llmproxy.Connection) er
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	sealed, err := llmproxy.SealCredentials(s.sealer, c.Credentials)
+	sealed, err := secret.SealCredentials(s.sealer, c.Credentials)
 	if err != nil {
 		return fmt.Errorf("connection %q: %w", c.Name, err)
 	}
@@ -276,7 +277,7 @@ func (s *Store) scanConnection(r scanner) (llmproxy.Connection, error) {
 	if err := r.Scan(&c.ID, &c.Name, &c.Provider, &c.Endpoint, &sealed, &settings, &createdAt, &updatedAt); err != nil {
 		return c, err
 	}
-	creds, err := llmproxy.OpenCredentials(s.sealer, sealed)
+	creds, err := secret.OpenCredentials(s.sealer, sealed)
 	if err != nil {
 		return c, fmt.Errorf("connection %q credentials: %w", c.Name, err)
 	}
@@ -325,7 +326,7 @@ func (s *Store) UpdateConnection(ctx context.Context, c *llmproxy.Connection) er
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	sealed, err := llmproxy.SealCredentials(s.sealer, c.Credentials)
+	sealed, err := secret.SealCredentials(s.sealer, c.Credentials)
 	if err != nil {
 		return fmt.Errorf("connection %q: %w", c.Name, err)
 	}

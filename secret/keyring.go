@@ -1,15 +1,17 @@
-package llmproxy
+package secret
 
 import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/go-llm-proxy/llmproxy"
 )
 
 // KeyRing is a Sealer for rotating the encryption key: it seals with its
 // first (primary) Sealer and opens with any of them, the primary first.
 // A store opened with KeyRing{new, old} reads secrets sealed under either
-// key and writes them under the new one; ResealCredentials then moves
+// key and writes them under the new one; Reseal then moves
 // every stored secret to the new key, after which the old one can go.
 type KeyRing struct {
 	sealers []Sealer
@@ -21,12 +23,12 @@ var _ Sealer = (*KeyRing)(nil)
 // any of previous sealed.
 func NewKeyRing(primary Sealer, previous ...Sealer) (*KeyRing, error) {
 	if primary == nil {
-		return nil, fmt.Errorf("%w: a KeyRing needs a primary key", ErrInvalid)
+		return nil, fmt.Errorf("%w: a KeyRing needs a primary key", llmproxy.ErrInvalid)
 	}
 	r := &KeyRing{sealers: []Sealer{primary}}
 	for _, p := range previous {
 		if p == nil {
-			return nil, fmt.Errorf("%w: a nil previous key in a KeyRing", ErrInvalid)
+			return nil, fmt.Errorf("%w: a nil previous key in a KeyRing", llmproxy.ErrInvalid)
 		}
 		r.sealers = append(r.sealers, p)
 	}
@@ -75,7 +77,7 @@ func (r *KeyRing) Open(ciphertext []byte) ([]byte, error) {
 	return nil, fmt.Errorf("%w: %v", ErrDecrypt, first)
 }
 
-// ResealCredentials rewrites every connection of s, so that a Storage that
+// Reseal rewrites every connection of s, so that a Storage that
 // seals with a KeyRing stores each connection's credentials under the
 // ring's primary key. It returns how many connections it rewrote.
 //
@@ -85,8 +87,8 @@ func (r *KeyRing) Open(ciphertext []byte) ([]byte, error) {
 // change and reload; a gateway that cannot open the new key keeps serving
 // its last snapshot. Connections changed by someone else between the read
 // and the write lose that change, so do not edit connections meanwhile.
-func ResealCredentials(ctx context.Context, s Storage) (int, error) {
-	conns, err := s.Connections(ctx, ListOptions{})
+func Reseal(ctx context.Context, s llmproxy.Storage) (int, error) {
+	conns, err := s.Connections(ctx, llmproxy.ListOptions{})
 	if err != nil {
 		return 0, fmt.Errorf("reading connections: %w", err)
 	}

@@ -1,4 +1,4 @@
-package llmproxy_test
+package secret_test
 
 import (
 	"bytes"
@@ -8,26 +8,27 @@ import (
 	"testing"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/secret"
 	"github.com/go-llm-proxy/llmproxy/storage/sqlite"
 )
 
 func aesKey(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
 func TestKeyRing(t *testing.T) {
-	a, err := llmproxy.NewAESGCM(aesKey(1))
+	a, err := secret.NewAESGCM(aesKey(1))
 	must(t, err)
-	b, err := llmproxy.NewAESGCM(aesKey(2))
+	b, err := secret.NewAESGCM(aesKey(2))
 	must(t, err)
-	c, err := llmproxy.NewAESGCM(aesKey(3))
+	c, err := secret.NewAESGCM(aesKey(3))
 	must(t, err)
-	ring, err := llmproxy.NewKeyRing(b, a)
+	ring, err := secret.NewKeyRing(b, a)
 	must(t, err)
 	underA, _ := a.Seal([]byte("old secret"))
 	underRing, _ := ring.Seal([]byte("new secret"))
 	underC, _ := c.Seal([]byte("foreign"))
 	tests := []struct {
 		name   string
-		s      llmproxy.Sealer
+		s      secret.Sealer
 		sealed []byte
 		want   string // "" means ErrDecrypt
 	}{
@@ -43,7 +44,7 @@ func TestKeyRing(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := tt.s.Open(tt.sealed)
 			if tt.want == "" {
-				if !errors.Is(err, llmproxy.ErrDecrypt) {
+				if !errors.Is(err, secret.ErrDecrypt) {
 					t.Errorf("Open = %q, %v; want ErrDecrypt", got, err)
 				}
 				return
@@ -53,23 +54,23 @@ func TestKeyRing(t *testing.T) {
 			}
 		})
 	}
-	if _, err := llmproxy.NewKeyRing(nil); !errors.Is(err, llmproxy.ErrInvalid) {
+	if _, err := secret.NewKeyRing(nil); !errors.Is(err, llmproxy.ErrInvalid) {
 		t.Errorf("NewKeyRing(nil) = %v", err)
 	}
-	if _, err := llmproxy.NewAESGCMKeyRing(aesKey(1), []byte("short")); !errors.Is(err, llmproxy.ErrInvalid) {
+	if _, err := secret.NewAESGCMKeyRing(aesKey(1), []byte("short")); !errors.Is(err, llmproxy.ErrInvalid) {
 		t.Errorf("short previous key: %v", err)
 	}
 }
 
-// TestResealCredentials: connections sealed under key A are moved to key
+// TestReseal: connections sealed under key A are moved to key
 // B by a store opened with KeyRing{B, A}; then B alone opens them and A
 // alone cannot.
-func TestResealCredentials(t *testing.T) {
+func TestReseal(t *testing.T) {
 	ctx := context.Background()
 	dsn := filepath.Join(t.TempDir(), "rotate.db")
 	open := func(primary []byte, previous ...[]byte) *sqlite.Store {
 		t.Helper()
-		ring, err := llmproxy.NewAESGCMKeyRing(primary, previous...)
+		ring, err := secret.NewAESGCMKeyRing(primary, previous...)
 		must(t, err)
 		s, err := sqlite.Open(ctx, dsn, sqlite.Options{Sealer: ring})
 		must(t, err)
@@ -83,10 +84,10 @@ func TestResealCredentials(t *testing.T) {
 		must(t, underA.CreateConnection(ctx, &llmproxy.Connection{Name: string(rune('a' + i)), Provider: "compatible", Credentials: c}))
 	}
 	// A ring that cannot open them changes nothing.
-	if n, err := llmproxy.ResealCredentials(ctx, open(keyB, keyC)); !errors.Is(err, llmproxy.ErrDecrypt) || n != 0 {
+	if n, err := secret.Reseal(ctx, open(keyB, keyC)); !errors.Is(err, secret.ErrDecrypt) || n != 0 {
 		t.Fatalf("reseal without the old key: %d, %v", n, err)
 	}
-	n, err := llmproxy.ResealCredentials(ctx, open(keyB, keyA))
+	n, err := secret.Reseal(ctx, open(keyB, keyA))
 	if err != nil || n != len(creds) {
 		t.Fatalf("reseal: %d, %v", n, err)
 	}
@@ -97,7 +98,14 @@ func TestResealCredentials(t *testing.T) {
 			t.Errorf("connection %s after rotation: %v", c.Name, c.Credentials.Set())
 		}
 	}
-	if _, err := open(keyA).Connections(ctx, llmproxy.ListOptions{}); !errors.Is(err, llmproxy.ErrDecrypt) {
+	if _, err := open(keyA).Connections(ctx, llmproxy.ListOptions{}); !errors.Is(err, secret.ErrDecrypt) {
 		t.Errorf("the old key alone still opens them: %v", err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
