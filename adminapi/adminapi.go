@@ -1,11 +1,11 @@
 // Package adminapi is the gateway's admin REST API under /admin/v1:
 // connections, models, virtual keys, their assignments and limits, and
 // usage — the operations of the llm-proxy CLI, run by the same
-// llmproxy.Admin code, with JSON bodies. It is a plain http.Handler,
+// admin.Service code, with JSON bodies. It is a plain http.Handler,
 // separate from the Gateway, so that a service embedding the Gateway
 // mounts it where it likes (or not at all):
 //
-//	mux.Handle("/admin/v1/", adminapi.New(adminapi.Config{Admin: &llmproxy.Admin{Storage: store}, MasterKey: key}))
+//	mux.Handle("/admin/v1/", adminapi.New(adminapi.Config{Admin: &admin.Service{Storage: store}, MasterKey: key}))
 //	mux.Handle("/", gw)
 //
 // Every request must carry the master key as "Authorization: Bearer …":
@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/admin"
 )
 
 // Prefix is the path under which the API serves.
@@ -44,7 +45,7 @@ const Prefix = "/admin/v1"
 // Config configures the admin API.
 type Config struct {
 	// Admin runs the operations. Required.
-	Admin *llmproxy.Admin
+	Admin *admin.Service
 	// MasterKey is the only key the API accepts. When empty, every
 	// request is refused (403): the API is off.
 	MasterKey string
@@ -63,7 +64,7 @@ var openAPI []byte
 func OpenAPI() []byte { return bytes.Clone(openAPI) }
 
 type handler struct {
-	admin  *llmproxy.Admin
+	admin  *admin.Service
 	master [32]byte
 	on     bool
 	log    *slog.Logger

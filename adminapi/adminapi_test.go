@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/adminapi"
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
@@ -62,7 +63,7 @@ func newServer(t *testing.T, master string) *server {
 	must(t, err)
 	mux := http.NewServeMux()
 	mux.Handle("/admin/v1/", adminapi.New(adminapi.Config{
-		Admin:     &llmproxy.Admin{Storage: s.store, Kinds: []string{llmproxy.KindOpenAI, llmproxy.KindGoogle, llmproxy.KindCompatible}},
+		Admin:     &admin.Service{Storage: s.store, Kinds: []string{llmproxy.KindOpenAI, llmproxy.KindGoogle, llmproxy.KindCompatible}},
 		MasterKey: master,
 	}))
 	mux.Handle("/", gw)
@@ -224,7 +225,7 @@ func TestOperations(t *testing.T) {
 	// ---- connections ----
 	c := s.master("POST", "/admin/v1/connections", map[string]any{"name": "google-ai", "provider": "google", "api_key": googleKey}, 201)
 	connID := c.str("id")
-	if c.str("endpoint") != llmproxy.DefaultGoogleEndpoint || c.str("name") != "google-ai" || !strings.HasPrefix(connID, "conn") {
+	if c.str("endpoint") != admin.DefaultGoogleEndpoint || c.str("name") != "google-ai" || !strings.HasPrefix(connID, "conn") {
 		t.Errorf("added connection: %s", c.raw)
 	}
 	if creds, _ := c.js["credentials"].([]any); len(creds) != 1 || creds[0] != "api_key" {

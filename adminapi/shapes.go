@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/admin"
 )
 
 // The JSON shapes of the API, the same as llm-proxy's --json output. The
@@ -143,9 +144,9 @@ type KeyUpdate struct {
 	ExpiresAt    *string  `json:"expires_at,omitempty"`
 }
 
-func (u *KeyUpdate) update() (llmproxy.KeyUpdate, error) {
-	ku := llmproxy.KeyUpdate{ConnectionID: u.ConnectionID, ModelID: u.ModelID,
-		Limits: llmproxy.LimitChange{TPS: u.TPS, Burst: u.Burst, TokenLimit: u.TokenLimit}}
+func (u *KeyUpdate) update() (admin.KeyUpdate, error) {
+	ku := admin.KeyUpdate{ConnectionID: u.ConnectionID, ModelID: u.ModelID,
+		Limits: admin.LimitChange{TPS: u.TPS, Burst: u.Burst, TokenLimit: u.TokenLimit}}
 	if u.TokenWindow != nil {
 		w, err := llmproxy.ParseWindow(*u.TokenWindow)
 		if err != nil {

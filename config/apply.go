@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/storage/memory"
 )
 
@@ -55,7 +56,7 @@ func (c Change) String() string {
 // Apply first runs on an in-memory copy of the configuration, so that an
 // invalid file is refused before anything is written. The changes are
 // returned in the order they were (or, on a dry run, would be) made.
-func Apply(ctx context.Context, a *llmproxy.Admin, f *File, opts Options) ([]Change, error) {
+func Apply(ctx context.Context, a *admin.Service, f *File, opts Options) ([]Change, error) {
 	if err := checkNames(f); err != nil {
 		return nil, err
 	}
@@ -63,7 +64,7 @@ func Apply(ctx context.Context, a *llmproxy.Admin, f *File, opts Options) ([]Cha
 	if err != nil {
 		return nil, err
 	}
-	changes, err := apply(ctx, &llmproxy.Admin{Storage: trial, Kinds: a.Kinds, Providers: a.Providers}, f, opts)
+	changes, err := apply(ctx, &admin.Service{Storage: trial, Kinds: a.Kinds, Providers: a.Providers}, f, opts)
 	if err != nil || opts.DryRun {
 		for i := range changes {
 			if changes[i].Secret != "" {
@@ -151,7 +152,7 @@ type state struct {
 	modelName map[string]string // ID -> "alias on connection"
 }
 
-func load(ctx context.Context, a *llmproxy.Admin) (*state, error) {
+func load(ctx context.Context, a *admin.Service) (*state, error) {
 	s := &state{connByN: map[string]*llmproxy.Connection{}, connName: map[string]string{}, modelName: map[string]string{}}
 	var err error
 	if s.conns, err = a.ListConnections(ctx, llmproxy.ListOptions{}); err != nil {
@@ -170,7 +171,7 @@ func load(ctx context.Context, a *llmproxy.Admin) (*state, error) {
 	return s, nil
 }
 
-func apply(ctx context.Context, a *llmproxy.Admin, f *File, opts Options) ([]Change, error) {
+func apply(ctx context.Context, a *admin.Service, f *File, opts Options) ([]Change, error) {
 	var changes []Change
 	add := func(c Change) { changes = append(changes, c) }
 
@@ -331,10 +332,10 @@ func apply(ctx context.Context, a *llmproxy.Admin, f *File, opts Options) ([]Cha
 
 // normalizeConnection validates fc and fills in defaults exactly as
 // Admin.AddConnection does, by adding it to a scratch store.
-func normalizeConnection(ctx context.Context, a *llmproxy.Admin, fc Connection) (*llmproxy.Connection, error) {
+func normalizeConnection(ctx context.Context, a *admin.Service, fc Connection) (*llmproxy.Connection, error) {
 	c := &llmproxy.Connection{Name: fc.Name, Provider: fc.Provider, Endpoint: fc.Endpoint, Settings: maps.Clone(fc.Settings),
 		Credentials: llmproxy.Credentials{APIKey: fc.APIKey, AccessKeyID: fc.AccessKeyID, SecretAccessKey: fc.SecretAccessKey, SessionToken: fc.SessionToken}}
-	scratch := &llmproxy.Admin{Storage: memory.New(), Kinds: a.Kinds, Providers: a.Providers}
+	scratch := &admin.Service{Storage: memory.New(), Kinds: a.Kinds, Providers: a.Providers}
 	if err := scratch.AddConnection(ctx, c); err != nil {
 		return nil, err
 	}
@@ -468,7 +469,7 @@ func sameLimits(a, b *llmproxy.Assignment) bool {
 // updateKey brings an existing key to fk: its assignments through the
 // Admin's assign, unassign and update operations, its expiry, and its
 // secret when the file gives a different one.
-func (st *state) updateKey(ctx context.Context, a *llmproxy.Admin, all []llmproxy.VirtualKey, cur *llmproxy.VirtualKey, fk Key, want []llmproxy.Assignment) (Change, error) {
+func (st *state) updateKey(ctx context.Context, a *admin.Service, all []llmproxy.VirtualKey, cur *llmproxy.VirtualKey, fk Key, want []llmproxy.Assignment) (Change, error) {
 	c := Change{Op: "update", Kind: "key", Name: fk.Name}
 	find := func(as []llmproxy.Assignment, t *llmproxy.Assignment) int {
 		return slices.IndexFunc(as, func(x llmproxy.Assignment) bool { return x.ConnectionID == t.ConnectionID && x.ModelID == t.ModelID })
@@ -494,8 +495,8 @@ func (st *state) updateKey(ctx context.Context, a *llmproxy.Admin, all []llmprox
 		if sameLimits(&old, &as) {
 			continue
 		}
-		u := llmproxy.KeyUpdate{ConnectionID: as.ConnectionID, ModelID: as.ModelID,
-			Limits: llmproxy.LimitChange{TPS: &as.TPS, Burst: &as.Burst, TokenLimit: &as.TokenLimit, TokenWindow: &as.TokenWindow}}
+		u := admin.KeyUpdate{ConnectionID: as.ConnectionID, ModelID: as.ModelID,
+			Limits: admin.LimitChange{TPS: &as.TPS, Burst: &as.Burst, TokenLimit: &as.TokenLimit, TokenWindow: &as.TokenWindow}}
 		if _, err := a.UpdateKey(ctx, cur.ID, u); err != nil {
 			return c, err
 		}
@@ -504,7 +505,7 @@ func (st *state) updateKey(ctx context.Context, a *llmproxy.Admin, all []llmprox
 	}
 	if !cur.ExpiresAt.Equal(fk.ExpiresAt) {
 		t := fk.ExpiresAt
-		if _, err := a.UpdateKey(ctx, cur.ID, llmproxy.KeyUpdate{ExpiresAt: &t}); err != nil {
+		if _, err := a.UpdateKey(ctx, cur.ID, admin.KeyUpdate{ExpiresAt: &t}); err != nil {
 			return c, err
 		}
 		c.Details = append(c.Details, fmt.Sprintf("expires_at %s -> %s", when(cur.ExpiresAt), when(fk.ExpiresAt)))
@@ -519,9 +520,9 @@ func (st *state) updateKey(ctx context.Context, a *llmproxy.Admin, all []llmprox
 }
 
 // rotate gives the key a new secret, checked as Admin.AddKey checks one.
-func rotate(ctx context.Context, a *llmproxy.Admin, all []llmproxy.VirtualKey, id, secret string) error {
-	if len(secret) < llmproxy.MinKeySecretLength {
-		return fmt.Errorf("%w: a key secret must be at least %d characters", llmproxy.ErrInvalid, llmproxy.MinKeySecretLength)
+func rotate(ctx context.Context, a *admin.Service, all []llmproxy.VirtualKey, id, secret string) error {
+	if len(secret) < admin.MinKeySecretLength {
+		return fmt.Errorf("%w: a key secret must be at least %d characters", llmproxy.ErrInvalid, admin.MinKeySecretLength)
 	}
 	for _, r := range secret {
 		if r <= ' ' || r == 0x7f || r > '~' {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/config"
 	"github.com/go-llm-proxy/llmproxy/secret"
 	"github.com/go-llm-proxy/llmproxy/storage/memory"
@@ -197,7 +198,7 @@ func TestApply(t *testing.T) {
 	for name, store := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			a := &llmproxy.Admin{Storage: store}
+			a := &admin.Service{Storage: store}
 			load := func(yaml string, extra map[string]string) *config.File {
 				f, err := config.Parse([]byte(yaml), func(k string) string {
 					if v, ok := extra[k]; ok {
@@ -321,7 +322,7 @@ func TestApply(t *testing.T) {
 func TestApplyRefusesInvalidFiles(t *testing.T) {
 	ctx := context.Background()
 	store := memory.New()
-	a := &llmproxy.Admin{Storage: store}
+	a := &admin.Service{Storage: store}
 	base := `
 connections:
   - name: good

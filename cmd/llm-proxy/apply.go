@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/config"
 )
 
@@ -41,7 +41,7 @@ See "llm-proxy serve --help" for the server section.`,
 			if err != nil {
 				return err
 			}
-			return e.admin(ctx, func(a *llmproxy.Admin) error {
+			return e.admin(ctx, func(a *admin.Service) error {
 				changes, err := config.Apply(ctx, a, f, config.Options{DryRun: dryRun, Prune: prune})
 				if err != nil {
 					return err

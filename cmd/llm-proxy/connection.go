@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/adminapi"
 )
 
@@ -43,7 +44,7 @@ either --access-key-id with --secret-access-key or the AWS default credentials.`
 			if region != "" {
 				c.Settings["region"] = region
 			}
-			return e.admin(cmd.Context(), func(a *llmproxy.Admin) error {
+			return e.admin(cmd.Context(), func(a *admin.Service) error {
 				if err := a.AddConnection(cmd.Context(), &c); err != nil {
 					return err
 				}
@@ -83,7 +84,7 @@ func newConnectionListCmd(e *env) *cobra.Command {
 		Short:   "List connections",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return e.admin(cmd.Context(), func(a *llmproxy.Admin) error {
+			return e.admin(cmd.Context(), func(a *admin.Service) error {
 				cs, err := a.ListConnections(cmd.Context(), llmproxy.ListOptions{})
 				if err != nil {
 					return err
@@ -110,7 +111,7 @@ func newConnectionShowCmd(e *env) *cobra.Command {
 		Short: "Show one connection (never its secrets)",
 		Args:  exactArgs("the connection's ID or name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.admin(cmd.Context(), func(a *llmproxy.Admin) error {
+			return e.admin(cmd.Context(), func(a *admin.Service) error {
 				c, err := a.ConnectionByIDOrName(cmd.Context(), args[0])
 				if err != nil {
 					return err
@@ -133,7 +134,7 @@ func newConnectionDeleteCmd(e *env) *cobra.Command {
 		Short:   "Delete a connection that no model or key uses",
 		Args:    exactArgs("the connection's ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.admin(cmd.Context(), func(a *llmproxy.Admin) error {
+			return e.admin(cmd.Context(), func(a *admin.Service) error {
 				c, err := a.DeleteConnection(cmd.Context(), args[0])
 				if err != nil {
 					return err

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/adminapi"
 )
 
@@ -31,7 +32,7 @@ func newModelAddCmd(e *env) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			return e.admin(ctx, func(a *llmproxy.Admin) error {
+			return e.admin(ctx, func(a *admin.Service) error {
 				if err := a.AddModel(ctx, &m); err != nil {
 					return err
 				}
@@ -68,7 +69,7 @@ func newModelListCmd(e *env) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			return e.admin(ctx, func(a *llmproxy.Admin) error {
+			return e.admin(ctx, func(a *admin.Service) error {
 				ms, err := a.ListModels(ctx, llmproxy.ListOptions{})
 				if err != nil {
 					return err
@@ -95,7 +96,7 @@ func newModelDeleteCmd(e *env) *cobra.Command {
 		Short:   "Delete a model that no key is assigned",
 		Args:    exactArgs("the model's ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.admin(cmd.Context(), func(a *llmproxy.Admin) error {
+			return e.admin(cmd.Context(), func(a *admin.Service) error {
 				m, err := a.DeleteModel(cmd.Context(), args[0])
 				if err != nil {
 					return err
@@ -108,7 +109,7 @@ func newModelDeleteCmd(e *env) *cobra.Command {
 
 // loadNames reads the names of connections and models for listings. On
 // error the listings show bare IDs.
-func loadNames(ctx context.Context, a *llmproxy.Admin) names {
+func loadNames(ctx context.Context, a *admin.Service) names {
 	n := names{conns: map[string]string{}, models: map[string]string{}}
 	if cs, err := a.ListConnections(ctx, llmproxy.ListOptions{}); err == nil {
 		for _, c := range cs {

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/secret"
 )
 
@@ -40,7 +41,7 @@ takes no configuration change until it is restarted with the new key.`,
 				return errors.New("rotate-encryption-key needs ENCRYPTION_KEY (the new key) and ENCRYPTION_KEY_PREVIOUS (the old one)")
 			}
 			n := 0
-			err := e.admin(ctx, func(a *llmproxy.Admin) error {
+			err := e.admin(ctx, func(a *admin.Service) error {
 				var err error
 				n, err = secret.Reseal(ctx, a.Storage)
 				return err
@@ -56,7 +57,7 @@ takes no configuration change until it is restarted with the new key.`,
 				}
 				return e.getenv(k)
 			}
-			err = only.admin(ctx, func(a *llmproxy.Admin) error {
+			err = only.admin(ctx, func(a *admin.Service) error {
 				_, err := a.Storage.Connections(ctx, llmproxy.ListOptions{})
 				return err
 			})

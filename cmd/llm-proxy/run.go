@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/provider/azure"
 	"github.com/go-llm-proxy/llmproxy/provider/bedrock"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
@@ -177,14 +178,14 @@ func sqliteKeyFile(dsn string) string {
 }
 
 // admin opens the database and runs f with an Admin on it.
-func (e *env) admin(ctx context.Context, f func(*llmproxy.Admin) error) error {
+func (e *env) admin(ctx context.Context, f func(*admin.Service) error) error {
 	s, err := e.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	p := providers()
-	return f(&llmproxy.Admin{Storage: s, Kinds: slices.Sorted(maps.Keys(p)), Providers: p})
+	return f(&admin.Service{Storage: s, Kinds: slices.Sorted(maps.Keys(p)), Providers: p})
 }
 
 // exactArgs is cobra.ExactArgs with a message naming what is missing.

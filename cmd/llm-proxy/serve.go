@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/adminapi"
 	"github.com/go-llm-proxy/llmproxy/redislimit"
 )
@@ -153,11 +154,11 @@ func (e *env) serve(ctx context.Context, addr, metricsAddr string, grace time.Du
 	if err != nil {
 		return err
 	}
-	var admin, metricsHere http.Handler
+	var adminAPI, metricsHere http.Handler
 	if cfg.MasterKey != "" {
 		p := providers()
-		admin = adminapi.New(adminapi.Config{
-			Admin:     &llmproxy.Admin{Storage: s, Kinds: slices.Sorted(maps.Keys(p)), Providers: p},
+		adminAPI = adminapi.New(adminapi.Config{
+			Admin:     &admin.Service{Storage: s, Kinds: slices.Sorted(maps.Keys(p)), Providers: p},
 			MasterKey: cfg.MasterKey,
 			Logger:    log,
 		})
@@ -186,13 +187,13 @@ func (e *env) serve(ctx context.Context, addr, metricsAddr string, grace time.Du
 		return err
 	}
 	srv := &http.Server{
-		Handler:           obs.handler(gw, admin, metricsHere),
+		Handler:           obs.handler(gw, adminAPI, metricsHere),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("llm-proxy listening", "addr", ln.Addr().String(), "db_type", e.dbType, "shared_limits", cfg.Limiter != nil,
-		"admin_api", admin != nil, "metrics", metricsAddr != "off")
+		"admin_api", adminAPI != nil, "metrics", metricsAddr != "off")
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/admin"
 )
 
 type usageJSON struct {
@@ -40,7 +41,7 @@ func newUsageCmd(e *env) *cobra.Command {
 				}
 				f.Since = t
 			}
-			return e.admin(ctx, func(a *llmproxy.Admin) error {
+			return e.admin(ctx, func(a *admin.Service) error {
 				sums, err := a.Usage(ctx, f)
 				if err != nil {
 					return err

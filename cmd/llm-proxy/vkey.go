@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/adminapi"
 )
 
@@ -46,8 +47,8 @@ func (l *limitFlags) assignment() (llmproxy.Assignment, error) {
 }
 
 // change returns the limits whose flags were given.
-func (l *limitFlags) change(f *pflag.FlagSet) (llmproxy.LimitChange, error) {
-	var c llmproxy.LimitChange
+func (l *limitFlags) change(f *pflag.FlagSet) (admin.LimitChange, error) {
+	var c admin.LimitChange
 	if f.Changed("tps") {
 		c.TPS = &l.tps
 	}
@@ -137,7 +138,7 @@ line after it.`,
 				a.ModelID = id
 				k.Assignments = append(k.Assignments, a)
 			}
-			return e.admin(ctx, func(a *llmproxy.Admin) error {
+			return e.admin(ctx, func(a *admin.Service) error {
 				got, err := a.AddKey(ctx, &k, secret)
 				if err != nil {
 					return err
@@ -190,7 +191,7 @@ func newVKeyListCmd(e *env) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			return e.admin(ctx, func(a *llmproxy.Admin) error {
+			return e.admin(ctx, func(a *admin.Service) error {
 				ks, err := a.ListKeys(ctx, llmproxy.ListOptions{})
 				if err != nil {
 					return err
@@ -217,7 +218,7 @@ func newVKeyDeleteCmd(e *env) *cobra.Command {
 		Short:   "Delete a virtual key (its usage records stay)",
 		Args:    exactArgs("the key's ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.admin(cmd.Context(), func(a *llmproxy.Admin) error {
+			return e.admin(cmd.Context(), func(a *admin.Service) error {
 				k, err := a.DeleteKey(cmd.Context(), args[0])
 				if err != nil {
 					return err
@@ -245,7 +246,7 @@ func newVKeyAssignCmd(e *env) *cobra.Command {
 				return err
 			}
 			as.ConnectionID, as.ModelID = connID, modelID
-			return e.admin(ctx, func(a *llmproxy.Admin) error {
+			return e.admin(ctx, func(a *admin.Service) error {
 				k, err := a.AssignKey(ctx, args[0], as)
 				if err != nil {
 					return err
@@ -275,7 +276,7 @@ func newVKeyUnassignCmd(e *env) *cobra.Command {
 		Args:  exactArgs("the key's ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			return e.admin(ctx, func(a *llmproxy.Admin) error {
+			return e.admin(ctx, func(a *admin.Service) error {
 				k, err := a.UnassignKey(ctx, args[0], connID, modelID)
 				if err != nil {
 					return err
@@ -309,7 +310,7 @@ key, or with --conn-id/--model-id to that one. A limit of 0 removes it;
 		Args: exactArgs("the key's ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			u := llmproxy.KeyUpdate{ConnectionID: connID, ModelID: modelID}
+			u := admin.KeyUpdate{ConnectionID: connID, ModelID: modelID}
 			var err error
 			if u.Limits, err = lim.change(cmd.Flags()); err != nil {
 				return err
@@ -321,7 +322,7 @@ key, or with --conn-id/--model-id to that one. A limit of 0 removes it;
 				}
 				u.ExpiresAt = &t
 			}
-			return e.admin(ctx, func(a *llmproxy.Admin) error {
+			return e.admin(ctx, func(a *admin.Service) error {
 				k, err := a.UpdateKey(ctx, args[0], u)
 				if err != nil {
 					return err
@@ -340,7 +341,7 @@ key, or with --conn-id/--model-id to that one. A limit of 0 removes it;
 	return cmd
 }
 
-func (e *env) printKey(ctx context.Context, a *llmproxy.Admin, k *llmproxy.VirtualKey, asJSON bool) error {
+func (e *env) printKey(ctx context.Context, a *admin.Service, k *llmproxy.VirtualKey, asJSON bool) error {
 	if asJSON {
 		return writeJSON(e.stdout, adminapi.KeyView(k))
 	}

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
 	"github.com/go-llm-proxy/llmproxy/storage/memory"
 )
@@ -54,7 +55,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	// The gateway's configuration: one connection, one alias, one key.
 	store := memory.New()
-	admin := &llmproxy.Admin{Storage: store}
+	admin := &admin.Service{Storage: store}
 	conn := &llmproxy.Connection{
 		Name:        "upstream",
 		Provider:    llmproxy.KindCompatible,

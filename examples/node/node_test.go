@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
 	"github.com/go-llm-proxy/llmproxy/storage/memory"
@@ -60,7 +61,7 @@ func gateway(t *testing.T) (baseURL string, up *fakeopenai.Server) {
 	ctx := context.Background()
 	up = fakeopenai.New(t, upstreamKey)
 	store := memory.New()
-	admin := &llmproxy.Admin{Storage: store}
+	admin := &admin.Service{Storage: store}
 	conn := &llmproxy.Connection{Name: "google-ai", Provider: "compatible", Endpoint: up.BaseURL(), Credentials: llmproxy.Credentials{APIKey: upstreamKey}}
 	if err := admin.AddConnection(ctx, conn); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
 	"github.com/go-llm-proxy/llmproxy/provider/azure"
 	"github.com/go-llm-proxy/llmproxy/provider/azure/azuretest"
@@ -35,7 +36,7 @@ func allProviders(t *testing.T) string {
 	t.Cleanup(br.Close)
 
 	store := memory.New()
-	admin := &llmproxy.Admin{Storage: store}
+	admin := &admin.Service{Storage: store}
 	conns := []struct {
 		conn          llmproxy.Connection
 		alias, remote string

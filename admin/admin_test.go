@@ -1,4 +1,4 @@
-package llmproxy_test
+package admin_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/secret"
 	"github.com/go-llm-proxy/llmproxy/storage/memory"
 	"github.com/go-llm-proxy/llmproxy/storage/sqlite"
@@ -39,10 +40,10 @@ var adminStores = []struct {
 var standardKinds = []string{llmproxy.KindOpenAI, llmproxy.KindGoogle, llmproxy.KindAzure, llmproxy.KindBedrock, llmproxy.KindCompatible}
 
 // forEachStore runs f on an Admin over each backend.
-func forEachStore(t *testing.T, f func(t *testing.T, a *llmproxy.Admin)) {
+func forEachStore(t *testing.T, f func(t *testing.T, a *admin.Service)) {
 	for _, st := range adminStores {
 		t.Run(st.name, func(t *testing.T) {
-			f(t, &llmproxy.Admin{Storage: st.open(t), Kinds: standardKinds})
+			f(t, &admin.Service{Storage: st.open(t), Kinds: standardKinds})
 		})
 	}
 }
@@ -61,7 +62,7 @@ func wantErr(t *testing.T, err, kind error, msg string) {
 	}
 }
 
-func mustConn(t *testing.T, a *llmproxy.Admin, name string) *llmproxy.Connection {
+func mustConn(t *testing.T, a *admin.Service, name string) *llmproxy.Connection {
 	t.Helper()
 	c := &llmproxy.Connection{Name: name, Provider: "compatible", Endpoint: "http://127.0.0.1:1/v1", Credentials: llmproxy.Credentials{APIKey: "sk-upstream-" + name}}
 	if err := a.AddConnection(context.Background(), c); err != nil {
@@ -70,7 +71,7 @@ func mustConn(t *testing.T, a *llmproxy.Admin, name string) *llmproxy.Connection
 	return c
 }
 
-func mustModel(t *testing.T, a *llmproxy.Admin, name, connID string) *llmproxy.Model {
+func mustModel(t *testing.T, a *admin.Service, name, connID string) *llmproxy.Model {
 	t.Helper()
 	m := &llmproxy.Model{Name: name, Remote: name + "-remote", ConnectionID: connID}
 	if err := a.AddModel(context.Background(), m); err != nil {
@@ -91,11 +92,11 @@ func TestAdminAddConnection(t *testing.T) {
 		wantEndpoint string
 	}{
 		{name: "guide google", in: llmproxy.Connection{Name: "google-ai", Provider: "google", Endpoint: "https://generativelanguage.googleapis.com/v1beta/openai", Credentials: creds("AIza...")},
-			wantProvider: "google", wantEndpoint: llmproxy.DefaultGoogleEndpoint},
+			wantProvider: "google", wantEndpoint: admin.DefaultGoogleEndpoint},
 		{name: "google default endpoint", in: llmproxy.Connection{Name: "g", Provider: "google", Credentials: creds("sk-upstream-secret")},
-			wantProvider: "google", wantEndpoint: llmproxy.DefaultGoogleEndpoint},
+			wantProvider: "google", wantEndpoint: admin.DefaultGoogleEndpoint},
 		{name: "openai default endpoint", in: llmproxy.Connection{Name: "o", Provider: "OpenAI ", Credentials: creds("sk-upstream-secret")},
-			wantProvider: "openai", wantEndpoint: llmproxy.DefaultOpenAIEndpoint},
+			wantProvider: "openai", wantEndpoint: admin.DefaultOpenAIEndpoint},
 		{name: "trailing slash trimmed", in: llmproxy.Connection{Name: "c", Provider: "compatible", Endpoint: "http://localhost:11434/v1/"},
 			wantProvider: "compatible", wantEndpoint: "http://localhost:11434/v1"},
 		{name: "openai-compatible alias", in: llmproxy.Connection{Name: "c", Provider: "openai-compatible", Endpoint: "http://localhost:8000/v1"},
@@ -124,7 +125,7 @@ func TestAdminAddConnection(t *testing.T) {
 		{name: "api version on google", in: llmproxy.Connection{Name: "x", Provider: "google", Credentials: creds("sk-upstream-secret"), Settings: map[string]string{"api_version": "v"}}, kind: llmproxy.ErrInvalid, msg: "api_version is not used by google"},
 		{name: "aws creds on compatible", in: llmproxy.Connection{Name: "x", Provider: "compatible", Endpoint: "http://h", Credentials: aws}, kind: llmproxy.ErrInvalid, msg: "AWS access key is not used"},
 	}
-	forEachStore(t, func(t *testing.T, a *llmproxy.Admin) {
+	forEachStore(t, func(t *testing.T, a *admin.Service) {
 		ctx := context.Background()
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -186,7 +187,7 @@ func cloneMap(m map[string]string) map[string]string {
 }
 
 func TestAdminKinds(t *testing.T) {
-	a := &llmproxy.Admin{Storage: memory.New(), Kinds: []string{"openai", "compatible"}}
+	a := &admin.Service{Storage: memory.New(), Kinds: []string{"openai", "compatible"}}
 	err := a.AddConnection(context.Background(), &llmproxy.Connection{Name: "b", Provider: "bedrock", Settings: map[string]string{"region": "us-east-1"}})
 	wantErr(t, err, llmproxy.ErrInvalid, `unknown provider "bedrock" (known: compatible, openai)`)
 	// Kinds nil: a kind of one's own is accepted (e.g. a custom provider).
@@ -196,7 +197,7 @@ func TestAdminKinds(t *testing.T) {
 }
 
 func TestAdminModels(t *testing.T) {
-	forEachStore(t, func(t *testing.T, a *llmproxy.Admin) {
+	forEachStore(t, func(t *testing.T, a *admin.Service) {
 		ctx := context.Background()
 		c := mustConn(t, a, "google-ai")
 		other := mustConn(t, a, "other")
@@ -259,7 +260,7 @@ func TestAdminModels(t *testing.T) {
 }
 
 func TestAdminAddKey(t *testing.T) {
-	forEachStore(t, func(t *testing.T, a *llmproxy.Admin) {
+	forEachStore(t, func(t *testing.T, a *admin.Service) {
 		ctx := context.Background()
 		c := mustConn(t, a, "c")
 		m := mustModel(t, a, "gemini-flash", c.ID)
@@ -328,7 +329,7 @@ func TestAdminAddKey(t *testing.T) {
 }
 
 func TestAdminAssignments(t *testing.T) {
-	forEachStore(t, func(t *testing.T, a *llmproxy.Admin) {
+	forEachStore(t, func(t *testing.T, a *admin.Service) {
 		ctx := context.Background()
 		c := mustConn(t, a, "c")
 		m1 := mustModel(t, a, "m1", c.ID)
@@ -353,13 +354,13 @@ func TestAdminAssignments(t *testing.T) {
 
 		// update one assignment, then all
 		tps, burst := 2.5, 4
-		got, err = a.UpdateKey(ctx, "k", llmproxy.KeyUpdate{ModelID: m1.ID, Limits: llmproxy.LimitChange{TPS: &tps, Burst: &burst}})
+		got, err = a.UpdateKey(ctx, "k", admin.KeyUpdate{ModelID: m1.ID, Limits: admin.LimitChange{TPS: &tps, Burst: &burst}})
 		wantErr(t, err, nil, "")
 		if a0, a1 := got.Assignments[0], got.Assignments[1]; a0.TPS != 2.5 || a0.Burst != 4 || a1.TPS != 5 || a1.TokenLimit != 100000 {
 			t.Fatalf("after update one: %+v", got.Assignments)
 		}
 		var limit int64 = 500
-		got, err = a.UpdateKey(ctx, k.ID, llmproxy.KeyUpdate{Limits: llmproxy.LimitChange{TokenLimit: &limit}})
+		got, err = a.UpdateKey(ctx, k.ID, admin.KeyUpdate{Limits: admin.LimitChange{TokenLimit: &limit}})
 		wantErr(t, err, nil, "")
 		for _, as := range got.Assignments {
 			if as.TokenLimit != 500 {
@@ -371,13 +372,13 @@ func TestAdminAssignments(t *testing.T) {
 		}
 		// expiry: set, then remove
 		exp := time.Now().Add(time.Hour).Truncate(time.Second)
-		got, err = a.UpdateKey(ctx, k.ID, llmproxy.KeyUpdate{ExpiresAt: &exp})
+		got, err = a.UpdateKey(ctx, k.ID, admin.KeyUpdate{ExpiresAt: &exp})
 		wantErr(t, err, nil, "")
 		if stored, _ := a.KeyByIDOrName(ctx, k.ID); !stored.ExpiresAt.Equal(exp) {
 			t.Fatalf("expiry stored %v, want %v", stored.ExpiresAt, exp)
 		}
 		never := time.Time{}
-		if _, err := a.UpdateKey(ctx, k.ID, llmproxy.KeyUpdate{ExpiresAt: &never}); err != nil {
+		if _, err := a.UpdateKey(ctx, k.ID, admin.KeyUpdate{ExpiresAt: &never}); err != nil {
 			t.Fatal(err)
 		}
 		if stored, _ := a.KeyByIDOrName(ctx, k.ID); !stored.ExpiresAt.IsZero() {
@@ -387,14 +388,14 @@ func TestAdminAssignments(t *testing.T) {
 		zero := 0.0
 		for _, tt := range []struct {
 			name string
-			u    llmproxy.KeyUpdate
+			u    admin.KeyUpdate
 			kind error
 			msg  string
 		}{
-			{"nothing", llmproxy.KeyUpdate{}, llmproxy.ErrInvalid, "nothing to change"},
-			{"not assigned", llmproxy.KeyUpdate{ModelID: m2.ID, Limits: llmproxy.LimitChange{TPS: &tps}}, llmproxy.ErrNotFound, "is not assigned model"},
-			{"burst left without tps", llmproxy.KeyUpdate{ModelID: m1.ID, Limits: llmproxy.LimitChange{TPS: &zero}}, llmproxy.ErrInvalid, "burst needs a tps"},
-			{"past expiry", llmproxy.KeyUpdate{ExpiresAt: func() *time.Time { t := time.Now().Add(-time.Minute); return &t }()}, llmproxy.ErrInvalid, "in the past"},
+			{"nothing", admin.KeyUpdate{}, llmproxy.ErrInvalid, "nothing to change"},
+			{"not assigned", admin.KeyUpdate{ModelID: m2.ID, Limits: admin.LimitChange{TPS: &tps}}, llmproxy.ErrNotFound, "is not assigned model"},
+			{"burst left without tps", admin.KeyUpdate{ModelID: m1.ID, Limits: admin.LimitChange{TPS: &zero}}, llmproxy.ErrInvalid, "burst needs a tps"},
+			{"past expiry", admin.KeyUpdate{ExpiresAt: func() *time.Time { t := time.Now().Add(-time.Minute); return &t }()}, llmproxy.ErrInvalid, "in the past"},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				before, _ := a.KeyByIDOrName(ctx, k.ID)
@@ -427,7 +428,7 @@ func TestAdminAssignments(t *testing.T) {
 }
 
 func TestAdminUsage(t *testing.T) {
-	forEachStore(t, func(t *testing.T, a *llmproxy.Admin) {
+	forEachStore(t, func(t *testing.T, a *admin.Service) {
 		ctx := context.Background()
 		c := mustConn(t, a, "c")
 		m := mustModel(t, a, "m", c.ID)
@@ -466,7 +467,7 @@ func TestAdminUsage(t *testing.T) {
 func TestAdminProvidersCheck(t *testing.T) {
 	ctx := context.Background()
 	var built []string
-	a := &llmproxy.Admin{Storage: memory.New(), Providers: map[string]llmproxy.NewProviderFunc{
+	a := &admin.Service{Storage: memory.New(), Providers: map[string]llmproxy.NewProviderFunc{
 		"compatible": func(c llmproxy.Connection, _ llmproxy.ProviderOptions) (llmproxy.Provider, error) {
 			built = append(built, c.Name)
 			if c.Settings["mode"] == "bad" {

@@ -1,4 +1,7 @@
-package llmproxy
+// Package admin is the administrative side of llm-proxy: the validated
+// operations on a Storage that the CLI, the admin REST API and the config
+// file's apply share, so that they check input alike.
+package admin
 
 import (
 	"context"
@@ -10,9 +13,11 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/go-llm-proxy/llmproxy"
 )
 
-// Admin performs the administrative operations on a Storage: adding,
+// Service performs the administrative operations on a Storage: adding,
 // listing and deleting connections, models and virtual keys, changing a
 // key's assignments and limits, and summing usage. The CLI and the admin
 // API both use it, so that they validate alike.
@@ -20,25 +25,25 @@ import (
 // Every write checks everything first — the input and the records it
 // refers to — and then writes once, so a refused operation changes
 // nothing. Errors carry a message written for the user and wrap one of
-// ErrInvalid, ErrNotFound, ErrAlreadyExists or ErrInUse (check with
+// llmproxy.ErrInvalid, llmproxy.ErrNotFound, llmproxy.ErrAlreadyExists or llmproxy.ErrInUse (check with
 // errors.Is); they never contain a provider key or a key secret.
 //
 // Updates of a key's assignments read the key and write it back whole;
 // two admins changing the same key at the same instant may lose one of
 // the two changes (the last write wins), never corrupt the key.
-type Admin struct {
+type Service struct {
 	// Storage is where the records live. Required.
-	Storage Storage
+	Storage llmproxy.Storage
 	// Kinds lists the provider kinds a new connection may have, e.g. the
-	// keys of Config.Providers. Nil accepts any non-empty kind. The
-	// standard kinds (KindOpenAI …) are validated by their own rules
+	// keys of llmproxy.Config.Providers. Nil accepts any non-empty kind. The
+	// standard kinds (llmproxy.KindOpenAI …) are validated by their own rules
 	// either way.
 	Kinds []string
 	// Providers, when set, checks a new connection the way the Gateway
 	// will use it: AddConnection builds the connection's provider once
-	// (a NewProviderFunc does no network I/O) and refuses the connection
+	// (a llmproxy.NewProviderFunc does no network I/O) and refuses the connection
 	// if that fails, e.g. an Azure api_version of the wrong form.
-	Providers map[string]NewProviderFunc
+	Providers map[string]llmproxy.NewProviderFunc
 }
 
 // Default endpoints of the provider kinds that have one.
@@ -64,7 +69,7 @@ func adminErrorf(kind error, format string, args ...any) error {
 // ---- connections ----
 
 // AddConnection validates c and stores it. The provider kind is
-// normalised ("openai-compatible" is accepted for KindCompatible), a
+// normalised ("openai-compatible" is accepted for llmproxy.KindCompatible), a
 // missing endpoint gets the kind's default, and the settings and
 // credentials are checked against what the kind needs:
 //
@@ -76,10 +81,10 @@ func adminErrorf(kind error, format string, args ...any) error {
 //     none for the AWS default credential chain.
 //
 // On success c holds the stored record (ID, normalised fields, times).
-func (a *Admin) AddConnection(ctx context.Context, c *Connection) error {
+func (a *Service) AddConnection(ctx context.Context, c *llmproxy.Connection) error {
 	c.Name = strings.TrimSpace(c.Name)
 	if c.Name == "" {
-		return adminErrorf(ErrInvalid, "a connection needs a name")
+		return adminErrorf(llmproxy.ErrInvalid, "a connection needs a name")
 	}
 	if err := a.normalizeConnection(c); err != nil {
 		return err
@@ -88,11 +93,11 @@ func (a *Admin) AddConnection(ctx context.Context, c *Connection) error {
 		return err
 	}
 	if newProvider := a.Providers[c.Provider]; newProvider != nil {
-		if _, err := newProvider(*c, ProviderOptions{}); err != nil {
+		if _, err := newProvider(*c, llmproxy.ProviderOptions{}); err != nil {
 			// Providers' messages are written for the user; drop the
 			// sentinel's "invalid: " prefix.
-			msg := strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")
-			return adminErrorf(ErrInvalid, "%s", msg)
+			msg := strings.TrimPrefix(err.Error(), llmproxy.ErrInvalid.Error()+": ")
+			return adminErrorf(llmproxy.ErrInvalid, "%s", msg)
 		}
 	}
 	all, err := a.allConnections(ctx)
@@ -101,13 +106,13 @@ func (a *Admin) AddConnection(ctx context.Context, c *Connection) error {
 	}
 	for i := range all {
 		if all[i].Name == c.Name {
-			return adminErrorf(ErrAlreadyExists, "connection %q already exists", c.Name)
+			return adminErrorf(llmproxy.ErrAlreadyExists, "connection %q already exists", c.Name)
 		}
 	}
 	c.ID = ""
 	if err := a.Storage.CreateConnection(ctx, c); err != nil {
-		if errors.Is(err, ErrAlreadyExists) {
-			return adminErrorf(ErrAlreadyExists, "connection %q already exists", c.Name)
+		if errors.Is(err, llmproxy.ErrAlreadyExists) {
+			return adminErrorf(llmproxy.ErrAlreadyExists, "connection %q already exists", c.Name)
 		}
 		return fmt.Errorf("storing connection %q: %w", c.Name, err)
 	}
@@ -116,16 +121,16 @@ func (a *Admin) AddConnection(ctx context.Context, c *Connection) error {
 
 // normalizeConnection checks c's kind, endpoint, settings and credentials
 // and fills in defaults.
-func (a *Admin) normalizeConnection(c *Connection) error {
+func (a *Service) normalizeConnection(c *llmproxy.Connection) error {
 	kind := strings.ToLower(strings.TrimSpace(c.Provider))
 	if kind == "openai-compatible" {
-		kind = KindCompatible
+		kind = llmproxy.KindCompatible
 	}
 	if kind == "" {
-		return adminErrorf(ErrInvalid, "connection %q needs a provider (%s)", c.Name, a.kindList())
+		return adminErrorf(llmproxy.ErrInvalid, "connection %q needs a provider (%s)", c.Name, a.kindList())
 	}
 	if a.Kinds != nil && !slices.Contains(a.Kinds, kind) {
-		return adminErrorf(ErrInvalid, "unknown provider %q (known: %s)", c.Provider, a.kindList())
+		return adminErrorf(llmproxy.ErrInvalid, "unknown provider %q (known: %s)", c.Provider, a.kindList())
 	}
 	c.Provider = kind
 
@@ -133,10 +138,10 @@ func (a *Admin) normalizeConnection(c *Connection) error {
 	if c.Endpoint != "" {
 		u, err := url.Parse(c.Endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return adminErrorf(ErrInvalid, "endpoint %q is not an http(s) URL", c.Endpoint)
+			return adminErrorf(llmproxy.ErrInvalid, "endpoint %q is not an http(s) URL", c.Endpoint)
 		}
 		if u.User != nil {
-			return adminErrorf(ErrInvalid, "endpoint must not contain credentials; pass the API key separately")
+			return adminErrorf(llmproxy.ErrInvalid, "endpoint must not contain credentials; pass the API key separately")
 		}
 	}
 
@@ -158,63 +163,63 @@ func (a *Admin) normalizeConnection(c *Connection) error {
 	// notFor rejects what kind does not use.
 	notFor := func(what string, given bool) error {
 		if given {
-			return adminErrorf(ErrInvalid, "%s is not used by %s connections", what, kind)
+			return adminErrorf(llmproxy.ErrInvalid, "%s is not used by %s connections", what, kind)
 		}
 		return nil
 	}
 	switch kind {
-	case KindOpenAI, KindGoogle, KindCompatible, KindAzure:
+	case llmproxy.KindOpenAI, llmproxy.KindGoogle, llmproxy.KindCompatible, llmproxy.KindAzure:
 		if err := errors.Join(
 			notFor("region", setting("region")),
 			notFor("an AWS access key", awsCreds),
 		); err != nil {
-			return adminErrorf(ErrInvalid, "%s", firstLine(err))
+			return adminErrorf(llmproxy.ErrInvalid, "%s", firstLine(err))
 		}
-		if kind != KindAzure {
+		if kind != llmproxy.KindAzure {
 			if err := notFor("api_version", setting("api_version")); err != nil {
 				return err
 			}
 		}
-	case KindBedrock:
+	case llmproxy.KindBedrock:
 		if err := errors.Join(
 			notFor("an API key", cred.APIKey != ""),
 			notFor("api_version", setting("api_version")),
 		); err != nil {
-			return adminErrorf(ErrInvalid, "%s (bedrock uses AWS credentials)", firstLine(err))
+			return adminErrorf(llmproxy.ErrInvalid, "%s (bedrock uses AWS credentials)", firstLine(err))
 		}
 	}
 
 	switch kind {
-	case KindOpenAI, KindGoogle:
+	case llmproxy.KindOpenAI, llmproxy.KindGoogle:
 		if c.Endpoint == "" {
 			c.Endpoint = DefaultOpenAIEndpoint
-			if kind == KindGoogle {
+			if kind == llmproxy.KindGoogle {
 				c.Endpoint = DefaultGoogleEndpoint
 			}
 		}
 		if cred.APIKey == "" {
-			return adminErrorf(ErrInvalid, "%s connection %q needs an API key", kind, c.Name)
+			return adminErrorf(llmproxy.ErrInvalid, "%s connection %q needs an API key", kind, c.Name)
 		}
-	case KindCompatible:
+	case llmproxy.KindCompatible:
 		if c.Endpoint == "" {
-			return adminErrorf(ErrInvalid, "compatible connection %q needs an endpoint (the server's base URL, e.g. http://localhost:11434/v1)", c.Name)
+			return adminErrorf(llmproxy.ErrInvalid, "compatible connection %q needs an endpoint (the server's base URL, e.g. http://localhost:11434/v1)", c.Name)
 		}
-	case KindAzure:
+	case llmproxy.KindAzure:
 		if c.Endpoint == "" {
-			return adminErrorf(ErrInvalid, "azure connection %q needs an endpoint (https://RESOURCE.openai.azure.com)", c.Name)
+			return adminErrorf(llmproxy.ErrInvalid, "azure connection %q needs an endpoint (https://RESOURCE.openai.azure.com)", c.Name)
 		}
 		if cred.APIKey == "" {
-			return adminErrorf(ErrInvalid, "azure connection %q needs an API key", c.Name)
+			return adminErrorf(llmproxy.ErrInvalid, "azure connection %q needs an API key", c.Name)
 		}
-	case KindBedrock:
+	case llmproxy.KindBedrock:
 		if !setting("region") && c.Endpoint == "" {
-			return adminErrorf(ErrInvalid, "bedrock connection %q needs a region (or an endpoint)", c.Name)
+			return adminErrorf(llmproxy.ErrInvalid, "bedrock connection %q needs a region (or an endpoint)", c.Name)
 		}
 		if (cred.AccessKeyID == "") != (cred.SecretAccessKey == "") {
-			return adminErrorf(ErrInvalid, "bedrock connection %q needs both an access key ID and a secret access key, or neither (to use the AWS default credential chain)", c.Name)
+			return adminErrorf(llmproxy.ErrInvalid, "bedrock connection %q needs both an access key ID and a secret access key, or neither (to use the AWS default credential chain)", c.Name)
 		}
 		if cred.SessionToken != "" && cred.AccessKeyID == "" {
-			return adminErrorf(ErrInvalid, "bedrock connection %q has a session token without an access key ID and secret", c.Name)
+			return adminErrorf(llmproxy.ErrInvalid, "bedrock connection %q has a session token without an access key ID and secret", c.Name)
 		}
 	}
 	return nil
@@ -226,10 +231,10 @@ func firstLine(err error) string {
 	return s
 }
 
-func (a *Admin) kindList() string {
+func (a *Service) kindList() string {
 	kinds := a.Kinds
 	if kinds == nil {
-		kinds = []string{KindOpenAI, KindGoogle, KindAzure, KindBedrock, KindCompatible}
+		kinds = []string{llmproxy.KindOpenAI, llmproxy.KindGoogle, llmproxy.KindAzure, llmproxy.KindBedrock, llmproxy.KindCompatible}
 	}
 	kinds = slices.Clone(kinds)
 	sort.Strings(kinds)
@@ -237,16 +242,16 @@ func (a *Admin) kindList() string {
 }
 
 // ConnectionByIDOrName returns the connection whose ID or name is s.
-func (a *Admin) ConnectionByIDOrName(ctx context.Context, s string) (*Connection, error) {
+func (a *Service) ConnectionByIDOrName(ctx context.Context, s string) (*llmproxy.Connection, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return nil, adminErrorf(ErrInvalid, "no connection ID given")
+		return nil, adminErrorf(llmproxy.ErrInvalid, "no connection ID given")
 	}
 	c, err := a.Storage.Connection(ctx, s)
 	if err == nil {
 		return c, nil
 	}
-	if !errors.Is(err, ErrNotFound) {
+	if !errors.Is(err, llmproxy.ErrNotFound) {
 		return nil, err
 	}
 	all, err := a.allConnections(ctx)
@@ -258,27 +263,27 @@ func (a *Admin) ConnectionByIDOrName(ctx context.Context, s string) (*Connection
 			return &all[i], nil
 		}
 	}
-	return nil, adminErrorf(ErrNotFound, "connection %q not found", s)
+	return nil, adminErrorf(llmproxy.ErrNotFound, "connection %q not found", s)
 }
 
 // ListConnections lists connections in ID order.
-func (a *Admin) ListConnections(ctx context.Context, opts ListOptions) ([]Connection, error) {
+func (a *Service) ListConnections(ctx context.Context, opts llmproxy.ListOptions) ([]llmproxy.Connection, error) {
 	return a.Storage.Connections(ctx, opts)
 }
 
-func (a *Admin) allConnections(ctx context.Context) ([]Connection, error) {
-	return a.Storage.Connections(ctx, ListOptions{})
+func (a *Service) allConnections(ctx context.Context) ([]llmproxy.Connection, error) {
+	return a.Storage.Connections(ctx, llmproxy.ListOptions{})
 }
 
 // DeleteConnection deletes the connection whose ID or name is idOrName.
 // A connection that models or key assignments still use is not deleted
-// (ErrInUse), and the error names what uses it.
-func (a *Admin) DeleteConnection(ctx context.Context, idOrName string) (*Connection, error) {
+// (llmproxy.ErrInUse), and the error names what uses it.
+func (a *Service) DeleteConnection(ctx context.Context, idOrName string) (*llmproxy.Connection, error) {
 	c, err := a.ConnectionByIDOrName(ctx, idOrName)
 	if err != nil {
 		return nil, err
 	}
-	models, err := a.Storage.Models(ctx, ListOptions{})
+	models, err := a.Storage.Models(ctx, llmproxy.ListOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -289,10 +294,10 @@ func (a *Admin) DeleteConnection(ctx context.Context, idOrName string) (*Connect
 		}
 	}
 	if len(names) > 0 {
-		return nil, adminErrorf(ErrInUse, "connection %q still has models: %s; delete them first", c.Name, strings.Join(names, ", "))
+		return nil, adminErrorf(llmproxy.ErrInUse, "connection %q still has models: %s; delete them first", c.Name, strings.Join(names, ", "))
 	}
-	if keys := a.keysUsing(ctx, func(as *Assignment) bool { return as.ConnectionID == c.ID }); len(keys) > 0 {
-		return nil, adminErrorf(ErrInUse, "connection %q is assigned to keys: %s; unassign it first", c.Name, strings.Join(keys, ", "))
+	if keys := a.keysUsing(ctx, func(as *llmproxy.Assignment) bool { return as.ConnectionID == c.ID }); len(keys) > 0 {
+		return nil, adminErrorf(llmproxy.ErrInUse, "connection %q is assigned to keys: %s; unassign it first", c.Name, strings.Join(keys, ", "))
 	}
 	if err := a.Storage.DeleteConnection(ctx, c.ID); err != nil {
 		return nil, a.deleteError("connection", c.Name, err)
@@ -302,8 +307,8 @@ func (a *Admin) DeleteConnection(ctx context.Context, idOrName string) (*Connect
 
 // keysUsing names the keys that have an assignment matching f. Errors
 // are ignored: the store's own check on delete is the last word.
-func (a *Admin) keysUsing(ctx context.Context, f func(*Assignment) bool) []string {
-	keys, err := a.Storage.Keys(ctx, ListOptions{})
+func (a *Service) keysUsing(ctx context.Context, f func(*llmproxy.Assignment) bool) []string {
+	keys, err := a.Storage.Keys(ctx, llmproxy.ListOptions{})
 	if err != nil {
 		return nil
 	}
@@ -319,12 +324,12 @@ func (a *Admin) keysUsing(ctx context.Context, f func(*Assignment) bool) []strin
 	return names
 }
 
-func (a *Admin) deleteError(what, name string, err error) error {
+func (a *Service) deleteError(what, name string, err error) error {
 	switch {
-	case errors.Is(err, ErrNotFound):
-		return adminErrorf(ErrNotFound, "%s %q not found", what, name)
-	case errors.Is(err, ErrInUse):
-		return adminErrorf(ErrInUse, "%s %q is still in use", what, name)
+	case errors.Is(err, llmproxy.ErrNotFound):
+		return adminErrorf(llmproxy.ErrNotFound, "%s %q not found", what, name)
+	case errors.Is(err, llmproxy.ErrInUse):
+		return adminErrorf(llmproxy.ErrInUse, "%s %q is still in use", what, name)
 	}
 	return fmt.Errorf("deleting %s %q: %w", what, name, err)
 }
@@ -334,18 +339,18 @@ func (a *Admin) deleteError(what, name string, err error) error {
 // AddModel validates m and stores it. m.ConnectionID may name the
 // connection by ID or by name; the stored record holds its ID. An alias
 // may exist once per connection.
-func (a *Admin) AddModel(ctx context.Context, m *Model) error {
+func (a *Service) AddModel(ctx context.Context, m *llmproxy.Model) error {
 	m.Name = strings.TrimSpace(m.Name)
 	m.Remote = strings.TrimSpace(m.Remote)
 	switch {
 	case m.Name == "":
-		return adminErrorf(ErrInvalid, "a model needs a name (the alias clients send)")
+		return adminErrorf(llmproxy.ErrInvalid, "a model needs a name (the alias clients send)")
 	case m.Remote == "":
-		return adminErrorf(ErrInvalid, "model %q needs a remote model name", m.Name)
+		return adminErrorf(llmproxy.ErrInvalid, "model %q needs a remote model name", m.Name)
 	case strings.TrimSpace(m.ConnectionID) == "":
-		return adminErrorf(ErrInvalid, "model %q needs a connection ID", m.Name)
+		return adminErrorf(llmproxy.ErrInvalid, "model %q needs a connection ID", m.Name)
 	case m.Weight < 0:
-		return adminErrorf(ErrInvalid, "model %q: weight must not be negative", m.Name)
+		return adminErrorf(llmproxy.ErrInvalid, "model %q: weight must not be negative", m.Name)
 	}
 	c, err := a.ConnectionByIDOrName(ctx, m.ConnectionID)
 	if err != nil {
@@ -355,11 +360,11 @@ func (a *Admin) AddModel(ctx context.Context, m *Model) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
-	models, err := a.Storage.Models(ctx, ListOptions{})
+	models, err := a.Storage.Models(ctx, llmproxy.ListOptions{})
 	if err != nil {
 		return err
 	}
-	dup := adminErrorf(ErrAlreadyExists, "model %q already exists on connection %q", m.Name, c.Name)
+	dup := adminErrorf(llmproxy.ErrAlreadyExists, "model %q already exists on connection %q", m.Name, c.Name)
 	for _, o := range models {
 		if o.Name == m.Name && o.ConnectionID == c.ID {
 			return dup
@@ -368,10 +373,10 @@ func (a *Admin) AddModel(ctx context.Context, m *Model) error {
 	m.ID = ""
 	if err := a.Storage.CreateModel(ctx, m); err != nil {
 		switch {
-		case errors.Is(err, ErrAlreadyExists):
+		case errors.Is(err, llmproxy.ErrAlreadyExists):
 			return dup
-		case errors.Is(err, ErrNotFound):
-			return adminErrorf(ErrNotFound, "connection %q not found", c.ID)
+		case errors.Is(err, llmproxy.ErrNotFound):
+			return adminErrorf(llmproxy.ErrNotFound, "connection %q not found", c.ID)
 		}
 		return fmt.Errorf("storing model %q: %w", m.Name, err)
 	}
@@ -379,32 +384,32 @@ func (a *Admin) AddModel(ctx context.Context, m *Model) error {
 }
 
 // ListModels lists models in ID order.
-func (a *Admin) ListModels(ctx context.Context, opts ListOptions) ([]Model, error) {
+func (a *Service) ListModels(ctx context.Context, opts llmproxy.ListOptions) ([]llmproxy.Model, error) {
 	return a.Storage.Models(ctx, opts)
 }
 
 // Model returns the model with the given ID.
-func (a *Admin) Model(ctx context.Context, id string) (*Model, error) {
+func (a *Service) Model(ctx context.Context, id string) (*llmproxy.Model, error) {
 	id = strings.TrimSpace(id)
 	if id == "" {
-		return nil, adminErrorf(ErrInvalid, "no model ID given")
+		return nil, adminErrorf(llmproxy.ErrInvalid, "no model ID given")
 	}
 	m, err := a.Storage.Model(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		return nil, adminErrorf(ErrNotFound, "model %q not found", id)
+	if errors.Is(err, llmproxy.ErrNotFound) {
+		return nil, adminErrorf(llmproxy.ErrNotFound, "model %q not found", id)
 	}
 	return m, err
 }
 
 // DeleteModel deletes the model with the given ID. A model that a key is
-// assigned is not deleted (ErrInUse).
-func (a *Admin) DeleteModel(ctx context.Context, id string) (*Model, error) {
+// assigned is not deleted (llmproxy.ErrInUse).
+func (a *Service) DeleteModel(ctx context.Context, id string) (*llmproxy.Model, error) {
 	m, err := a.Model(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if keys := a.keysUsing(ctx, func(as *Assignment) bool { return as.ModelID == m.ID }); len(keys) > 0 {
-		return nil, adminErrorf(ErrInUse, "model %q (%s) is assigned to keys: %s; unassign it first", m.Name, m.ID, strings.Join(keys, ", "))
+	if keys := a.keysUsing(ctx, func(as *llmproxy.Assignment) bool { return as.ModelID == m.ID }); len(keys) > 0 {
+		return nil, adminErrorf(llmproxy.ErrInUse, "model %q (%s) is assigned to keys: %s; unassign it first", m.Name, m.ID, strings.Join(keys, ", "))
 	}
 	if err := a.Storage.DeleteModel(ctx, m.ID); err != nil {
 		return nil, a.deleteError("model", m.ID, err)
@@ -418,22 +423,22 @@ func (a *Admin) DeleteModel(ctx context.Context, id string) (*Model, error) {
 const MinKeySecretLength = 8
 
 // AddKey validates k and stores it with the given secret, or with a new
-// one from NewKeySecret when secret is empty. Only HashKey(secret) and
-// KeyPrefix(secret) are stored; the secret is returned so the caller can
+// one from llmproxy.NewKeySecret when secret is empty. Only llmproxy.HashKey(secret) and
+// llmproxy.KeyPrefix(secret) are stored; the secret is returned so the caller can
 // show it once. k.Assignments may name connections by ID or name and
 // models by ID; every one must exist. On success k holds the stored record.
-func (a *Admin) AddKey(ctx context.Context, k *VirtualKey, secret string) (string, error) {
+func (a *Service) AddKey(ctx context.Context, k *llmproxy.VirtualKey, secret string) (string, error) {
 	k.Name = strings.TrimSpace(k.Name)
 	if k.Name == "" {
-		return "", adminErrorf(ErrInvalid, "a key needs a name")
+		return "", adminErrorf(llmproxy.ErrInvalid, "a key needs a name")
 	}
 	if secret == "" {
-		secret = NewKeySecret()
+		secret = llmproxy.NewKeySecret()
 	} else if err := checkKeySecret(secret); err != nil {
 		return "", err
 	}
 	if !k.ExpiresAt.IsZero() && !k.ExpiresAt.After(time.Now()) {
-		return "", adminErrorf(ErrInvalid, "key %q would expire in the past (%s)", k.Name, k.ExpiresAt.Format(time.RFC3339))
+		return "", adminErrorf(llmproxy.ErrInvalid, "key %q would expire in the past (%s)", k.Name, k.ExpiresAt.Format(time.RFC3339))
 	}
 	for i := range k.Assignments {
 		k.Assignments[i].ID = ""
@@ -444,30 +449,30 @@ func (a *Admin) AddKey(ctx context.Context, k *VirtualKey, secret string) (strin
 	if err := a.checkDistinct(k.Name, k.Assignments); err != nil {
 		return "", err
 	}
-	k.Hash = HashKey(secret)
-	k.Prefix = KeyPrefix(secret)
+	k.Hash = llmproxy.HashKey(secret)
+	k.Prefix = llmproxy.KeyPrefix(secret)
 	if err := k.Validate(); err != nil {
 		return "", err
 	}
-	keys, err := a.Storage.Keys(ctx, ListOptions{})
+	keys, err := a.Storage.Keys(ctx, llmproxy.ListOptions{})
 	if err != nil {
 		return "", err
 	}
 	for _, o := range keys {
 		if o.Name == k.Name {
-			return "", adminErrorf(ErrAlreadyExists, "key %q already exists", k.Name)
+			return "", adminErrorf(llmproxy.ErrAlreadyExists, "key %q already exists", k.Name)
 		}
 		if o.Hash == k.Hash {
-			return "", adminErrorf(ErrAlreadyExists, "another key already has this secret; choose a different one")
+			return "", adminErrorf(llmproxy.ErrAlreadyExists, "another key already has this secret; choose a different one")
 		}
 	}
 	k.ID = ""
 	if err := a.Storage.CreateKey(ctx, k); err != nil {
 		switch {
-		case errors.Is(err, ErrAlreadyExists):
-			return "", adminErrorf(ErrAlreadyExists, "key %q already exists (or another key has this secret)", k.Name)
-		case errors.Is(err, ErrNotFound):
-			return "", adminErrorf(ErrNotFound, "key %q refers to a connection or model that no longer exists", k.Name)
+		case errors.Is(err, llmproxy.ErrAlreadyExists):
+			return "", adminErrorf(llmproxy.ErrAlreadyExists, "key %q already exists (or another key has this secret)", k.Name)
+		case errors.Is(err, llmproxy.ErrNotFound):
+			return "", adminErrorf(llmproxy.ErrNotFound, "key %q refers to a connection or model that no longer exists", k.Name)
 		}
 		return "", fmt.Errorf("storing key %q: %w", k.Name, err)
 	}
@@ -476,11 +481,11 @@ func (a *Admin) AddKey(ctx context.Context, k *VirtualKey, secret string) (strin
 
 func checkKeySecret(s string) error {
 	if len(s) < MinKeySecretLength {
-		return adminErrorf(ErrInvalid, "a key secret must be at least %d characters", MinKeySecretLength)
+		return adminErrorf(llmproxy.ErrInvalid, "a key secret must be at least %d characters", MinKeySecretLength)
 	}
 	for _, r := range s {
 		if r <= ' ' || r == 0x7f || r > '~' {
-			return adminErrorf(ErrInvalid, "a key secret may contain only printable ASCII characters without spaces")
+			return adminErrorf(llmproxy.ErrInvalid, "a key secret may contain only printable ASCII characters without spaces")
 		}
 	}
 	return nil
@@ -488,14 +493,14 @@ func checkKeySecret(s string) error {
 
 // resolveAssignment checks as's target exists and its limits make sense,
 // and turns a connection name into its ID.
-func (a *Admin) resolveAssignment(ctx context.Context, as *Assignment) error {
+func (a *Service) resolveAssignment(ctx context.Context, as *llmproxy.Assignment) error {
 	as.ConnectionID = strings.TrimSpace(as.ConnectionID)
 	as.ModelID = strings.TrimSpace(as.ModelID)
 	switch {
 	case as.ConnectionID == "" && as.ModelID == "":
-		return adminErrorf(ErrInvalid, "an assignment needs a connection ID or a model ID")
+		return adminErrorf(llmproxy.ErrInvalid, "an assignment needs a connection ID or a model ID")
 	case as.ConnectionID != "" && as.ModelID != "":
-		return adminErrorf(ErrInvalid, "an assignment is for a connection or for a model, not both")
+		return adminErrorf(llmproxy.ErrInvalid, "an assignment is for a connection or for a model, not both")
 	case as.ConnectionID != "":
 		c, err := a.ConnectionByIDOrName(ctx, as.ConnectionID)
 		if err != nil {
@@ -510,32 +515,32 @@ func (a *Admin) resolveAssignment(ctx context.Context, as *Assignment) error {
 	return checkLimits(as)
 }
 
-func checkLimits(as *Assignment) error {
+func checkLimits(as *llmproxy.Assignment) error {
 	switch {
 	case math.IsNaN(as.TPS) || math.IsInf(as.TPS, 0) || as.TPS < 0:
-		return adminErrorf(ErrInvalid, "tps must be a non-negative number")
+		return adminErrorf(llmproxy.ErrInvalid, "tps must be a non-negative number")
 	case as.Burst < 0:
-		return adminErrorf(ErrInvalid, "burst must not be negative")
+		return adminErrorf(llmproxy.ErrInvalid, "burst must not be negative")
 	case as.Burst > 0 && as.TPS == 0:
-		return adminErrorf(ErrInvalid, "burst needs a tps limit")
+		return adminErrorf(llmproxy.ErrInvalid, "burst needs a tps limit")
 	case as.TokenLimit < 0:
-		return adminErrorf(ErrInvalid, "token limit must not be negative")
+		return adminErrorf(llmproxy.ErrInvalid, "token limit must not be negative")
 	case as.TokenWindow < 0:
-		return adminErrorf(ErrInvalid, "token window must not be negative")
+		return adminErrorf(llmproxy.ErrInvalid, "token window must not be negative")
 	case as.TokenWindow > 0 && as.TokenLimit == 0:
-		return adminErrorf(ErrInvalid, "a token window needs a token limit")
+		return adminErrorf(llmproxy.ErrInvalid, "a token window needs a token limit")
 	case as.TokenWindow > 0 && as.TokenWindow < time.Second:
-		return adminErrorf(ErrInvalid, "token window must be at least 1s")
+		return adminErrorf(llmproxy.ErrInvalid, "token window must be at least 1s")
 	}
 	return nil
 }
 
-func (a *Admin) checkDistinct(name string, as []Assignment) error {
+func (a *Service) checkDistinct(name string, as []llmproxy.Assignment) error {
 	seen := map[string]bool{}
 	for i := range as {
 		t := as[i].ConnectionID + "/" + as[i].ModelID
 		if seen[t] {
-			return adminErrorf(ErrInvalid, "key %q is assigned %s twice", name, as[i].Target())
+			return adminErrorf(llmproxy.ErrInvalid, "key %q is assigned %s twice", name, as[i].Target())
 		}
 		seen[t] = true
 	}
@@ -543,19 +548,19 @@ func (a *Admin) checkDistinct(name string, as []Assignment) error {
 }
 
 // KeyByIDOrName returns the key whose ID or name is s.
-func (a *Admin) KeyByIDOrName(ctx context.Context, s string) (*VirtualKey, error) {
+func (a *Service) KeyByIDOrName(ctx context.Context, s string) (*llmproxy.VirtualKey, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return nil, adminErrorf(ErrInvalid, "no key ID given")
+		return nil, adminErrorf(llmproxy.ErrInvalid, "no key ID given")
 	}
 	k, err := a.Storage.Key(ctx, s)
 	if err == nil {
 		return k, nil
 	}
-	if !errors.Is(err, ErrNotFound) {
+	if !errors.Is(err, llmproxy.ErrNotFound) {
 		return nil, err
 	}
-	keys, err := a.Storage.Keys(ctx, ListOptions{})
+	keys, err := a.Storage.Keys(ctx, llmproxy.ListOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -564,17 +569,17 @@ func (a *Admin) KeyByIDOrName(ctx context.Context, s string) (*VirtualKey, error
 			return &keys[i], nil
 		}
 	}
-	return nil, adminErrorf(ErrNotFound, "key %q not found", s)
+	return nil, adminErrorf(llmproxy.ErrNotFound, "key %q not found", s)
 }
 
 // ListKeys lists keys in ID order.
-func (a *Admin) ListKeys(ctx context.Context, opts ListOptions) ([]VirtualKey, error) {
+func (a *Service) ListKeys(ctx context.Context, opts llmproxy.ListOptions) ([]llmproxy.VirtualKey, error) {
 	return a.Storage.Keys(ctx, opts)
 }
 
 // DeleteKey deletes the key whose ID or name is idOrName. Its usage
 // records stay.
-func (a *Admin) DeleteKey(ctx context.Context, idOrName string) (*VirtualKey, error) {
+func (a *Service) DeleteKey(ctx context.Context, idOrName string) (*llmproxy.VirtualKey, error) {
 	k, err := a.KeyByIDOrName(ctx, idOrName)
 	if err != nil {
 		return nil, err
@@ -588,7 +593,7 @@ func (a *Admin) DeleteKey(ctx context.Context, idOrName string) (*VirtualKey, er
 // AssignKey gives the key whose ID or name is keyID the right to as's
 // connection (by ID or name) or model, with as's limits. A target the key
 // already has is refused; change its limits with UpdateKey.
-func (a *Admin) AssignKey(ctx context.Context, keyID string, as Assignment) (*VirtualKey, error) {
+func (a *Service) AssignKey(ctx context.Context, keyID string, as llmproxy.Assignment) (*llmproxy.VirtualKey, error) {
 	k, err := a.KeyByIDOrName(ctx, keyID)
 	if err != nil {
 		return nil, err
@@ -598,7 +603,7 @@ func (a *Admin) AssignKey(ctx context.Context, keyID string, as Assignment) (*Vi
 		return nil, err
 	}
 	if i := findAssignment(k.Assignments, as.ConnectionID, as.ModelID); i >= 0 {
-		return nil, adminErrorf(ErrAlreadyExists, "key %q is already assigned %s; change its limits with update", k.Name, as.Target())
+		return nil, adminErrorf(llmproxy.ErrAlreadyExists, "key %q is already assigned %s; change its limits with update", k.Name, as.Target())
 	}
 	k.Assignments = append(k.Assignments, as)
 	return k, a.writeKey(ctx, k)
@@ -606,7 +611,7 @@ func (a *Admin) AssignKey(ctx context.Context, keyID string, as Assignment) (*Vi
 
 // UnassignKey removes the key's assignment of the given connection (by
 // ID or name) or model.
-func (a *Admin) UnassignKey(ctx context.Context, keyID, connectionID, modelID string) (*VirtualKey, error) {
+func (a *Service) UnassignKey(ctx context.Context, keyID, connectionID, modelID string) (*llmproxy.VirtualKey, error) {
 	k, err := a.KeyByIDOrName(ctx, keyID)
 	if err != nil {
 		return nil, err
@@ -621,13 +626,13 @@ func (a *Admin) UnassignKey(ctx context.Context, keyID, connectionID, modelID st
 
 // targetIndex finds the assignment of k for a connection (ID or name) or
 // model.
-func (a *Admin) targetIndex(ctx context.Context, k *VirtualKey, connectionID, modelID string) (int, error) {
+func (a *Service) targetIndex(ctx context.Context, k *llmproxy.VirtualKey, connectionID, modelID string) (int, error) {
 	connectionID, modelID = strings.TrimSpace(connectionID), strings.TrimSpace(modelID)
 	switch {
 	case connectionID == "" && modelID == "":
-		return -1, adminErrorf(ErrInvalid, "name a connection ID or a model ID")
+		return -1, adminErrorf(llmproxy.ErrInvalid, "name a connection ID or a model ID")
 	case connectionID != "" && modelID != "":
-		return -1, adminErrorf(ErrInvalid, "name a connection ID or a model ID, not both")
+		return -1, adminErrorf(llmproxy.ErrInvalid, "name a connection ID or a model ID, not both")
 	}
 	target := "model " + modelID
 	if connectionID != "" {
@@ -643,11 +648,11 @@ func (a *Admin) targetIndex(ctx context.Context, k *VirtualKey, connectionID, mo
 	if i := findAssignment(k.Assignments, connectionID, modelID); i >= 0 {
 		return i, nil
 	}
-	return -1, adminErrorf(ErrNotFound, "key %q is not assigned %s", k.Name, target)
+	return -1, adminErrorf(llmproxy.ErrNotFound, "key %q is not assigned %s", k.Name, target)
 }
 
-func findAssignment(as []Assignment, connectionID, modelID string) int {
-	return slices.IndexFunc(as, func(a Assignment) bool {
+func findAssignment(as []llmproxy.Assignment, connectionID, modelID string) int {
+	return slices.IndexFunc(as, func(a llmproxy.Assignment) bool {
 		return a.ConnectionID == connectionID && a.ModelID == modelID
 	})
 }
@@ -667,7 +672,7 @@ func (l LimitChange) IsZero() bool {
 }
 
 // Apply sets the limits of as that l changes.
-func (l LimitChange) Apply(as *Assignment) {
+func (l LimitChange) Apply(as *llmproxy.Assignment) {
 	if l.TPS != nil {
 		as.TPS = *l.TPS
 	}
@@ -696,13 +701,13 @@ type KeyUpdate struct {
 
 // UpdateKey changes the limits and expiry of the key whose ID or name is
 // keyID, in one write.
-func (a *Admin) UpdateKey(ctx context.Context, keyID string, u KeyUpdate) (*VirtualKey, error) {
+func (a *Service) UpdateKey(ctx context.Context, keyID string, u KeyUpdate) (*llmproxy.VirtualKey, error) {
 	k, err := a.KeyByIDOrName(ctx, keyID)
 	if err != nil {
 		return nil, err
 	}
 	if u.Limits.IsZero() && u.ExpiresAt == nil {
-		return nil, adminErrorf(ErrInvalid, "nothing to change: give a limit or an expiry")
+		return nil, adminErrorf(llmproxy.ErrInvalid, "nothing to change: give a limit or an expiry")
 	}
 	if !u.Limits.IsZero() {
 		var sel []int
@@ -717,7 +722,7 @@ func (a *Admin) UpdateKey(ctx context.Context, keyID string, u KeyUpdate) (*Virt
 				sel = append(sel, i)
 			}
 			if len(sel) == 0 {
-				return nil, adminErrorf(ErrInvalid, "key %q has no assignments to set limits on; use assign", k.Name)
+				return nil, adminErrorf(llmproxy.ErrInvalid, "key %q has no assignments to set limits on; use assign", k.Name)
 			}
 		}
 		for _, i := range sel {
@@ -730,20 +735,20 @@ func (a *Admin) UpdateKey(ctx context.Context, keyID string, u KeyUpdate) (*Virt
 	}
 	if u.ExpiresAt != nil {
 		if !u.ExpiresAt.IsZero() && !u.ExpiresAt.After(time.Now()) {
-			return nil, adminErrorf(ErrInvalid, "key %q would expire in the past (%s)", k.Name, u.ExpiresAt.Format(time.RFC3339))
+			return nil, adminErrorf(llmproxy.ErrInvalid, "key %q would expire in the past (%s)", k.Name, u.ExpiresAt.Format(time.RFC3339))
 		}
 		k.ExpiresAt = *u.ExpiresAt
 	}
 	return k, a.writeKey(ctx, k)
 }
 
-func (a *Admin) writeKey(ctx context.Context, k *VirtualKey) error {
+func (a *Service) writeKey(ctx context.Context, k *llmproxy.VirtualKey) error {
 	if err := k.Validate(); err != nil {
 		return err
 	}
 	if err := a.Storage.UpdateKey(ctx, k); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return adminErrorf(ErrNotFound, "key %q (or a connection or model it is assigned) no longer exists", k.Name)
+		if errors.Is(err, llmproxy.ErrNotFound) {
+			return adminErrorf(llmproxy.ErrNotFound, "key %q (or a connection or model it is assigned) no longer exists", k.Name)
 		}
 		return fmt.Errorf("updating key %q: %w", k.Name, err)
 	}
@@ -755,9 +760,9 @@ func (a *Admin) writeKey(ctx context.Context, k *VirtualKey) error {
 // Usage sums the usage records that f selects, by key and model alias.
 // f.KeyID may also be a key's name. Keys that were deleted keep their
 // usage, so an unknown key ID is not an error.
-func (a *Admin) Usage(ctx context.Context, f UsageFilter) ([]UsageSummary, error) {
+func (a *Service) Usage(ctx context.Context, f llmproxy.UsageFilter) ([]llmproxy.UsageSummary, error) {
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
-		return nil, adminErrorf(ErrInvalid, "the usage period is empty: since must be before until")
+		return nil, adminErrorf(llmproxy.ErrInvalid, "the usage period is empty: since must be before until")
 	}
 	if f.KeyID != "" {
 		if k, err := a.KeyByIDOrName(ctx, f.KeyID); err == nil {
