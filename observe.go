@@ -1,6 +1,10 @@
 package llmproxy
 
-import "time"
+import (
+	"net/http"
+	"strings"
+	"time"
+)
 
 // Observer is told about every request the Gateway answers, when it ends
 // (for a stream: when the stream ends). Metrics and access logs are
@@ -62,4 +66,73 @@ type Stats struct {
 	LedgerFailures int64
 	// LedgerLastFlush is how long the last batch write took.
 	LedgerLastFlush time.Duration
+}
+
+// RouteOf names the route of a request as RequestInfo.Route does: "chat",
+// "embeddings", "models", "health", "admin", "metrics" or "other". observed
+// reports whether the Gateway tells its Observers about such a request
+// itself (a POST to chat or embeddings); middleware that counts or logs
+// requests should skip those, so that none is counted twice.
+func RouteOf(method, path string) (route string, observed bool) {
+	path = strings.TrimSuffix(path, "/")
+	switch path {
+	case "/v1/chat/completions", "/chat/completions":
+		return endpointChat, method == http.MethodPost
+	case "/v1/embeddings", "/embeddings":
+		return endpointEmbeddings, method == http.MethodPost
+	case "/v1/models", "/models":
+		return "models", false
+	case "/healthz", "/health":
+		return "health", false
+	case "/metrics":
+		return "metrics", false
+	}
+	switch {
+	case strings.HasPrefix(path, "/v1/models/"):
+		return "models", false
+	case path == "/admin" || strings.HasPrefix(path, "/admin/"):
+		return "admin", false
+	}
+	return "other", false
+}
+
+// StatusWriter is an http.ResponseWriter that remembers the status
+// written, for middleware. It passes Flush through.
+type StatusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+// WriteHeader records status and writes it.
+func (s *StatusWriter) WriteHeader(status int) {
+	if s.status == 0 && status >= 200 { // 1xx are interim
+		s.status = status
+	}
+	s.ResponseWriter.WriteHeader(status)
+}
+
+// Write writes b, recording a 200 if no status was written.
+func (s *StatusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Flush flushes the underlying writer when it can.
+func (s *StatusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap returns the underlying writer, for http.ResponseController.
+func (s *StatusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Status is the status written, 200 if none was (what net/http sends).
+func (s *StatusWriter) Status() int {
+	if s.status == 0 {
+		return http.StatusOK
+	}
+	return s.status
 }

@@ -114,6 +114,7 @@ type discard struct {
 func (w *discard) Header() http.Header         { return w.h }
 func (w *discard) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discard) WriteHeader(s int)           { w.status = s }
+func (w *discard) Flush()                      {}
 
 // BenchmarkHandler is one proxied request through ServeHTTP and the
 // OpenAI provider's upstream call over loopback: allocs/op is the

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/accesslog"
 	"github.com/go-llm-proxy/llmproxy/adminapi"
 	"github.com/go-llm-proxy/llmproxy/metrics"
 )
@@ -21,7 +22,7 @@ import (
 // it: LOG_FORMAT text (default) or json, LOG_LEVEL debug, info (default),
 // warn or error. Both write to buf, and flush it after every line at Warn
 // or above; with buf nil they write to stderr directly.
-func (e *env) logger(buf *logBuffer) (*slog.Logger, *llmproxy.AccessLog, error) {
+func (e *env) logger(buf *logBuffer) (*slog.Logger, *accesslog.Log, error) {
 	var level slog.Level
 	switch v := strings.ToLower(strings.TrimSpace(e.getenv("LOG_LEVEL"))); v {
 	case "", "info":
@@ -45,13 +46,13 @@ func (e *env) logger(buf *logBuffer) (*slog.Logger, *llmproxy.AccessLog, error) 
 		w = &lockedWriter{w: e.stderr}
 	}
 	var h slog.Handler
-	format := llmproxy.AccessLogText
+	format := accesslog.Text
 	switch v := strings.ToLower(strings.TrimSpace(e.getenv("LOG_FORMAT"))); v {
 	case "", "text":
 		h = slog.NewTextHandler(w, opts)
 	case "json":
 		h = slog.NewJSONHandler(w, opts)
-		format = llmproxy.AccessLogJSON
+		format = accesslog.JSON
 	default:
 		return nil, nil, fmt.Errorf("LOG_FORMAT=%q: use text or json", v)
 	}
@@ -61,7 +62,7 @@ func (e *env) logger(buf *logBuffer) (*slog.Logger, *llmproxy.AccessLog, error) 
 	// The access log writes the lines h would without going through h,
 	// whose cost per attribute showed in CPU profiles under load; it
 	// flushes buf after Warn lines itself.
-	return slog.New(h), llmproxy.NewAccessLogWriter(w, format, level), nil
+	return slog.New(h), accesslog.NewWriter(w, format, level), nil
 }
 
 // lockedWriter serializes Writes to w.
@@ -91,12 +92,12 @@ func metricsOff(v string) (bool, error) {
 type observability struct {
 	reg     *prometheus.Registry // nil when metrics are off
 	metrics *metrics.Metrics
-	access  *llmproxy.AccessLog
+	access  *accesslog.Log
 }
 
 // newObservability returns serve's metrics (when withMetrics) with its
 // access log.
-func newObservability(access *llmproxy.AccessLog, withMetrics bool) (*observability, error) {
+func newObservability(access *accesslog.Log, withMetrics bool) (*observability, error) {
 	o := &observability{access: access}
 	if withMetrics {
 		o.reg = prometheus.NewRegistry()

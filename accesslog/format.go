@@ -1,4 +1,4 @@
-package llmproxy
+package accesslog
 
 import (
 	"log/slog"
@@ -10,17 +10,17 @@ import (
 	"unicode/utf8"
 )
 
-// AccessLogFormat is the line format of an AccessLog made by
-// NewAccessLogWriter.
-type AccessLogFormat int
+// Format is the line format of an Log made by
+// NewWriter.
+type Format int
 
 const (
-	// AccessLogText writes the lines slog.TextHandler would: key=value
+	// Text writes the lines slog.TextHandler would: key=value
 	// pairs, values quoted only when they need to be.
-	AccessLogText AccessLogFormat = iota
-	// AccessLogJSON writes the lines slog.JSONHandler would: one JSON
+	Text Format = iota
+	// JSON writes the lines slog.JSONHandler would: one JSON
 	// object per line.
-	AccessLogJSON
+	JSON
 )
 
 // accessLine builds one access-log line as slog's text or JSON handler

@@ -1,4 +1,4 @@
-package llmproxy_test
+package accesslog_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-llm-proxy/llmproxy/accesslog"
 	"github.com/go-llm-proxy/llmproxy/internal/syncbuf"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,7 +34,7 @@ const keyLimitedLog = "sk-limited-log-789"
 // logGateway is a Gateway with access log al in front of a fake
 // upstream: key "Mobile-App" (keyConn) on the connection, key "Limited"
 // (keyLimitedLog) with one request per 1000s.
-func logGateway(t *testing.T, al *llmproxy.AccessLog) (*httptest.Server, *fakeopenai.Server, map[string]string) {
+func logGateway(t *testing.T, al *accesslog.Log) (*httptest.Server, *fakeopenai.Server, map[string]string) {
 	ctx := context.Background()
 	store := memory.New()
 	fake := fakeopenai.New(t, upstreamKey)
@@ -66,29 +67,29 @@ func logGateway(t *testing.T, al *llmproxy.AccessLog) (*httptest.Server, *fakeop
 // level to w, for tests that run with each.
 var accessLogs = []struct {
 	name string
-	make func(w io.Writer, format llmproxy.AccessLogFormat, level slog.Leveler) *llmproxy.AccessLog
+	make func(w io.Writer, format accesslog.Format, level slog.Leveler) *accesslog.Log
 }{
-	{"slog", func(w io.Writer, format llmproxy.AccessLogFormat, level slog.Leveler) *llmproxy.AccessLog {
+	{"slog", func(w io.Writer, format accesslog.Format, level slog.Leveler) *accesslog.Log {
 		opts := &slog.HandlerOptions{Level: level}
-		if format == llmproxy.AccessLogJSON {
-			return llmproxy.NewAccessLog(slog.New(slog.NewJSONHandler(w, opts)))
+		if format == accesslog.JSON {
+			return accesslog.New(slog.New(slog.NewJSONHandler(w, opts)))
 		}
-		return llmproxy.NewAccessLog(slog.New(slog.NewTextHandler(w, opts)))
+		return accesslog.New(slog.New(slog.NewTextHandler(w, opts)))
 	}},
-	{"writer", llmproxy.NewAccessLogWriter},
+	{"writer", accesslog.NewWriter},
 }
 
 func TestAccessLog(t *testing.T) {
 	for _, al := range accessLogs {
 		t.Run(al.name, func(t *testing.T) {
 			var buf syncBuffer
-			testAccessLog(t, &buf, al.make(&buf, llmproxy.AccessLogJSON, slog.LevelDebug))
+			testAccessLog(t, &buf, al.make(&buf, accesslog.JSON, slog.LevelDebug))
 		})
 	}
 }
 
 // testAccessLog checks the JSON lines access log al writes to buf.
-func testAccessLog(t *testing.T, buf *syncBuffer, al *llmproxy.AccessLog) {
+func testAccessLog(t *testing.T, buf *syncBuffer, al *accesslog.Log) {
 	srv, fake, ids := logGateway(t, al)
 	const (
 		chat   = `{"model":"gpt-alias","messages":[{"role":"user","content":"hi there"}]}`
@@ -239,12 +240,12 @@ func TestAccessLogText(t *testing.T) {
 	for _, al := range accessLogs {
 		t.Run(al.name, func(t *testing.T) {
 			var buf syncBuffer
-			testAccessLogText(t, &buf, al.make(&buf, llmproxy.AccessLogText, slog.LevelInfo))
+			testAccessLogText(t, &buf, al.make(&buf, accesslog.Text, slog.LevelInfo))
 		})
 	}
 }
 
-func testAccessLogText(t *testing.T, buf *syncBuffer, al *llmproxy.AccessLog) {
+func testAccessLogText(t *testing.T, buf *syncBuffer, al *accesslog.Log) {
 	srv, _, _ := logGateway(t, al)
 	req, _ := http.NewRequest("POST", srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-alias","messages":[{"role":"user","content":"x"}]}`))
 	req.Header.Set("Authorization", "Bearer "+keyConn)
@@ -292,44 +293,6 @@ func TestRouteOf(t *testing.T) {
 	}
 }
 
-// BenchmarkObservers is the cost of metrics and access logging per
-// request: one non-streaming request through ServeHTTP to a loopback
-// upstream, with no observer, the metrics, a JSON access log (to
-// io.Discard, so formatting but no I/O is counted), and both. Compare the
-// ns/op and allocs/op of the sub-benchmarks of one run.
-func BenchmarkObservers(b *testing.B) {
-	up := benchUpstream(b, 0)
-	for _, c := range []struct {
-		name      string
-		observers func() []llmproxy.Observer
-	}{
-		{"off", func() []llmproxy.Observer { return nil }},
-		{"metrics", func() []llmproxy.Observer { return []llmproxy.Observer{benchMetrics(b)} }},
-		{"accesslog", func() []llmproxy.Observer { return []llmproxy.Observer{benchAccessLog()} }},
-		{"both", func() []llmproxy.Observer { return []llmproxy.Observer{benchMetrics(b), benchAccessLog()} }},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			ctx := context.Background()
-			store := memory.New()
-			conn := &llmproxy.Connection{Name: "c", Provider: llmproxy.KindCompatible, Endpoint: up.URL, Credentials: llmproxy.Credentials{APIKey: "k"}}
-			must(b, store.CreateConnection(ctx, conn))
-			must(b, store.CreateModel(ctx, &llmproxy.Model{Name: "bench", Remote: "remote", ConnectionID: conn.ID}))
-			must(b, store.CreateKey(ctx, &llmproxy.VirtualKey{Name: "k", Hash: llmproxy.HashKey(keyConn), Assignments: []llmproxy.Assignment{{ConnectionID: conn.ID}}}))
-			gw, err := llmproxy.New(llmproxy.Config{Storage: store, Providers: map[string]llmproxy.NewProviderFunc{llmproxy.KindCompatible: openai.New}, Observers: c.observers()})
-			must(b, err)
-			defer gw.Close()
-			body := []byte(benchRequest)
-			b.ReportAllocs()
-			for b.Loop() {
-				req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", bytes.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+keyConn)
-				req.Header.Set("Content-Type", "application/json")
-				gw.ServeHTTP(&discardWriter{h: http.Header{}}, req)
-			}
-		})
-	}
-}
-
 // BenchmarkObserve is the observers alone, for one request's info.
 func BenchmarkObserve(b *testing.B) {
 	info := &llmproxy.RequestInfo{RequestID: "req_01", Route: "chat", Method: "POST", Status: 200, Authenticated: true,
@@ -356,8 +319,8 @@ func benchMetrics(b *testing.B) *metrics.Metrics {
 }
 
 // benchAccessLog is the access log as serve makes it (its own formatter).
-func benchAccessLog() *llmproxy.AccessLog {
-	return llmproxy.NewAccessLogWriter(io.Discard, llmproxy.AccessLogJSON, slog.LevelInfo)
+func benchAccessLog() *accesslog.Log {
+	return accesslog.NewWriter(io.Discard, accesslog.JSON, slog.LevelInfo)
 }
 
 // lineRecorder is an io.Writer with Flush that records what it is given:
@@ -397,7 +360,7 @@ func (r *lineRecorder) Flush() error {
 // accessLogLines has al log what a serving gateway would: an answered
 // chat request, a failed one (Warn), a health check (Debug), a model list
 // and a failed model list (Warn).
-func accessLogLines(al *llmproxy.AccessLog) {
+func accessLogLines(al *accesslog.Log) {
 	al.ObserveRequest(&llmproxy.RequestInfo{RequestID: "ok", Route: "chat", Method: "POST", Status: 200})
 	al.ObserveRequest(&llmproxy.RequestInfo{RequestID: "failed", Route: "chat", Method: "POST", Status: 502, UpstreamError: true})
 	for _, c := range []struct {
@@ -424,7 +387,7 @@ func TestAccessLogWriterLevels(t *testing.T) {
 		{slog.LevelError, nil},
 	} {
 		w := &lineRecorder{t: t}
-		accessLogLines(llmproxy.NewAccessLogWriter(w, llmproxy.AccessLogText, c.level))
+		accessLogLines(accesslog.NewWriter(w, accesslog.Text, c.level))
 		lines := strings.Split(strings.TrimSuffix(w.out.String(), "\n"), "\n")
 		if len(c.want) == 0 {
 			lines = nil
@@ -447,13 +410,13 @@ func TestAccessLogWriterLevels(t *testing.T) {
 // A buffering writer is flushed after each Warn line, and only then.
 func TestAccessLogWriterFlush(t *testing.T) {
 	w := &lineRecorder{t: t}
-	accessLogLines(llmproxy.NewAccessLogWriter(w, llmproxy.AccessLogJSON, slog.LevelDebug))
+	accessLogLines(accesslog.NewWriter(w, accesslog.JSON, slog.LevelDebug))
 	want := "write write flush write write write flush"
 	if got := strings.Join(w.events, " "); got != want {
 		t.Errorf("events %q, want %q", got, want)
 	}
 	w = &lineRecorder{t: t}
-	accessLogLines(llmproxy.NewAccessLogWriter(w, llmproxy.AccessLogJSON, slog.LevelError))
+	accessLogLines(accesslog.NewWriter(w, accesslog.JSON, slog.LevelError))
 	if len(w.events) != 0 {
 		t.Errorf("events with every line filtered out: %q", w.events)
 	}
@@ -463,7 +426,7 @@ func TestAccessLogWriterFlush(t *testing.T) {
 func TestAccessLogWriterConcurrent(t *testing.T) {
 	const goroutines, rounds = 8, 50
 	w := &lineRecorder{t: t}
-	al := llmproxy.NewAccessLogWriter(w, llmproxy.AccessLogJSON, slog.LevelDebug)
+	al := accesslog.NewWriter(w, accesslog.JSON, slog.LevelDebug)
 	var wg sync.WaitGroup
 	for range goroutines {
 		wg.Go(func() {
@@ -500,8 +463,8 @@ func BenchmarkAccessLog(b *testing.B) {
 	for _, al := range accessLogs {
 		for _, format := range []struct {
 			name string
-			f    llmproxy.AccessLogFormat
-		}{{"text", llmproxy.AccessLogText}, {"json", llmproxy.AccessLogJSON}} {
+			f    accesslog.Format
+		}{{"text", accesslog.Text}, {"json", accesslog.JSON}} {
 			b.Run(al.name+"/"+format.name, func(b *testing.B) {
 				a := al.make(io.Discard, format.f, slog.LevelInfo)
 				b.ReportAllocs()

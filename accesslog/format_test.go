@@ -1,4 +1,4 @@
-package llmproxy
+package accesslog
 
 import (
 	"bytes"
@@ -9,16 +9,18 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/go-llm-proxy/llmproxy"
 )
 
-// sameLines runs do on an AccessLog made by NewAccessLogWriter and on one
-// made by NewAccessLog over the slog handler of the same format and
+// sameLines runs do on an Log made by NewWriter and on one
+// made by New over the slog handler of the same format and
 // level, both with clocks from clock and the slog one's line time
 // replaced by lineTime, and fails unless the two wrote the same bytes.
-func sameLines(t *testing.T, format AccessLogFormat, level slog.Leveler, clock func() func() time.Time, lineTime time.Time, do func(*AccessLog)) {
+func sameLines(t *testing.T, format Format, level slog.Leveler, clock func() func() time.Time, lineTime time.Time, do func(*Log)) {
 	t.Helper()
 	var fastOut, slogOut bytes.Buffer
-	fast := NewAccessLogWriter(&fastOut, format, level)
+	fast := NewWriter(&fastOut, format, level)
 	fast.now = clock()
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 		if a.Key == slog.TimeKey && len(groups) == 0 {
@@ -27,10 +29,10 @@ func sameLines(t *testing.T, format AccessLogFormat, level slog.Leveler, clock f
 		return a
 	}}
 	var h slog.Handler = slog.NewTextHandler(&slogOut, opts)
-	if format == AccessLogJSON {
+	if format == JSON {
 		h = slog.NewJSONHandler(&slogOut, opts)
 	}
-	slow := NewAccessLog(slog.New(h))
+	slow := New(slog.New(h))
 	slow.now = clock()
 	do(fast)
 	do(slow)
@@ -53,7 +55,7 @@ func cycle(times ...time.Time) func() func() time.Time {
 
 // handlerLine has a's Handler answer a request with method to path with
 // status and request id; a's clock gives its start, then its end.
-func handlerLine(a *AccessLog, method, path, requestID string, status int) {
+func handlerLine(a *Log, method, path, requestID string, status int) {
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Request-Id", requestID)
 		w.WriteHeader(status)
@@ -70,26 +72,26 @@ func (w *nullWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *nullWriter) WriteHeader(int)             {}
 
 var (
-	formats = []AccessLogFormat{AccessLogText, AccessLogJSON}
+	formats = []Format{Text, JSON}
 	levels  = []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}
 )
 
 func TestAccessLogWriterMatchesSlog(t *testing.T) {
 	when := time.Date(2026, 3, 14, 15, 9, 26, 535897932, time.Local)
-	full := RequestInfo{RequestID: "req_01", Route: "chat", Method: "POST", Status: 200, Authenticated: true,
+	full := llmproxy.RequestInfo{RequestID: "req_01", Route: "chat", Method: "POST", Status: 200, Authenticated: true,
 		KeyID: "key_01", KeyName: "Mobile-App", Model: "gpt-4o", RemoteModel: "gpt-4o-2024-08-06", Provider: "openai",
-		Connection: "main", ConnectionID: "conn_01", Streamed: true, Usage: Usage{PromptTokens: 12, CompletionTokens: 9, TotalTokens: 21},
+		Connection: "main", ConnectionID: "conn_01", Streamed: true, Usage: llmproxy.Usage{PromptTokens: 12, CompletionTokens: 9, TotalTokens: 21},
 		Estimated: true, Refused: "tokens", UpstreamError: true, Attempts: 3,
 		Total: 1234567 * time.Microsecond, Upstream: 700 * time.Microsecond, FirstToken: 3 * time.Nanosecond}
-	infos := map[string]RequestInfo{
+	infos := map[string]llmproxy.RequestInfo{
 		"zero":       {},
 		"full":       full,
 		"master":     {Authenticated: true, Status: 200, Model: "m", Total: time.Millisecond},
 		"bad key":    {Status: 401, Route: "chat", Method: "POST", Total: 250 * time.Microsecond},
 		"5xx":        {Status: 502, UpstreamError: true, Attempts: 2, Total: time.Second},
 		"1xx":        {Status: 100},
-		"negative":   {Status: -1, Attempts: -5, Usage: Usage{PromptTokens: math.MinInt64, CompletionTokens: -1}, Total: -time.Millisecond, Upstream: -1},
-		"big":        {Status: math.MaxInt, Attempts: math.MaxInt, Usage: Usage{TotalTokens: math.MaxInt64}, Total: math.MaxInt64, Upstream: 2000 * time.Second, FirstToken: math.MaxInt64},
+		"negative":   {Status: -1, Attempts: -5, Usage: llmproxy.Usage{PromptTokens: math.MinInt64, CompletionTokens: -1}, Total: -time.Millisecond, Upstream: -1},
+		"big":        {Status: math.MaxInt, Attempts: math.MaxInt, Usage: llmproxy.Usage{TotalTokens: math.MaxInt64}, Total: math.MaxInt64, Upstream: 2000 * time.Second, FirstToken: math.MaxInt64},
 		"e-notation": {Total: 123456789 * time.Millisecond, Upstream: 1e6 * time.Millisecond},
 	}
 	odd := []string{"", " ", "a b", `say "hi"`, "a=b", "=", "line\nbreak", "cr\r", "tab\t", "\x00\x01\x1f", "\x7f",
@@ -107,13 +109,13 @@ func TestAccessLogWriterMatchesSlog(t *testing.T) {
 		for _, level := range levels {
 			for name, info := range infos {
 				t.Run(name, func(t *testing.T) {
-					sameLines(t, format, level, cycle(when), when, func(a *AccessLog) { a.ObserveRequest(&info) })
+					sameLines(t, format, level, cycle(when), when, func(a *Log) { a.ObserveRequest(&info) })
 				})
 			}
 			for _, path := range []string{"/v1/models", "/healthz", "/metrics", "/admin/v1/keys", "/nope", "/v1/chat/completions"} {
 				for _, status := range []int{200, 404, 500, 503} {
 					for _, id := range []string{"", "req-1", "a b=c\"d"} {
-						sameLines(t, format, level, cycle(when.Add(-1500*time.Microsecond), when), when, func(a *AccessLog) { handlerLine(a, "GET", path, id, status) })
+						sameLines(t, format, level, cycle(when.Add(-1500*time.Microsecond), when), when, func(a *Log) { handlerLine(a, "GET", path, id, status) })
 					}
 				}
 			}
@@ -121,7 +123,7 @@ func TestAccessLogWriterMatchesSlog(t *testing.T) {
 		for _, zone := range zones {
 			for _, tm := range times {
 				tm = tm.In(zone)
-				sameLines(t, format, nil, cycle(tm), tm, func(a *AccessLog) { a.ObserveRequest(&full) })
+				sameLines(t, format, nil, cycle(tm), tm, func(a *Log) { a.ObserveRequest(&full) })
 			}
 		}
 	}
@@ -129,7 +131,7 @@ func TestAccessLogWriterMatchesSlog(t *testing.T) {
 	var lv slog.LevelVar
 	lv.Set(slog.LevelWarn)
 	for _, format := range formats {
-		sameLines(t, format, &lv, cycle(when), when, func(a *AccessLog) {
+		sameLines(t, format, &lv, cycle(when), when, func(a *Log) {
 			a.ObserveRequest(&full)
 			lv.Set(slog.LevelInfo)
 			a.ObserveRequest(&full)
@@ -154,11 +156,11 @@ func TestAccessLogFloats(t *testing.T) {
 				return a
 			}}
 			var h slog.Handler = slog.NewTextHandler(&out, opts)
-			if format == AccessLogJSON {
+			if format == JSON {
 				h = slog.NewJSONHandler(&out, opts)
 			}
 			slog.New(h).Info("request", "f", f)
-			l := newAccessLine(format == AccessLogJSON)
+			l := newAccessLine(format == JSON)
 			l.start(when, slog.LevelInfo, "request")
 			l.float("f", f)
 			l.end()
@@ -179,9 +181,9 @@ func FuzzAccessLog(f *testing.F) {
 		503, 3, int64(-1), int64(math.MaxInt64), int64(math.MinInt64), int64(math.MaxInt64), int64(-5), int64(1), uint16(0xfff0), int64(-62135596800), int64(-1))
 	f.Fuzz(func(t *testing.T, requestID, route, method, keyID, keyName, model, remoteModel, provider, connection, connectionID, refused string,
 		status, attempts int, prompt, completion, total, dTotal, dUpstream, dFirst int64, flags uint16, sec, nsec int64) {
-		info := &RequestInfo{RequestID: requestID, Route: route, Method: method, Status: status, KeyID: keyID, KeyName: keyName,
+		info := &llmproxy.RequestInfo{RequestID: requestID, Route: route, Method: method, Status: status, KeyID: keyID, KeyName: keyName,
 			Model: model, RemoteModel: remoteModel, Provider: provider, Connection: connection, ConnectionID: connectionID,
-			Usage: Usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: total}, Refused: refused, Attempts: attempts,
+			Usage: llmproxy.Usage{PromptTokens: prompt, CompletionTokens: completion, TotalTokens: total}, Refused: refused, Attempts: attempts,
 			Total: time.Duration(dTotal), Upstream: time.Duration(dUpstream), FirstToken: time.Duration(dFirst),
 			Authenticated: flags&1 != 0, Streamed: flags&2 != 0, Estimated: flags&4 != 0, UpstreamError: flags&8 != 0}
 		format := formats[flags>>4&1]
@@ -189,9 +191,9 @@ func FuzzAccessLog(f *testing.F) {
 		zone := []*time.Location{time.Local, time.UTC, time.FixedZone("X", -(9*3600 + 30*60))}[int(flags>>7&3)%3]
 		// Within some 2000 years of 1970, so negative years too.
 		when := time.Unix(sec%(1<<36), nsec).In(zone)
-		sameLines(t, format, level, cycle(when), when, func(a *AccessLog) { a.ObserveRequest(info) })
+		sameLines(t, format, level, cycle(when), when, func(a *Log) { a.ObserveRequest(info) })
 		paths := []string{"/v1/models", "/healthz", "/metrics", "/other"}
-		sameLines(t, format, level, cycle(when.Add(-time.Duration(dTotal)), when), when, func(a *AccessLog) {
+		sameLines(t, format, level, cycle(when.Add(-time.Duration(dTotal)), when), when, func(a *Log) {
 			handlerLine(a, method, paths[flags>>9&3], requestID, status)
 		})
 	})

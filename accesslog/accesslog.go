@@ -1,16 +1,20 @@
-package llmproxy
+// Package accesslog writes one log line per request a Gateway answers, as
+// an llmproxy.Observer, and wraps a handler to log the routes the Gateway
+// does not observe itself.
+package accesslog
 
 import (
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-llm-proxy/llmproxy"
 )
 
-// AccessLog is an Observer that writes one log line per answered request:
+// Log is an llmproxy.Observer that writes one log line per answered request:
 // request id, key id and name (never the secret), model, provider,
 // connection, status, tokens and latencies. Requests answered 5xx are
 // logged at Warn, the rest at Info.
@@ -18,11 +22,11 @@ import (
 // The Gateway observes its inference routes (chat, embeddings) itself;
 // wrap the Gateway with Handler to log the other routes too.
 //
-// An AccessLog is safe for concurrent use.
-type AccessLog struct {
-	log *slog.Logger // nil when made by NewAccessLogWriter
+// An Log is safe for concurrent use.
+type Log struct {
+	log *slog.Logger // nil when made by NewWriter
 
-	// Made by NewAccessLogWriter: lines formatted here, written to w.
+	// Made by NewWriter: lines formatted here, written to w.
 	mu       sync.Mutex // held for w.Write, so that lines never interleave
 	w        io.Writer
 	flush    func() error // w's Flush method, or nil
@@ -33,17 +37,17 @@ type AccessLog struct {
 	now func() time.Time // time.Now; tests pin it
 }
 
-// NewAccessLog returns an AccessLog writing to l; nil discards.
-func NewAccessLog(l *slog.Logger) *AccessLog {
+// New returns an Log writing to l; nil discards.
+func New(l *slog.Logger) *Log {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &AccessLog{log: l, now: time.Now}
+	return &Log{log: l, now: time.Now}
 }
 
-// NewAccessLogWriter returns an AccessLog that writes to w the very bytes
+// NewWriter returns an Log that writes to w the very bytes
 // that slog.New(h) would, where h is slog.NewTextHandler (for
-// AccessLogText) or slog.NewJSONHandler (for AccessLogJSON) with
+// Text) or slog.NewJSONHandler (for JSON) with
 // HandlerOptions{Level: level}; a nil level is Info, as there. It formats
 // each line itself, which costs a fraction of going through slog's
 // handler, and hands it to w in one Write call. Writes are serialized, so
@@ -52,12 +56,12 @@ func NewAccessLog(l *slog.Logger) *AccessLog {
 //
 // If w has a method Flush() error, it is called after every line at Warn
 // or above, so that a buffering writer lets no warning wait. A nil w
-// discards; any format other than AccessLogJSON is text.
-func NewAccessLogWriter(w io.Writer, format AccessLogFormat, level slog.Leveler) *AccessLog {
+// discards; any format other than JSON is text.
+func NewWriter(w io.Writer, format Format, level slog.Leveler) *Log {
 	if w == nil {
-		return NewAccessLog(nil)
+		return New(nil)
 	}
-	a := &AccessLog{w: w, json: format == AccessLogJSON, now: time.Now}
+	a := &Log{w: w, json: format == JSON, now: time.Now}
 	if f, ok := w.(interface{ Flush() error }); ok {
 		a.flush = f.Flush
 	}
@@ -72,10 +76,10 @@ func NewAccessLogWriter(w io.Writer, format AccessLogFormat, level slog.Leveler)
 	return a
 }
 
-var _ Observer = (*AccessLog)(nil)
+var _ llmproxy.Observer = (*Log)(nil)
 
 // enabled reports whether a line at level is written.
-func (a *AccessLog) enabled(ctx context.Context, level slog.Level) bool {
+func (a *Log) enabled(ctx context.Context, level slog.Level) bool {
 	switch {
 	case a.log != nil:
 		return a.log.Enabled(ctx, level)
@@ -86,7 +90,7 @@ func (a *AccessLog) enabled(ctx context.Context, level slog.Level) bool {
 }
 
 // write hands l's line to w, then flushes w for a line at Warn or above.
-func (a *AccessLog) write(l *accessLine, level slog.Level) {
+func (a *Log) write(l *accessLine, level slog.Level) {
 	a.mu.Lock()
 	a.w.Write(l.buf) // as with slog, a failed line is lost, not reported
 	a.mu.Unlock()
@@ -96,7 +100,7 @@ func (a *AccessLog) write(l *accessLine, level slog.Level) {
 }
 
 // ObserveRequest writes info as one line.
-func (a *AccessLog) ObserveRequest(info *RequestInfo) {
+func (a *Log) ObserveRequest(info *llmproxy.RequestInfo) {
 	level := slog.LevelInfo
 	if info.Status >= 500 {
 		level = slog.LevelWarn
@@ -121,7 +125,7 @@ func (a *AccessLog) ObserveRequest(info *RequestInfo) {
 
 // fields takes a log line's attributes in order: an accessLine formats
 // them, an attrList collects them for slog. One list of fields serves
-// both, so the two kinds of AccessLog write the same attributes.
+// both, so the two kinds of Log write the same attributes.
 type fields interface {
 	string(k, v string)
 	int(k string, v int64)
@@ -138,7 +142,7 @@ func (l *attrList) bool(k string, v bool)     { *l = append(*l, slog.Bool(k, v))
 func (l *attrList) float(k string, v float64) { *l = append(*l, slog.Float64(k, v)) }
 
 // requestFields gives f the attributes of ObserveRequest's line.
-func requestFields(f fields, info *RequestInfo) {
+func requestFields(f fields, info *llmproxy.RequestInfo) {
 	f.string("request_id", info.RequestID)
 	f.string("route", info.Route)
 	f.string("method", info.Method)
@@ -193,13 +197,13 @@ func ms(d time.Duration) float64 {
 }
 
 // Handler returns next wrapped so that the requests the Gateway does not
-// observe itself (RouteOf reports observed false) are logged too, with
+// observe itself (llmproxy.RouteOf reports observed false) are logged too, with
 // what is known of them: route, method, status and duration. Health
 // checks and metric scrapes are logged at Debug, so that probes do not
 // fill the log.
-func (a *AccessLog) Handler(next http.Handler) http.Handler {
+func (a *Log) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		route, observed := RouteOf(r.Method, r.URL.Path)
+		route, observed := llmproxy.RouteOf(r.Method, r.URL.Path)
 		if observed {
 			next.ServeHTTP(w, r)
 			return
@@ -214,7 +218,7 @@ func (a *AccessLog) Handler(next http.Handler) http.Handler {
 			return
 		}
 		start := a.now()
-		sw := &StatusWriter{ResponseWriter: w}
+		sw := &llmproxy.StatusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		end := a.now()
 		status := sw.Status()
@@ -227,7 +231,7 @@ func (a *AccessLog) Handler(next http.Handler) http.Handler {
 
 // logRoute writes Handler's line for a request that took d and ended at
 // end (the time of the line, when it is not slog's to take).
-func (a *AccessLog) logRoute(ctx context.Context, level slog.Level, end time.Time, requestID, route, method string, status int, d time.Duration) {
+func (a *Log) logRoute(ctx context.Context, level slog.Level, end time.Time, requestID, route, method string, status int, d time.Duration) {
 	if a.log != nil {
 		var attrs attrList = make([]slog.Attr, 0, 5)
 		routeFields(&attrs, requestID, route, method, status, d)
@@ -243,73 +247,4 @@ func (a *AccessLog) logRoute(ctx context.Context, level slog.Level, end time.Tim
 	l.end()
 	a.write(l, level)
 	l.free()
-}
-
-// RouteOf names the route of a request as RequestInfo.Route does: "chat",
-// "embeddings", "models", "health", "admin", "metrics" or "other". observed
-// reports whether the Gateway tells its Observers about such a request
-// itself (a POST to chat or embeddings); middleware that counts or logs
-// requests should skip those, so that none is counted twice.
-func RouteOf(method, path string) (route string, observed bool) {
-	path = strings.TrimSuffix(path, "/")
-	switch path {
-	case "/v1/chat/completions", "/chat/completions":
-		return endpointChat, method == http.MethodPost
-	case "/v1/embeddings", "/embeddings":
-		return endpointEmbeddings, method == http.MethodPost
-	case "/v1/models", "/models":
-		return "models", false
-	case "/healthz", "/health":
-		return "health", false
-	case "/metrics":
-		return "metrics", false
-	}
-	switch {
-	case strings.HasPrefix(path, "/v1/models/"):
-		return "models", false
-	case path == "/admin" || strings.HasPrefix(path, "/admin/"):
-		return "admin", false
-	}
-	return "other", false
-}
-
-// StatusWriter is an http.ResponseWriter that remembers the status
-// written, for middleware. It passes Flush through.
-type StatusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-// WriteHeader records status and writes it.
-func (s *StatusWriter) WriteHeader(status int) {
-	if s.status == 0 && status >= 200 { // 1xx are interim
-		s.status = status
-	}
-	s.ResponseWriter.WriteHeader(status)
-}
-
-// Write writes b, recording a 200 if no status was written.
-func (s *StatusWriter) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-// Flush flushes the underlying writer when it can.
-func (s *StatusWriter) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// Unwrap returns the underlying writer, for http.ResponseController.
-func (s *StatusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// Status is the status written, 200 if none was (what net/http sends).
-func (s *StatusWriter) Status() int {
-	if s.status == 0 {
-		return http.StatusOK
-	}
-	return s.status
 }
