@@ -7,7 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/go-llm-proxy/llmproxy/internal/jsonvalid"
+	"github.com/go-llm-proxy/llmproxy/internal/jsonscan"
 )
 
 // span is a byte range [start, end) of a value in a request body; end is
@@ -21,7 +21,7 @@ func (s span) present() bool { return s.end > 0 }
 // "stream_options" without decoding and re-encoding the rest.
 type bodyFields struct {
 	model, stream, streamOptions, maxTokens, maxCompletionTokens, messages, input span
-	closing                                                                       int // index of the final '}'
+	opening, closing                                                              int // indexes of the object's '{' and final '}'
 }
 
 // parsedBody is what the router needs to know about a request body.
@@ -34,13 +34,13 @@ type parsedBody struct {
 }
 
 // parseBody checks that body is a JSON object and reads the fields the
-// gateway needs. requireMessages is set for chat completions. Errors are
-// *Error 400s that name the problem.
+// gateway needs for endpoint (EndpointChat or EndpointEmbeddings). Errors
+// are *Error 400s that name the problem.
 func parseBody(body []byte, endpoint string) (*parsedBody, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, BadRequest("", "the request body is empty; send a JSON object")
 	}
-	if !jsonvalid.Valid(body) {
+	if !jsonscan.Valid(body) {
 		return nil, BadRequest("", "the request body is not valid JSON%s", syntaxHint(body))
 	}
 	// encoding/json accepts invalid UTF-8 in strings; JSON (RFC 8259)
@@ -49,55 +49,9 @@ func parseBody(body []byte, endpoint string) (*parsedBody, error) {
 		return nil, BadRequest("", "the request body is not valid JSON: invalid UTF-8 at byte %d", invalidUTF8At(body))
 	}
 	p := &parsedBody{}
-	i := skipSpace(body, 0)
-	if body[i] != '{' {
-		return nil, BadRequest("", "the request body must be a JSON object")
-	}
-	i++
-	for {
-		i = skipSpace(body, i)
-		if body[i] == '}' {
-			p.fields.closing = i
-			break
-		}
-		if body[i] == ',' {
-			i = skipSpace(body, i+1)
-		}
-		keyStart := i
-		i = skipString(body, i)
-		key := body[keyStart+1 : i-1]
-		if bytes.IndexByte(key, '\\') >= 0 {
-			var k string
-			json.Unmarshal(body[keyStart:i], &k)
-			key = []byte(k)
-		}
-		i = skipSpace(body, i) + 1 // ':'
-		i = skipSpace(body, i)
-		v := span{i, skipValue(body, i)}
-		i = v.end
-		var dst *span
-		switch string(key) {
-		case "model":
-			dst = &p.fields.model
-		case "stream":
-			dst = &p.fields.stream
-		case "stream_options":
-			dst = &p.fields.streamOptions
-		case "max_tokens":
-			dst = &p.fields.maxTokens
-		case "max_completion_tokens":
-			dst = &p.fields.maxCompletionTokens
-		case "messages":
-			dst = &p.fields.messages
-		case "input":
-			dst = &p.fields.input
-		default:
-			continue
-		}
-		if dst.present() {
-			return nil, BadRequest(string(key), "the field %q appears more than once", key)
-		}
-		*dst = v
+	var err error
+	if p.fields, err = locateFields(body); err != nil {
+		return nil, err
 	}
 	f := &p.fields
 	if !f.model.present() {
@@ -105,12 +59,12 @@ func parseBody(body []byte, endpoint string) (*parsedBody, error) {
 	}
 	raw := body[f.model.start:f.model.end]
 	if raw[0] != '"' {
-		return nil, BadRequest("model", "model must be a string, got %s", jsonKind(raw))
+		return nil, BadRequest("model", "model must be a string, got %s", jsonscan.Kind(raw))
 	}
 	if bytes.IndexByte(raw, '\\') < 0 {
 		p.model = string(raw[1 : len(raw)-1]) // valid JSON, no escapes: the text itself
 	} else if json.Unmarshal(raw, &p.model) != nil {
-		return nil, BadRequest("model", "model must be a string, got %s", jsonKind(raw))
+		return nil, BadRequest("model", "model must be a string, got %s", jsonscan.Kind(raw))
 	}
 	if p.model == "" {
 		return nil, BadRequest("model", "you must provide a model parameter")
@@ -121,7 +75,7 @@ func parseBody(body []byte, endpoint string) (*parsedBody, error) {
 			p.stream = true
 		case "false", "null":
 		default:
-			return nil, BadRequest("stream", "stream must be a boolean, got %s", jsonKind([]byte(raw)))
+			return nil, BadRequest("stream", "stream must be a boolean, got %s", jsonscan.Kind([]byte(raw)))
 		}
 	}
 	if f.streamOptions.present() {
@@ -158,18 +112,21 @@ func parseBody(body []byte, endpoint string) (*parsedBody, error) {
 		p.maxTokens = n
 	}
 	switch endpoint {
-	case endpointChat:
+	case EndpointChat:
 		if !f.messages.present() {
 			return nil, BadRequest("messages", "you must provide a messages parameter")
 		}
 		raw := body[f.messages.start:f.messages.end]
 		if raw[0] != '[' {
-			return nil, BadRequest("messages", "messages must be an array, got %s", jsonKind(raw))
+			return nil, BadRequest("messages", "messages must be an array, got %s", jsonscan.Kind(raw))
 		}
 		if len(bytes.TrimSpace(raw[1:len(raw)-1])) == 0 {
 			return nil, BadRequest("messages", "messages must not be empty")
 		}
-	case endpointEmbeddings:
+		if err := checkMessages(raw); err != nil {
+			return nil, err
+		}
+	case EndpointEmbeddings:
 		if !f.input.present() {
 			return nil, BadRequest("input", "you must provide an input parameter")
 		}
@@ -178,6 +135,93 @@ func parseBody(body []byte, endpoint string) (*parsedBody, error) {
 		}
 	}
 	return p, nil
+}
+
+// locateFields finds the top-level fields the gateway reads in body, valid
+// JSON. It fails when body is not an object or repeats one of them.
+func locateFields(body []byte) (bodyFields, error) {
+	var f bodyFields
+	i := jsonscan.SkipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return f, BadRequest("", "the request body must be a JSON object")
+	}
+	f.opening = i
+	i++
+	for {
+		i = jsonscan.SkipSpace(body, i)
+		if i >= len(body) {
+			return f, BadRequest("", "the request body is not valid JSON (it ends too early: truncated?)")
+		}
+		if body[i] == '}' {
+			f.closing = i
+			return f, nil
+		}
+		if body[i] == ',' {
+			i = jsonscan.SkipSpace(body, i+1)
+		}
+		keyStart := i
+		i = jsonscan.SkipString(body, i)
+		key := body[keyStart+1 : i-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			json.Unmarshal(body[keyStart:i], &k)
+			key = []byte(k)
+		}
+		i = jsonscan.SkipSpace(body, i) + 1 // ':'
+		i = jsonscan.SkipSpace(body, i)
+		if i >= len(body) {
+			return f, BadRequest("", "the request body is not valid JSON (it ends too early: truncated?)")
+		}
+		v := span{i, jsonscan.SkipValue(body, i)}
+		i = v.end
+		var dst *span
+		switch string(key) {
+		case "model":
+			dst = &f.model
+		case "stream":
+			dst = &f.stream
+		case "stream_options":
+			dst = &f.streamOptions
+		case "max_tokens":
+			dst = &f.maxTokens
+		case "max_completion_tokens":
+			dst = &f.maxCompletionTokens
+		case "messages":
+			dst = &f.messages
+		case "input":
+			dst = &f.input
+		default:
+			continue
+		}
+		if dst.present() {
+			return f, BadRequest(string(key), "the field %q appears more than once", key)
+		}
+		*dst = v
+	}
+}
+
+// checkMessages checks that every element of the messages array is an
+// object with a string "role", reading only the elements' top-level
+// members: an upstream would refuse anything else after a paid round trip,
+// and some answer it with a 500.
+func checkMessages(arr []byte) error {
+	var err error
+	jsonscan.Elements(arr, func(i int, m []byte) bool {
+		param := "messages[" + strconv.Itoa(i) + "]"
+		if m[0] != '{' {
+			err = BadRequest(param, "%s must be an object, got %s", param, jsonscan.Kind(m))
+			return false
+		}
+		role := jsonscan.Field(m, "role")
+		switch {
+		case role == nil:
+			err = BadRequest(param+".role", "%s must have a role", param)
+		case role[0] != '"':
+			err = BadRequest(param+".role", "%s.role must be a string, got %s", param, jsonscan.Kind(role))
+		}
+		return err == nil
+	})
+	return err
 }
 
 // invalidUTF8At returns the offset of the first invalid UTF-8 byte of b.
@@ -190,23 +234,6 @@ func invalidUTF8At(b []byte) int {
 		i += n
 	}
 	return len(b)
-}
-
-// jsonKind names the JSON type of a valid value, for error messages.
-func jsonKind(raw []byte) string {
-	switch raw[0] {
-	case '"':
-		return "a string"
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
 }
 
 // syntaxHint says where a body stops being valid JSON.
@@ -230,15 +257,15 @@ func includeUsage(obj []byte) (include, ok bool) {
 	if obj[0] != '{' {
 		return false, false
 	}
-	for i := skipSpace(obj, 1); obj[i] != '}'; {
+	for i := jsonscan.SkipSpace(obj, 1); obj[i] != '}'; {
 		if obj[i] == ',' {
-			i = skipSpace(obj, i+1)
+			i = jsonscan.SkipSpace(obj, i+1)
 		}
 		keyStart := i
-		i = skipString(obj, i)
+		i = jsonscan.SkipString(obj, i)
 		key := obj[keyStart:i]
-		i = skipSpace(obj, skipSpace(obj, i)+1) // past ':'
-		end := skipValue(obj, i)
+		i = jsonscan.SkipSpace(obj, jsonscan.SkipSpace(obj, i)+1) // past ':'
+		end := jsonscan.SkipValue(obj, i)
 		if isIncludeUsage(key) {
 			switch string(obj[i:end]) {
 			case "true":
@@ -250,7 +277,7 @@ func includeUsage(obj []byte) (include, ok bool) {
 				return false, false
 			}
 		}
-		i = skipSpace(obj, end)
+		i = jsonscan.SkipSpace(obj, end)
 	}
 	return include, true
 }
@@ -269,57 +296,6 @@ func isIncludeUsage(quoted []byte) bool {
 	}
 	var k string
 	return json.Unmarshal(quoted, &k) == nil && strings.EqualFold(k, name)
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the string starting at b[i] == '"'.
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return i
-}
-
-// skipValue returns the index after the (valid) JSON value at b[i].
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-		}
-		return i
-	}
-	for ; i < len(b); i++ {
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
-	}
-	return i
 }
 
 // rewriteBody returns body with the model value replaced by remote and,
@@ -346,7 +322,19 @@ func rewriteBody(body []byte, f *bodyFields, remote string, stream bool) []byte 
 		s    span
 		with []byte
 	}
-	edits := [2]edit{{f.model, AppendJSONString(nil, remote)}, {}}
+	model := AppendJSONString(nil, remote)
+	modelAt := f.model
+	if !modelAt.present() { // a Request built without one: add it first
+		modelAt = span{f.opening + 1, f.opening + 1}
+		model = append(AppendJSONString([]byte(`"model":`), remote), ',')
+		if jsonscan.SkipSpace(body, f.opening+1) == f.closing { // {}: no comma after it
+			model = model[:len(model)-1]
+			if insertOpts {
+				model, insertOpts = append(model, usageField...), false
+			}
+		}
+	}
+	edits := [2]edit{{modelAt, model}, {}}
 	n := 1
 	if opts != nil {
 		edits[1] = edit{f.streamOptions, opts}

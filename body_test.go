@@ -12,26 +12,30 @@ func TestParseBodyErrors(t *testing.T) {
 	tests := []struct {
 		name, body, endpoint, param, want string
 	}{
-		{"empty", "", endpointChat, "", "empty"},
-		{"spaces", "  \n", endpointChat, "", "empty"},
-		{"malformed", `{"model":`, endpointChat, "", "truncated"},
-		{"garbage", `{model: x}`, endpointChat, "", "not valid JSON"},
-		{"array", `[1,2]`, endpointChat, "", "JSON object"},
-		{"no model", `{"messages":[{"role":"user","content":"hi"}]}`, endpointChat, "model", "model parameter"},
-		{"empty model", `{"model":"","messages":[1]}`, endpointChat, "model", "model parameter"},
-		{"model number", `{"model":42,"messages":[1]}`, endpointChat, "model", "a number"},
-		{"model object", `{"model":{"a":1},"messages":[1]}`, endpointChat, "model", "an object"},
-		{"stream string", `{"model":"m","messages":[1],"stream":"yes"}`, endpointChat, "stream", "boolean"},
-		{"no messages", `{"model":"m"}`, endpointChat, "messages", "messages parameter"},
-		{"messages string", `{"model":"m","messages":"hi"}`, endpointChat, "messages", "array"},
-		{"messages empty", `{"model":"m","messages":[ ]}`, endpointChat, "messages", "empty"},
-		{"max_tokens negative", `{"model":"m","messages":[1],"max_tokens":-1}`, endpointChat, "max_tokens", "non-negative"},
-		{"max_tokens float", `{"model":"m","messages":[1],"max_completion_tokens":1.5}`, endpointChat, "max_completion_tokens", "integer"},
-		{"duplicate model", `{"model":"a","model":"b","messages":[1]}`, endpointChat, "model", "more than once"},
-		{"escaped duplicate model", `{"model":"a","mod\u0065l":"b","messages":[1]}`, endpointChat, "model", "more than once"},
-		{"stream_options without stream", `{"model":"m","messages":[1],"stream_options":{"include_usage":true}}`, endpointChat, "stream_options", "only allowed"},
-		{"stream_options wrong", `{"model":"m","messages":[1],"stream":true,"stream_options":[]}`, endpointChat, "stream_options", "object"},
-		{"embeddings no input", `{"model":"m"}`, endpointEmbeddings, "input", "input parameter"},
+		{"empty", "", EndpointChat, "", "empty"},
+		{"spaces", "  \n", EndpointChat, "", "empty"},
+		{"malformed", `{"model":`, EndpointChat, "", "truncated"},
+		{"garbage", `{model: x}`, EndpointChat, "", "not valid JSON"},
+		{"array", `[1,2]`, EndpointChat, "", "JSON object"},
+		{"no model", `{"messages":[{"role":"user","content":"hi"}]}`, EndpointChat, "model", "model parameter"},
+		{"empty model", `{"model":"","messages":[1]}`, EndpointChat, "model", "model parameter"},
+		{"model number", `{"model":42,"messages":[1]}`, EndpointChat, "model", "a number"},
+		{"model object", `{"model":{"a":1},"messages":[1]}`, EndpointChat, "model", "an object"},
+		{"stream string", `{"model":"m","messages":[1],"stream":"yes"}`, EndpointChat, "stream", "boolean"},
+		{"no messages", `{"model":"m"}`, EndpointChat, "messages", "messages parameter"},
+		{"messages string", `{"model":"m","messages":"hi"}`, EndpointChat, "messages", "array"},
+		{"messages empty", `{"model":"m","messages":[ ]}`, EndpointChat, "messages", "empty"},
+		{"message not an object", `{"model":"m","messages":[{"role":"user"}, "hi"]}`, EndpointChat, "messages[1]", "must be an object, got a string"},
+		{"message without role", `{"model":"m","messages":[{"content":"hi"}]}`, EndpointChat, "messages[0].role", "must have a role"},
+		{"message role not a string", `{"model":"m","messages":[{"role":"user"},{"role":"system"},{"role":7}]}`, EndpointChat, "messages[2].role", "must be a string, got a number"},
+		{"message role null", `{"model":"m","messages":[{"role":null}]}`, EndpointChat, "messages[0].role", "got null"},
+		{"max_tokens negative", `{"model":"m","messages":[1],"max_tokens":-1}`, EndpointChat, "max_tokens", "non-negative"},
+		{"max_tokens float", `{"model":"m","messages":[1],"max_completion_tokens":1.5}`, EndpointChat, "max_completion_tokens", "integer"},
+		{"duplicate model", `{"model":"a","model":"b","messages":[1]}`, EndpointChat, "model", "more than once"},
+		{"escaped duplicate model", `{"model":"a","mod\u0065l":"b","messages":[1]}`, EndpointChat, "model", "more than once"},
+		{"stream_options without stream", `{"model":"m","messages":[1],"stream_options":{"include_usage":true}}`, EndpointChat, "stream_options", "only allowed"},
+		{"stream_options wrong", `{"model":"m","messages":[1],"stream":true,"stream_options":[]}`, EndpointChat, "stream_options", "object"},
+		{"embeddings no input", `{"model":"m"}`, EndpointEmbeddings, "input", "input parameter"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,17 +58,17 @@ func TestRewriteBody(t *testing.T) {
 	}{
 		{"plain", `{"model":"alias","messages":[{"role":"user","content":"hi"}],"x_custom":{"a":[1,2]}}`, "remote-1",
 			`{"model":"remote-1","messages":[{"role":"user","content":"hi"}],"x_custom":{"a":[1,2]}}`, false},
-		{"stream gets usage", `{ "messages":[1], "stream":true, "model" : "a" }`, "r",
-			`{ "messages":[1], "stream":true, "model" : "r" ,"stream_options":{"include_usage":true}}`, false},
-		{"stream_options kept", `{"model":"a","stream":true,"messages":[1],"stream_options":{"include_usage":false,"x":1}}`, "r",
-			`{"model":"r","stream":true,"messages":[1],"stream_options":{"include_usage":true,"x":1}}`, false},
-		{"stream_options before model", `{"stream_options":{"include_usage":true},"stream":true,"messages":[1],"model":"a"}`, "r\"q",
-			`{"stream_options":{"include_usage":true},"stream":true,"messages":[1],"model":"r\"q"}`, true},
-		{"stream false untouched", `{"model":"a","stream":false,"messages":[1]}`, "b", `{"model":"b","stream":false,"messages":[1]}`, false},
+		{"stream gets usage", `{ "messages":[{"role":"user"}], "stream":true, "model" : "a" }`, "r",
+			`{ "messages":[{"role":"user"}], "stream":true, "model" : "r" ,"stream_options":{"include_usage":true}}`, false},
+		{"stream_options kept", `{"model":"a","stream":true,"messages":[{"role":"user"}],"stream_options":{"include_usage":false,"x":1}}`, "r",
+			`{"model":"r","stream":true,"messages":[{"role":"user"}],"stream_options":{"include_usage":true,"x":1}}`, false},
+		{"stream_options before model", `{"stream_options":{"include_usage":true},"stream":true,"messages":[{"role":"user"}],"model":"a"}`, "r\"q",
+			`{"stream_options":{"include_usage":true},"stream":true,"messages":[{"role":"user"}],"model":"r\"q"}`, true},
+		{"stream false untouched", `{"model":"a","stream":false,"messages":[{"role":"user"}]}`, "b", `{"model":"b","stream":false,"messages":[{"role":"user"}]}`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := parseBody([]byte(tt.body), endpointChat)
+			p, err := parseBody([]byte(tt.body), EndpointChat)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,9 +115,9 @@ func FuzzParseBody(f *testing.F) {
 		f.Add([]byte(s), true)
 	}
 	f.Fuzz(func(t *testing.T, body []byte, chat bool) {
-		endpoint := endpointEmbeddings
+		endpoint := EndpointEmbeddings
 		if chat {
-			endpoint = endpointChat
+			endpoint = EndpointChat
 		}
 		p, err := parseBody(body, endpoint)
 		if err != nil {

@@ -96,10 +96,10 @@ func TestFirstByteTimeout(t *testing.T) {
 
 func TestStreamIdleTimeoutEndsWithErrorEvent(t *testing.T) {
 	a, b, url := twoUpstreams(t, llmproxy.Config{})
-	// Healthy but slow: 100ms between chunks stays under the 150ms idle
+	// Healthy but slow: 50ms between chunks stays under the 150ms idle
 	// timeout, however long the stream.
-	a.SetDelay(0, 100*time.Millisecond)
-	b.SetDelay(0, 100*time.Millisecond)
+	a.SetDelay(0, 50*time.Millisecond)
+	b.SetDelay(0, 50*time.Millisecond)
 	s, body := postTo(t, url, `{"model":"dual","stream":true,"messages":[{"role":"user","content":"one two three four five six seven"}]}`)
 	if s != 200 || !strings.HasSuffix(body, "data: [DONE]\n\n") || strings.Contains(body, `"error"`) {
 		t.Errorf("slow healthy stream cut: %d %q", s, body)

@@ -119,8 +119,13 @@ func TestPassthroughNonStreaming(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("status %d: %s", status, body)
 	}
-	if h.Get("X-Request-Id") == "" {
-		t.Error("no X-Request-Id")
+	// The client sees the gateway's request id (the access log's and the
+	// ledger's), and the upstream's beside it.
+	if id := h.Get("X-Request-Id"); !strings.HasPrefix(id, "req") || id == fakeopenai.RequestID {
+		t.Errorf("X-Request-Id = %q; want the gateway's", id)
+	}
+	if got := h.Get("X-Upstream-Request-Id"); got != fakeopenai.RequestID {
+		t.Errorf("X-Upstream-Request-Id = %q; want the upstream's %q", got, fakeopenai.RequestID)
 	}
 	if !strings.Contains(body, fakeopenai.Reply("remote-model-1", "hi")) {
 		t.Errorf("body = %s", body)
@@ -290,6 +295,8 @@ func TestBadInput(t *testing.T) {
 		{"missing model", "/v1/chat/completions", "application/json", `{"messages":[{"role":"user","content":"x"}]}`, 400, "model", "model"},
 		{"model not a string", "/v1/chat/completions", "application/json", `{"model":1,"messages":[{"role":"user","content":"x"}]}`, 400, "model", "string"},
 		{"empty messages", "/v1/chat/completions", "application/json", `{"model":"gpt-alias","messages":[]}`, 400, "messages", "empty"},
+		{"message not an object", "/v1/chat/completions", "application/json", `{"model":"gpt-alias","messages":[{"role":"user","content":"x"},"hi"]}`, 400, "messages[1]", "object"},
+		{"message role missing", "/v1/chat/completions", "application/json", `{"model":"gpt-alias","messages":[{"content":"x"}]}`, 400, "messages[0].role", "role"},
 		{"stream not bool", "/v1/chat/completions", "application/json", `{"model":"gpt-alias","stream":1,"messages":[1]}`, 400, "stream", "boolean"},
 		{"wrong content type", "/v1/chat/completions", "multipart/form-data; boundary=x", `{"model":"gpt-alias","messages":[1]}`, 400, "", "Content-Type"},
 		{"empty body", "/v1/chat/completions", "application/json", ``, 400, "", "empty"},

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-llm-proxy/llmproxy/internal/jsonscan"
 )
 
 // Benchmarks of the request path's pieces, one by one, with allocations:
@@ -209,7 +211,7 @@ func BenchmarkHotParseBody(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := parseBody(body, endpointChat); err != nil {
+		if _, err := parseBody(body, EndpointChat); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -224,7 +226,7 @@ func BenchmarkHotRewriteBody(b *testing.B) {
 			body = []byte(strings.Replace(hotRequest, `"max_tokens"`, `"stream":true,"max_tokens"`, 1))
 		}
 		b.Run(name, func(b *testing.B) {
-			p, err := parseBody(body, endpointChat)
+			p, err := parseBody(body, EndpointChat)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -247,7 +249,7 @@ func BenchmarkHotUsageExtraction(b *testing.B) {
 					usageOf(data)
 					isUsageOnly(data)
 				}
-				stringBytesAfter(data, contentKey)
+				jsonscan.StringBytesAfter(data, contentKey)
 			}
 		})
 	}

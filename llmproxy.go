@@ -12,10 +12,11 @@ import (
 	"time"
 )
 
-// Endpoints the gateway serves, as recorded in UsageRecord.Endpoint.
+// Endpoints the gateway serves, as recorded in UsageRecord.Endpoint and
+// named in RequestInfo.Route.
 const (
-	endpointChat       = "chat"
-	endpointEmbeddings = "embeddings"
+	EndpointChat       = "chat"
+	EndpointEmbeddings = "embeddings"
 )
 
 // Config configures a Gateway. Storage and Providers are required; every

@@ -2,12 +2,14 @@ package llmproxy
 
 import (
 	"net/http"
-	"strings"
 	"time"
 )
 
-// Observer is told about every request the Gateway answers, when it ends
-// (for a stream: when the stream ends). Metrics and access logs are
+// Observer is told about every inference request (chat completions and
+// embeddings) the Gateway answers, when it ends (for a stream: when the
+// stream ends). The other routes (models, health) are not observed: wrap
+// the Gateway in middleware to see them, skipping the requests RouteOf
+// reports as observed. Metrics and access logs are
 // Observers. ObserveRequest is called on the request's goroutine, so it
 // must be fast and safe for concurrent use; it must not keep info.
 type Observer interface {
@@ -66,34 +68,6 @@ type Stats struct {
 	LedgerFailures int64
 	// LedgerLastFlush is how long the last batch write took.
 	LedgerLastFlush time.Duration
-}
-
-// RouteOf names the route of a request as RequestInfo.Route does: "chat",
-// "embeddings", "models", "health", "admin", "metrics" or "other". observed
-// reports whether the Gateway tells its Observers about such a request
-// itself (a POST to chat or embeddings); middleware that counts or logs
-// requests should skip those, so that none is counted twice.
-func RouteOf(method, path string) (route string, observed bool) {
-	path = strings.TrimSuffix(path, "/")
-	switch path {
-	case "/v1/chat/completions", "/chat/completions":
-		return endpointChat, method == http.MethodPost
-	case "/v1/embeddings", "/embeddings":
-		return endpointEmbeddings, method == http.MethodPost
-	case "/v1/models", "/models":
-		return "models", false
-	case "/healthz", "/health":
-		return "health", false
-	case "/metrics":
-		return "metrics", false
-	}
-	switch {
-	case strings.HasPrefix(path, "/v1/models/"):
-		return "models", false
-	case path == "/admin" || strings.HasPrefix(path, "/admin/"):
-		return "admin", false
-	}
-	return "other", false
 }
 
 // StatusWriter is an http.ResponseWriter that remembers the status

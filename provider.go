@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+
+	"github.com/go-llm-proxy/llmproxy/internal/jsonscan"
 )
 
 // Provider sends OpenAI-shaped requests to one upstream connection and
@@ -53,7 +55,10 @@ type ProviderOptions struct {
 	Logger *slog.Logger
 }
 
-// Request is a client request on its way to a provider.
+// Request is a client request on its way to a provider. The Gateway builds
+// it from what it parsed; a Request built as a literal (in a provider's
+// tests, say) is just as usable: UpstreamBody then finds the fields it
+// rewrites on its first call.
 type Request struct {
 	// Body is the client's JSON body, unchanged.
 	Body []byte
@@ -66,14 +71,27 @@ type Request struct {
 	// Header holds the client's request headers (the gateway removes
 	// Authorization and api-key before a provider sees them).
 	Header http.Header
-	// fields is where the top-level values of Body are.
+	// fields is where the top-level values of Body are; zero until
+	// located.
 	fields bodyFields
 }
 
 // UpstreamBody returns Body with "model" set to RemoteModel and, for a
 // stream, "stream_options":{"include_usage":true} so the upstream reports
-// usage. Every other byte of the client's body is kept as it was.
+// usage. Every other byte of the client's body is kept as it was. A Body
+// that is not a JSON object is returned as it is, for the upstream to
+// refuse.
 func (r *Request) UpstreamBody() []byte {
+	if r.fields.closing == 0 {
+		if !jsonscan.Valid(r.Body) {
+			return r.Body
+		}
+		f, err := locateFields(r.Body)
+		if err != nil {
+			return r.Body
+		}
+		r.fields = f
+	}
 	return rewriteBody(r.Body, &r.fields, r.RemoteModel, r.Stream)
 }
 
@@ -89,7 +107,9 @@ type Response struct {
 	// StatusCode is the HTTP status for the client; zero means 200.
 	StatusCode int
 	// Header holds upstream headers to pass on to the client (e.g.
-	// openai-processing-ms, x-request-id). May be nil.
+	// openai-processing-ms). The upstream's X-Request-Id reaches the
+	// client as X-Upstream-Request-Id: the client's X-Request-Id is the
+	// Gateway's, as in its access log and ledger. May be nil.
 	Header http.Header
 	// Body is the whole answer of a non-streaming request: OpenAI JSON
 	// with a top-level "usage".
@@ -112,19 +132,25 @@ type EventStream interface {
 	Close() error
 }
 
-// An EventStream may also have either or both of the methods
-//
-//	Buffered() int // bytes of the events still to come that have arrived
-//	Ready() bool   // Next would return without waiting for the upstream
-//
-// which let the Gateway write less often without delaying anything: when
-// the first event arrived with the response head, both go to the client
-// in one write (otherwise the head goes at once, so that a client waiting
-// for a slow first token knows its stream has started); and events that
-// arrived together are flushed together, once the next one is not there
-// yet.
-// Endpoint names, as in UsageRecord.Endpoint.
-const (
-	EndpointChat       = endpointChat
-	EndpointEmbeddings = endpointEmbeddings
-)
+// A BufferedStream knows how much of its upcoming events has already
+// arrived. The Gateway uses it to send a stream's response head together
+// with its first event when both came at once; without it the head goes
+// out at once, so that a client waiting for a slow first token knows its
+// stream has started.
+type BufferedStream interface {
+	EventStream
+	// Buffered returns the bytes of the events still to come that have
+	// arrived.
+	Buffered() int
+}
+
+// A ReadyStream can tell whether its next event is already there. The
+// Gateway uses it to flush events that arrived together in one write,
+// once the next one is not there yet; without it every event is flushed
+// on its own. Either way no event waits for a later one.
+type ReadyStream interface {
+	EventStream
+	// Ready reports whether Next would return without waiting for the
+	// upstream.
+	Ready() bool
+}

@@ -17,13 +17,13 @@ type snapshot struct {
 	version string
 	keys    map[[32]byte]*keyEntry // by SHA-256 of the secret
 	aliases map[string][]grant     // every alias, unlimited: the master key's grants
-	conns   map[string]*connEntry
+	conns   map[string]*upstream // by connection ID
 }
 
-// connEntry is a connection with its provider, reused across reloads while
+// upstream is a connection with its provider, reused across reloads while
 // the connection is unchanged so upstream connection pools survive.
-type connEntry struct {
-	conn     Connection
+type upstream struct {
+	Connection
 	provider Provider
 	err      error // why provider is nil
 	// firstByte bounds the wait for an upstream's answer headers (for a
@@ -33,23 +33,23 @@ type connEntry struct {
 	health          health
 }
 
-// route is one model behind an alias.
-type route struct {
-	model  Model
-	conn   *connEntry
-	weight int
+// target is one model behind an alias, on its upstream.
+type target struct {
+	model    Model
+	upstream *upstream
+	weight   int
 }
 
-// grant is a route a key may use, and the assignment whose limits apply.
+// grant is a target a key may use, and the assignment whose limits apply.
 type grant struct {
-	route      *route
+	*target
 	assignment *Assignment // nil for the master key
 	// Limiter keys of the assignment's request bucket and token window.
 	rateKey, tokenKey string
 }
 
-func newGrant(r *route, a *Assignment) grant {
-	return grant{route: r, assignment: a, rateKey: "r:" + a.ID, tokenKey: "t:" + a.ID}
+func newGrant(t *target, a *Assignment) grant {
+	return grant{target: t, assignment: a, rateKey: "r:" + a.ID, tokenKey: "t:" + a.ID}
 }
 
 type keyEntry struct {
@@ -81,16 +81,16 @@ func (g *Gateway) loadSnapshot(ctx context.Context, prev *snapshot) (*snapshot, 
 		version: version,
 		keys:    make(map[[32]byte]*keyEntry, len(keys)),
 		aliases: make(map[string][]grant),
-		conns:   make(map[string]*connEntry, len(conns)),
+		conns:   make(map[string]*upstream, len(conns)),
 	}
 	for _, c := range conns {
 		if prev != nil {
-			if old := prev.conns[c.ID]; old != nil && old.conn.UpdatedAt.Equal(c.UpdatedAt) && old.conn.Credentials == c.Credentials {
+			if old := prev.conns[c.ID]; old != nil && old.UpdatedAt.Equal(c.UpdatedAt) && old.Credentials == c.Credentials {
 				s.conns[c.ID] = old
 				continue
 			}
 		}
-		e := &connEntry{conn: c, firstByte: g.cfg.FirstByteTimeout, idle: g.cfg.StreamIdleTimeout}
+		e := &upstream{Connection: c, firstByte: g.cfg.FirstByteTimeout, idle: g.cfg.StreamIdleTimeout}
 		if d, err := settingDuration(c.Settings, SettingFirstByteTimeout); err != nil {
 			g.log.Warn("connection setting ignored", "connection", c.ID, "err", err)
 		} else if d > 0 {
@@ -112,17 +112,17 @@ func (g *Gateway) loadSnapshot(ctx context.Context, prev *snapshot) (*snapshot, 
 		s.conns[c.ID] = e
 	}
 	g.restoreTokenWindows(ctx, prev, keys)
-	routesByModel := make(map[string]*route, len(models))
-	routesByConn := make(map[string][]*route)
+	routesByModel := make(map[string]*target, len(models))
+	routesByConn := make(map[string][]*target)
 	for _, m := range models {
 		ce := s.conns[m.ConnectionID]
 		if ce == nil {
 			continue
 		}
-		r := &route{model: m, conn: ce, weight: max(m.Weight, 1)}
+		r := &target{model: m, upstream: ce, weight: max(m.Weight, 1)}
 		routesByModel[m.ID] = r
 		routesByConn[m.ConnectionID] = append(routesByConn[m.ConnectionID], r)
-		s.aliases[m.Name] = append(s.aliases[m.Name], grant{route: r})
+		s.aliases[m.Name] = append(s.aliases[m.Name], grant{target: r})
 	}
 	for i := range keys {
 		k := &keys[i]
@@ -148,10 +148,10 @@ func (g *Gateway) loadSnapshot(ctx context.Context, prev *snapshot) (*snapshot, 
 			}
 		}
 		for _, gr := range byModel {
-			e.grants[gr.route.model.Name] = append(e.grants[gr.route.model.Name], gr)
+			e.grants[gr.model.Name] = append(e.grants[gr.model.Name], gr)
 		}
 		for alias, gs := range e.grants {
-			sort.Slice(gs, func(i, j int) bool { return gs[i].route.model.ID < gs[j].route.model.ID })
+			sort.Slice(gs, func(i, j int) bool { return gs[i].model.ID < gs[j].model.ID })
 			e.models = append(e.models, alias)
 		}
 		sort.Strings(e.models)
@@ -224,16 +224,16 @@ func (g *Gateway) order(gs []grant) []grant {
 	copy(out, gs)
 	now := time.Now().UnixNano()
 	defer sort.SliceStable(out, func(i, j int) bool {
-		return !out[i].route.conn.health.cooling(now) && out[j].route.conn.health.cooling(now)
+		return !out[i].upstream.health.cooling(now) && out[j].upstream.health.cooling(now)
 	})
 	for i := range out {
 		total := 0
 		for _, g := range out[i:] {
-			total += g.route.weight
+			total += g.weight
 		}
 		n := rand.IntN(total)
 		for j := i; j < len(out); j++ {
-			n -= out[j].route.weight
+			n -= out[j].weight
 			if n < 0 {
 				out[i], out[j] = out[j], out[i]
 				break

@@ -93,7 +93,11 @@ func (s *Server) Cancelled() int {
 // token per word.
 const PromptTokens = 11
 
+// RequestID is the X-Request-Id of every answer, as OpenAI sends one.
+const RequestID = "req_fake_upstream"
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Request-Id", RequestID)
 	body, _ := io.ReadAll(r.Body)
 	var js map[string]any
 	json.Unmarshal(body, &js)

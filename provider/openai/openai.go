@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
-	"github.com/go-llm-proxy/llmproxy/internal/jsonvalid"
+	"github.com/go-llm-proxy/llmproxy/internal/jsonscan"
 )
 
 // Default endpoints by provider kind.
@@ -246,7 +246,7 @@ func (p *Passthrough) do(ctx context.Context, endpoint string, req *llmproxy.Req
 		}
 		return nil, llmproxy.UpstreamError(fmt.Sprintf("reading the answer of connection %q failed", p.Name), err)
 	}
-	if !jsonvalid.Valid(out.Body) {
+	if !jsonscan.Valid(out.Body) {
 		return nil, llmproxy.UpstreamError(fmt.Sprintf("the upstream of connection %q answered with malformed JSON", p.Name), nil)
 	}
 	return out, nil
@@ -446,7 +446,7 @@ func (s *EventStream) event() ([]byte, error) {
 		s.done = true
 		return nil, streamError(s.name, d)
 	}
-	if !jsonvalid.Valid(d) {
+	if !jsonscan.Valid(d) {
 		s.done = true
 		return nil, llmproxy.UpstreamError(fmt.Sprintf("the stream from connection %q carried malformed JSON", s.name), nil)
 	}
@@ -572,9 +572,14 @@ func streamError(name string, d []byte) error {
 		Err: errors.New("mid-stream error from connection " + strconv.Quote(name))}
 }
 
+var (
+	_ llmproxy.BufferedStream = (*EventStream)(nil)
+	_ llmproxy.ReadyStream    = (*EventStream)(nil)
+)
+
 // Buffered reports how many bytes of the events still to come have
 // arrived: what this stream holds, plus what the body holds if it can
-// tell (see llmproxy.EventStream).
+// tell (see llmproxy.BufferedStream).
 func (s *EventStream) Buffered() int {
 	if s.closed {
 		return 0

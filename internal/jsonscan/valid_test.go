@@ -1,4 +1,4 @@
-package jsonvalid
+package jsonscan
 
 import (
 	"encoding/json"

@@ -1,0 +1,209 @@
+package llmproxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-llm-proxy/llmproxy/internal/jsonscan"
+)
+
+// respond writes a provider's answer and accounts for it.
+func (g *Gateway) respond(w http.ResponseWriter, a *exchange, gr grant, resp *Response, cancel context.CancelCauseFunc) *streamStart {
+	h := w.Header()
+	for k, v := range resp.Header {
+		if k == "X-Request-Id" {
+			// The client keeps the gateway's id, the one in the access log
+			// and the ledger; the upstream's goes beside it.
+			k = "X-Upstream-Request-Id"
+		}
+		h[k] = v
+	}
+	status := resp.StatusCode
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if resp.Stream == nil {
+		vals := make([]string, 2)
+		vals[0], vals[1] = "application/json", strconv.Itoa(len(resp.Body))
+		h["Content-Type"], h["Content-Length"] = vals[0:1:1], vals[1:2:2]
+		w.WriteHeader(status)
+		w.Write(resp.Body)
+		u, ok := usageOf(resp.Body)
+		if !ok {
+			u = Usage{PromptTokens: estimateTokens(a, 0)}
+			u.CompletionTokens = int64(len(resp.Body)) / 4
+			u.TotalTokens = u.PromptTokens + u.CompletionTokens
+		}
+		g.settle(a, u)
+		// Send the answer once the limits hold the real usage (a client's
+		// next request must see it), but before the ledger and the
+		// observers, which need not delay the client.
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		g.record(a, gr, status, u, !ok, false)
+		cancel(nil)
+		return nil
+	}
+	return &streamStart{gr: gr, stream: resp.Stream, status: status, cancel: cancel}
+}
+
+var (
+	sseData    = []byte("data: ")
+	sseEnd     = []byte("\n\n")
+	sseDone    = []byte("data: [DONE]\n\n")
+	usageKey   = []byte(`"usage"`)
+	contentKey = []byte(`"content":"`)
+	argsKey    = []byte(`"arguments":"`)
+)
+
+// relay streams events to the client as they arrive, flushing each, and
+// accounts the stream's usage: the upstream's usage chunk when it comes
+// (hidden from a client that did not ask for it), otherwise an estimate
+// from the text streamed.
+func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *exchange, gr grant, st EventStream, status int, cancel context.CancelCauseFunc) {
+	defer cancel(nil)
+	defer st.Close()
+	g.streams.Add(1)
+	defer g.streams.Add(-1)
+	// The idle watch cuts a stream that stalls; every event keeps it alive.
+	idle := gr.upstream.idle
+	var stalled atomic.Bool
+	watch := watchIdle(idle, func() { stalled.Store(true); cancel(errIdle) })
+	defer watch.stop()
+	h := w.Header()
+	h["Content-Type"] = []string{"text/event-stream"}
+	h["Cache-Control"] = []string{"no-cache"}
+	h["X-Accel-Buffering"] = []string{"no"}
+	w.WriteHeader(status)
+	flusher, _ := w.(http.Flusher)
+	if b, ok := st.(BufferedStream); (!ok || b.Buffered() == 0) && flusher != nil {
+		flusher.Flush() // else the head goes out with the first event
+	}
+	ready, _ := st.(ReadyStream)
+	firstOut := true
+	var usage Usage
+	gotUsage := false
+	var textBytes int64
+	clientGone := false
+	for {
+		data, err := g.next(st, a.reqID)
+		if err != nil {
+			err = scrub(&gr.upstream.Credentials, err)
+			watch.stop()
+			if err == io.EOF {
+				_, werr := w.Write(sseDone)
+				clientGone = werr != nil
+			} else if r.Context().Err() != nil {
+				clientGone = true
+			} else {
+				a.info.UpstreamError = true
+				e := AsError(err)
+				if stalled.Load() {
+					e = &Error{Status: errIdle.Status, Type: errIdle.Type, Code: errIdle.Code, Err: err,
+						Message: fmt.Sprintf("the upstream of connection %q sent nothing for %s; the stream was ended", gr.upstream.Name, idle)}
+				}
+				g.log.Warn("stream failed", "request_id", a.reqID, "connection", gr.upstream.ID, "err", err)
+				w.Write(sseData)
+				w.Write(e.AppendJSON(nil))
+				w.Write(sseEnd)
+			}
+			break // written with the terminator when the handler returns, after the usage is settled
+		}
+		watch.event()
+		if a.info.FirstToken == 0 {
+			a.info.FirstToken = time.Since(a.start)
+		}
+		if bytes.Contains(data, usageKey) {
+			if u, ok := usageOf(data); ok {
+				usage, gotUsage = u, true
+				if !a.parsed.includeUsage && isUsageOnly(data) {
+					continue
+				}
+			}
+		}
+		textBytes += jsonscan.StringBytesAfter(data, contentKey) + jsonscan.StringBytesAfter(data, argsKey)
+		// The ResponseWriter buffers: three writes cost no copy of ours and
+		// no buffer held per open stream.
+		w.Write(sseData)
+		w.Write(data)
+		if _, err := w.Write(sseEnd); err != nil {
+			clientGone = true
+			break
+		}
+		// The first event leaves at once (with the head, when they came
+		// together); later events that arrived together leave together:
+		// flush once the next one is not already here.
+		if flusher != nil && (firstOut || ready == nil || !ready.Ready()) {
+			flusher.Flush()
+		}
+		firstOut = false
+	}
+	estimated := !gotUsage
+	if estimated {
+		usage.PromptTokens = estimateTokens(a, 0)
+		usage.CompletionTokens = (textBytes + 3) / 4
+		usage.TotalTokens = usage.PromptTokens + usage.CompletionTokens
+	}
+	if clientGone {
+		status = 499
+	}
+	// The end of the stream is written but not flushed: it goes out with
+	// the chunked body's terminator when the handler returns, in one
+	// write, and only after the limits hold the stream's real usage (so
+	// that the client's next request sees it).
+	g.settle(a, usage)
+	g.record(a, gr, status, usage, estimated, true)
+}
+
+// next reads the next event, turning a provider's panic into an error so
+// that the stream ends with an SSE error event and is still accounted.
+func (g *Gateway) next(st EventStream, reqID string) (data []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			g.log.Error("panic in a stream", "request_id", reqID, "panic", fmt.Sprint(p))
+			data, err = nil, &Error{Status: http.StatusInternalServerError, Type: TypeServer, Message: "internal error (request " + reqID + ")"}
+		}
+	}()
+	return st.Next()
+}
+
+// usageOf reads the top-level "usage" object of an OpenAI answer or chunk.
+func usageOf(body []byte) (Usage, bool) {
+	raw := jsonscan.Field(body, "usage")
+	if len(raw) == 0 || raw[0] != '{' {
+		return Usage{}, false
+	}
+	var u Usage
+	for _, f := range [...]struct {
+		name string
+		dst  *int64
+	}{{"prompt_tokens", &u.PromptTokens}, {"completion_tokens", &u.CompletionTokens}, {"total_tokens", &u.TotalTokens}} {
+		if v := jsonscan.Field(raw, f.name); len(v) > 0 && v[0] != 'n' {
+			n, ok := jsonscan.Count(v)
+			if !ok {
+				return Usage{}, false
+			}
+			*f.dst = n
+		}
+	}
+	if u.TotalTokens == 0 {
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	}
+	return u, true
+}
+
+// isUsageOnly reports whether a chunk is the usage chunk: empty choices.
+func isUsageOnly(chunk []byte) bool {
+	raw := bytes.TrimSpace(jsonscan.Field(chunk, "choices"))
+	return len(raw) == 0 || (raw[0] == '[' && len(bytes.TrimSpace(raw[1:len(raw)-1])) == 0)
+}
