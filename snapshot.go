@@ -17,7 +17,7 @@ type snapshot struct {
 	version string
 	keys    map[[32]byte]*keyEntry // by SHA-256 of the secret
 	aliases map[string][]grant     // every alias, unlimited: the master key's grants
-	conns   map[string]*upstream // by connection ID
+	conns   map[string]*upstream   // by connection ID
 }
 
 // upstream is a connection with its provider, reused across reloads while
