@@ -20,8 +20,8 @@ import (
 
 // Service performs the administrative operations on a Storage: adding,
 // listing, changing and deleting connections, models and virtual keys,
-// changing a key's assignments and limits, and summing usage. The CLI and the admin
-// API both use it, so that they validate alike.
+// changing a key's assignments and limits, and summing usage. The CLI and
+// the admin API both use it, so that they validate alike.
 //
 // Every write checks everything first — the input and the records it
 // refers to — and then writes once, so a refused operation changes
