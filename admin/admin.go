@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
 	"slices"
@@ -18,9 +19,9 @@ import (
 )
 
 // Service performs the administrative operations on a Storage: adding,
-// listing and deleting connections, models and virtual keys, changing a
-// key's assignments and limits, and summing usage. The CLI and the admin
-// API both use it, so that they validate alike.
+// listing, changing and deleting connections, models and virtual keys,
+// changing a key's assignments and limits, and summing usage. The CLI and
+// the admin API both use it, so that they validate alike.
 //
 // Every write checks everything first — the input and the records it
 // refers to — and then writes once, so a refused operation changes
@@ -39,10 +40,11 @@ type Service struct {
 	// standard kinds (llmproxy.KindOpenAI …) are validated by their own rules
 	// either way.
 	Kinds []string
-	// Providers, when set, checks a new connection the way the Gateway
-	// will use it: AddConnection builds the connection's provider once
-	// (a llmproxy.NewProviderFunc does no network I/O) and refuses the connection
-	// if that fails, e.g. an Azure api_version of the wrong form.
+	// Providers, when set, checks a new or changed connection the way the
+	// Gateway will use it: AddConnection and UpdateConnection build the
+	// connection's provider once (a llmproxy.NewProviderFunc does no
+	// network I/O) and refuse the connection if that fails, e.g. an Azure
+	// api_version of the wrong form.
 	Providers map[string]llmproxy.NewProviderFunc
 }
 
@@ -79,6 +81,10 @@ func adminErrorf(kind error, format string, args ...any) error {
 //   - bedrock: Settings["region"] unless an endpoint is given; static
 //     credentials (access key ID and secret, optional session token) or
 //     none for the AWS default credential chain.
+//   - every kind: Settings["first_byte_timeout"] and
+//     Settings["idle_timeout"] (llmproxy.SettingFirstByteTimeout,
+//     llmproxy.SettingIdleTimeout), when set, are positive durations
+//     such as "30s" or "2m".
 //
 // On success c holds the stored record (ID, normalised fields, times).
 func (a *Service) AddConnection(ctx context.Context, c *llmproxy.Connection) error {
@@ -86,19 +92,8 @@ func (a *Service) AddConnection(ctx context.Context, c *llmproxy.Connection) err
 	if c.Name == "" {
 		return adminErrorf(llmproxy.ErrInvalid, "a connection needs a name")
 	}
-	if err := a.normalizeConnection(c); err != nil {
+	if err := a.checkConnection(c); err != nil {
 		return err
-	}
-	if err := c.Validate(); err != nil {
-		return err
-	}
-	if newProvider := a.Providers[c.Provider]; newProvider != nil {
-		if _, err := newProvider(*c, llmproxy.ProviderOptions{}); err != nil {
-			// Providers' messages are written for the user; drop the
-			// sentinel's "invalid: " prefix.
-			msg := strings.TrimPrefix(err.Error(), llmproxy.ErrInvalid.Error()+": ")
-			return adminErrorf(llmproxy.ErrInvalid, "%s", msg)
-		}
 	}
 	all, err := a.allConnections(ctx)
 	if err != nil {
@@ -119,13 +114,37 @@ func (a *Service) AddConnection(ctx context.Context, c *llmproxy.Connection) err
 	return nil
 }
 
+// checkConnection normalises c and checks it as the Gateway will use it:
+// normalizeConnection's rules, then, with a.Providers, by building its
+// provider once.
+func (a *Service) checkConnection(c *llmproxy.Connection) error {
+	if err := a.normalizeConnection(c); err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if newProvider := a.Providers[c.Provider]; newProvider != nil {
+		if _, err := newProvider(*c, llmproxy.ProviderOptions{}); err != nil {
+			// Providers' messages are written for the user; drop the
+			// sentinel's "invalid: " prefix.
+			msg := strings.TrimPrefix(err.Error(), llmproxy.ErrInvalid.Error()+": ")
+			return adminErrorf(llmproxy.ErrInvalid, "%s", msg)
+		}
+	}
+	return nil
+}
+
+// durationSettings are the connection settings the Gateway reads as
+// durations. They are checked as the Gateway parses them
+// (time.ParseDuration, positive), so that a typo is refused here rather
+// than logged and ignored by every replica.
+var durationSettings = []string{llmproxy.SettingFirstByteTimeout, llmproxy.SettingIdleTimeout}
+
 // normalizeConnection checks c's kind, endpoint, settings and credentials
 // and fills in defaults.
 func (a *Service) normalizeConnection(c *llmproxy.Connection) error {
-	kind := strings.ToLower(strings.TrimSpace(c.Provider))
-	if kind == "openai-compatible" {
-		kind = llmproxy.KindCompatible
-	}
+	kind := normalizeKind(c.Provider)
 	if kind == "" {
 		return adminErrorf(llmproxy.ErrInvalid, "connection %q needs a provider (%s)", c.Name, a.kindList())
 	}
@@ -155,6 +174,13 @@ func (a *Service) normalizeConnection(c *llmproxy.Connection) error {
 	}
 	if len(c.Settings) == 0 {
 		c.Settings = nil
+	}
+	for _, k := range durationSettings {
+		if v, ok := c.Settings[k]; ok {
+			if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+				return adminErrorf(llmproxy.ErrInvalid, "%s %q is not a positive duration such as 30s, 2m or 1h30m", k, v)
+			}
+		}
 	}
 	setting := func(k string) bool { _, ok := c.Settings[k]; return ok }
 	cred := c.Credentials
@@ -305,6 +331,129 @@ func (a *Service) DeleteConnection(ctx context.Context, idOrName string) (*llmpr
 	return c, nil
 }
 
+// ConnectionUpdate is a change to a connection. Nil fields stay as they
+// are; a field set to "" removes the value (an endpoint then returns to
+// the kind's default, where it has one). The result must be a valid
+// connection of its kind, checked exactly as AddConnection checks a new
+// one.
+type ConnectionUpdate struct {
+	// Name renames the connection; names are unique.
+	Name *string
+	// Provider, when set, must name the connection's own kind: a
+	// connection's kind never changes (its credentials, settings and
+	// models' remote names belong to the kind), so another kind is
+	// refused; delete the connection and add it again instead.
+	Provider *string
+	Endpoint *string
+	// APIKey replaces the API key, e.g. to rotate it.
+	APIKey *string
+	// AccessKeyID and SecretAccessKey replace Bedrock's static
+	// credentials; they change together (both set, or both nil). A new
+	// pair also drops the old session token, which belongs to the old
+	// pair, unless SessionToken is set too. Both "" return to the AWS
+	// default credential chain.
+	AccessKeyID     *string
+	SecretAccessKey *string
+	SessionToken    *string
+	// Settings sets the settings it names and leaves the others; a value
+	// of "" removes that setting (e.g. idle_timeout returns to the
+	// server's default).
+	Settings map[string]string
+}
+
+// IsZero reports whether u changes nothing.
+func (u ConnectionUpdate) IsZero() bool {
+	return u.Name == nil && u.Provider == nil && u.Endpoint == nil && u.APIKey == nil && u.AccessKeyID == nil &&
+		u.SecretAccessKey == nil && u.SessionToken == nil && len(u.Settings) == 0
+}
+
+// normalizeKind is the stored form of a provider kind as given.
+func normalizeKind(kind string) string {
+	kind = strings.ToLower(strings.TrimSpace(kind))
+	if kind == "openai-compatible" {
+		return llmproxy.KindCompatible
+	}
+	return kind
+}
+
+// UpdateConnection changes the connection whose ID or name is idOrName,
+// in one write, and returns it as stored. Running Gateways pick the
+// change up at their next poll; a connection whose endpoint, credentials
+// or settings changed gets a new provider there.
+func (a *Service) UpdateConnection(ctx context.Context, idOrName string, u ConnectionUpdate) (*llmproxy.Connection, error) {
+	cur, err := a.ConnectionByIDOrName(ctx, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	if u.IsZero() {
+		return nil, adminErrorf(llmproxy.ErrInvalid, "nothing to change: give a name, an endpoint, credentials or settings")
+	}
+	if u.Provider != nil {
+		if kind := normalizeKind(*u.Provider); kind != cur.Provider {
+			return nil, adminErrorf(llmproxy.ErrInvalid, "connection %q is a %s connection and cannot become %q: a provider kind does not change; delete the connection and add it again", cur.Name, cur.Provider, strings.TrimSpace(*u.Provider))
+		}
+	}
+	if (u.AccessKeyID == nil) != (u.SecretAccessKey == nil) {
+		return nil, adminErrorf(llmproxy.ErrInvalid, "connection %q: change the AWS access key ID and secret access key together", cur.Name)
+	}
+	c := *cur
+	c.Settings = maps.Clone(cur.Settings)
+	if u.Name != nil {
+		c.Name = strings.TrimSpace(*u.Name)
+		if c.Name == "" {
+			return nil, adminErrorf(llmproxy.ErrInvalid, "a connection needs a name")
+		}
+	}
+	if u.Endpoint != nil {
+		c.Endpoint = *u.Endpoint
+	}
+	if u.APIKey != nil {
+		c.Credentials.APIKey = *u.APIKey
+	}
+	if u.AccessKeyID != nil {
+		c.Credentials.AccessKeyID, c.Credentials.SecretAccessKey = *u.AccessKeyID, *u.SecretAccessKey
+		c.Credentials.SessionToken = ""
+	}
+	if u.SessionToken != nil {
+		c.Credentials.SessionToken = *u.SessionToken
+	}
+	for k, v := range u.Settings {
+		k = strings.TrimSpace(k)
+		if k == "" || strings.ContainsAny(k, "= \t\n") {
+			return nil, adminErrorf(llmproxy.ErrInvalid, "%q is not a setting name", k)
+		}
+		if c.Settings == nil {
+			c.Settings = map[string]string{}
+		}
+		c.Settings[k] = v // normalizeConnection drops the empty ones
+	}
+	if err := a.checkConnection(&c); err != nil {
+		return nil, err
+	}
+	exists := adminErrorf(llmproxy.ErrAlreadyExists, "connection %q already exists", c.Name)
+	if c.Name != cur.Name {
+		all, err := a.allConnections(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for i := range all {
+			if all[i].Name == c.Name && all[i].ID != c.ID {
+				return nil, exists
+			}
+		}
+	}
+	if err := a.Storage.UpdateConnection(ctx, &c); err != nil {
+		switch {
+		case errors.Is(err, llmproxy.ErrAlreadyExists):
+			return nil, exists
+		case errors.Is(err, llmproxy.ErrNotFound):
+			return nil, adminErrorf(llmproxy.ErrNotFound, "connection %q no longer exists", cur.Name)
+		}
+		return nil, fmt.Errorf("updating connection %q: %w", cur.Name, err)
+	}
+	return &c, nil
+}
+
 // keysUsing names the keys that have an assignment matching f. Errors
 // are ignored: the store's own check on delete is the last word.
 func (a *Service) keysUsing(ctx context.Context, f func(*llmproxy.Assignment) bool) []string {
@@ -336,10 +485,46 @@ func (a *Service) deleteError(what, name string, err error) error {
 
 // ---- models ----
 
+// MaxModelWeight is the largest weight a model may have. The Gateway
+// sums the weights of an alias's models to pick one; the cap keeps that
+// sum far from overflowing.
+const MaxModelWeight = 1_000_000
+
 // AddModel validates m and stores it. m.ConnectionID may name the
 // connection by ID or by name; the stored record holds its ID. An alias
-// may exist once per connection.
+// may exist once per connection. The weight is 0 (meaning 1) to
+// MaxModelWeight.
 func (a *Service) AddModel(ctx context.Context, m *llmproxy.Model) error {
+	if err := checkModelFields(m); err != nil {
+		return err
+	}
+	if strings.TrimSpace(m.ConnectionID) == "" {
+		return adminErrorf(llmproxy.ErrInvalid, "model %q needs a connection ID", m.Name)
+	}
+	c, err := a.ConnectionByIDOrName(ctx, m.ConnectionID)
+	if err != nil {
+		return err
+	}
+	m.ConnectionID = c.ID
+	if err := a.checkModel(ctx, m, c); err != nil {
+		return err
+	}
+	m.ID = ""
+	if err := a.Storage.CreateModel(ctx, m); err != nil {
+		switch {
+		case errors.Is(err, llmproxy.ErrAlreadyExists):
+			return modelExists(m, c)
+		case errors.Is(err, llmproxy.ErrNotFound):
+			return adminErrorf(llmproxy.ErrNotFound, "connection %q not found", c.ID)
+		}
+		return fmt.Errorf("storing model %q: %w", m.Name, err)
+	}
+	return nil
+}
+
+// checkModelFields trims m's alias and remote name and checks them and
+// the weight.
+func checkModelFields(m *llmproxy.Model) error {
 	m.Name = strings.TrimSpace(m.Name)
 	m.Remote = strings.TrimSpace(m.Remote)
 	switch {
@@ -347,16 +532,18 @@ func (a *Service) AddModel(ctx context.Context, m *llmproxy.Model) error {
 		return adminErrorf(llmproxy.ErrInvalid, "a model needs a name (the alias clients send)")
 	case m.Remote == "":
 		return adminErrorf(llmproxy.ErrInvalid, "model %q needs a remote model name", m.Name)
-	case strings.TrimSpace(m.ConnectionID) == "":
-		return adminErrorf(llmproxy.ErrInvalid, "model %q needs a connection ID", m.Name)
 	case m.Weight < 0:
 		return adminErrorf(llmproxy.ErrInvalid, "model %q: weight must not be negative", m.Name)
+	case m.Weight > MaxModelWeight:
+		return adminErrorf(llmproxy.ErrInvalid, "model %q: weight must be at most %d", m.Name, MaxModelWeight)
 	}
-	c, err := a.ConnectionByIDOrName(ctx, m.ConnectionID)
-	if err != nil {
-		return err
-	}
-	m.ConnectionID = c.ID
+	return nil
+}
+
+// checkModel checks m, on connection c, as a record and against the
+// stored models: its (alias, connection) pair must be free, m itself
+// aside.
+func (a *Service) checkModel(ctx context.Context, m *llmproxy.Model, c *llmproxy.Connection) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
@@ -364,23 +551,89 @@ func (a *Service) AddModel(ctx context.Context, m *llmproxy.Model) error {
 	if err != nil {
 		return err
 	}
-	dup := adminErrorf(llmproxy.ErrAlreadyExists, "model %q already exists on connection %q", m.Name, c.Name)
 	for _, o := range models {
-		if o.Name == m.Name && o.ConnectionID == c.ID {
-			return dup
+		if o.Name == m.Name && o.ConnectionID == c.ID && o.ID != m.ID {
+			return modelExists(m, c)
 		}
-	}
-	m.ID = ""
-	if err := a.Storage.CreateModel(ctx, m); err != nil {
-		switch {
-		case errors.Is(err, llmproxy.ErrAlreadyExists):
-			return dup
-		case errors.Is(err, llmproxy.ErrNotFound):
-			return adminErrorf(llmproxy.ErrNotFound, "connection %q not found", c.ID)
-		}
-		return fmt.Errorf("storing model %q: %w", m.Name, err)
 	}
 	return nil
+}
+
+func modelExists(m *llmproxy.Model, c *llmproxy.Connection) error {
+	return adminErrorf(llmproxy.ErrAlreadyExists, "model %q already exists on connection %q", m.Name, c.Name)
+}
+
+// ModelUpdate is a change to a model. Nil fields stay as they are.
+type ModelUpdate struct {
+	// Name is the alias clients send; unique per connection.
+	Name *string
+	// Remote is the provider's model name.
+	Remote *string
+	// Weight is the model's share among the models of its alias: 0
+	// (meaning 1) to MaxModelWeight.
+	Weight *int
+	// ConnectionID, when set, must name the model's own connection (by ID
+	// or name): a model does not move to another connection, since the
+	// keys assigned to it, or to either connection, would silently gain
+	// or lose it. Add the model on the other connection and delete this
+	// one instead.
+	ConnectionID *string
+}
+
+// IsZero reports whether u changes nothing.
+func (u ModelUpdate) IsZero() bool {
+	return u.Name == nil && u.Remote == nil && u.Weight == nil && u.ConnectionID == nil
+}
+
+// UpdateModel changes the model with the given ID, in one write, and
+// returns it as stored. The result is checked as AddModel checks a new
+// model.
+func (a *Service) UpdateModel(ctx context.Context, id string, u ModelUpdate) (*llmproxy.Model, error) {
+	cur, err := a.Model(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if u.IsZero() {
+		return nil, adminErrorf(llmproxy.ErrInvalid, "nothing to change: give a name, a remote model name or a weight")
+	}
+	c, err := a.Storage.Connection(ctx, cur.ConnectionID)
+	if err != nil {
+		if errors.Is(err, llmproxy.ErrNotFound) {
+			return nil, adminErrorf(llmproxy.ErrNotFound, "connection %q of model %q not found", cur.ConnectionID, cur.ID)
+		}
+		return nil, err
+	}
+	if u.ConnectionID != nil {
+		if to := strings.TrimSpace(*u.ConnectionID); to != c.ID && to != c.Name {
+			return nil, adminErrorf(llmproxy.ErrInvalid, "model %q (%s) cannot move from connection %q to %q: add the model on that connection and delete this one", cur.Name, cur.ID, c.Name, to)
+		}
+	}
+	m := *cur
+	if u.Name != nil {
+		m.Name = *u.Name
+	}
+	if u.Remote != nil {
+		m.Remote = *u.Remote
+	}
+	if u.Weight != nil {
+		m.Weight = *u.Weight
+	}
+	if err := checkModelFields(&m); err != nil {
+		return nil, err
+	}
+	if err := a.checkModel(ctx, &m, c); err != nil {
+		return nil, err
+	}
+	if err := a.Storage.UpdateModel(ctx, &m); err != nil {
+		switch {
+		case errors.Is(err, llmproxy.ErrAlreadyExists):
+			return nil, modelExists(&m, c)
+		case errors.Is(err, llmproxy.ErrNotFound):
+			return nil, adminErrorf(llmproxy.ErrNotFound, "model %q no longer exists", cur.ID)
+		}
+		return nil, fmt.Errorf("updating model %q: %w", cur.ID, err)
+	}
+	return &m, nil
 }
 
 // ListModels lists models in ID order.

@@ -123,6 +123,10 @@ func TestAdminAddConnection(t *testing.T) {
 		{name: "bedrock api key", in: llmproxy.Connection{Name: "x", Provider: "bedrock", Settings: map[string]string{"region": "eu-west-1"}, Credentials: creds("sk-upstream-secret")}, kind: llmproxy.ErrInvalid, msg: "API key is not used by bedrock"},
 		{name: "region on openai", in: llmproxy.Connection{Name: "x", Provider: "openai", Credentials: creds("sk-upstream-secret"), Settings: map[string]string{"region": "us"}}, kind: llmproxy.ErrInvalid, msg: "region is not used by openai"},
 		{name: "api version on google", in: llmproxy.Connection{Name: "x", Provider: "google", Credentials: creds("sk-upstream-secret"), Settings: map[string]string{"api_version": "v"}}, kind: llmproxy.ErrInvalid, msg: "api_version is not used by google"},
+		{name: "timeouts", in: llmproxy.Connection{Name: "t", Provider: "compatible", Endpoint: "http://h", Settings: map[string]string{"first_byte_timeout": "30s", "idle_timeout": "1h30m"}},
+			wantProvider: "compatible", wantEndpoint: "http://h"},
+		{name: "bad timeout", in: llmproxy.Connection{Name: "x", Provider: "compatible", Endpoint: "http://h", Settings: map[string]string{"idle_timeout": "2 minutes"}}, kind: llmproxy.ErrInvalid, msg: `idle_timeout "2 minutes" is not a positive duration`},
+		{name: "zero timeout", in: llmproxy.Connection{Name: "x", Provider: "compatible", Endpoint: "http://h", Settings: map[string]string{"first_byte_timeout": "0"}}, kind: llmproxy.ErrInvalid, msg: `first_byte_timeout "0" is not a positive duration`},
 		{name: "aws creds on compatible", in: llmproxy.Connection{Name: "x", Provider: "compatible", Endpoint: "http://h", Credentials: aws}, kind: llmproxy.ErrInvalid, msg: "AWS access key is not used"},
 	}
 	forEachStore(t, func(t *testing.T, a *admin.Service) {
@@ -223,6 +227,7 @@ func TestAdminModels(t *testing.T) {
 			{"no name", llmproxy.Model{Remote: "a", ConnectionID: c.ID}, llmproxy.ErrInvalid, "needs a name"},
 			{"no connection", llmproxy.Model{Name: "a", Remote: "b"}, llmproxy.ErrInvalid, "needs a connection"},
 			{"negative weight", llmproxy.Model{Name: "a", Remote: "b", ConnectionID: c.ID, Weight: -1}, llmproxy.ErrInvalid, "weight"},
+			{"weight too large", llmproxy.Model{Name: "a", Remote: "b", ConnectionID: c.ID, Weight: admin.MaxModelWeight + 1}, llmproxy.ErrInvalid, "weight must be at most"},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				m := tt.m
@@ -485,7 +490,295 @@ func TestAdminProvidersCheck(t *testing.T) {
 	if strings.Join(built, ",") != "bad,good" {
 		t.Errorf("providers built for %v", built)
 	}
+	// An update is checked the same way, and a refused one writes nothing.
+	_, err = a.UpdateConnection(ctx, "good", admin.ConnectionUpdate{Name: ptr("renamed"), Settings: map[string]string{"mode": "bad"}})
+	wantErr(t, err, llmproxy.ErrInvalid, `compatible connection "renamed": mode "bad" is not supported`)
+	if _, err := a.ConnectionByIDOrName(ctx, "good"); err != nil {
+		t.Errorf("a refused update changed the connection: %v", err)
+	}
+	_, err = a.UpdateConnection(ctx, "good", admin.ConnectionUpdate{Settings: map[string]string{"mode": "fine"}})
+	wantErr(t, err, nil, "")
+	if strings.Join(built, ",") != "bad,good,renamed,good" {
+		t.Errorf("providers built for %v", built)
+	}
 	if cs, _ := a.ListConnections(ctx, llmproxy.ListOptions{}); len(cs) != 1 {
 		t.Errorf("%d connections stored, want only the good one", len(cs))
 	}
+}
+
+// eachFresh runs f once per case and backend, each on a new, empty store,
+// so that a case's success does not become the next one's fixture.
+func eachFresh(t *testing.T, names []string, f func(t *testing.T, i int, a *admin.Service)) {
+	for _, st := range adminStores {
+		t.Run(st.name, func(t *testing.T) {
+			for i, name := range names {
+				t.Run(name, func(t *testing.T) {
+					f(t, i, &admin.Service{Storage: st.open(t), Kinds: standardKinds})
+				})
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestAdminUpdateConnection(t *testing.T) {
+	// The fixture's secrets: no error may show one.
+	const (
+		googleKey  = "AIza-old-secret-1"
+		azureKey   = "azure-old-secret-1"
+		localKey   = "local-old-secret-1"
+		awsSecret  = "aws-old-secret-1"
+		awsToken   = "aws-old-token-1"
+		newSecret  = "new-secret-value-1"
+		newSecret2 = "new-secret-value-2"
+	)
+	fixture := []llmproxy.Connection{
+		{Name: "google-ai", Provider: "google", Credentials: llmproxy.Credentials{APIKey: googleKey}},
+		{Name: "az", Provider: "azure", Endpoint: "https://r.openai.azure.com", Credentials: llmproxy.Credentials{APIKey: azureKey},
+			Settings: map[string]string{"api_version": "2024-10-21", "idle_timeout": "5m"}},
+		{Name: "claude", Provider: "bedrock", Settings: map[string]string{"region": "us-east-1"},
+			Credentials: llmproxy.Credentials{AccessKeyID: "AKIAOLD", SecretAccessKey: awsSecret, SessionToken: awsToken}},
+		{Name: "claude-chain", Provider: "bedrock", Settings: map[string]string{"region": "eu-west-1"}},
+		{Name: "local", Provider: "compatible", Endpoint: "http://127.0.0.1:1/v1", Credentials: llmproxy.Credentials{APIKey: localKey}},
+	}
+	tests := []struct {
+		name   string
+		target string
+		u      admin.ConnectionUpdate
+		kind   error
+		msg    string
+		check  func(t *testing.T, c *llmproxy.Connection)
+	}{
+		{name: "rotate api key", target: "google-ai", u: admin.ConnectionUpdate{APIKey: ptr(newSecret)},
+			check: func(t *testing.T, c *llmproxy.Connection) {
+				if c.Credentials.APIKey != newSecret || c.Endpoint != admin.DefaultGoogleEndpoint || c.Name != "google-ai" {
+					t.Errorf("got %s %q %v", c.Name, c.Endpoint, c.Credentials.Set())
+				}
+			}},
+		{name: "rename", target: "google-ai", u: admin.ConnectionUpdate{Name: ptr(" google-main ")},
+			check: func(t *testing.T, c *llmproxy.Connection) {
+				if c.Name != "google-main" || c.Credentials.APIKey != googleKey {
+					t.Errorf("got %q, key kept %v", c.Name, c.Credentials.APIKey == googleKey)
+				}
+			}},
+		{name: "rename to itself", target: "google-ai", u: admin.ConnectionUpdate{Name: ptr("google-ai")}},
+		{name: "endpoint", target: "local", u: admin.ConnectionUpdate{Endpoint: ptr(" http://127.0.0.1:2/v1/ ")},
+			check: func(t *testing.T, c *llmproxy.Connection) {
+				if c.Endpoint != "http://127.0.0.1:2/v1" || c.Credentials.APIKey != localKey {
+					t.Errorf("got %q", c.Endpoint)
+				}
+			}},
+		{name: "endpoint back to the default", target: "google-ai", u: admin.ConnectionUpdate{Endpoint: ptr("")},
+			check: func(t *testing.T, c *llmproxy.Connection) {
+				if c.Endpoint != admin.DefaultGoogleEndpoint {
+					t.Errorf("got %q", c.Endpoint)
+				}
+			}},
+		{name: "timeouts", target: "local", u: admin.ConnectionUpdate{Settings: map[string]string{llmproxy.SettingFirstByteTimeout: "30s", llmproxy.SettingIdleTimeout: " 2m "}},
+			check: func(t *testing.T, c *llmproxy.Connection) {
+				if fmt.Sprint(c.Settings) != "map[first_byte_timeout:30s idle_timeout:2m]" {
+					t.Errorf("settings %v", c.Settings)
+				}
+			}},
+		{name: "a setting removed, the others kept", target: "az", u: admin.ConnectionUpdate{Settings: map[string]string{"idle_timeout": ""}},
+			check: func(t *testing.T, c *llmproxy.Connection) {
+				if fmt.Sprint(c.Settings) != "map[api_version:2024-10-21]" {
+					t.Errorf("settings %v", c.Settings)
+				}
+			}},
+		{name: "the last setting removed", target: "claude-chain", u: admin.ConnectionUpdate{Endpoint: ptr("https://vpce-1.example.com"), Settings: map[string]string{"region": ""}},
+			check: func(t *testing.T, c *llmproxy.Connection) {
+				if c.Settings != nil || c.Endpoint != "https://vpce-1.example.com" {
+					t.Errorf("settings %v, endpoint %q", c.Settings, c.Endpoint)
+				}
+			}},
+		{name: "its own provider given", target: "local", u: admin.ConnectionUpdate{Provider: ptr(" OpenAI-Compatible"), APIKey: ptr(newSecret)}},
+		{name: "new AWS pair drops the old session token", target: "claude", u: admin.ConnectionUpdate{AccessKeyID: ptr("AKIANEW"), SecretAccessKey: ptr(newSecret)},
+			check: func(t *testing.T, c *llmproxy.Connection) {
+				if c.Credentials != (llmproxy.Credentials{AccessKeyID: "AKIANEW", SecretAccessKey: newSecret}) {
+					t.Errorf("credentials %v", c.Credentials.Set())
+				}
+			}},
+		{name: "new AWS pair and token", target: "claude", u: admin.ConnectionUpdate{AccessKeyID: ptr("AKIANEW"), SecretAccessKey: ptr(newSecret), SessionToken: ptr(newSecret2)},
+			check: func(t *testing.T, c *llmproxy.Connection) {
+				if c.Credentials != (llmproxy.Credentials{AccessKeyID: "AKIANEW", SecretAccessKey: newSecret, SessionToken: newSecret2}) {
+					t.Errorf("credentials %v", c.Credentials.Set())
+				}
+			}},
+		{name: "back to the AWS default chain", target: "claude", u: admin.ConnectionUpdate{AccessKeyID: ptr(""), SecretAccessKey: ptr("")},
+			check: func(t *testing.T, c *llmproxy.Connection) {
+				if !c.Credentials.IsZero() || c.Settings["region"] != "us-east-1" {
+					t.Errorf("credentials %v, settings %v", c.Credentials.Set(), c.Settings)
+				}
+			}},
+		{name: "optional api key removed", target: "local", u: admin.ConnectionUpdate{APIKey: ptr("")},
+			check: func(t *testing.T, c *llmproxy.Connection) {
+				if !c.Credentials.IsZero() {
+					t.Errorf("credentials %v", c.Credentials.Set())
+				}
+			}},
+
+		{name: "unknown connection", target: "nope", u: admin.ConnectionUpdate{APIKey: ptr(newSecret)}, kind: llmproxy.ErrNotFound, msg: `connection "nope" not found`},
+		{name: "nothing to change", target: "local", kind: llmproxy.ErrInvalid, msg: "nothing to change"},
+		{name: "another provider", target: "google-ai", u: admin.ConnectionUpdate{Provider: ptr("openai")}, kind: llmproxy.ErrInvalid,
+			msg: `connection "google-ai" is a google connection and cannot become "openai": a provider kind does not change; delete the connection and add it again`},
+		{name: "rename to a taken name", target: "local", u: admin.ConnectionUpdate{Name: ptr("az")}, kind: llmproxy.ErrAlreadyExists, msg: `connection "az" already exists`},
+		{name: "empty name", target: "local", u: admin.ConnectionUpdate{Name: ptr(" ")}, kind: llmproxy.ErrInvalid, msg: "needs a name"},
+		{name: "region on azure", target: "az", u: admin.ConnectionUpdate{Settings: map[string]string{"region": "us-east-1"}}, kind: llmproxy.ErrInvalid, msg: "region is not used by azure connections"},
+		{name: "api key on bedrock", target: "claude", u: admin.ConnectionUpdate{APIKey: ptr(newSecret)}, kind: llmproxy.ErrInvalid, msg: "an API key is not used by bedrock connections"},
+		{name: "required api key removed", target: "google-ai", u: admin.ConnectionUpdate{APIKey: ptr("")}, kind: llmproxy.ErrInvalid, msg: `google connection "google-ai" needs an API key`},
+		{name: "required endpoint removed", target: "local", u: admin.ConnectionUpdate{Endpoint: ptr("")}, kind: llmproxy.ErrInvalid, msg: "needs an endpoint"},
+		{name: "required region removed", target: "claude-chain", u: admin.ConnectionUpdate{Settings: map[string]string{"region": ""}}, kind: llmproxy.ErrInvalid, msg: "needs a region"},
+		{name: "bad endpoint", target: "local", u: admin.ConnectionUpdate{Endpoint: ptr("localhost:1")}, kind: llmproxy.ErrInvalid, msg: "not an http(s) URL"},
+		{name: "endpoint with credentials", target: "local", u: admin.ConnectionUpdate{Endpoint: ptr("http://u:" + newSecret + "@h/v1")}, kind: llmproxy.ErrInvalid, msg: "must not contain credentials"},
+		{name: "not a duration", target: "local", u: admin.ConnectionUpdate{Settings: map[string]string{"idle_timeout": "soon"}}, kind: llmproxy.ErrInvalid,
+			msg: `idle_timeout "soon" is not a positive duration such as 30s, 2m or 1h30m`},
+		{name: "zero duration", target: "local", u: admin.ConnectionUpdate{Settings: map[string]string{"first_byte_timeout": "0s"}}, kind: llmproxy.ErrInvalid, msg: "not a positive duration"},
+		{name: "negative duration", target: "local", u: admin.ConnectionUpdate{Settings: map[string]string{"first_byte_timeout": "-1m"}}, kind: llmproxy.ErrInvalid, msg: "not a positive duration"},
+		{name: "days are not a gateway duration", target: "local", u: admin.ConnectionUpdate{Settings: map[string]string{"idle_timeout": "1d"}}, kind: llmproxy.ErrInvalid, msg: "not a positive duration"},
+		{name: "bad setting name", target: "local", u: admin.ConnectionUpdate{Settings: map[string]string{"idle timeout": "2m"}}, kind: llmproxy.ErrInvalid, msg: "is not a setting name"},
+		{name: "half an AWS pair", target: "claude", u: admin.ConnectionUpdate{AccessKeyID: ptr("AKIANEW")}, kind: llmproxy.ErrInvalid, msg: "change the AWS access key ID and secret access key together"},
+		{name: "session token without a pair", target: "claude-chain", u: admin.ConnectionUpdate{SessionToken: ptr(newSecret)}, kind: llmproxy.ErrInvalid, msg: "session token without"},
+		{name: "AWS keys on compatible", target: "local", u: admin.ConnectionUpdate{AccessKeyID: ptr("AKIANEW"), SecretAccessKey: ptr(newSecret)}, kind: llmproxy.ErrInvalid, msg: "AWS access key is not used"},
+	}
+	names := make([]string, len(tests))
+	for i := range tests {
+		names[i] = tests[i].name
+	}
+	eachFresh(t, names, func(t *testing.T, i int, a *admin.Service) {
+		tt := tests[i]
+		ctx := context.Background()
+		for _, c := range fixture {
+			c.Settings = cloneMap(c.Settings)
+			if err := a.AddConnection(ctx, &c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before, _ := a.ListConnections(ctx, llmproxy.ListOptions{})
+		version, err := a.Storage.ConfigVersion(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := a.UpdateConnection(ctx, tt.target, tt.u)
+		wantErr(t, err, tt.kind, tt.msg)
+		after, _ := a.ListConnections(ctx, llmproxy.ListOptions{})
+		if err != nil {
+			for _, s := range []string{googleKey, azureKey, localKey, awsSecret, awsToken, newSecret, newSecret2} {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("error %q shows a secret", err)
+				}
+			}
+			if dumpConnections(before) != dumpConnections(after) {
+				t.Errorf("a refused update changed the connections:\n%s\n%s", dumpConnections(before), dumpConnections(after))
+			}
+			return
+		}
+		stored, err := a.ConnectionByIDOrName(ctx, got.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored.Name != got.Name || stored.Endpoint != got.Endpoint || stored.Credentials != got.Credentials || fmt.Sprint(stored.Settings) != fmt.Sprint(got.Settings) {
+			t.Errorf("returned %+v, stored %+v", got, stored)
+		}
+		if tt.check != nil {
+			tt.check(t, stored)
+		}
+		if v, _ := a.Storage.ConfigVersion(ctx); v == version {
+			t.Errorf("the configuration version did not change: running Gateways would not see the update")
+		}
+		if len(after) != len(before) {
+			t.Errorf("%d connections, want %d", len(after), len(before))
+		}
+	})
+}
+
+// dumpConnections writes cs in full, secrets included (Credentials'
+// own formatting redacts them), for before-and-after comparisons.
+func dumpConnections(cs []llmproxy.Connection) string {
+	var b strings.Builder
+	for _, c := range cs {
+		fmt.Fprintf(&b, "%s %s %s %s %v %q %q %q %q %s\n", c.ID, c.Name, c.Provider, c.Endpoint, c.Settings,
+			c.Credentials.APIKey, c.Credentials.AccessKeyID, c.Credentials.SecretAccessKey, c.Credentials.SessionToken, c.UpdatedAt)
+	}
+	return b.String()
+}
+
+func TestAdminUpdateModel(t *testing.T) {
+	tests := []struct {
+		name   string
+		target string // "m", "m2" or "m3", or an ID
+		u      admin.ModelUpdate
+		kind   error
+		msg    string
+		want   string // the stored model as "name remote weight", on success
+	}{
+		{name: "remote", target: "m", u: admin.ModelUpdate{Remote: ptr(" gemini-2.0-flash ")}, want: "gemini-flash gemini-2.0-flash 0"},
+		{name: "weight", target: "m", u: admin.ModelUpdate{Weight: ptr(5)}, want: "gemini-flash gemini-1.5-flash 5"},
+		{name: "weight back to the default", target: "m3", u: admin.ModelUpdate{Weight: ptr(0)}, want: "gemini-flash gemini-1.5-flash 0"},
+		{name: "largest weight", target: "m", u: admin.ModelUpdate{Weight: ptr(admin.MaxModelWeight)}, want: fmt.Sprintf("gemini-flash gemini-1.5-flash %d", admin.MaxModelWeight)},
+		{name: "alias", target: "m", u: admin.ModelUpdate{Name: ptr(" gemini-fast ")}, want: "gemini-fast gemini-1.5-flash 0"},
+		{name: "alias that exists on another connection", target: "m3", u: admin.ModelUpdate{Name: ptr("gemini-pro")}, want: "gemini-pro gemini-1.5-flash 3"},
+		{name: "its own connection named", target: "m", u: admin.ModelUpdate{ConnectionID: ptr("c"), Weight: ptr(2)}, want: "gemini-flash gemini-1.5-flash 2"},
+		{name: "everything", target: "m2", u: admin.ModelUpdate{Name: ptr("pro"), Remote: ptr("gemini-2.5-pro"), Weight: ptr(7)}, want: "pro gemini-2.5-pro 7"},
+
+		{name: "unknown model", target: "model_nope", u: admin.ModelUpdate{Weight: ptr(2)}, kind: llmproxy.ErrNotFound, msg: `model "model_nope" not found`},
+		{name: "no ID", target: " ", u: admin.ModelUpdate{Weight: ptr(2)}, kind: llmproxy.ErrInvalid, msg: "no model ID given"},
+		{name: "nothing to change", target: "m", kind: llmproxy.ErrInvalid, msg: "nothing to change"},
+		{name: "move to another connection", target: "m", u: admin.ModelUpdate{ConnectionID: ptr("other")}, kind: llmproxy.ErrInvalid, msg: `cannot move from connection "c" to "other"`},
+		{name: "alias taken on its connection", target: "m2", u: admin.ModelUpdate{Name: ptr("gemini-flash")}, kind: llmproxy.ErrAlreadyExists, msg: `model "gemini-flash" already exists on connection "c"`},
+		{name: "empty alias", target: "m", u: admin.ModelUpdate{Name: ptr("  ")}, kind: llmproxy.ErrInvalid, msg: "needs a name"},
+		{name: "empty remote", target: "m", u: admin.ModelUpdate{Remote: ptr("")}, kind: llmproxy.ErrInvalid, msg: "needs a remote model name"},
+		{name: "negative weight", target: "m", u: admin.ModelUpdate{Weight: ptr(-1)}, kind: llmproxy.ErrInvalid, msg: "weight must not be negative"},
+		{name: "weight too large", target: "m", u: admin.ModelUpdate{Weight: ptr(admin.MaxModelWeight + 1)}, kind: llmproxy.ErrInvalid, msg: "weight must be at most 1000000"},
+	}
+	names := make([]string, len(tests))
+	for i := range tests {
+		names[i] = tests[i].name
+	}
+	eachFresh(t, names, func(t *testing.T, i int, a *admin.Service) {
+		tt := tests[i]
+		ctx := context.Background()
+		c := mustConn(t, a, "c")
+		other := mustConn(t, a, "other")
+		ids := map[string]string{}
+		for _, m := range []struct {
+			key, name, conn string
+			weight          int
+		}{{"m", "gemini-flash", c.ID, 0}, {"m2", "gemini-pro", c.ID, 0}, {"m3", "gemini-flash", other.ID, 3}} {
+			mm := &llmproxy.Model{Name: m.name, Remote: "gemini-1.5-flash", ConnectionID: m.conn, Weight: m.weight}
+			if err := a.AddModel(ctx, mm); err != nil {
+				t.Fatal(err)
+			}
+			ids[m.key] = mm.ID
+		}
+		id := tt.target
+		if v, ok := ids[id]; ok {
+			id = v
+		}
+		before, _ := a.ListModels(ctx, llmproxy.ListOptions{})
+		version, _ := a.Storage.ConfigVersion(ctx)
+		got, err := a.UpdateModel(ctx, id, tt.u)
+		wantErr(t, err, tt.kind, tt.msg)
+		after, _ := a.ListModels(ctx, llmproxy.ListOptions{})
+		if err != nil {
+			if fmt.Sprint(before) != fmt.Sprint(after) {
+				t.Errorf("a refused update changed the models:\n%v\n%v", before, after)
+			}
+			return
+		}
+		stored, err := a.Model(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := fmt.Sprintf("%s %s %d", stored.Name, stored.Remote, stored.Weight); s != tt.want {
+			t.Errorf("stored %q, want %q", s, tt.want)
+		}
+		if got.Name != stored.Name || got.Remote != stored.Remote || got.Weight != stored.Weight || got.ConnectionID != stored.ConnectionID {
+			t.Errorf("returned %+v, stored %+v", got, stored)
+		}
+		if v, _ := a.Storage.ConfigVersion(ctx); v == version {
+			t.Errorf("the configuration version did not change")
+		}
+	})
 }

@@ -126,9 +126,9 @@ func (ms methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *handler) routes() []route {
 	return []route{
 		{"/connections", methods{"GET": h.listConnections, "POST": h.addConnection}},
-		{"/connections/{id}", methods{"GET": h.connection, "DELETE": h.deleteConnection}},
+		{"/connections/{id}", methods{"GET": h.connection, "PATCH": h.updateConnection, "DELETE": h.deleteConnection}},
 		{"/models", methods{"GET": h.listModels, "POST": h.addModel}},
-		{"/models/{id}", methods{"GET": h.model, "DELETE": h.deleteModel}},
+		{"/models/{id}", methods{"GET": h.model, "PATCH": h.updateModel, "DELETE": h.deleteModel}},
 		{"/keys", methods{"GET": h.listKeys, "POST": h.addKey}},
 		{"/keys/{id}", methods{"GET": h.key, "PATCH": h.updateKey, "DELETE": h.deleteKey}},
 		{"/keys/{id}/assignments", methods{"POST": h.assign, "DELETE": h.unassign}},
@@ -347,6 +347,19 @@ func (h *handler) connection(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, ConnectionView(c))
 }
 
+func (h *handler) updateConnection(w http.ResponseWriter, r *http.Request) error {
+	var in ConnectionUpdate
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	c, err := h.admin.UpdateConnection(r.Context(), r.PathValue("id"), in.update())
+	if err != nil {
+		return h.internal(r, err)
+	}
+	h.changed(r.Context(), "connection updated", c.ID, c.Name)
+	return writeJSON(w, http.StatusOK, ConnectionView(c))
+}
+
 func (h *handler) deleteConnection(w http.ResponseWriter, r *http.Request) error {
 	c, err := h.admin.DeleteConnection(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -392,6 +405,19 @@ func (h *handler) model(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return h.internal(r, err)
 	}
+	return writeJSON(w, http.StatusOK, ModelView(m))
+}
+
+func (h *handler) updateModel(w http.ResponseWriter, r *http.Request) error {
+	var in ModelUpdate
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	m, err := h.admin.UpdateModel(r.Context(), r.PathValue("id"), in.update())
+	if err != nil {
+		return h.internal(r, err)
+	}
+	h.changed(r.Context(), "model updated", m.ID, m.Name)
 	return writeJSON(w, http.StatusOK, ModelView(m))
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -159,10 +160,12 @@ var routes = []struct{ method, path string }{
 	{"GET", "/admin/v1/connections"},
 	{"POST", "/admin/v1/connections"},
 	{"GET", "/admin/v1/connections/{id}"},
+	{"PATCH", "/admin/v1/connections/{id}"},
 	{"DELETE", "/admin/v1/connections/{id}"},
 	{"GET", "/admin/v1/models"},
 	{"POST", "/admin/v1/models"},
 	{"GET", "/admin/v1/models/{id}"},
+	{"PATCH", "/admin/v1/models/{id}"},
 	{"DELETE", "/admin/v1/models/{id}"},
 	{"GET", "/admin/v1/keys"},
 	{"POST", "/admin/v1/keys"},
@@ -436,6 +439,114 @@ func TestOperations(t *testing.T) {
 	}
 	if a := s.master("GET", "/admin/v1/nothing-here", nil, 404); a.errCode() != "unknown_url" {
 		t.Errorf("unknown path: %s", a.raw)
+	}
+}
+
+// TestUpdates changes connections and models with PATCH, checks the
+// refusals, and that the running gateway uses the changes.
+func TestUpdates(t *testing.T) {
+	s := newServer(t, masterKey)
+	const wrongKey = "sk-wrong-upstream-secret"
+	s.secrets = append(s.secrets, wrongKey)
+	s.master("POST", "/admin/v1/connections", map[string]any{"name": "google-ai", "provider": "google", "api_key": googleKey}, 201)
+	m := s.master("POST", "/admin/v1/models", map[string]any{"name": "gpt-alias", "remote": "remote-1", "connection_id": "fixture"}, 201)
+	modelID := m.str("id")
+	s.master("POST", "/admin/v1/models", map[string]any{"name": "other-alias", "remote": "remote-1", "connection_id": "fixture"}, 201)
+
+	// chat answers the status of a call through the gateway, with the
+	// virtual key assigned the fixture connection.
+	chat := func() int {
+		req, _ := http.NewRequest("POST", s.url+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-alias","messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("Authorization", "Bearer "+virtualKey)
+		resp, err := http.DefaultClient.Do(req)
+		must(t, err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	eventually := func(what string, f func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Second); !f(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the gateway did not use the change within 2s: %s", what)
+			}
+		}
+	}
+	eventually("the new model", func() bool { return chat() == 200 })
+
+	// A key the upstream refuses, then the right one again.
+	c := s.master("PATCH", "/admin/v1/connections/fixture", map[string]any{"api_key": wrongKey}, 200)
+	if creds, _ := c.js["credentials"].([]any); len(creds) != 1 || creds[0] != "api_key" || c.str("name") != "fixture" {
+		t.Errorf("updated connection: %s", c.raw)
+	}
+	eventually("a refused upstream key", func() bool { return chat() == 502 })
+	s.master("PATCH", "/admin/v1/connections/fixture", map[string]any{"api_key": upstreamKey}, 200)
+	eventually("the upstream key again", func() bool { return chat() == 200 })
+
+	c = s.master("PATCH", "/admin/v1/connections/fixture", map[string]any{"settings": map[string]any{"first_byte_timeout": "30s", "idle_timeout": "2m"}}, 200)
+	if fmt.Sprint(c.js["settings"]) != "map[first_byte_timeout:30s idle_timeout:2m]" {
+		t.Errorf("settings: %s", c.raw)
+	}
+	c = s.master("PATCH", "/admin/v1/connections/fixture", map[string]any{"settings": map[string]any{"idle_timeout": ""}, "name": "renamed"}, 200)
+	if fmt.Sprint(c.js["settings"]) != "map[first_byte_timeout:30s]" || c.str("name") != "renamed" {
+		t.Errorf("after removing a setting and renaming: %s", c.raw)
+	}
+	for _, c := range []struct {
+		name   string
+		id     string
+		body   any
+		status int
+		param  string
+		code   string
+	}{
+		{"another kind", "renamed", map[string]any{"provider": "openai"}, 400, "", ""},
+		{"taken name", "renamed", map[string]any{"name": "google-ai"}, 409, "", "already_exists"},
+		{"nothing", "renamed", map[string]any{}, 400, "", ""},
+		{"only nulls", "renamed", map[string]any{"name": nil, "api_key": nil}, 400, "", ""},
+		{"unknown field", "renamed", map[string]any{"apikey": wrongKey}, 400, "apikey", ""},
+		{"wrong type", "renamed", map[string]any{"api_key": 5}, 400, "api_key", ""},
+		{"bad timeout", "renamed", map[string]any{"settings": map[string]any{"idle_timeout": "soon"}}, 400, "", ""},
+		{"region on google", "google-ai", map[string]any{"settings": map[string]any{"region": "us-east-1"}}, 400, "", ""},
+		{"required key removed", "google-ai", map[string]any{"api_key": ""}, 400, "", ""},
+		{"unknown connection", "nope", map[string]any{"api_key": wrongKey}, 404, "", ""},
+	} {
+		a := s.do("PATCH", "/admin/v1/connections/"+c.id, masterKey, c.body)
+		e, _ := a.js["error"].(map[string]any)
+		if a.status != c.status || (c.param != "" && e["param"] != c.param) || (c.code != "" && a.errCode() != c.code) {
+			t.Errorf("update connection, %s: %d %s", c.name, a.status, a.raw)
+		}
+	}
+	if a := s.master("GET", "/admin/v1/connections/renamed", nil, 200); fmt.Sprint(a.js["settings"]) != "map[first_byte_timeout:30s]" {
+		t.Errorf("refused updates changed the connection: %s", a.raw)
+	}
+
+	// Models: a new remote name reaches the upstream.
+	u := s.master("PATCH", "/admin/v1/models/"+modelID, map[string]any{"remote": "remote-2", "weight": 3}, 200)
+	if u.str("remote") != "remote-2" || u.js["weight"] != 3.0 || u.str("name") != "gpt-alias" {
+		t.Errorf("updated model: %s", u.raw)
+	}
+	eventually("the new remote name", func() bool { return chat() == 200 && s.fake.Last().JSON["model"] == "remote-2" })
+	for _, c := range []struct {
+		name   string
+		id     string
+		body   any
+		status int
+	}{
+		{"move", modelID, map[string]any{"connection_id": "google-ai"}, 400},
+		{"negative weight", modelID, map[string]any{"weight": -1}, 400},
+		{"weight too large", modelID, map[string]any{"weight": admin.MaxModelWeight + 1}, 400},
+		{"alias taken", modelID, map[string]any{"name": "other-alias"}, 409},
+		{"empty remote", modelID, map[string]any{"remote": ""}, 400},
+		{"nothing", modelID, map[string]any{}, 400},
+		{"unknown field", modelID, map[string]any{"alias": "x"}, 400},
+		{"unknown model", "model_nope", map[string]any{"weight": 2}, 404},
+	} {
+		if a := s.do("PATCH", "/admin/v1/models/"+c.id, masterKey, c.body); a.status != c.status {
+			t.Errorf("update model, %s: %d %s", c.name, a.status, a.raw)
+		}
+	}
+	if a := s.master("GET", "/admin/v1/models/"+modelID, nil, 200); a.str("remote") != "remote-2" || a.js["weight"] != 3.0 {
+		t.Errorf("refused updates changed the model: %s", a.raw)
 	}
 }
 

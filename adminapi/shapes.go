@@ -53,6 +53,27 @@ func (in *ConnectionInput) connection() *llmproxy.Connection {
 	}
 }
 
+// ConnectionUpdate is the body of PATCH /connections/{id}: the fields
+// given change; absent or null fields stay. "" removes a credential, or
+// returns the endpoint to the kind's default. Settings sets the settings
+// it names and leaves the others; "" removes one. Provider, when given,
+// must be the connection's own kind: a kind does not change.
+type ConnectionUpdate struct {
+	Name            *string           `json:"name,omitempty"`
+	Provider        *string           `json:"provider,omitempty"`
+	Endpoint        *string           `json:"endpoint,omitempty"`
+	APIKey          *string           `json:"api_key,omitempty"`
+	AccessKeyID     *string           `json:"access_key_id,omitempty"`
+	SecretAccessKey *string           `json:"secret_access_key,omitempty"`
+	SessionToken    *string           `json:"session_token,omitempty"`
+	Settings        map[string]string `json:"settings,omitempty"`
+}
+
+func (u *ConnectionUpdate) update() admin.ConnectionUpdate {
+	return admin.ConnectionUpdate{Name: u.Name, Provider: u.Provider, Endpoint: u.Endpoint, APIKey: u.APIKey,
+		AccessKeyID: u.AccessKeyID, SecretAccessKey: u.SecretAccessKey, SessionToken: u.SessionToken, Settings: u.Settings}
+}
+
 // Model is a model as answered and as created (id and times are ignored
 // on input; connection_id may name the connection on input).
 type Model struct {
@@ -68,6 +89,20 @@ type Model struct {
 // ModelView is m as answered.
 func ModelView(m *llmproxy.Model) Model {
 	return Model{m.ID, m.Name, m.Remote, m.ConnectionID, m.Weight, m.CreatedAt, m.UpdatedAt}
+}
+
+// ModelUpdate is the body of PATCH /models/{id}: the fields given
+// change; absent or null fields stay. ConnectionID, when given, must name
+// the model's own connection: a model does not move.
+type ModelUpdate struct {
+	Name         *string `json:"name,omitempty"`
+	Remote       *string `json:"remote,omitempty"`
+	Weight       *int    `json:"weight,omitempty"`
+	ConnectionID *string `json:"connection_id,omitempty"`
+}
+
+func (u *ModelUpdate) update() admin.ModelUpdate {
+	return admin.ModelUpdate{Name: u.Name, Remote: u.Remote, Weight: u.Weight, ConnectionID: u.ConnectionID}
 }
 
 // Assignment is a key's right to a connection or a model, with limits.

@@ -226,25 +226,22 @@ func apply(ctx context.Context, a *admin.Service, f *File, opts Options) ([]Chan
 		}
 		cur := st.models[i]
 		var d []string
+		var u admin.ModelUpdate
 		if remote := strings.TrimSpace(fm.Remote); cur.Remote != remote {
 			d = append(d, fmt.Sprintf("remote %q -> %q", cur.Remote, remote))
-			cur.Remote = remote
+			u.Remote = &remote
 		}
 		if max(cur.Weight, 1) != max(fm.Weight, 1) {
 			d = append(d, fmt.Sprintf("weight %d -> %d", max(cur.Weight, 1), max(fm.Weight, 1)))
-			cur.Weight = fm.Weight
+			u.Weight = &fm.Weight
 		}
 		if len(d) == 0 {
 			continue
 		}
-		if fm.Weight < 0 {
-			return changes, fmt.Errorf("%w: model %q: weight must not be negative", llmproxy.ErrInvalid, fm.Name)
-		}
-		if err := cur.Validate(); err != nil {
+		// The CLI's and the admin API's checks, so that a file cannot
+		// store what they refuse.
+		if _, err := a.UpdateModel(ctx, cur.ID, u); err != nil {
 			return changes, err
-		}
-		if err := a.Storage.UpdateModel(ctx, &cur); err != nil {
-			return changes, fmt.Errorf("updating model %q: %w", name, err)
 		}
 		add(Change{Op: "update", Kind: "model", Name: name, Details: d})
 	}

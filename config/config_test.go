@@ -341,6 +341,8 @@ connections:
 		{"unknown model", base + "keys:\n  - name: k\n    assignments:\n      - model: nope\n", llmproxy.ErrNotFound},
 		{"bad window", base + "keys:\n  - name: k\n    assignments:\n      - connection: good\n        token_limit: 5\n        token_window: soon\n", llmproxy.ErrInvalid},
 		{"duplicate", base + "  - name: good\n    provider: compatible\n    endpoint: http://x/v1\n", llmproxy.ErrInvalid},
+		{"bad timeout", base + "    settings:\n      idle_timeout: 2 minutes\n", llmproxy.ErrInvalid},
+		{"weight too large", base + "models:\n  - name: m\n    remote: r\n    connection: good\n    weight: 2000000\n", llmproxy.ErrInvalid},
 	} {
 		f, err := config.Parse([]byte(c.yaml), getenv)
 		must(t, err)
@@ -352,5 +354,49 @@ connections:
 		if after := snapshot(t, store); after != before {
 			t.Errorf("%s: a refused file wrote:\n%s", c.name, after)
 		}
+	}
+}
+
+// TestApplyModelUpdateChecks: a model changed by a file is checked as
+// "llm-proxy model update" checks it.
+func TestApplyModelUpdateChecks(t *testing.T) {
+	ctx := context.Background()
+	store := memory.New()
+	a := &admin.Service{Storage: store}
+	file := func(weight int) *config.File {
+		f, err := config.Parse([]byte(fmt.Sprintf(`
+connections:
+  - name: good
+    provider: compatible
+    endpoint: http://localhost:8000/v1
+    settings:
+      idle_timeout: 2m
+models:
+  - name: m
+    remote: r
+    connection: good
+    weight: %d
+`, weight)), getenv)
+		must(t, err)
+		return f
+	}
+	_, err := config.Apply(ctx, a, file(2), config.Options{})
+	must(t, err)
+	before := snapshot(t, store)
+	if _, err := config.Apply(ctx, a, file(admin.MaxModelWeight+1), config.Options{}); !errors.Is(err, llmproxy.ErrInvalid) || !strings.Contains(err.Error(), "weight must be at most") {
+		t.Errorf("err = %v, want the weight refused", err)
+	}
+	if after := snapshot(t, store); after != before {
+		t.Errorf("a refused file wrote:\n%s", after)
+	}
+	cs, err := config.Apply(ctx, a, file(3), config.Options{})
+	must(t, err)
+	if got := strings.Join(lines(cs), "\n"); got != "~ model m on good: weight 2 -> 3" {
+		t.Errorf("changes: %s", got)
+	}
+	c, err := a.ConnectionByIDOrName(ctx, "good")
+	must(t, err)
+	if c.Settings["idle_timeout"] != "2m" {
+		t.Errorf("idle_timeout stored as %q, want it as written", c.Settings["idle_timeout"])
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -16,7 +17,7 @@ func newModelCmd(e *env) *cobra.Command {
 		Aliases: []string{"models"},
 		Short:   "Manage models: aliases mapped to a remote model on a connection",
 	}
-	cmd.AddCommand(newModelAddCmd(e), newModelListCmd(e), newModelDeleteCmd(e))
+	cmd.AddCommand(newModelAddCmd(e), newModelListCmd(e), newModelUpdateCmd(e), newModelDeleteCmd(e))
 	return cmd
 }
 
@@ -50,12 +51,80 @@ func newModelAddCmd(e *env) *cobra.Command {
 	f.StringVar(&m.Name, "name", "", "the alias clients send as \"model\" (required)")
 	f.StringVar(&m.Remote, "remote", "", "the provider's model name (required)")
 	f.StringVar(&m.ConnectionID, "conn-id", "", "the connection's ID or name (required)")
-	f.IntVar(&m.Weight, "weight", 0, "share of requests among models with the same alias (default 1)")
+	f.IntVar(&m.Weight, "weight", 0, fmt.Sprintf("share of requests among models with the same alias, up to %d (default 1)", admin.MaxModelWeight))
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the new model's ID")
 	f.BoolVar(&asJSON, "json", false, "print the new model as JSON")
 	cmd.MarkFlagRequired("name")
 	cmd.MarkFlagRequired("remote")
 	cmd.MarkFlagRequired("conn-id")
+	cmd.MarkFlagsMutuallyExclusive("quiet", "json")
+	return cmd
+}
+
+func newModelUpdateCmd(e *env) *cobra.Command {
+	var (
+		name, remote, connID string
+		weight               int
+		quiet, asJSON        bool
+	)
+	cmd := &cobra.Command{
+		Use:   "update MODEL_ID [--name ALIAS] [--remote MODEL] [--weight N]",
+		Short: "Change a model's alias, remote model name or weight",
+		Long: `Change a model; a running server uses the change within 2 seconds, no restart
+needed. Only the flags given change; the result is checked as "add" checks a
+new model (an alias exists once per connection; the weight is 0 to 1000000,
+where 0 means 1).
+
+A model stays on its connection: the keys assigned to it, or to either
+connection, would otherwise silently gain or lose it. To move it, add it on
+the other connection and delete this one.`,
+		Example: `  llm-proxy model update "<MODEL_ID>" --remote "gemini-2.0-flash"
+  llm-proxy model update "<MODEL_ID>" --weight 3`,
+		Args: exactArgs("the model's ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			f := cmd.Flags()
+			var u admin.ModelUpdate
+			if f.Changed("name") {
+				u.Name = &name
+			}
+			if f.Changed("remote") {
+				u.Remote = &remote
+			}
+			if f.Changed("weight") {
+				u.Weight = &weight
+			}
+			if f.Changed("conn-id") {
+				u.ConnectionID = &connID
+			}
+			if u.IsZero() {
+				return fmt.Errorf("nothing to change: give --name, --remote or --weight (see %s --help)", cmd.CommandPath())
+			}
+			return e.admin(ctx, func(a *admin.Service) error {
+				m, err := a.UpdateModel(ctx, args[0], u)
+				if err != nil {
+					return err
+				}
+				switch {
+				case quiet:
+					return printf(e.stdout, "%s\n", m.ID)
+				case asJSON:
+					return writeJSON(e.stdout, adminapi.ModelView(m))
+				}
+				return printModel(e.stdout, m, loadNames(ctx, a))
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "a new alias clients send as \"model\"")
+	f.StringVar(&remote, "remote", "", "a new provider's model name")
+	f.IntVar(&weight, "weight", 0, fmt.Sprintf("a new share of requests among models with the same alias, up to %d (0 means 1)", admin.MaxModelWeight))
+	// Not a change anyone can make; the flag is there so that trying it
+	// says why.
+	f.StringVar(&connID, "conn-id", "", "a model cannot move to another connection")
+	f.MarkHidden("conn-id")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print only the model's ID")
+	f.BoolVar(&asJSON, "json", false, "print the model as JSON")
 	cmd.MarkFlagsMutuallyExclusive("quiet", "json")
 	return cmd
 }
