@@ -68,6 +68,9 @@ type Answer struct {
 	// HoldOpen keeps a stream open after Events, without [DONE], until
 	// the client goes away, as a model that stalls would.
 	HoldOpen bool
+	// Cut breaks the connection after Events, without ending the
+	// stream, as a connection dropped mid-answer would.
+	Cut bool
 }
 
 // New starts a fake upstream; it stops at the end of the test.
@@ -228,6 +231,9 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, a *Answer) {
 	if a.HoldOpen {
 		s.hold(r)
 		return
+	}
+	if a.Cut {
+		panic(http.ErrAbortHandler)
 	}
 	io.WriteString(w, "data: [DONE]\n\n")
 }

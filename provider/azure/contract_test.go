@@ -71,6 +71,9 @@ func answer(c *azuretest.Call, a providertest.Answer) *azuretest.Reply {
 		if n := a.FailAfter; n > 0 && n < len(r.Events) {
 			r.Events = append(r.Events[:n:n], azuretest.StreamError("server_error", a.Message))
 		}
+		if n := a.CutAfter; n > 0 && n < len(r.Events) {
+			r.Events, r.Cut = r.Events[:n], true
+		}
 	}
 	if r.Header == nil {
 		r.Header = http.Header{}

@@ -72,6 +72,9 @@ func answer(c *bedrocktest.Call, a providertest.Answer) *bedrocktest.Reply {
 			payload, _ := json.Marshal(map[string]any{"message": a.Message, "originalStatusCode": 500})
 			r.Events = append(events[:n:n], bedrocktest.Event{Type: "modelStreamErrorException", Exception: true, Payload: payload})
 		}
+		if n := a.CutAfter; n > 0 && n < len(events) {
+			r.Events, r.Cut = events[:n], true
+		}
 	}
 	r.Header = http.Header{}
 	for k, v := range a.Header {

@@ -65,6 +65,9 @@ func answer(r fakeopenai.Request, a providertest.Answer) *fakeopenai.Answer {
 		if n := a.FailAfter; n > 0 && n < len(ans.Events) {
 			ans.Events = append(ans.Events[:n:n], fakeopenai.StreamErrorEvent(a.Message))
 		}
+		if n := a.CutAfter; n > 0 && n < len(ans.Events) {
+			ans.Events, ans.Cut = ans.Events[:n], true
+		}
 	}
 	if ans.Header == nil {
 		ans.Header = http.Header{}

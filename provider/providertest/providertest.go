@@ -125,6 +125,9 @@ type Answer struct {
 	// its events, the way the upstream reports a failure mid-stream (an
 	// error event; Bedrock: a modelStreamErrorException), with Message.
 	FailAfter int
+	// CutAfter, when positive, makes the upstream break a stream's
+	// connection after that many of its events, without ending it.
+	CutAfter int
 }
 
 // The request every test sends, and what the fake answers to it.
@@ -163,6 +166,7 @@ func Run(t *testing.T, h Harness) {
 		{"ChatStream", testChatStream},
 		{"Errors", testErrors},
 		{"StreamError", testStreamError},
+		{"StreamCut", testStreamCut},
 		{"CancelMidStream", testCancelMidStream},
 		{"CancelBeforeAnswer", testCancelBeforeAnswer},
 		{"CancelledContext", testCancelledContext},
@@ -610,6 +614,30 @@ func testStreamError(t *testing.T, s *suite) {
 	}
 	if e := asError(t, "Next", err); e.Status < 500 {
 		t.Errorf("mid-stream failure: status %d, want 5xx", e.Status)
+	}
+}
+
+// testStreamCut: a stream whose connection breaks before its end makes
+// Next return, after the events that came, an error with a 5xx
+// *llmproxy.Error in its chain; not io.EOF, which would make the gateway
+// end a cut answer with [DONE], as if it were whole.
+func testStreamCut(t *testing.T, s *suite) {
+	f := s.start(t, Answer{Text: text, Usage: usage, CutAfter: 3})
+	res, err := call(context.Background(), t, f.Provider, streamCall, nil)
+	if err != nil {
+		t.Fatalf("ChatCompletion: %v (the connection breaks after the answer's head)", err)
+	}
+	st := streamOf(t, res)
+	defer st.Close()
+	events, err := readAll(t, st)
+	if err == io.EOF {
+		t.Fatalf("a stream cut after %d events ended with io.EOF", len(events))
+	}
+	if len(events) == 0 {
+		t.Error("no event arrived before the cut")
+	}
+	if e := asError(t, "Next", err); e.Status < 500 {
+		t.Errorf("cut stream: status %d, want 5xx", e.Status)
 	}
 }
 

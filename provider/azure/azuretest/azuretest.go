@@ -67,6 +67,9 @@ type Reply struct {
 	// HoldOpen keeps a stream open after Events, without [DONE], until
 	// the client goes away, as a model that stalls would.
 	HoldOpen bool
+	// Cut breaks the connection after Events, without ending the
+	// stream, as a connection dropped mid-answer would.
+	Cut bool
 }
 
 // NewServer starts a fake that accepts the key "azure-test-key". Close it
@@ -183,6 +186,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		if reply.HoldOpen {
 			s.hold(r)
 			return
+		}
+		if reply.Cut {
+			panic(http.ErrAbortHandler)
 		}
 		io.WriteString(w, "data: [DONE]\n\n")
 		return

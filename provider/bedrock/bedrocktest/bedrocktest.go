@@ -92,6 +92,9 @@ type Reply struct {
 	// HoldOpen keeps a stream open after Events until the client goes
 	// away, as a model that is slow to go on would.
 	HoldOpen bool
+	// Cut breaks the connection after Events, without ending the
+	// stream, as a connection dropped mid-answer would.
+	Cut bool
 	// HoldHead makes the fake wait, before it answers anything, until
 	// the client goes away.
 	HoldHead bool
@@ -224,6 +227,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeEvents(w, events, s.Latency)
 		if reply.HoldOpen {
 			s.hold(r)
+		}
+		if reply.Cut {
+			panic(http.ErrAbortHandler)
 		}
 		return
 	}
