@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -417,5 +418,53 @@ func TestEmbeddingsRequestID(t *testing.T) {
 	}
 	if got := embed("[" + strings.Join(many, ",") + "]").Get("X-Request-Id"); strings.Count(got, ",") != 15 || !strings.HasPrefix(got, "id-0, id-1, ") {
 		t.Errorf("40 inputs: X-Request-Id %q, want the first 16 ids", got)
+	}
+}
+
+// TestConcurrentStreams: streams on one connection run at once, each
+// getting its own answer. Under -race it also shows that they share no
+// unguarded state (the SDK's client-wide event stream codec did).
+func TestConcurrentStreams(t *testing.T) {
+	_, p := newFake(t)
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			want := "You said: stream number " + strconv.Itoa(i)
+			res, err := p.ChatCompletion(context.Background(), chat(`{"model":"claude","messages":[{"role":"user","content":"stream number `+strconv.Itoa(i)+`"}],"stream":true}`, true))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer res.Stream.Close()
+			var text strings.Builder
+			for {
+				d, err := res.Stream.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				var c struct {
+					Choices []struct{ Delta struct{ Content string } }
+				}
+				json.Unmarshal(d, &c)
+				for _, ch := range c.Choices {
+					text.WriteString(ch.Delta.Content)
+				}
+			}
+			if text.String() != want {
+				errs <- fmt.Errorf("stream %d: %q, want %q", i, text.String(), want)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
