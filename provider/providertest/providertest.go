@@ -25,12 +25,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,6 +176,7 @@ func Run(t *testing.T, h Harness) {
 		{"CloseMidStream", testCloseMidStream},
 		{"Headers", testHeaders},
 		{"Embeddings", testEmbeddings},
+		{"Concurrent", testConcurrent},
 	}
 	transports := []struct {
 		name string
@@ -234,10 +238,18 @@ func endpoints(p llmproxy.Provider) []endpoint {
 	return e
 }
 
-// call sends e to p, with h as the client's header.
+// call sends e to p, with h as the client's header, and checks that p
+// left the request as it was: the gateway sends the same one to the next
+// model of the alias when an upstream fails.
 func call(ctx context.Context, t *testing.T, p llmproxy.Provider, e endpoint, h http.Header) (*llmproxy.Response, error) {
 	t.Helper()
-	return send(ctx, p, e, newRequest(t, e.endpoint, e.body, remote, h))
+	req := newRequest(t, e.endpoint, e.body, remote, h)
+	body, header := string(req.Body), req.Header.Clone()
+	res, err := send(ctx, p, e, req)
+	if string(req.Body) != body || !reflect.DeepEqual(req.Header, header) {
+		t.Errorf("%s: the provider changed the request's Body or Header", e.name)
+	}
+	return res, err
 }
 
 // send sends req to p's method for e.
@@ -923,5 +935,78 @@ func testEmbeddings(t *testing.T, s *suite) {
 	}
 	if got := oneCall(t, f).Model; got != remote {
 		t.Errorf("the upstream was asked for model %q, want %q", got, remote)
+	}
+}
+
+// testConcurrent: a provider serves many goroutines at once (see
+// llmproxy.Provider): concurrent chats and streams each get their whole
+// answer (and, under -race, share nothing unguarded).
+func testConcurrent(t *testing.T, s *suite) {
+	const n = 16
+	f := s.start(t, Answer{Text: text, Usage: usage})
+	reqs := make([]*llmproxy.Request, n)
+	for i := range reqs {
+		e := chatCall
+		if i%2 == 1 {
+			e = streamCall
+		}
+		reqs[i] = newRequest(t, e.endpoint, e.body, remote, nil)
+	}
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for _, req := range reqs {
+		wg.Go(func() {
+			got, err := answerText(f.Provider, req)
+			if err == nil && got != text {
+				err = fmt.Errorf("answer %q, want %q", got, text)
+			}
+			if err != nil {
+				errs <- fmt.Errorf("stream=%v: %w", req.Stream, err)
+			}
+		})
+	}
+	within(t, fmt.Sprintf("%d concurrent calls", n), wg.Wait)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := len(f.Calls()); got != n {
+		t.Errorf("the upstream received %d calls, want %d", got, n)
+	}
+}
+
+// answerText returns the text of p's whole answer to a chat request.
+func answerText(p llmproxy.Provider, req *llmproxy.Request) (string, error) {
+	res, err := p.ChatCompletion(context.Background(), req)
+	if err != nil {
+		return "", err
+	}
+	if !req.Stream {
+		var c completion
+		if err := json.Unmarshal(res.Body, &c); err != nil || len(c.Choices) != 1 || c.Choices[0].Message.Content == nil {
+			return "", fmt.Errorf("answer %.300s is not a chat.completion with one choice", res.Body)
+		}
+		return *c.Choices[0].Message.Content, nil
+	}
+	if res.Stream == nil {
+		return "", errors.New("no stream")
+	}
+	defer res.Stream.Close()
+	var b strings.Builder
+	for {
+		d, err := res.Stream.Next()
+		if err == io.EOF {
+			return b.String(), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		var c chunk
+		if err := json.Unmarshal(d, &c); err != nil {
+			return "", fmt.Errorf("event %.300s: %v", d, err)
+		}
+		for _, ch := range c.Choices {
+			b.WriteString(ch.Delta.Content)
+		}
 	}
 }
