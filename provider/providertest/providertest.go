@@ -9,9 +9,11 @@
 // suite checks what the Gateway relies on: OpenAI-shaped answers with
 // their usage; streams read with Next up to io.EOF, with the usage chunk
 // even when the client did not ask for it; upstream failures as an
-// *llmproxy.Error with the status the client should see; cancellation
-// and Close releasing the upstream call promptly; and which headers cross
-// in each direction. Errors are checked by status and type; message text
+// *llmproxy.Error with the status the client should see, before or
+// during a stream; cancellation and Close releasing the upstream call
+// promptly, without leaking goroutines; which headers cross in each
+// direction; concurrent use; and a Request left as it was. Errors are
+// checked by status and type; message text
 // only where the contract is that the upstream's message reaches the
 // client (a 400), or that it must not (a refused credential).
 //
@@ -156,7 +158,9 @@ func chatBody(stream bool, extra string) string {
 
 const embeddingsBody = `{"model":"` + alias + `","input":"hello world"}`
 
-// Run runs the suite against the provider h builds.
+// Run runs the suite against the provider h builds. Its tests run one
+// at a time, and some count goroutines: do not call Run from a parallel
+// test.
 func Run(t *testing.T, h Harness) {
 	if h.Start == nil {
 		t.Fatal("providertest: Harness.Start is nil")
