@@ -14,8 +14,10 @@ import (
 
 // newRequest returns the Request a Gateway gives a provider when a client
 // POSTs body to endpoint (llmproxy.EndpointChat or EndpointEmbeddings)
-// and the body's model is served by remote; header is the client's
-// header as the provider then sees it.
+// and the body's model is served by remote. header, when not nil,
+// replaces the header the Gateway passes on (the client's, without its
+// Authorization and api-key), so that the suite can check what a provider
+// does with any header.
 //
 // llmproxy.Request keeps where the body's top-level fields are in an
 // unexported member, which UpstreamBody needs (a bare struct literal
@@ -67,7 +69,9 @@ func newRequest(t *testing.T, endpoint, body, remote string, header http.Header)
 	if got == nil {
 		t.Fatalf("providertest: the gateway did not pass the request on: %d %s", w.Code, w.Body)
 	}
-	got.Header = header
+	if header != nil {
+		got.Header = header
+	}
 	return got
 }
 
