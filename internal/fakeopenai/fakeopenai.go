@@ -30,6 +30,11 @@ type Server struct {
 	// ChunkDelay is waited between stream chunks.
 	chunkDelay time.Duration
 	cancelled  int
+	answer     func(Request) *Answer
+	// closing is closed by Close, to end the waits of HoldHead and
+	// HoldOpen answers whose client has not gone away.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // Request is what the fake received.
@@ -38,14 +43,58 @@ type Request struct {
 	Header http.Header
 	Body   []byte
 	JSON   map[string]any
+	// Done is closed when the request is over for the fake: it has
+	// answered, or the client went away (cancelled its request or closed
+	// its connection).
+	Done <-chan struct{}
+}
+
+// Answer is an answer the fake gives instead of its own; see SetAnswer.
+type Answer struct {
+	// Status is the HTTP status; zero means 200.
+	Status int
+	// Header holds headers added to the answer.
+	Header http.Header
+	// Body is a JSON answer: a chat completion, embeddings, or an error
+	// envelope (see ErrorAnswer).
+	Body []byte
+	// Events, when not nil, make the answer a server-sent event stream:
+	// the data of each event, without "data: " and without the final
+	// [DONE], which the fake adds.
+	Events []string
+	// HoldHead makes the fake wait, before it answers anything, until
+	// the client goes away.
+	HoldHead bool
+	// HoldOpen keeps a stream open after Events, without [DONE], until
+	// the client goes away, as a model that stalls would.
+	HoldOpen bool
+	// Cut breaks the connection after Events, without ending the
+	// stream, as a connection dropped mid-answer would.
+	Cut bool
 }
 
 // New starts a fake upstream; it stops at the end of the test.
 func New(t interface{ Cleanup(func()) }, apiKey string) *Server {
-	s := &Server{APIKey: apiKey}
+	s := &Server{APIKey: apiKey, closing: make(chan struct{})}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
 	return s
+}
+
+// Close ends the waits of held answers, then stops the server as
+// httptest.Server.Close does.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.Server.Close()
+}
+
+// SetAnswer makes the fake answer every request that passed the key check
+// with f's Answer instead of its own answers (SetFail and SetDelay then
+// do not apply); nil restores them.
+func (s *Server) SetAnswer(f func(Request) *Answer) {
+	s.mu.Lock()
+	s.answer = f
+	s.mu.Unlock()
 }
 
 // URL of the fake's OpenAI base, ending in /v1.
@@ -101,12 +150,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	var js map[string]any
 	json.Unmarshal(body, &js)
+	req := Request{Path: r.URL.Path, Header: r.Header.Clone(), Body: body, JSON: js, Done: r.Context().Done()}
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{Path: r.URL.Path, Header: r.Header.Clone(), Body: body, JSON: js})
-	fail, delay, chunkDelay := s.fail, s.delay, s.chunkDelay
+	s.requests = append(s.requests, req)
+	fail, delay, chunkDelay, answer := s.fail, s.delay, s.chunkDelay, s.answer
 	s.mu.Unlock()
 	if s.APIKey != "" && r.Header.Get("Authorization") != "Bearer "+s.APIKey {
 		writeError(w, http.StatusUnauthorized, "Incorrect API key provided")
+		return
+	}
+	if answer != nil {
+		s.write(w, r, answer(req))
 		return
 	}
 	if fail != 0 {
@@ -138,6 +192,132 @@ func (s *Server) noteCancel() {
 	s.mu.Lock()
 	s.cancelled++
 	s.mu.Unlock()
+}
+
+// hold waits until the client of r goes away or the fake is closed.
+func (s *Server) hold(r *http.Request) {
+	select {
+	case <-r.Context().Done():
+		s.noteCancel()
+	case <-s.closing:
+	}
+}
+
+// write sends an Answer.
+func (s *Server) write(w http.ResponseWriter, r *http.Request, a *Answer) {
+	if a.HoldHead {
+		s.hold(r)
+		return
+	}
+	for k, v := range a.Header {
+		w.Header()[k] = v
+	}
+	status := a.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if a.Events == nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		w.Write(a.Body)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(status)
+	flusher := w.(http.Flusher)
+	for _, e := range a.Events {
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", e); err != nil {
+			s.noteCancel()
+			return
+		}
+		flusher.Flush()
+	}
+	if a.HoldOpen {
+		s.hold(r)
+		return
+	}
+	if a.Cut {
+		panic(http.ErrAbortHandler)
+	}
+	io.WriteString(w, "data: [DONE]\n\n")
+}
+
+// ErrorAnswer is an error answer as OpenAI sends it.
+func ErrorAnswer(status int, message string) *Answer {
+	typ, code := "invalid_request_error", any(nil)
+	switch {
+	case status == http.StatusTooManyRequests:
+		typ, code = "requests", "rate_limit_exceeded"
+	case status >= 500:
+		typ = "server_error"
+	}
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": message, "type": typ, "param": nil, "code": code}})
+	return &Answer{Status: status, Body: b}
+}
+
+// StreamErrorEvent is the event an OpenAI-compatible server sends when it
+// fails in the middle of a stream.
+func StreamErrorEvent(message string) string {
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": message, "type": "server_error", "param": nil, "code": nil}})
+	return string(b)
+}
+
+// ChatAnswer is OpenAI's answer to the chat request req with text as the
+// assistant's message and the given token counts: a chat completion or,
+// for a stream, a role chunk, a chunk per word, a finish chunk and, when
+// req asked for it (stream_options.include_usage), a usage chunk with
+// empty choices; every chunk has the same id.
+func ChatAnswer(req Request, text string, promptTokens, completionTokens int) *Answer {
+	const id = "chatcmpl-fakereply"
+	model, _ := req.JSON["model"].(string)
+	usage := map[string]any{"prompt_tokens": promptTokens, "completion_tokens": completionTokens, "total_tokens": promptTokens + completionTokens}
+	if stream, _ := req.JSON["stream"].(bool); !stream {
+		b, _ := json.Marshal(map[string]any{
+			"id": id, "object": "chat.completion", "created": 1700000000, "model": model,
+			"choices": []any{map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": text}, "logprobs": nil, "finish_reason": "stop"}},
+			"usage":   usage,
+		})
+		return &Answer{Body: b}
+	}
+	chunk := func(v map[string]any) string {
+		v["id"], v["object"], v["created"], v["model"] = id, "chat.completion.chunk", 1700000000, model
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	choice := func(delta map[string]any, finish any) map[string]any {
+		return map[string]any{"choices": []any{map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}}
+	}
+	events := []string{chunk(choice(map[string]any{"role": "assistant", "content": ""}, nil))}
+	for i, word := range strings.Fields(text) {
+		if i > 0 {
+			word = " " + word
+		}
+		events = append(events, chunk(choice(map[string]any{"content": word}, nil)))
+	}
+	events = append(events, chunk(choice(map[string]any{}, "stop")))
+	if so, _ := req.JSON["stream_options"].(map[string]any); so["include_usage"] == true {
+		events = append(events, chunk(map[string]any{"choices": []any{}, "usage": usage}))
+	}
+	return &Answer{Events: events}
+}
+
+// EmbeddingsAnswer is OpenAI's answer to the embeddings request req: a
+// small vector per input, and the given prompt token count.
+func EmbeddingsAnswer(req Request, promptTokens int) *Answer {
+	var inputs []any
+	switch in := req.JSON["input"].(type) {
+	case string:
+		inputs = []any{in}
+	case []any:
+		inputs = in
+	}
+	data := make([]any, len(inputs))
+	for i := range inputs {
+		data[i] = map[string]any{"object": "embedding", "index": i, "embedding": []float64{0.1, 0.2, float64(i)}}
+	}
+	b, _ := json.Marshal(map[string]any{"object": "list", "data": data, "model": req.JSON["model"],
+		"usage": map[string]any{"prompt_tokens": promptTokens, "total_tokens": promptTokens}})
+	return &Answer{Body: b}
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

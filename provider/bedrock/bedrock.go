@@ -23,8 +23,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/schemas"
 	"github.com/aws/smithy-go/auth/bearer"
 	"github.com/aws/smithy-go/middleware"
+	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
 
 	"github.com/go-llm-proxy/llmproxy"
 )
@@ -156,7 +158,7 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *llmproxy.Request) (*
 		return nil, err
 	}
 	if req.Stream {
-		out, err := p.client.ConverseStream(ctx, streamInput(in))
+		out, err := p.client.ConverseStream(ctx, streamInput(in), ownProtocol)
 		if err != nil {
 			return nil, p.upstreamError(err, req.Model)
 		}
@@ -174,6 +176,17 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *llmproxy.Request) (*
 		return nil, llmproxy.UpstreamError("Bedrock answered with a message the gateway cannot read", err)
 	}
 	return &llmproxy.Response{Header: requestIDHeader(out.ResultMetadata), Body: body}, nil
+}
+
+// ownProtocol gives one ConverseStream call a protocol of its own. The
+// client's (smithy-go v1.28.9's restjson1) holds one event stream codec
+// whose payload buffer and lazily made decoder every stream's reader
+// goroutine writes without a lock: concurrent streams on one connection
+// race (harmlessly today, since the buffer stays nil, but a change to
+// smithy-go could mix one stream's events into another's). A protocol
+// is two small allocations.
+func ownProtocol(o *bedrockruntime.Options) {
+	o.Protocol = restjson1.New(schemas.AmazonBedrockFrontendService)
 }
 
 // requestIDHeader passes Bedrock's request id on as x-request-id, which

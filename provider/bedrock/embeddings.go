@@ -7,11 +7,14 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"math"
+	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 
 	"github.com/go-llm-proxy/llmproxy"
@@ -21,6 +24,7 @@ import (
 const (
 	maxEmbeddingInputs = 2048 // OpenAI's own limit
 	embeddingWorkers   = 4    // InvokeModel calls in flight per request
+	maxRequestIDs      = 16   // Bedrock request ids passed on as X-Request-Id
 )
 
 type embeddingsRequest struct {
@@ -37,7 +41,9 @@ type titanResponse struct {
 
 // Embeddings serves OpenAI embeddings with a Titan text embeddings model
 // (amazon.titan-embed-text-v2:0, amazon.titan-embed-text-v1): one
-// InvokeModel call per input, a few at a time.
+// InvokeModel call per input, a few at a time. The answer's X-Request-Id
+// lists Bedrock's request ids of the calls, in input order and comma
+// separated (the first 16 of them), as a chat answer carries its one.
 func (p *Provider) Embeddings(ctx context.Context, req *llmproxy.Request) (*llmproxy.Response, error) {
 	var er embeddingsRequest
 	if err := json.Unmarshal(req.Body, &er); err != nil {
@@ -67,6 +73,7 @@ func (p *Provider) Embeddings(ctx context.Context, req *llmproxy.Request) (*llmp
 	}
 
 	results := make([]titanResponse, len(inputs))
+	ids := make([]string, min(len(inputs), maxRequestIDs))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -80,7 +87,11 @@ func (p *Provider) Embeddings(ctx context.Context, req *llmproxy.Request) (*llmp
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				if err := p.embed(ctx, req.RemoteModel, inputs[i], dims, &results[i]); err != nil {
+				var id *string
+				if i < len(ids) {
+					id = &ids[i]
+				}
+				if err := p.embed(ctx, req.RemoteModel, inputs[i], dims, &results[i], id); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 				}
 			}
@@ -126,10 +137,21 @@ feed:
 	b = append(b, `,"total_tokens":`...)
 	b = strconv.AppendInt(b, tokens, 10)
 	b = append(b, "}}"...)
-	return &llmproxy.Response{Body: b}, nil
+	return &llmproxy.Response{Header: requestIDsHeader(ids), Body: b}, nil
 }
 
-func (p *Provider) embed(ctx context.Context, model, text string, dims int, out *titanResponse) error {
+// requestIDsHeader is the X-Request-Id of the calls with ids, or nil.
+func requestIDsHeader(ids []string) http.Header {
+	ids = slices.DeleteFunc(ids, func(id string) bool { return id == "" })
+	if len(ids) == 0 {
+		return nil
+	}
+	return http.Header{"X-Request-Id": {strings.Join(ids, ", ")}}
+}
+
+// embed embeds text with one InvokeModel call into out, and sets *id (if
+// id is not nil) to Bedrock's id of the call.
+func (p *Provider) embed(ctx context.Context, model, text string, dims int, out *titanResponse, id *string) error {
 	body := make([]byte, 0, len(text)+48)
 	body = append(body, `{"inputText":`...)
 	body = llmproxy.AppendJSONString(body, text)
@@ -146,6 +168,9 @@ func (p *Provider) embed(ctx context.Context, model, text string, dims int, out 
 	})
 	if err != nil {
 		return err
+	}
+	if id != nil {
+		*id, _ = awsmiddleware.GetRequestIDMetadata(res.ResultMetadata)
 	}
 	if err := json.Unmarshal(res.Body, out); err != nil || len(out.Embedding) == 0 || out.Embedding[0] != '[' {
 		return llmproxy.UpstreamError("Bedrock answered without an embedding; is the model a Titan text embeddings model?", err)

@@ -34,6 +34,10 @@ type Server struct {
 
 	mu    sync.Mutex
 	calls []*Call
+	// closing is closed by Close, to end the waits of held answers whose
+	// client has not gone away.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // Call is a request the fake received.
@@ -43,6 +47,10 @@ type Call struct {
 	APIVersion string
 	Header     http.Header
 	Body       []byte
+	// Done is closed when the call is over for the fake: it has
+	// answered, or the client went away (cancelled its request or closed
+	// its connection).
+	Done <-chan struct{}
 }
 
 // Reply is the fake's answer.
@@ -53,14 +61,38 @@ type Reply struct {
 	// server-sent event (without "data: " and the final [DONE]).
 	Body   []byte
 	Events []string
+	// HoldHead makes the fake wait, before it answers anything, until
+	// the client goes away.
+	HoldHead bool
+	// HoldOpen keeps a stream open after Events, without [DONE], until
+	// the client goes away, as a model that stalls would.
+	HoldOpen bool
+	// Cut breaks the connection after Events, without ending the
+	// stream, as a connection dropped mid-answer would.
+	Cut bool
 }
 
 // NewServer starts a fake that accepts the key "azure-test-key". Close it
 // when done.
 func NewServer() *Server {
-	s := &Server{APIKey: "azure-test-key"}
+	s := &Server{APIKey: "azure-test-key", closing: make(chan struct{})}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
+}
+
+// Close ends the waits of held answers, then stops the server as
+// httptest.Server.Close does.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.Server.Close()
+}
+
+// hold waits until the client of r goes away or the fake is closed.
+func (s *Server) hold(r *http.Request) {
+	select {
+	case <-r.Context().Done():
+	case <-s.closing:
+	}
 }
 
 // Calls returns the calls received so far.
@@ -123,7 +155,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		write(w, Error(http.StatusBadRequest, "BadRequest", "Invalid JSON body"))
 		return
 	}
-	c := &Call{Operation: op, Deployment: dep, APIVersion: v, Header: r.Header.Clone(), Body: body}
+	c := &Call{Operation: op, Deployment: dep, APIVersion: v, Header: r.Header.Clone(), Body: body, Done: r.Context().Done()}
 	s.mu.Lock()
 	s.calls = append(s.calls, c)
 	s.mu.Unlock()
@@ -132,9 +164,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		h = Echo
 	}
 	reply := h(c)
+	if reply.HoldHead {
+		s.hold(r)
+		return
+	}
 	if reply.Events != nil && (reply.Status == 0 || reply.Status == 200) {
-		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 		w.Header().Set("apim-request-id", "fake-apim-id")
+		for k, v := range reply.Header {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
 		f, _ := w.(http.Flusher)
 		for _, e := range reply.Events {
@@ -143,6 +182,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 				f.Flush()
 			}
 			time.Sleep(time.Millisecond)
+		}
+		if reply.HoldOpen {
+			s.hold(r)
+			return
+		}
+		if reply.Cut {
+			panic(http.ErrAbortHandler)
 		}
 		io.WriteString(w, "data: [DONE]\n\n")
 		return
@@ -160,11 +206,11 @@ func contains(list []string, s string) bool {
 }
 
 func write(w http.ResponseWriter, reply *Reply) {
+	w.Header().Set("X-Request-Id", "fake-request-id")
 	for k, v := range reply.Header {
 		w.Header()[k] = v
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Request-Id", "fake-request-id")
 	status := reply.Status
 	if status == 0 {
 		status = http.StatusOK
@@ -217,7 +263,7 @@ func Echo(c *Call) *Reply {
 	var req chatRequest
 	json.Unmarshal(c.Body, &req)
 	if c.Operation == "embeddings" {
-		return embeddings(c, &req)
+		return embeddings(&req, -1)
 	}
 	if len(req.Messages) == 0 {
 		return Error(http.StatusBadRequest, "BadRequest", "'messages' is a required property")
@@ -256,6 +302,29 @@ func Echo(c *Call) *Reply {
 	if content != nil {
 		completion = len(strings.Fields(*content))
 	}
+	return answer(&req, content, toolCalls, finish, prompt, completion)
+}
+
+// ChatReply is Azure's answer to the chat call c with text as the
+// assistant's message and the given token counts: a chat completion or,
+// for a stream, Azure's prompt-filter chunk (with an empty id), a role
+// chunk, a chunk per word, a finish chunk and, when c asked for it
+// (stream_options.include_usage), a usage chunk with empty choices.
+func ChatReply(c *Call, text string, promptTokens, completionTokens int) *Reply {
+	var req chatRequest
+	json.Unmarshal(c.Body, &req)
+	return answer(&req, &text, nil, "stop", promptTokens, completionTokens)
+}
+
+// StreamError is the event Azure sends when it fails in the middle of a
+// stream.
+func StreamError(code, message string) string {
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{"code": code, "message": message, "param": nil, "type": nil}})
+	return string(b)
+}
+
+// answer is the chat completion (or stream) of content or toolCalls.
+func answer(req *chatRequest, content *string, toolCalls []any, finish string, prompt, completion int) *Reply {
 	usage := map[string]int{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 	const id = "chatcmpl-AzureFake0000000000000000"
 	if !req.Stream {
@@ -305,7 +374,17 @@ func Echo(c *Call) *Reply {
 	return &Reply{Events: events}
 }
 
-func embeddings(c *Call, req *chatRequest) *Reply {
+// EmbeddingsReply is Azure's answer to the embeddings call c: a small
+// vector per input, and the given prompt token count.
+func EmbeddingsReply(c *Call, promptTokens int) *Reply {
+	var req chatRequest
+	json.Unmarshal(c.Body, &req)
+	return embeddings(&req, promptTokens)
+}
+
+// embeddings answers req with tokens as its usage; a negative count
+// means one token per word.
+func embeddings(req *chatRequest, tokens int) *Reply {
 	var inputs []string
 	var one string
 	if json.Unmarshal(req.Input, &one) == nil {
@@ -314,10 +393,13 @@ func embeddings(c *Call, req *chatRequest) *Reply {
 		return Error(http.StatusBadRequest, "BadRequest", "'input' is invalid")
 	}
 	data := make([]any, len(inputs))
-	tokens := 0
+	words := 0
 	for i, s := range inputs {
-		tokens += len(strings.Fields(s))
+		words += len(strings.Fields(s))
 		data[i] = map[string]any{"object": "embedding", "index": i, "embedding": []float64{float64(len(s)), 0.5, -0.25}}
+	}
+	if tokens < 0 {
+		tokens = words
 	}
 	b, _ := json.Marshal(map[string]any{"object": "list", "data": data, "model": "text-embedding-3-small", "usage": map[string]int{"prompt_tokens": tokens, "total_tokens": tokens}})
 	return &Reply{Body: b}

@@ -57,6 +57,10 @@ type Server struct {
 
 	mu    sync.Mutex
 	calls []*Call
+	// closing is closed by Close, to end the waits of held answers whose
+	// client has not gone away.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // Call is a request the fake received.
@@ -66,6 +70,10 @@ type Call struct {
 	Path      string // as sent: "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"
 	Header    http.Header
 	Body      []byte
+	// Done is closed when the call is over for the fake: it has
+	// answered, or the client went away (cancelled its request or closed
+	// its connection).
+	Done <-chan struct{}
 }
 
 // Reply is the fake's answer to a call.
@@ -84,6 +92,15 @@ type Reply struct {
 	// HoldOpen keeps a stream open after Events until the client goes
 	// away, as a model that is slow to go on would.
 	HoldOpen bool
+	// Cut breaks the connection after Events, without ending the
+	// stream, as a connection dropped mid-answer would.
+	Cut bool
+	// HoldHead makes the fake wait, before it answers anything, until
+	// the client goes away.
+	HoldHead bool
+	// Header holds headers added to the answer; they replace the fake's
+	// own (such as X-Amzn-Requestid).
+	Header http.Header
 }
 
 // Event is one frame of a ConverseStream answer.
@@ -99,7 +116,7 @@ type Event struct {
 // NewServer starts a fake with region us-east-1 and access key id
 // "AKIDTEST". Close it when done.
 func NewServer() *Server {
-	s := &Server{Region: "us-east-1", AccessKeyID: "AKIDTEST", Latency: 5 * time.Millisecond}
+	s := &Server{Region: "us-east-1", AccessKeyID: "AKIDTEST", Latency: 5 * time.Millisecond, closing: make(chan struct{})}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
@@ -107,9 +124,24 @@ func NewServer() *Server {
 // NewTLSServer is NewServer over HTTPS (Bedrock API keys, sent as bearer
 // tokens, are only sent over HTTPS); use the server's Client.
 func NewTLSServer() *Server {
-	s := &Server{Region: "us-east-1", AccessKeyID: "AKIDTEST", Latency: 5 * time.Millisecond}
+	s := &Server{Region: "us-east-1", AccessKeyID: "AKIDTEST", Latency: 5 * time.Millisecond, closing: make(chan struct{})}
 	s.Server = httptest.NewTLSServer(http.HandlerFunc(s.serve))
 	return s
+}
+
+// Close ends the waits of held answers, then stops the server as
+// httptest.Server.Close does.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.Server.Close()
+}
+
+// hold waits until the client of r goes away or the fake is closed.
+func (s *Server) hold(r *http.Request) {
+	select {
+	case <-r.Context().Done():
+	case <-s.closing:
+	}
 }
 
 // Calls returns the calls received so far.
@@ -167,7 +199,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeReply(w, Error(http.StatusBadRequest, "ValidationException", "the request body is not valid JSON"))
 		return
 	}
-	c := &Call{Operation: op, ModelID: model, Path: path, Header: r.Header.Clone(), Body: body}
+	c := &Call{Operation: op, ModelID: model, Path: path, Header: r.Header.Clone(), Body: body, Done: r.Context().Done()}
 	s.mu.Lock()
 	s.calls = append(s.calls, c)
 	s.mu.Unlock()
@@ -176,8 +208,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		h = Echo
 	}
 	reply := h(c)
+	if reply.HoldHead {
+		s.hold(r)
+		return
+	}
 	if s.Latency > 0 {
 		time.Sleep(s.Latency)
+	}
+	w.Header().Set("X-Amzn-Requestid", "fake-request-id")
+	for k, v := range reply.Header {
+		w.Header()[k] = v
 	}
 	if op == OpConverseStream && reply.Status == 0 && reply.ErrorType == "" {
 		events := reply.Events
@@ -186,7 +226,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		writeEvents(w, events, s.Latency)
 		if reply.HoldOpen {
-			<-r.Context().Done()
+			s.hold(r)
+		}
+		if reply.Cut {
+			panic(http.ErrAbortHandler)
 		}
 		return
 	}
@@ -255,7 +298,9 @@ func (s *Server) checkAuth(r *http.Request, body []byte) *Reply {
 
 func writeReply(w http.ResponseWriter, reply *Reply) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Amzn-Requestid", "fake-request-id")
+	if w.Header().Get("X-Amzn-Requestid") == "" {
+		w.Header().Set("X-Amzn-Requestid", "fake-request-id")
+	}
 	if reply.ErrorType != "" {
 		w.Header().Set("X-Amzn-Errortype", reply.ErrorType)
 	}
@@ -269,7 +314,6 @@ func writeReply(w http.ResponseWriter, reply *Reply) {
 
 func writeEvents(w http.ResponseWriter, events []Event, gap time.Duration) {
 	w.Header().Set("Content-Type", "application/vnd.amazon.eventstream")
-	w.Header().Set("X-Amzn-Requestid", "fake-request-id")
 	w.WriteHeader(http.StatusOK)
 	enc := eventstream.NewEncoder()
 	f, _ := w.(http.Flusher)
@@ -460,6 +504,24 @@ func Echo(c *Call) *Reply {
 	answer["usage"] = map[string]int{"inputTokens": inWords, "outputTokens": outWords, "totalTokens": inWords + outWords}
 	answer["metrics"] = map[string]int{"latencyMs": 42}
 	b, _ := json.Marshal(answer)
+	return &Reply{Body: b}
+}
+
+// TextReply is a Converse answer with text as the assistant's message
+// and the given token counts (for a ConverseStream call, the fake sends it
+// as StreamEvents).
+func TextReply(text string, inputTokens, outputTokens int) *Reply {
+	a := textAnswer(text, "end_turn")
+	a["usage"] = map[string]int{"inputTokens": inputTokens, "outputTokens": outputTokens, "totalTokens": inputTokens + outputTokens}
+	a["metrics"] = map[string]int{"latencyMs": 42}
+	b, _ := json.Marshal(a)
+	return &Reply{Body: b}
+}
+
+// EmbeddingReply is a Titan text embeddings answer (InvokeModel) with
+// the given vector and input token count.
+func EmbeddingReply(vector []float64, inputTokens int) *Reply {
+	b, _ := json.Marshal(map[string]any{"embedding": vector, "inputTextTokenCount": inputTokens})
 	return &Reply{Body: b}
 }
 
