@@ -247,7 +247,7 @@ func endpoints(p llmproxy.Provider) []endpoint {
 // model of the alias when an upstream fails.
 func call(ctx context.Context, t *testing.T, p llmproxy.Provider, e endpoint, h http.Header) (*llmproxy.Response, error) {
 	t.Helper()
-	req := newRequest(t, e.endpoint, e.body, remote, h)
+	req := newRequest(t, e.body, remote, h)
 	body, header := string(req.Body), req.Header.Clone()
 	res, err := send(ctx, p, e, req)
 	if string(req.Body) != body || !reflect.DeepEqual(req.Header, header) {
@@ -664,7 +664,7 @@ func testCancelMidStream(t *testing.T, s *suite) {
 	f := s.start(t, Answer{Text: text, Usage: usage, StallAfter: 3})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req := newRequest(t, llmproxy.EndpointChat, streamCall.body, remote, nil)
+	req := newRequest(t, streamCall.body, remote, nil)
 	before := runtime.NumGoroutine()
 	var res *llmproxy.Response
 	var err error
@@ -711,7 +711,7 @@ func testCancelBeforeAnswer(t *testing.T, s *suite) {
 		t.Run(e.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			req := newRequest(t, e.endpoint, e.body, remote, nil)
+			req := newRequest(t, e.body, remote, nil)
 			n := len(f.Calls())
 			type result struct {
 				res *llmproxy.Response
@@ -771,7 +771,7 @@ func testCancelledContext(t *testing.T, s *suite) {
 // leaves nothing running.
 func testCloseMidStream(t *testing.T, s *suite) {
 	f := s.start(t, Answer{Text: text, Usage: usage, StallAfter: 3})
-	req := newRequest(t, llmproxy.EndpointChat, streamCall.body, remote, nil)
+	req := newRequest(t, streamCall.body, remote, nil)
 	before := runtime.NumGoroutine()
 	var res *llmproxy.Response
 	var err error
@@ -954,7 +954,7 @@ func testConcurrent(t *testing.T, s *suite) {
 		if i%2 == 1 {
 			e = streamCall
 		}
-		reqs[i] = newRequest(t, e.endpoint, e.body, remote, nil)
+		reqs[i] = newRequest(t, e.body, remote, nil)
 	}
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
