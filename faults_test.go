@@ -1,53 +1,12 @@
 package llmproxy_test
 
 import (
-	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
-	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
-	"github.com/go-llm-proxy/llmproxy/provider/openai"
-	"github.com/go-llm-proxy/llmproxy/storage/memory"
 )
-
-// twoUpstreams serves alias "dual" from two connections, each its own
-// fake upstream.
-func twoUpstreams(t *testing.T, cfg llmproxy.Config) (a, b *fakeopenai.Server, url string) {
-	ctx := context.Background()
-	store := memory.New()
-	a, b = fakeopenai.New(t, upstreamKey), fakeopenai.New(t, upstreamKey)
-	for i, f := range []*fakeopenai.Server{a, b} {
-		c := &llmproxy.Connection{Name: "up" + string(rune('a'+i)), Provider: llmproxy.KindCompatible, Endpoint: f.BaseURL(),
-			Credentials: llmproxy.Credentials{APIKey: upstreamKey}, Settings: map[string]string{llmproxy.SettingFirstByteTimeout: "300ms", llmproxy.SettingIdleTimeout: "150ms"}}
-		must(t, store.CreateConnection(ctx, c))
-		must(t, store.CreateModel(ctx, &llmproxy.Model{Name: "dual", Remote: "remote-" + c.Name, ConnectionID: c.ID}))
-	}
-	cfg.Storage, cfg.MasterKey = store, masterKey
-	cfg.Providers = map[string]llmproxy.NewProviderFunc{llmproxy.KindCompatible: openai.New}
-	gw, err := llmproxy.New(cfg)
-	must(t, err)
-	srv := httptest.NewServer(gw)
-	t.Cleanup(func() { srv.Close(); gw.Close() })
-	return a, b, srv.URL
-}
-
-func postTo(t *testing.T, url, body string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+masterKey)
-	resp, err := http.DefaultClient.Do(req)
-	must(t, err)
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-const dualBody = `{"model":"dual","messages":[{"role":"user","content":"hi"}]}`
 
 func TestFallbackAndCoolDown(t *testing.T) {
 	a, b, url := twoUpstreams(t, llmproxy.Config{})

@@ -7,110 +7,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
-	"github.com/go-llm-proxy/llmproxy/provider/openai"
-	"github.com/go-llm-proxy/llmproxy/storage/memory"
 	goopenai "github.com/sashabaranov/go-openai"
 )
-
-const (
-	upstreamKey = "sk-real-upstream-secret"
-	masterKey   = "master-secret-key"
-	keyConn     = "sk-proxy-123"
-	keyModel    = "sk-tester-456"
-)
-
-// env is a gateway in front of a fake upstream, configured as in the
-// product guide: one key scoped to a connection, one to a model.
-type env struct {
-	t        *testing.T
-	store    llmproxy.Storage
-	fake     *fakeopenai.Server
-	gw       *llmproxy.Gateway
-	srv      *httptest.Server
-	conn     *llmproxy.Connection
-	model    *llmproxy.Model // "gpt-alias" on conn
-	other    *llmproxy.Model // "other" on a second connection
-	connKey  *llmproxy.VirtualKey
-	modelKey *llmproxy.VirtualKey
-}
-
-func newEnv(t *testing.T, limits llmproxy.Assignment) *env {
-	t.Helper()
-	ctx := context.Background()
-	e := &env{t: t, store: memory.New(), fake: fakeopenai.New(t, upstreamKey)}
-	e.conn = &llmproxy.Connection{Name: "fake", Provider: llmproxy.KindCompatible, Endpoint: e.fake.BaseURL(), Credentials: llmproxy.Credentials{APIKey: upstreamKey}}
-	must(t, e.store.CreateConnection(ctx, e.conn))
-	conn2 := &llmproxy.Connection{Name: "fake2", Provider: llmproxy.KindCompatible, Endpoint: e.fake.BaseURL(), Credentials: llmproxy.Credentials{APIKey: upstreamKey}}
-	must(t, e.store.CreateConnection(ctx, conn2))
-	e.model = &llmproxy.Model{Name: "gpt-alias", Remote: "remote-model-1", ConnectionID: e.conn.ID}
-	must(t, e.store.CreateModel(ctx, e.model))
-	e.other = &llmproxy.Model{Name: "other", Remote: "remote-other", ConnectionID: conn2.ID}
-	must(t, e.store.CreateModel(ctx, e.other))
-	a := limits
-	a.ConnectionID = e.conn.ID
-	e.connKey = &llmproxy.VirtualKey{Name: "Mobile-App", Hash: llmproxy.HashKey(keyConn), Prefix: llmproxy.KeyPrefix(keyConn), Assignments: []llmproxy.Assignment{a}}
-	must(t, e.store.CreateKey(ctx, e.connKey))
-	e.modelKey = &llmproxy.VirtualKey{Name: "Tester", Hash: llmproxy.HashKey(keyModel), Prefix: llmproxy.KeyPrefix(keyModel), Assignments: []llmproxy.Assignment{{ModelID: e.other.ID}}}
-	must(t, e.store.CreateKey(ctx, e.modelKey))
-	gw, err := llmproxy.New(llmproxy.Config{
-		Storage:      e.store,
-		Providers:    map[string]llmproxy.NewProviderFunc{llmproxy.KindCompatible: openai.New},
-		MasterKey:    masterKey,
-		PollInterval: 50 * time.Millisecond,
-	})
-	must(t, err)
-	e.gw = gw
-	e.srv = httptest.NewServer(gw)
-	t.Cleanup(func() { e.srv.Close(); gw.Close() })
-	return e
-}
-
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// post sends a raw request and returns status, body.
-func (e *env) post(path, key, contentType, body string) (int, http.Header, string) {
-	e.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader(body))
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	must(e.t, err)
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(b)
-}
-
-// usage closes the gateway (flushing the ledger) and sums the usage.
-func (e *env) usage(f llmproxy.UsageFilter) []llmproxy.UsageSummary {
-	e.t.Helper()
-	e.srv.Close()
-	must(e.t, e.gw.Close())
-	s, err := e.store.SumUsage(context.Background(), f)
-	must(e.t, err)
-	return s
-}
-
-func goClient(e *env, key string) *goopenai.Client {
-	cfg := goopenai.DefaultConfig(key)
-	cfg.BaseURL = e.srv.URL + "/v1"
-	return goopenai.NewClientWithConfig(cfg)
-}
 
 func TestPassthroughNonStreaming(t *testing.T) {
 	e := newEnv(t, llmproxy.Assignment{})
@@ -270,17 +174,6 @@ func TestRights(t *testing.T) {
 	waitFor(t, func() bool { s, _ := chat(keyModel, "other"); return s == 401 })
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("deleted key worked for %v", d)
-	}
-}
-
-func waitFor(t *testing.T, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 2s")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

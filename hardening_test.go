@@ -16,135 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-llm-proxy/llmproxy/internal/syncbuf"
-
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
 	"github.com/go-llm-proxy/llmproxy/storage/memory"
 )
-
-// hardLimit is the body limit of the hardening gateway: small, so a body
-// over it is cheap to send.
-const hardLimit = 4096
-
-// lockedBuffer is a buffer safe for a writer and the test at once.
-type lockedBuffer = syncbuf.Buffer
-
-// panicky wraps a real provider and panics for the remote models named
-// "panic" (before answering) and "panic-stream" (in the middle of the
-// stream), as a buggy provider would.
-type panicky struct{ llmproxy.Provider }
-
-func (p panicky) ChatCompletion(ctx context.Context, req *llmproxy.Request) (*llmproxy.Response, error) {
-	switch req.RemoteModel {
-	case "panic":
-		panic("provider bug: nil map")
-	case "panic-stream":
-		resp, err := p.Provider.ChatCompletion(ctx, req)
-		if err == nil && resp.Stream != nil {
-			resp.Stream = &panicAfter{EventStream: resp.Stream, n: 2}
-		}
-		return resp, err
-	}
-	return p.Provider.ChatCompletion(ctx, req)
-}
-
-// panicAfter panics on the call to Next after n events.
-type panicAfter struct {
-	llmproxy.EventStream
-	n int
-}
-
-func (s *panicAfter) Next() ([]byte, error) {
-	if s.n == 0 {
-		panic("provider bug: index out of range")
-	}
-	s.n--
-	return s.EventStream.Next()
-}
-
-// hardEnv is a gateway (body limit hardLimit, logs captured) in front of
-// a fake upstream, with models "ok" (remote "remote-ok"), "boom" (its
-// provider panics) and "boom-stream" (its stream panics).
-type hardEnv struct {
-	store llmproxy.Storage
-	fake  *fakeopenai.Server
-	gw    *llmproxy.Gateway
-	url   string
-	logs  *lockedBuffer
-}
-
-func newHardEnv(t *testing.T) *hardEnv {
-	t.Helper()
-	ctx := context.Background()
-	h := &hardEnv{store: memory.New(), fake: fakeopenai.New(t, upstreamKey), logs: &lockedBuffer{}}
-	conn := &llmproxy.Connection{Name: "fake", Provider: llmproxy.KindCompatible, Endpoint: h.fake.BaseURL(), Credentials: llmproxy.Credentials{APIKey: upstreamKey}}
-	must(t, h.store.CreateConnection(ctx, conn))
-	for alias, remote := range map[string]string{"ok": "remote-ok", "boom": "panic", "boom-stream": "panic-stream"} {
-		must(t, h.store.CreateModel(ctx, &llmproxy.Model{Name: alias, Remote: remote, ConnectionID: conn.ID}))
-	}
-	must(t, h.store.CreateKey(ctx, &llmproxy.VirtualKey{Name: "k", Hash: llmproxy.HashKey(keyConn), Prefix: llmproxy.KeyPrefix(keyConn),
-		Assignments: []llmproxy.Assignment{{ConnectionID: conn.ID}}}))
-	gw, err := llmproxy.New(llmproxy.Config{
-		Storage: h.store,
-		Providers: map[string]llmproxy.NewProviderFunc{llmproxy.KindCompatible: func(c llmproxy.Connection, o llmproxy.ProviderOptions) (llmproxy.Provider, error) {
-			p, err := openai.New(c, o)
-			return panicky{p}, err
-		}},
-		MasterKey:    masterKey,
-		MaxBodyBytes: hardLimit,
-		Logger:       slog.New(slog.NewTextHandler(h.logs, nil)),
-	})
-	must(t, err)
-	srv := httptest.NewServer(gw)
-	t.Cleanup(func() { srv.Close(); gw.Close() })
-	h.gw, h.url = gw, srv.URL
-	return h
-}
-
-// openAIError is the decoded error envelope of an answer.
-type openAIError struct {
-	Error struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    *string `json:"code"`
-	} `json:"error"`
-}
-
-// checkError checks an answer is an OpenAI error with status, whose
-// message contains want, and returns it.
-func checkError(t *testing.T, resp *http.Response, body string, status int, want string) openAIError {
-	t.Helper()
-	var e openAIError
-	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Error.Message == "" || e.Error.Type == "" {
-		t.Errorf("not an OpenAI error envelope: %q", body)
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("Content-Type %q", ct)
-	}
-	if resp.StatusCode != status {
-		t.Errorf("status %d, want %d: %s", resp.StatusCode, status, body)
-	}
-	if !strings.Contains(e.Error.Message, want) {
-		t.Errorf("message %q does not name the problem (want %q)", e.Error.Message, want)
-	}
-	if resp.Header.Get("X-Request-Id") == "" {
-		t.Error("no X-Request-Id")
-	}
-	return e
-}
-
-func do(t *testing.T, req *http.Request) (*http.Response, string) {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	must(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	must(t, err)
-	return resp, string(b)
-}
 
 // chunked hides a reader's length, so the request is sent chunked.
 type chunked struct{ r io.Reader }
@@ -317,13 +193,6 @@ func TestBadInputTable(t *testing.T) {
 	if n := len(h.fake.Requests()); n != 2 {
 		t.Errorf("upstream got %d requests, want the 2 at the limit", n)
 	}
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 // rawExchange writes a raw HTTP request on a new connection, half-closes

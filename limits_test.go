@@ -10,8 +10,6 @@ import (
 	"github.com/go-llm-proxy/llmproxy/redislimit"
 )
 
-const chatBody = `{"model":"gpt-alias","max_tokens":10,"messages":[{"role":"user","content":"x"}]}`
-
 // A restarted gateway restores the token window from the ledger instead of
 // granting a fresh one.
 func TestTokenWindowSurvivesRestart(t *testing.T) {
