@@ -89,11 +89,8 @@ func (e *env) post(path, key, contentType, body string) (int, http.Header, strin
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	must(e.t, err)
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(b)
+	resp, b := do(e.t, req)
+	return resp.StatusCode, resp.Header, b
 }
 
 // usage closes the gateway (flushing the ledger) and sums the usage.
@@ -150,11 +147,8 @@ func postTo(t *testing.T, url, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+masterKey)
-	resp, err := http.DefaultClient.Do(req)
-	must(t, err)
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	resp, b := do(t, req)
+	return resp.StatusCode, b
 }
 
 const dualBody = `{"model":"dual","messages":[{"role":"user","content":"hi"}]}`
