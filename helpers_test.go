@@ -19,6 +19,9 @@ import (
 	goopenai "github.com/sashabaranov/go-openai"
 )
 
+// The secrets of the test gateways: the fake upstream's key (which must
+// never reach a client or a log), the master key, and env's two virtual
+// keys (keyConn scoped to a connection, keyModel to a model).
 const (
 	upstreamKey = "sk-real-upstream-secret"
 	masterKey   = "master-secret-key"
@@ -79,7 +82,7 @@ func must(t testing.TB, err error) {
 	}
 }
 
-// post sends a raw request and returns status, body.
+// post sends a raw request and returns status, header and body.
 func (e *env) post(path, key, contentType, body string) (int, http.Header, string) {
 	e.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader(body))
@@ -103,12 +106,14 @@ func (e *env) usage(f llmproxy.UsageFilter) []llmproxy.UsageSummary {
 	return s
 }
 
+// goClient is a go-openai client of e's gateway with key.
 func goClient(e *env, key string) *goopenai.Client {
 	cfg := goopenai.DefaultConfig(key)
 	cfg.BaseURL = e.srv.URL + "/v1"
 	return goopenai.NewClientWithConfig(cfg)
 }
 
+// waitFor polls ok until it holds, failing t after 2s.
 func waitFor(t *testing.T, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
@@ -120,6 +125,8 @@ func waitFor(t *testing.T, ok func() bool) {
 	}
 }
 
+// chatBody is the chat request for env's "gpt-alias" that the limit tests
+// send: max_tokens 10, so its reservation and usage are known.
 const chatBody = `{"model":"gpt-alias","max_tokens":10,"messages":[{"role":"user","content":"x"}]}`
 
 // twoUpstreams serves alias "dual" from two connections, each its own
@@ -143,6 +150,8 @@ func twoUpstreams(t *testing.T, cfg llmproxy.Config) (a, b *fakeopenai.Server, u
 	return a, b, srv.URL
 }
 
+// postTo sends body to the chat endpoint of the gateway at url with the
+// master key.
 func postTo(t *testing.T, url, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
@@ -151,9 +160,10 @@ func postTo(t *testing.T, url, body string) (int, string) {
 	return resp.StatusCode, b
 }
 
+// dualBody is a chat request for twoUpstreams' alias.
 const dualBody = `{"model":"dual","messages":[{"role":"user","content":"hi"}]}`
 
-// hardLimit is the body limit of the hardening gateway: small, so a body
+// hardLimit is the body limit of hardEnv's gateway: small, so a body
 // over it is cheap to send.
 const hardLimit = 4096
 
@@ -265,6 +275,7 @@ func checkError(t *testing.T, resp *http.Response, body string, status int, want
 	return e
 }
 
+// do sends req and returns the answer with its body read.
 func do(t *testing.T, req *http.Request) (*http.Response, string) {
 	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
