@@ -2,6 +2,7 @@ package llmproxy_test
 
 import (
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,27 +11,53 @@ import (
 	"github.com/go-llm-proxy/llmproxy/redislimit"
 )
 
-const chatBody = `{"model":"gpt-alias","max_tokens":10,"messages":[{"role":"user","content":"x"}]}`
-
-// A restarted gateway restores the token window from the ledger instead of
-// granting a fresh one.
-func TestTokenWindowSurvivesRestart(t *testing.T) {
-	e := newEnv(t, llmproxy.Assignment{TokenLimit: 60, TokenWindow: time.Hour})
-	for range 3 {
-		if s, _, b := e.post("/v1/chat/completions", keyConn, "", chatBody); s != 200 {
-			t.Fatalf("%d %s", s, b)
+func TestRequestRateLimit(t *testing.T) {
+	e := newEnv(t, llmproxy.Assignment{TPS: 5})
+	ok, limited := 0, 0
+	began := time.Now()
+	for range 20 {
+		status, h, body := e.post("/v1/chat/completions", keyConn, "", `{"model":"gpt-alias","messages":[{"role":"user","content":"x"}]}`)
+		switch status {
+		case 200:
+			ok++
+			if h.Get("X-Ratelimit-Limit-Requests") != "5" {
+				t.Errorf("limit header %q", h.Get("X-Ratelimit-Limit-Requests"))
+			}
+		case 429:
+			limited++
+			if h.Get("Retry-After") == "" || !strings.Contains(body, "rate_limit_exceeded") {
+				t.Errorf("429 without Retry-After or code: %s", body)
+			}
+		default:
+			t.Fatalf("status %d", status)
 		}
 	}
-	e.srv.Close()
-	e.gw.Close() // flushes the ledger: 3 x 17 tokens
-	gw, err := llmproxy.New(llmproxy.Config{Storage: e.store, Providers: map[string]llmproxy.NewProviderFunc{llmproxy.KindCompatible: openai.New}})
-	must(t, err)
-	defer gw.Close()
-	e.srv = httptest.NewServer(gw)
-	defer e.srv.Close()
-	s, h, _ := e.post("/v1/chat/completions", keyConn, "", chatBody)
-	if s != 429 || h.Get("X-Ratelimit-Remaining-Tokens") != "9" {
-		t.Errorf("after restart: %d remaining %q, want 429 with 9 left", s, h.Get("X-Ratelimit-Remaining-Tokens"))
+	// The burst of 5, and what refilled while the 20 were sent.
+	if most := 5 + refill(5, time.Since(began)); ok < 5 || ok > most {
+		t.Errorf("admitted %d of 20 (limited %d), want 5 to %d", ok, limited, most)
+	}
+}
+
+func TestTokenLimit(t *testing.T) {
+	// Each request reserves its prompt and max_tokens (10) and settles to
+	// the upstream's usage (11 + 7 words).
+	e := newEnv(t, llmproxy.Assignment{TokenLimit: 60, TokenWindow: time.Hour})
+	statuses := []int{}
+	for range 5 {
+		status, h, _ := e.post("/v1/chat/completions", keyConn, "", `{"model":"gpt-alias","max_tokens":10,"messages":[{"role":"user","content":"x"}]}`)
+		statuses = append(statuses, status)
+		if h.Get("X-Ratelimit-Limit-Tokens") != "60" {
+			t.Errorf("tokens limit header %q", h.Get("X-Ratelimit-Limit-Tokens"))
+		}
+	}
+	// 18 tokens each: 3 fit in 60, the 4th would pass 60 after settling
+	// but its reservation (~17) fits only while 60-54=6 remain: refused.
+	if got := statuses; got[0] != 200 || got[2] != 200 || got[3] != 429 || got[4] != 429 {
+		t.Errorf("statuses %v", got)
+	}
+	sums := e.usage(llmproxy.UsageFilter{})
+	if len(sums) != 1 || sums[0].TotalTokens > 60 {
+		t.Errorf("usage %+v", sums)
 	}
 }
 

@@ -3,6 +3,7 @@ package llmproxy_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,8 +15,10 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
 	"github.com/go-llm-proxy/llmproxy/storage/memory"
+	goopenai "github.com/sashabaranov/go-openai"
 )
 
 // relayEnv is a Gateway in front of an upstream handler the test writes,
@@ -190,5 +193,123 @@ func TestStreamUsageSettledBeforeItsEnd(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("the request sent as a stream that used 5000 of 1000 tokens ended got %d, want 429", resp.StatusCode)
+	}
+}
+
+func TestStreamingUsageHiddenUnlessAsked(t *testing.T) {
+	for _, ask := range []bool{false, true} {
+		t.Run(map[bool]string{false: "not asked", true: "asked"}[ask], func(t *testing.T) {
+			e := newEnv(t, llmproxy.Assignment{})
+			c := goClient(e, keyConn)
+			req := goopenai.ChatCompletionRequest{Model: "gpt-alias", Stream: true,
+				Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "tell me"}}}
+			if ask {
+				req.StreamOptions = &goopenai.StreamOptions{IncludeUsage: true}
+			}
+			st, err := c.CreateChatCompletionStream(context.Background(), req)
+			must(t, err)
+			var text strings.Builder
+			sawUsage := false
+			for {
+				r, err := st.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				must(t, err)
+				if r.Usage != nil {
+					sawUsage = true
+					if r.Usage.CompletionTokens != 7 {
+						t.Errorf("usage %+v", r.Usage)
+					}
+				}
+				for _, ch := range r.Choices {
+					text.WriteString(ch.Delta.Content)
+				}
+			}
+			st.Close()
+			if want := fakeopenai.Reply("remote-model-1", "tell me"); text.String() != want {
+				t.Errorf("text %q, want %q", text.String(), want)
+			}
+			if sawUsage != ask {
+				t.Errorf("client saw usage: %v, asked: %v", sawUsage, ask)
+			}
+			if so, _ := e.fake.Last().JSON["stream_options"].(map[string]any); so["include_usage"] != true {
+				t.Errorf("upstream was not asked for usage: %s", e.fake.Last().Body)
+			}
+			sums := e.usage(llmproxy.UsageFilter{})
+			if len(sums) != 1 || sums[0].TotalTokens != fakeopenai.PromptTokens+7 || sums[0].EstimatedTokens != 0 {
+				t.Errorf("usage = %+v", sums)
+			}
+		})
+	}
+}
+
+func TestClientDisconnectMidStreamIsCharged(t *testing.T) {
+	e := newEnv(t, llmproxy.Assignment{})
+	e.fake.SetDelay(0, 100*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-alias","stream":true,"messages":[{"role":"user","content":"a b c d e f"}]}`))
+	req.Header.Set("Authorization", "Bearer "+keyConn)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	r := bufio.NewReader(resp.Body)
+	for i := 0; i < 3; i++ { // role chunk and two words
+		if _, err := r.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		r.ReadString('\n')
+	}
+	cancel()
+	resp.Body.Close()
+	waitFor(t, func() bool { return e.fake.Cancelled() == 1 })
+	sums := e.usage(llmproxy.UsageFilter{})
+	if len(sums) != 1 || sums[0].CompletionTokens == 0 || sums[0].EstimatedTokens == 0 {
+		t.Errorf("usage after hang-up: %+v", sums)
+	}
+}
+
+func TestStreamIdleTimeoutEndsWithErrorEvent(t *testing.T) {
+	a, b, url := twoUpstreams(t, llmproxy.Config{})
+	// Healthy but slow: 50ms between chunks stays under the 150ms idle
+	// timeout, however long the stream.
+	a.SetDelay(0, 50*time.Millisecond)
+	b.SetDelay(0, 50*time.Millisecond)
+	s, body := postTo(t, url, `{"model":"dual","stream":true,"messages":[{"role":"user","content":"one two three four five six seven"}]}`)
+	if s != 200 || !strings.HasSuffix(body, "data: [DONE]\n\n") || strings.Contains(body, `"error"`) {
+		t.Errorf("slow healthy stream cut: %d %q", s, body)
+	}
+	// Stalled: 400ms between chunks.
+	a.SetDelay(0, 400*time.Millisecond)
+	b.SetDelay(0, 400*time.Millisecond)
+	s, body = postTo(t, url, `{"model":"dual","stream":true,"messages":[{"role":"user","content":"x"}]}`)
+	if s != 200 || !strings.Contains(body, `"code":"upstream_timeout"`) || strings.Contains(body, "[DONE]") {
+		t.Errorf("stalled stream: %d %q", s, body)
+	}
+}
+
+// TestProviderPanicMidStream is what a panic after the stream began
+// should do: end the stream with an SSE error event (not a bare JSON
+// object after the events, with a "superfluous WriteHeader" log) and
+// record the usage of what was streamed, so the ledger counts every
+// answered request and the token reservation is settled.
+func TestProviderPanicMidStream(t *testing.T) {
+
+	h := newHardEnv(t)
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/v1/chat/completions",
+		strings.NewReader(`{"model":"boom-stream","stream":true,"messages":[{"role":"user","content":"hi there"}]}`))
+	req.Header.Set("Authorization", "Bearer "+keyConn)
+	resp, body := do(t, req)
+	if resp.StatusCode != 200 || !strings.Contains(body, "\n\ndata: {\"error\":{\"message\":\"internal error (request ") {
+		t.Errorf("panic mid-stream not ended by an SSE error event: %q", body)
+	}
+	if strings.Contains(h.logs.String(), "superfluous") {
+		t.Error("superfluous WriteHeader")
+	}
+	h.gw.Close()
+	sums, err := h.store.SumUsage(context.Background(), llmproxy.UsageFilter{})
+	must(t, err)
+	if len(sums) != 1 || sums[0].Requests != 1 || sums[0].CompletionTokens == 0 {
+		t.Errorf("usage of the panicked stream: %+v", sums)
 	}
 }
