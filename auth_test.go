@@ -43,12 +43,10 @@ func TestRights(t *testing.T) {
 			continue
 		}
 		if c.code != "" {
-			var env struct{ Error llmproxy.Error }
 			var raw struct {
 				Error struct{ Code, Message, Type string }
 			}
 			json.Unmarshal([]byte(body), &raw)
-			_ = env
 			if raw.Error.Code != c.code || raw.Error.Message == "" || raw.Error.Type == "" {
 				t.Errorf("key %q model %q: error %s", c.key, c.model, body)
 			}

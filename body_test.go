@@ -145,3 +145,35 @@ func TestIncludeUsageMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestLiteralRequestUpstreamBody: a Request built as a literal (as a
+// provider's tests build one) rewrites its body as one the Gateway built.
+func TestLiteralRequestUpstreamBody(t *testing.T) {
+	for _, c := range []struct {
+		name, body string
+		stream     bool
+		want       string
+	}{
+		{"chat", `{"model":"alias","messages":[{"role":"user","content":"hi"}]}`, false,
+			`{"model":"remote","messages":[{"role":"user","content":"hi"}]}`},
+		{"stream", `{"model":"alias","stream":true,"messages":[]}`, true,
+			`{"model":"remote","stream":true,"messages":[],"stream_options":{"include_usage":true}}`},
+		{"no model", ` {"input":"x"}`, false, ` {"model":"remote","input":"x"}`},
+		{"no model, stream", `{"stream":true}`, true, `{"model":"remote","stream":true,"stream_options":{"include_usage":true}}`},
+		{"empty object", `{ }`, false, `{"model":"remote" }`},
+		{"empty object, stream", `{}`, true, `{"model":"remote","stream_options":{"include_usage":true}}`},
+		{"not JSON", `{"model":`, false, `{"model":`},
+		{"not an object", `[1]`, false, `[1]`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := &Request{Body: []byte(c.body), Model: "alias", RemoteModel: "remote", Stream: c.stream}
+			got := r.UpstreamBody()
+			if string(got) != c.want {
+				t.Errorf("UpstreamBody = %s; want %s", got, c.want)
+			}
+			if string(r.Body) != c.body {
+				t.Errorf("Body changed to %s", r.Body)
+			}
+		})
+	}
+}
