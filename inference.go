@@ -28,9 +28,9 @@ type exchange struct {
 }
 
 // fail answers err and notes its status.
-func (a *exchange) fail(w http.ResponseWriter, err error) {
+func (x *exchange) fail(w http.ResponseWriter, err error) {
 	e := AsError(err)
-	a.info.Status = e.Status
+	x.info.Status = e.Status
 	WriteError(w, e)
 }
 
@@ -40,11 +40,11 @@ func (a *exchange) fail(w http.ResponseWriter, err error) {
 // stack that parsing and routing grew, and with thousands of streams open
 // stacks are a large part of the gateway's memory.
 func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, reqID, endpoint string) {
-	a := &exchange{reqID: reqID, start: time.Now(), endpoint: endpoint}
-	a.info = RequestInfo{RequestID: reqID, Route: endpoint, Method: r.Method, Start: a.start}
-	defer g.observe(&a.info)
-	if st := g.serveInference(w, r, a); st != nil {
-		g.relay(w, r, a, st.gr, st.stream, st.status, st.cancel)
+	x := &exchange{reqID: reqID, start: time.Now(), endpoint: endpoint}
+	x.info = RequestInfo{RequestID: reqID, Route: endpoint, Method: r.Method, Start: x.start}
+	defer g.observe(&x.info)
+	if st := g.serveInference(w, r, x); st != nil {
+		g.relay(w, r, x, st.gr, st.stream, st.status, st.cancel)
 	}
 }
 
@@ -60,62 +60,62 @@ type streamStart struct {
 // serveInference authenticates, checks and routes a request, calls the
 // upstream and answers it, except for a stream's events: it returns the
 // stream for inference to relay.
-func (g *Gateway) serveInference(w http.ResponseWriter, r *http.Request, a *exchange) *streamStart {
+func (g *Gateway) serveInference(w http.ResponseWriter, r *http.Request, x *exchange) *streamStart {
 	s := g.snap.Load()
-	reqID, endpoint := a.reqID, a.endpoint
+	reqID, endpoint := x.reqID, x.endpoint
 	c, err := g.authenticate(r, s)
 	if err != nil {
-		a.fail(w, err)
+		x.fail(w, err)
 		return nil
 	}
-	a.caller = c
-	a.info.Authenticated = true
+	x.caller = c
+	x.info.Authenticated = true
 	if c.key != nil {
-		a.info.KeyID, a.info.KeyName = c.key.key.ID, c.key.key.Name
+		x.info.KeyID, x.info.KeyName = c.key.key.ID, c.key.key.Name
 	}
 	if ct := r.Header.Get("Content-Type"); !acceptedContentType(ct) {
-		a.fail(w, BadRequest("", "unsupported Content-Type %q; send application/json", sanitize(ct)))
+		x.fail(w, BadRequest("", "unsupported Content-Type %q; send application/json", sanitize(ct)))
 		return nil
 	}
-	if a.body, err = g.readBody(r); err != nil {
-		a.fail(w, err)
+	if x.body, err = g.readBody(r); err != nil {
+		x.fail(w, err)
 		return nil
 	}
-	if a.parsed, err = parseBody(a.body, endpoint); err != nil {
-		a.fail(w, err)
+	if x.parsed, err = parseBody(x.body, endpoint); err != nil {
+		x.fail(w, err)
 		return nil
 	}
-	gs := c.grants(s, a.parsed.model)
+	gs := c.grants(s, x.parsed.model)
 	if len(gs) == 0 {
-		a.fail(w, modelNotFound(a.parsed.model))
+		x.fail(w, modelNotFound(x.parsed.model))
 		return nil
 	}
-	a.info.Model = a.parsed.model
+	x.info.Model = x.parsed.model
 	gs = g.order(gs)
 	var lastErr error
 	var tried grant
 	for i, gr := range gs {
-		if gr.assignment != a.limited || i == 0 {
-			if err := g.takeLimits(r.Context(), w, a, gr); err != nil {
+		if gr.assignment != x.limited || i == 0 {
+			if err := g.takeLimits(r.Context(), w, x, gr); err != nil {
 				var e *Error
 				if errors.As(err, &e) && e.Code == "rate_limit_exceeded" {
-					a.info.Refused = "requests"
+					x.info.Refused = "requests"
 				} else {
-					a.info.Refused = "tokens"
+					x.info.Refused = "tokens"
 				}
-				a.noteRoute(gr)
-				g.record(a, gr, http.StatusTooManyRequests, Usage{}, false, false)
-				a.fail(w, err)
+				x.noteRoute(gr)
+				g.record(x, gr, http.StatusTooManyRequests, Usage{}, false, false)
+				x.fail(w, err)
 				return nil
 			}
 		}
 		tried = gr
-		a.noteRoute(gr)
-		a.info.Attempts++
-		resp, cancel, err := g.forward(r.Context(), r, a, gr)
+		x.noteRoute(gr)
+		x.info.Attempts++
+		resp, cancel, err := g.forward(r.Context(), r, x, gr)
 		gr.upstream.health.note(err)
 		if err == nil {
-			return g.respond(w, a, gr, resp, cancel)
+			return g.respond(w, x, gr, resp, cancel)
 		}
 		cancel(nil)
 		lastErr = err
@@ -126,20 +126,20 @@ func (g *Gateway) serveInference(w http.ResponseWriter, r *http.Request, a *exch
 	}
 	e := AsError(lastErr)
 	if e.Status >= 500 || e.Status == http.StatusTooManyRequests {
-		a.info.UpstreamError = true
+		x.info.UpstreamError = true
 		g.log.Warn("upstream error", "request_id", reqID, "connection", tried.upstream.ID, "status", e.Status, "err", lastErr)
 	}
-	g.settle(a, Usage{})
-	g.record(a, tried, e.Status, Usage{}, false, false)
-	a.fail(w, e)
+	g.settle(x, Usage{})
+	g.record(x, tried, e.Status, Usage{}, false, false)
+	x.fail(w, e)
 	return nil
 }
 
 // noteRoute records the chosen route in the request's info.
-func (a *exchange) noteRoute(gr grant) {
+func (x *exchange) noteRoute(gr grant) {
 	ce := gr.upstream
-	a.info.RemoteModel = gr.model.Remote
-	a.info.Provider, a.info.ConnectionID, a.info.Connection = ce.Provider, ce.ID, ce.Name
+	x.info.RemoteModel = gr.model.Remote
+	x.info.Provider, x.info.ConnectionID, x.info.Connection = ce.Provider, ce.ID, ce.Name
 }
 
 // observe hands a finished request to the observers.
@@ -217,28 +217,28 @@ var (
 // forward calls the provider under a context that the first-byte timeout
 // cancels; the returned cancel must be called when the answer is done
 // with (with nil), and is what the stream idle timeout uses.
-func (g *Gateway) forward(ctx context.Context, r *http.Request, a *exchange, gr grant) (*Response, context.CancelCauseFunc, error) {
+func (g *Gateway) forward(ctx context.Context, r *http.Request, x *exchange, gr grant) (*Response, context.CancelCauseFunc, error) {
 	ce := gr.upstream
 	ctx, cancel := context.WithCancelCause(ctx)
 	if ce.provider == nil {
 		return nil, cancel, UpstreamError(fmt.Sprintf("connection %q is not usable", ce.Name), ce.err)
 	}
-	req := &Request{Body: a.body, Model: a.parsed.model, RemoteModel: gr.model.Remote, Stream: a.parsed.stream, Header: r.Header, fields: a.parsed.fields}
+	req := &Request{Body: x.body, Model: x.parsed.model, RemoteModel: gr.model.Remote, Stream: x.parsed.stream, Header: r.Header, fields: x.parsed.fields}
 	timer := time.AfterFunc(ce.firstByte, func() { cancel(errFirstByte) })
 	defer timer.Stop()
 	start := time.Now()
 	var resp *Response
 	var err error
-	if a.endpoint == EndpointEmbeddings {
+	if x.endpoint == EndpointEmbeddings {
 		em, ok := ce.provider.(Embedder)
 		if !ok {
-			return nil, cancel, BadRequest("model", "the model `%s` does not support embeddings", sanitize(a.parsed.model))
+			return nil, cancel, BadRequest("model", "the model `%s` does not support embeddings", sanitize(x.parsed.model))
 		}
 		resp, err = em.Embeddings(ctx, req)
 	} else {
 		resp, err = ce.provider.ChatCompletion(ctx, req)
 	}
-	a.info.Upstream = time.Since(start)
+	x.info.Upstream = time.Since(start)
 	if err != nil {
 		err = scrub(&ce.Credentials, err)
 		if cause := context.Cause(ctx); cause == errFirstByte {
@@ -250,15 +250,15 @@ func (g *Gateway) forward(ctx context.Context, r *http.Request, a *exchange, gr 
 }
 
 // record queues the usage record of a request.
-func (g *Gateway) record(a *exchange, gr grant, status int, u Usage, estimated, streamed bool) {
+func (g *Gateway) record(x *exchange, gr grant, status int, u Usage, estimated, streamed bool) {
 	if gr.target == nil {
 		return
 	}
 	rec := UsageRecord{
 		ID:               NewID("use"),
-		Time:             a.start,
-		RequestID:        a.reqID,
-		Model:            a.parsed.model,
+		Time:             x.start,
+		RequestID:        x.reqID,
+		Model:            x.parsed.model,
 		RemoteModel:      gr.model.Remote,
 		ConnectionID:     gr.model.ConnectionID,
 		PromptTokens:     u.PromptTokens,
@@ -266,17 +266,17 @@ func (g *Gateway) record(a *exchange, gr grant, status int, u Usage, estimated, 
 		TotalTokens:      u.TotalTokens,
 		Estimated:        estimated,
 		Status:           status,
-		Latency:          time.Since(a.start),
+		Latency:          time.Since(x.start),
 		Streamed:         streamed,
-		Endpoint:         a.endpoint,
+		Endpoint:         x.endpoint,
 	}
-	if a.caller.key != nil {
-		rec.KeyID = a.caller.key.key.ID
+	if x.caller.key != nil {
+		rec.KeyID = x.caller.key.key.ID
 	}
 	if gr.assignment != nil {
 		rec.AssignmentID = gr.assignment.ID
 	}
-	a.info.Status, a.info.Usage, a.info.Estimated, a.info.Streamed = status, u, estimated, streamed
+	x.info.Status, x.info.Usage, x.info.Estimated, x.info.Streamed = status, u, estimated, streamed
 	g.ledger.add(rec)
 }
 

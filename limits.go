@@ -10,8 +10,8 @@ import (
 
 // takeLimits applies gr's assignment's request rate and token limit, and
 // sets the x-ratelimit-* headers.
-func (g *Gateway) takeLimits(ctx context.Context, w http.ResponseWriter, a *exchange, gr grant) error {
-	g.settle(a, Usage{}) // release a reservation made for an earlier route
+func (g *Gateway) takeLimits(ctx context.Context, w http.ResponseWriter, x *exchange, gr grant) error {
+	g.settle(x, Usage{}) // release a reservation made for an earlier route
 	as := gr.assignment
 	if as == nil || (as.TPS <= 0 && as.TokenLimit <= 0) {
 		return nil
@@ -19,7 +19,7 @@ func (g *Gateway) takeLimits(ctx context.Context, w http.ResponseWriter, a *exch
 	now := time.Now()
 	var n int64
 	if as.TokenLimit > 0 {
-		n = estimateTokens(a, g.cfg.DefaultMaxTokens)
+		n = estimateTokens(x, g.cfg.DefaultMaxTokens)
 	}
 	var rd, td Decision
 	err := g.limit(func(l Limiter) (err error) {
@@ -86,7 +86,7 @@ func (g *Gateway) takeLimits(ctx context.Context, w http.ResponseWriter, a *exch
 			}
 			return e
 		}
-		a.limited, a.reserved, a.reservedAt, a.tokenKey = as, n, now, gr.tokenKey
+		x.limited, x.reserved, x.reservedAt, x.tokenKey = as, n, now, gr.tokenKey
 	}
 	return nil
 }
@@ -117,13 +117,13 @@ func (g *Gateway) limit(f func(Limiter) error) error {
 }
 
 // settle corrects the token reservation with the real usage.
-func (g *Gateway) settle(a *exchange, u Usage) {
-	if a.limited == nil {
+func (g *Gateway) settle(x *exchange, u Usage) {
+	if x.limited == nil {
 		return
 	}
-	delta := u.TotalTokens - a.reserved
-	key, window, at := a.tokenKey, a.limited.TokenWindow, a.reservedAt
-	a.limited, a.reserved = nil, 0
+	delta := u.TotalTokens - x.reserved
+	key, window, at := x.tokenKey, x.limited.TokenWindow, x.reservedAt
+	x.limited, x.reserved = nil, 0
 	if delta == 0 {
 		return
 	}
@@ -140,16 +140,16 @@ func (g *Gateway) settle(a *exchange, u Usage) {
 
 // estimateTokens is the reservation for a request: its prompt at about
 // four bytes a token, plus the completion it may produce.
-func estimateTokens(a *exchange, defaultMax int64) int64 {
-	f := &a.parsed.fields
+func estimateTokens(x *exchange, defaultMax int64) int64 {
+	f := &x.parsed.fields
 	prompt := f.messages
-	if a.endpoint == EndpointEmbeddings {
+	if x.endpoint == EndpointEmbeddings {
 		prompt = f.input
 	}
 	n := int64(prompt.end-prompt.start)/4 + 1
-	if a.endpoint == EndpointChat {
-		if a.parsed.maxTokens > 0 {
-			n += a.parsed.maxTokens
+	if x.endpoint == EndpointChat {
+		if x.parsed.maxTokens > 0 {
+			n += x.parsed.maxTokens
 		} else {
 			n += defaultMax
 		}

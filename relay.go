@@ -14,7 +14,7 @@ import (
 )
 
 // respond writes a provider's answer and accounts for it.
-func (g *Gateway) respond(w http.ResponseWriter, a *exchange, gr grant, resp *Response, cancel context.CancelCauseFunc) *streamStart {
+func (g *Gateway) respond(w http.ResponseWriter, x *exchange, gr grant, resp *Response, cancel context.CancelCauseFunc) *streamStart {
 	h := w.Header()
 	for k, v := range resp.Header {
 		if k == "X-Request-Id" {
@@ -36,18 +36,18 @@ func (g *Gateway) respond(w http.ResponseWriter, a *exchange, gr grant, resp *Re
 		w.Write(resp.Body)
 		u, ok := usageOf(resp.Body)
 		if !ok {
-			u = Usage{PromptTokens: estimateTokens(a, 0)}
+			u = Usage{PromptTokens: estimateTokens(x, 0)}
 			u.CompletionTokens = int64(len(resp.Body)) / 4
 			u.TotalTokens = u.PromptTokens + u.CompletionTokens
 		}
-		g.settle(a, u)
+		g.settle(x, u)
 		// Send the answer once the limits hold the real usage (a client's
 		// next request must see it), but before the ledger and the
 		// observers, which need not delay the client.
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
-		g.record(a, gr, status, u, !ok, false)
+		g.record(x, gr, status, u, !ok, false)
 		cancel(nil)
 		return nil
 	}
@@ -67,7 +67,7 @@ var (
 // accounts the stream's usage: the upstream's usage chunk when it comes
 // (hidden from a client that did not ask for it), otherwise an estimate
 // from the text streamed.
-func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *exchange, gr grant, st EventStream, status int, cancel context.CancelCauseFunc) {
+func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, x *exchange, gr grant, st EventStream, status int, cancel context.CancelCauseFunc) {
 	defer cancel(nil)
 	defer st.Close()
 	g.streams.Add(1)
@@ -93,7 +93,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *exchange, gr 
 	var textBytes int64
 	clientGone := false
 	for {
-		data, err := g.next(st, a.reqID)
+		data, err := g.next(st, x.reqID)
 		if err != nil {
 			err = scrub(&gr.upstream.Credentials, err)
 			watch.stop()
@@ -103,13 +103,13 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *exchange, gr 
 			} else if r.Context().Err() != nil {
 				clientGone = true
 			} else {
-				a.info.UpstreamError = true
+				x.info.UpstreamError = true
 				e := AsError(err)
 				if stalled.Load() {
 					e = &Error{Status: errIdle.Status, Type: errIdle.Type, Code: errIdle.Code, Err: err,
 						Message: fmt.Sprintf("the upstream of connection %q sent nothing for %s; the stream was ended", gr.upstream.Name, idle)}
 				}
-				g.log.Warn("stream failed", "request_id", a.reqID, "connection", gr.upstream.ID, "err", err)
+				g.log.Warn("stream failed", "request_id", x.reqID, "connection", gr.upstream.ID, "err", err)
 				w.Write(sseData)
 				w.Write(e.AppendJSON(nil))
 				w.Write(sseEnd)
@@ -117,13 +117,13 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *exchange, gr 
 			break // written with the terminator when the handler returns, after the usage is settled
 		}
 		watch.event()
-		if a.info.FirstToken == 0 {
-			a.info.FirstToken = time.Since(a.start)
+		if x.info.FirstToken == 0 {
+			x.info.FirstToken = time.Since(x.start)
 		}
 		if bytes.Contains(data, usageKey) {
 			if u, ok := usageOf(data); ok {
 				usage, gotUsage = u, true
-				if !a.parsed.includeUsage && isUsageOnly(data) {
+				if !x.parsed.includeUsage && isUsageOnly(data) {
 					continue
 				}
 			}
@@ -147,7 +147,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *exchange, gr 
 	}
 	estimated := !gotUsage
 	if estimated {
-		usage.PromptTokens = estimateTokens(a, 0)
+		usage.PromptTokens = estimateTokens(x, 0)
 		usage.CompletionTokens = (textBytes + 3) / 4
 		usage.TotalTokens = usage.PromptTokens + usage.CompletionTokens
 	}
@@ -158,8 +158,8 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, a *exchange, gr 
 	// the chunked body's terminator when the handler returns, in one
 	// write, and only after the limits hold the stream's real usage (so
 	// that the client's next request sees it).
-	g.settle(a, usage)
-	g.record(a, gr, status, usage, estimated, true)
+	g.settle(x, usage)
+	g.record(x, gr, status, usage, estimated, true)
 }
 
 // next reads the next event, turning a provider's panic into an error so
