@@ -135,6 +135,11 @@ func (e *env) serve(ctx context.Context, addr, metricsAddr string, grace time.Du
 		Logger:    log,
 		Observers: obs.observers(),
 	}
+	// Unlisted, for the load harness's rows per upstream client: every
+	// upstream through net/http's Transport alone, not h1client.
+	if e.getenv("UPSTREAM_CLIENT") == "net/http" {
+		cfg.HTTPClient = &http.Client{Transport: llmproxy.NewTransport().HTTP}
+	}
 	if url := e.getenv("REDIS_URL"); url != "" {
 		// Limits shared by every replica. A Redis that is down now is
 		// not fatal: the gateway falls back to local limits until it
