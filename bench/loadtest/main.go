@@ -716,14 +716,14 @@ func printVsBare(out io.Writer, rows []row, clients []string) {
 
 // printClients compares each upstream client with the first (net/http by
 // default), bare proxy with bare proxy and gateway with gateway, in the
-// same run: the whole run's figure, and the least and greatest of the
-// paired rounds (each round ran both rows one after the other).
+// same run: the whole run's figure, and the least, median and greatest of
+// the paired rounds (each round ran both rows one after the other).
 func printClients(out io.Writer, rows []row, clients []string) {
 	if len(clients) < 2 {
 		return
 	}
 	ref := clients[0]
-	fmt.Fprintf(out, "\nupstream clients vs %s (same proxy, this run; [least, greatest] of the paired rounds):\n", ref)
+	fmt.Fprintf(out, "\nupstream clients vs %s (same proxy, this run; [least, median, greatest] of the paired rounds):\n", ref)
 	ratio := func(x, y float64) float64 { return 100 * (x/max(y, 1e-9) - 1) }
 	for _, client := range clients[1:] {
 		for _, sc := range allScenarios {
@@ -733,14 +733,14 @@ func printClients(out io.Writer, rows []row, clients []string) {
 					continue
 				}
 				// per applies f to every pair of rounds and formats the
-				// least and the greatest.
+				// least, the median and the greatest.
 				per := func(f func(x, y roundStat) float64, format string) string {
-					lo, hi := f(a.rounds[0], b.rounds[0]), f(a.rounds[0], b.rounds[0])
+					v := make([]float64, len(a.rounds))
 					for i := range a.rounds {
-						v := f(a.rounds[i], b.rounds[i])
-						lo, hi = min(lo, v), max(hi, v)
+						v[i] = f(a.rounds[i], b.rounds[i])
 					}
-					return fmt.Sprintf("["+format+", "+format+"]", lo, hi)
+					slices.Sort(v)
+					return fmt.Sprintf("["+format+", "+format+", "+format+"]", v[0], v[len(v)/2], v[len(v)-1])
 				}
 				usDiff := func(x, y time.Duration) float64 { return float64(x-y) / float64(time.Microsecond) }
 				var l string
