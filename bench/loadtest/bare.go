@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
-	"github.com/go-llm-proxy/llmproxy/internal/h1client"
 )
 
 // bareProxy is the floor of the gateway's architecture: a net/http server
@@ -56,13 +55,13 @@ func newBareProxy(upstream, client string) (*bareProxy, error) {
 	if u.Host == "" || u.Path != "" {
 		return nil, fmt.Errorf("upstream %q: want HOST:PORT", upstream)
 	}
-	// Settings as the gateway's NewTransport gives them.
+	// The gateway's upstream clients, as serve makes them.
 	var rt http.RoundTripper
 	switch client {
 	case clientNetHTTP:
-		rt = llmproxy.NewTransport().HTTP
+		rt = llmproxy.NewTransport()
 	case clientH1client:
-		rt = &h1client.Client{MaxIdlePerHost: 1024, IdleTimeout: 90 * time.Second}
+		rt = &llmproxy.HTTP1Transport{}
 	default:
 		return nil, fmt.Errorf("unknown upstream client %q; known: %s", client, strings.Join(upstreamClients, ", "))
 	}

@@ -101,7 +101,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.repo, "repo", ".", "repository root to build ./cmd/llm-proxy from")
 	fs.StringVar(&o.bin, "llm-proxy", "", "use this llm-proxy binary instead of building one")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, binary) for inspection")
-	fs.BoolVar(&o.noBare, "no-bare", false, "skip the bare net/http proxy row (direct and gateway only)")
+	fs.BoolVar(&o.noBare, "no-bare", false, "skip the bare net/http proxy rows (direct and gateway only)")
 	fs.StringVar(&o.gatewayEnv, "gateway-env", "", "extra environment for the gateway process, comma-separated KEY=VALUE (e.g. GOGC=200)")
 	clients := fs.String("clients", strings.Join(upstreamClients, ","), "upstream clients, each with a bare proxy and a gateway of its own: "+strings.Join(upstreamClients, ", "))
 	if err := fs.Parse(args); err != nil {
@@ -212,9 +212,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		b.key = setup.key
-		if client == clientNetHTTP {
-			env = append(env, "UPSTREAM_CLIENT="+clientNetHTTP)
-		}
+		env = append(env, "UPSTREAM_CLIENT="+client)
 		if opt.gatewayEnv != "" {
 			env = append(env, strings.Split(opt.gatewayEnv, ",")...)
 		}
