@@ -39,8 +39,9 @@ type Config struct {
 	// zero means 1s, so a change is live within 2s.
 	PollInterval time.Duration
 	// HTTPClient is used by providers for upstream calls. Nil means a
-	// client with NewTransport's Transport (a lean HTTP/1.1 client for
-	// plain-HTTP upstreams, net/http with HTTP/2 for HTTPS). It should have
+	// client with NewTransport's Transport (net/http's, tuned; HTTP/2 for
+	// HTTPS upstreams that offer it); an HTTP1Transport is faster for
+	// plain-HTTP upstreams, within the limits its doc lists. It should have
 	// no Timeout: streams may be long. A client with no Timeout, Jar or
 	// CheckRedirect has its Transport called directly (a redirect is then
 	// followed through the client).

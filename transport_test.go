@@ -3,6 +3,7 @@ package llmproxy_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -15,80 +16,119 @@ import (
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
 )
 
-// The default Transport calls plain-HTTP upstreams over HTTP/1.1 with
-// kept-alive connections, and HTTPS upstreams over HTTP/2 when they offer it.
-func TestTransportProtocols(t *testing.T) {
-	var conns atomic.Int64
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"proto":"`+r.Proto+`"}`)
-	})
-	plain := httptest.NewUnstartedServer(h)
-	plain.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	plain.Start()
-	defer plain.Close()
-	tlsSrv := httptest.NewUnstartedServer(h)
-	tlsSrv.EnableHTTP2 = true
-	tlsSrv.StartTLS()
-	defer tlsSrv.Close()
+// transports are the upstream clients the package offers, each as a
+// function that returns one whose TLS configuration trusts roots (nil:
+// the system's).
+var transports = []struct {
+	name string
+	new  func(roots *x509.CertPool) http.RoundTripper
+}{
+	{"NewTransport", func(roots *x509.CertPool) http.RoundTripper {
+		t := llmproxy.NewTransport()
+		t.TLSClientConfig = &tls.Config{RootCAs: roots}
+		return t
+	}},
+	{"HTTP1Transport", func(roots *x509.CertPool) http.RoundTripper {
+		t := llmproxy.NewTransport()
+		t.TLSClientConfig = &tls.Config{RootCAs: roots}
+		return &llmproxy.HTTP1Transport{HTTP: t}
+	}},
+}
 
+// Both upstream clients call plain-HTTP upstreams over HTTP/1.1 with
+// kept-alive connections, and HTTPS upstreams over HTTP/2 when they offer
+// it.
+func TestTransportProtocols(t *testing.T) {
+	for _, tt := range transports {
+		t.Run(tt.name, func(t *testing.T) {
+			var conns atomic.Int64
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, `{"proto":"`+r.Proto+`"}`)
+			})
+			plain := httptest.NewUnstartedServer(h)
+			plain.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			plain.Start()
+			defer plain.Close()
+			tlsSrv := httptest.NewUnstartedServer(h)
+			tlsSrv.EnableHTTP2 = true
+			tlsSrv.StartTLS()
+			defer tlsSrv.Close()
+
+			tr := tt.new(tlsSrv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs)
+			defer tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+			client := &http.Client{Transport: tr}
+			post := func(url string) string {
+				t.Helper()
+				resp, err := client.Post(url, "application/json", strings.NewReader(`{"x":1}`))
+				must(t, err)
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return string(b)
+			}
+			for range 5 {
+				if got := post(plain.URL); got != `{"proto":"HTTP/1.1"}` {
+					t.Fatalf("plain HTTP upstream saw %s", got)
+				}
+			}
+			if n := conns.Load(); n != 1 {
+				t.Errorf("5 sequential calls opened %d connections, want 1 kept alive", n)
+			}
+			if got := post(tlsSrv.URL); got != `{"proto":"HTTP/2.0"}` {
+				t.Errorf("HTTPS upstream saw %s, want HTTP/2", got)
+			}
+		})
+	}
+}
+
+// NewTransport's settings are the ones its doc promises.
+func TestNewTransportSettings(t *testing.T) {
 	tr := llmproxy.NewTransport()
-	tr.HTTP.TLSClientConfig = &tls.Config{RootCAs: tlsSrv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
-	post := func(url string) string {
-		t.Helper()
-		resp, err := client.Post(url, "application/json", strings.NewReader(`{"x":1}`))
-		must(t, err)
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
+	if tr.DisableKeepAlives || tr.MaxIdleConnsPerHost < 100 || !tr.DisableCompression || !tr.ForceAttemptHTTP2 || tr.ResponseHeaderTimeout != 0 {
+		t.Errorf("DisableKeepAlives %v, MaxIdleConnsPerHost %d, DisableCompression %v, ForceAttemptHTTP2 %v, ResponseHeaderTimeout %v",
+			tr.DisableKeepAlives, tr.MaxIdleConnsPerHost, tr.DisableCompression, tr.ForceAttemptHTTP2, tr.ResponseHeaderTimeout)
 	}
-	for range 5 {
-		if got := post(plain.URL); got != `{"proto":"HTTP/1.1"}` {
-			t.Fatalf("plain HTTP upstream saw %s", got)
-		}
-	}
-	if n := conns.Load(); n != 1 {
-		t.Errorf("5 sequential calls opened %d connections, want 1 kept alive", n)
-	}
-	if got := post(tlsSrv.URL); got != `{"proto":"HTTP/2.0"}` {
-		t.Errorf("HTTPS upstream saw %s, want HTTP/2", got)
+	if tr == llmproxy.NewTransport() || tr == http.DefaultTransport {
+		t.Error("NewTransport shares its Transport")
 	}
 }
 
 // An upstream that redirects is followed, as net/http's client would,
 // even though the provider calls the transport directly.
 func TestProviderFollowsAnUpstreamRedirect(t *testing.T) {
-	var bodies []string
-	mux := http.NewServeMux()
-	mux.HandleFunc("/old/chat/completions", func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		http.Redirect(w, r, "/new/chat/completions", http.StatusTemporaryRedirect)
-	})
-	mux.HandleFunc("/new/chat/completions", func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		bodies = append(bodies, string(b))
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"id":"x","object":"chat.completion","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)
-	})
-	up := httptest.NewServer(mux)
-	defer up.Close()
-	p, err := openai.New(llmproxy.Connection{Name: "c", Provider: llmproxy.KindCompatible, Endpoint: up.URL + "/old"},
-		llmproxy.ProviderOptions{HTTPClient: &http.Client{Transport: llmproxy.NewTransport()}})
-	must(t, err)
-	body := []byte(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
-	resp, err := p.ChatCompletion(context.Background(), &llmproxy.Request{Body: body, Model: "m", RemoteModel: "m"})
-	must(t, err)
-	if !strings.Contains(string(resp.Body), `"total_tokens":2`) {
-		t.Errorf("answer %s", resp.Body)
-	}
-	if len(bodies) != 1 || !strings.Contains(bodies[0], `"content":"hi"`) {
-		t.Errorf("the redirected request carried %q", bodies)
+	for _, tt := range transports {
+		t.Run(tt.name, func(t *testing.T) {
+			var bodies []string
+			mux := http.NewServeMux()
+			mux.HandleFunc("/old/chat/completions", func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				http.Redirect(w, r, "/new/chat/completions", http.StatusTemporaryRedirect)
+			})
+			mux.HandleFunc("/new/chat/completions", func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				bodies = append(bodies, string(b))
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, `{"id":"x","object":"chat.completion","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)
+			})
+			up := httptest.NewServer(mux)
+			defer up.Close()
+			p, err := openai.New(llmproxy.Connection{Name: "c", Provider: llmproxy.KindCompatible, Endpoint: up.URL + "/old"},
+				llmproxy.ProviderOptions{HTTPClient: &http.Client{Transport: tt.new(nil)}})
+			must(t, err)
+			body := []byte(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
+			resp, err := p.ChatCompletion(context.Background(), &llmproxy.Request{Body: body, Model: "m", RemoteModel: "m"})
+			must(t, err)
+			if !strings.Contains(string(resp.Body), `"total_tokens":2`) {
+				t.Errorf("answer %s", resp.Body)
+			}
+			if len(bodies) != 1 || !strings.Contains(bodies[0], `"content":"hi"`) {
+				t.Errorf("the redirected request carried %q", bodies)
+			}
+		})
 	}
 }

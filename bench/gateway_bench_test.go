@@ -83,9 +83,20 @@ func rawResponse(body string) []byte {
 	return []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
 }
 
+// upstreamClients are the gateway's upstream clients: the default and the
+// opt-in, a sub-benchmark each.
+var upstreamClients = []struct {
+	name string
+	new  func() http.RoundTripper
+}{
+	{"net-http", func() http.RoundTripper { return llmproxy.NewTransport() }},
+	{"h1client", func() http.RoundTripper { return &llmproxy.HTTP1Transport{} }},
+}
+
 // gateway is a Gateway on the in-memory store (the ledger writes to it)
-// with a key whose assignment has limits that never bite.
-func gateway(tb testing.TB, upstream string) *llmproxy.Gateway {
+// with a key whose assignment has limits that never bite, calling its
+// upstream through rt.
+func gateway(tb testing.TB, upstream string, rt http.RoundTripper) *llmproxy.Gateway {
 	ctx := context.Background()
 	store := memory.New()
 	c := &llmproxy.Connection{Name: "c", Provider: llmproxy.KindCompatible, Endpoint: "http://" + upstream + "/v1", Credentials: llmproxy.Credentials{APIKey: "k"}}
@@ -93,7 +104,8 @@ func gateway(tb testing.TB, upstream string) *llmproxy.Gateway {
 	must(tb, store.CreateModel(ctx, &llmproxy.Model{Name: "bench", Remote: "remote", ConnectionID: c.ID}))
 	must(tb, store.CreateKey(ctx, &llmproxy.VirtualKey{Name: "k", Hash: llmproxy.HashKey(key), Assignments: []llmproxy.Assignment{
 		{ConnectionID: c.ID, TPS: 1e9, TokenLimit: 1 << 62, TokenWindow: time.Hour}}}))
-	gw, err := llmproxy.New(llmproxy.Config{Storage: store, Providers: map[string]llmproxy.NewProviderFunc{llmproxy.KindCompatible: openai.New}})
+	gw, err := llmproxy.New(llmproxy.Config{Storage: store, Providers: map[string]llmproxy.NewProviderFunc{llmproxy.KindCompatible: openai.New},
+		HTTPClient: &http.Client{Transport: rt}})
 	must(tb, err)
 	tb.Cleanup(func() { gw.Close() })
 	return gw
@@ -117,11 +129,17 @@ func (w *discard) WriteHeader(s int)           { w.status = s }
 func (w *discard) Flush()                      {}
 
 // BenchmarkHandler is one proxied request through ServeHTTP and the
-// OpenAI provider's upstream call over loopback: allocs/op is the
-// handler's and the upstream client's (net/http Transport included), not
-// the incoming request's parsing.
+// OpenAI provider's upstream call over loopback, with each upstream
+// client: allocs/op is the handler's and the upstream client's, not the
+// incoming request's parsing.
 func BenchmarkHandler(b *testing.B) {
-	gw := gateway(b, rawUpstream(b, rawResponse(answer)))
+	for _, c := range upstreamClients {
+		b.Run(c.name, func(b *testing.B) { benchmarkHandler(b, c.new()) })
+	}
+}
+
+func benchmarkHandler(b *testing.B, rt http.RoundTripper) {
+	gw := gateway(b, rawUpstream(b, rawResponse(answer)), rt)
 	body := bytes.NewReader([]byte(request))
 	r, _ := http.NewRequest(http.MethodPost, "http://gw/v1/chat/completions", io.NopCloser(body))
 	r.ContentLength = int64(len(request))
@@ -142,11 +160,17 @@ func BenchmarkHandler(b *testing.B) {
 }
 
 // BenchmarkServer is one proxied request through a real http.Server
-// serving the Gateway, from a client that allocates nothing: allocs/op is
-// everything the gateway process allocates per request, the server's
-// request parsing included.
+// serving the Gateway, from a client that allocates nothing, with each
+// upstream client: allocs/op is everything the gateway process allocates
+// per request, the server's request parsing included.
 func BenchmarkServer(b *testing.B) {
-	gw := gateway(b, rawUpstream(b, rawResponse(answer)))
+	for _, c := range upstreamClients {
+		b.Run(c.name, func(b *testing.B) { benchmarkServer(b, c.new()) })
+	}
+}
+
+func benchmarkServer(b *testing.B, rt http.RoundTripper) {
+	gw := gateway(b, rawUpstream(b, rawResponse(answer)), rt)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(b, err)
 	srv := &http.Server{Handler: gw}

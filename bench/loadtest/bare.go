@@ -18,26 +18,36 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-llm-proxy/llmproxy/internal/h1client"
+	"github.com/go-llm-proxy/llmproxy"
 )
 
 // bareProxy is the floor of the gateway's architecture: a net/http server
-// that forwards each POST to the upstream through the gateway's upstream
-// client (h1client) and relays the answer, with none of the gateway's
+// that forwards each POST to the upstream through one of the gateway's
+// upstream clients and relays the answer, with none of the gateway's
 // work (no auth, limits, body parsing, ledger, logs or metrics). The
 // harness runs it beside the gateway so that the cost of any net/http
 // proxy on the machine (the extra process hop included) can be told apart
 // from the cost of the gateway's own logic.
 type bareProxy struct {
-	client *h1client.Client
+	client http.RoundTripper
 	base   url.URL // http://upstream, parsed once
 }
+
+// Upstream clients the harness compares, by the names its rows show.
+const (
+	clientNetHTTP  = "net/http"
+	clientH1client = "h1client"
+)
+
+var upstreamClients = []string{clientNetHTTP, clientH1client}
 
 // maxBareBody bounds the request body the bare proxy will buffer: a
 // sanity check on Content-Length, not a product limit.
 const maxBareBody = 32 << 20
 
-func newBareProxy(upstream string) (*bareProxy, error) {
+// newBareProxy returns a bare proxy to upstream (HOST:PORT) through the
+// upstream client named client.
+func newBareProxy(upstream, client string) (*bareProxy, error) {
 	u, err := url.Parse("http://" + upstream)
 	if err != nil {
 		return nil, err
@@ -45,8 +55,17 @@ func newBareProxy(upstream string) (*bareProxy, error) {
 	if u.Host == "" || u.Path != "" {
 		return nil, fmt.Errorf("upstream %q: want HOST:PORT", upstream)
 	}
-	// Pool settings as the gateway's Transport gives h1client.
-	return &bareProxy{client: &h1client.Client{MaxIdlePerHost: 1024, IdleTimeout: 90 * time.Second}, base: *u}, nil
+	// The gateway's upstream clients, as serve makes them.
+	var rt http.RoundTripper
+	switch client {
+	case clientNetHTTP:
+		rt = llmproxy.NewTransport()
+	case clientH1client:
+		rt = &llmproxy.HTTP1Transport{}
+	default:
+		return nil, fmt.Errorf("unknown upstream client %q; known: %s", client, strings.Join(upstreamClients, ", "))
+	}
+	return &bareProxy{client: rt, base: *u}, nil
 }
 
 // readCloser lets a bytes.Reader be a request body.
@@ -146,6 +165,7 @@ func runBareProxy(args []string) error {
 	fs := flag.NewFlagSet("bareproxy", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback)")
 	upstream := fs.String("upstream", "", "the upstream's HOST:PORT (loopback, plain HTTP)")
+	client := fs.String("client", clientNetHTTP, "upstream client: "+strings.Join(upstreamClients, ", "))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -158,7 +178,7 @@ func runBareProxy(args []string) error {
 	if err := loopbackOnly(*upstream); err != nil {
 		return err
 	}
-	p, err := newBareProxy(*upstream)
+	p, err := newBareProxy(*upstream, *client)
 	if err != nil {
 		return err
 	}

@@ -7,11 +7,13 @@ import (
 	"time"
 )
 
-// target is where load goes: the upstream directly or the gateway.
+// target is where load goes: the upstream directly, a bare proxy or a
+// gateway.
 type target struct {
-	name string
-	addr string
-	req  []byte // complete HTTP request
+	name  string
+	addr  string
+	req   []byte   // complete HTTP request
+	proxy *process // the bare proxy or gateway in the path; nil direct
 }
 
 // maxSamples bounds the latencies kept per run (memory stays bounded at

@@ -44,40 +44,48 @@ func TestClientAgainstFake(t *testing.T) {
 }
 
 // TestBareProxy checks that the bare proxy relays plain answers and
-// streams unchanged, over kept-alive connections on both sides.
+// streams unchanged, over kept-alive connections on both sides, with each
+// upstream client.
 func TestBareProxy(t *testing.T) {
-	up := newFakeUpstream(upstreamConfig{RespBytes: 500, Chunks: 5})
-	usrv := httptest.NewServer(up)
-	defer usrv.Close()
-	p, err := newBareProxy(strings.TrimPrefix(usrv.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
+	for _, client := range upstreamClients {
+		t.Run(client, func(t *testing.T) {
+			up := newFakeUpstream(upstreamConfig{RespBytes: 500, Chunks: 5})
+			usrv := httptest.NewServer(up)
+			defer usrv.Close()
+			p, err := newBareProxy(strings.TrimPrefix(usrv.URL, "http://"), client)
+			if err != nil {
+				t.Fatal(err)
+			}
+			psrv := httptest.NewServer(p)
+			defer psrv.Close()
+			addr := strings.TrimPrefix(psrv.URL, "http://")
+			c, err := dial(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.close()
+			for _, tc := range []struct {
+				name   string
+				body   string
+				events int
+			}{
+				{"plain", chatBody, 0},
+				{"stream", streamBody, 5 + 3},
+				{"plain again", chatBody, 0},
+				{"stream again", streamBody, 5 + 3},
+			} {
+				checkExchange(t, c, addr, up, tc.name, tc.body, tc.events)
+			}
+			if n := up.served.Load(); n != 4 {
+				t.Errorf("upstream served %d requests, want 4", n)
+			}
+		})
 	}
-	psrv := httptest.NewServer(p)
-	defer psrv.Close()
-	addr := strings.TrimPrefix(psrv.URL, "http://")
-	c, err := dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
-	for _, tc := range []struct {
-		name   string
-		body   string
-		events int
-	}{
-		{"plain", chatBody, 0},
-		{"stream", streamBody, 5 + 3},
-		{"plain again", chatBody, 0},
-		{"stream again", streamBody, 5 + 3},
-	} {
-		checkExchange(t, c, addr, up, tc.name, tc.body, tc.events)
-	}
-	if n := up.served.Load(); n != 4 {
-		t.Errorf("upstream served %d requests, want 4", n)
-	}
-	if _, err := newBareProxy("127.0.0.1:1/x"); err == nil {
+	if _, err := newBareProxy("127.0.0.1:1/x", clientNetHTTP); err == nil {
 		t.Error("an upstream with a path was taken")
+	}
+	if _, err := newBareProxy("127.0.0.1:1", "curl"); err == nil {
+		t.Error("an unknown upstream client was taken")
 	}
 }
 

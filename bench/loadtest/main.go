@@ -3,9 +3,10 @@
 // a bare net/http proxy in front of it (the floor of any proxy built like
 // the gateway) and the real llm-proxy server (built from ./cmd/llm-proxy,
 // SQLite store, configured through its CLI with a virtual key whose limits
-// are checked on every request but never bite, usage ledger on), then
-// drives all three with a closed-loop and an open-loop load generator and
-// prints one table.
+// are checked on every request but never bite, usage ledger on), the bare
+// proxy and the gateway once per upstream client (-clients), then drives
+// them all with a closed-loop and an open-loop load generator and prints
+// one table.
 //
 //	go run ./bench/loadtest                 # every standard scenario
 //	go run ./bench/loadtest -scenarios closed-50,serial -duration 10s
@@ -24,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,6 +75,7 @@ type options struct {
 	idleHold    time.Duration
 	noBare      bool
 	rounds      int
+	clients     []string // upstream clients, each with a bare and a gateway row
 }
 
 // Scenario names, in the order they run.
@@ -89,7 +92,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.workers, "open-conns", 64, "connections the open-loop scenario may use")
 	fs.IntVar(&o.idleStreams, "idle-streams", 10000, "streams held open by idle-10k")
 	fs.BoolVar(&o.idleH1, "idle-h1", false, "idle-10k: reach the upstream over HTTP/1.1 (one connection per stream: needs 2 descriptors per stream in the gateway) instead of HTTP/2")
-	fs.IntVar(&o.rounds, "rounds", 3, "each scenario's -duration is split into this many rounds in which direct, bare and gateway take turns")
+	fs.IntVar(&o.rounds, "rounds", 3, "each scenario's -duration is split into this many rounds in which direct, bare and gateway rows take turns")
 	fs.DurationVar(&o.idleHold, "idle-hold", 0, "idle-10k: keep the streams open this long after measuring (to profile the gateway through DEBUG_ADDR)")
 	fs.DurationVar(&o.up.Latency, "latency", 0, "fake upstream: wait before answering")
 	fs.IntVar(&o.up.RespBytes, "resp-bytes", 400, "fake upstream: size of a non-streaming answer in bytes")
@@ -98,10 +101,17 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.repo, "repo", ".", "repository root to build ./cmd/llm-proxy from")
 	fs.StringVar(&o.bin, "llm-proxy", "", "use this llm-proxy binary instead of building one")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, binary) for inspection")
-	fs.BoolVar(&o.noBare, "no-bare", false, "skip the bare net/http proxy row (direct and gateway only)")
+	fs.BoolVar(&o.noBare, "no-bare", false, "skip the bare net/http proxy rows (direct and gateway only)")
 	fs.StringVar(&o.gatewayEnv, "gateway-env", "", "extra environment for the gateway process, comma-separated KEY=VALUE (e.g. GOGC=200)")
+	clients := fs.String("clients", strings.Join(upstreamClients, ","), "upstream clients, each with a bare proxy and a gateway of its own: "+strings.Join(upstreamClients, ", "))
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	for _, c := range strings.Split(*clients, ",") {
+		if !contains(upstreamClients, c) || contains(o.clients, c) {
+			return o, fmt.Errorf("-clients: %q is unknown or repeated; known: %s", c, strings.Join(upstreamClients, ", "))
+		}
+		o.clients = append(o.clients, c)
 	}
 	if o.duration <= 0 || o.duration > 10*time.Minute || o.warmup < 0 || o.warmup > time.Minute {
 		return o, errors.New("-duration must be in (0, 10m] and -warmup in [0, 1m]")
@@ -137,12 +147,13 @@ const (
 	streamBody = `{"model":"%s","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in a short sentence, please."}],"temperature":0.2,"max_tokens":64,"stream":true,"stream_options":{"include_usage":true}}`
 )
 
-// bench is a running setup: the upstream, the bare proxy (nil with
-// -no-bare) and the gateway.
+// bench is a running setup: the upstream, and a bare proxy (none with
+// -no-bare) and a gateway per upstream client.
 type bench struct {
 	opt      options
-	up, gw   *process
-	bare     *process
+	up       *process
+	bares    []*process
+	gws      []*process // gws[0] also serves idle-10k
 	key      string
 	peakNote bool // VmHWM could be reset between runs
 }
@@ -180,38 +191,50 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer b.up.stop()
-	if !opt.noBare {
-		if b.bare, err = startBare(ctx, b.up.addr); err != nil {
+	for _, client := range opt.clients {
+		if opt.noBare {
+			break
+		}
+		p, err := startBare(ctx, b.up.addr, client)
+		if err != nil {
 			return err
 		}
-		defer b.bare.stop()
+		defer p.stop()
+		b.bares = append(b.bares, p)
 	}
-	env := append(os.Environ(), "DB_TYPE=sqlite", "DB_DSN="+filepath.Join(dir, "bench.db"), "MASTER_KEY=", "REDIS_URL=",
-		"SSL_CERT_FILE="+certFile)
-	setup, err := configureGateway(ctx, bin, env, b.up)
-	if err != nil {
-		return err
-	}
-	b.key = setup.key
-	if opt.gatewayEnv != "" {
-		env = append(env, strings.Split(opt.gatewayEnv, ",")...)
-	}
-	if b.gw, err = startGateway(ctx, bin, env); err != nil {
-		return err
-	}
-	defer func() {
-		b.gw.stop()
-		if opt.keep {
-			fmt.Fprintf(out, "\ngateway log (first MiB):\n%s", b.gw.logs.String())
+	// Each gateway has a database of its own, so that neither waits for
+	// the other's ledger.
+	for i, client := range opt.clients {
+		env := append(os.Environ(), "DB_TYPE=sqlite", "DB_DSN="+filepath.Join(dir, fmt.Sprintf("bench-%d.db", i)), "MASTER_KEY=", "REDIS_URL=",
+			"SSL_CERT_FILE="+certFile)
+		setup, err := configureGateway(ctx, bin, env, b.up)
+		if err != nil {
+			return err
 		}
-	}()
-	b.peakNote = resetPeak(b.gw.cmd.Process.Pid)
-	bareNote := ""
-	if b.bare != nil {
-		bareNote = fmt.Sprintf("bare proxy %s (pid %d), ", b.bare.addr, b.bare.cmd.Process.Pid)
+		b.key = setup.key
+		env = append(env, "UPSTREAM_CLIENT="+client)
+		if opt.gatewayEnv != "" {
+			env = append(env, strings.Split(opt.gatewayEnv, ",")...)
+		}
+		gw, err := startGateway(ctx, bin, env)
+		if err != nil {
+			return err
+		}
+		gw.client = client
+		defer func() {
+			gw.stop()
+			if opt.keep {
+				fmt.Fprintf(out, "\ngateway (%s) log (first MiB):\n%s", client, gw.logs.String())
+			}
+		}()
+		b.gws = append(b.gws, gw)
+		b.peakNote = resetPeak(gw.cmd.Process.Pid)
 	}
-	fmt.Fprintf(out, "upstream %s (pid %d), %sgateway %s (pid %d), %d CPUs; %s per run after %s warm-up\n",
-		b.up.addr, b.up.cmd.Process.Pid, bareNote, b.gw.addr, b.gw.cmd.Process.Pid, numCPU(), opt.duration, opt.warmup)
+	fmt.Fprintf(out, "upstream %s (pid %d)", b.up.addr, b.up.cmd.Process.Pid)
+	for _, p := range append(slices.Clip(b.bares), b.gws...) {
+		fmt.Fprintf(out, ", %s %s %s (pid %d)", p.name, p.client, p.addr, p.cmd.Process.Pid)
+	}
+	fmt.Fprintf(out, "; %d CPUs; %s per run after %s warm-up\n", numCPU(), opt.duration, opt.warmup)
 	var rows []row
 	var idle *idleResult
 	for _, sc := range strings.Split(opt.scenarios, ",") {
@@ -231,23 +254,33 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 	printTable(out, rows, idle)
-	printTargets(out, rows, idle)
-	printVsBare(out, rows)
+	printTargets(out, rows, idle, opt.clients)
+	printVsBare(out, rows, opt.clients)
+	printClients(out, rows, opt.clients)
 	return nil
 }
 
 // row is one run: a scenario through one target.
 type row struct {
 	scenario, via string
+	client        string // the proxy's upstream client; "" direct
 	o             outcome
+	rounds        []roundStat
 	proxy, up     procUsage // deltas (cpu) and end values (memory); proxy is the bare proxy's or the gateway's, zero direct
 	proxyPeak     int64
 	stream        bool
 }
 
-// targets are a scenario's targets in the order they run: direct, the
-// bare proxy (unless -no-bare), the gateway. The bare proxy gets the
-// direct request (the upstream's model and key), as it forwards it as is.
+// roundStat is what one round of a row measured, to compare rows round
+// by round.
+type roundStat struct {
+	rps, eps  float64 // requests and SSE events per second
+	p50, ttfc time.Duration
+}
+
+// targets are a scenario's targets: direct, the bare proxies (unless
+// -no-bare), the gateways. The bare proxies get the direct request (the
+// upstream's model and key), as they forward it as is.
 func (b *bench) targets(stream bool) []target {
 	body := chatBody
 	if stream {
@@ -256,31 +289,42 @@ func (b *bench) targets(stream bool) []target {
 	plain := []byte(fmt.Sprintf(body, "fake"))
 	ts := []target{{name: "direct", addr: b.up.addr,
 		req: buildRequest(b.up.addr, "/v1/chat/completions", "sk-upstream", plain)}}
-	if b.bare != nil {
-		ts = append(ts, target{name: "bare", addr: b.bare.addr,
-			req: buildRequest(b.bare.addr, "/v1/chat/completions", "sk-upstream", plain)})
+	for _, p := range b.bares {
+		ts = append(ts, target{name: "bare", addr: p.addr, proxy: p,
+			req: buildRequest(p.addr, "/v1/chat/completions", "sk-upstream", plain)})
 	}
-	return append(ts, target{name: "gateway", addr: b.gw.addr,
-		req: buildRequest(b.gw.addr, "/v1/chat/completions", b.key, []byte(fmt.Sprintf(body, "bench")))})
+	for _, p := range b.gws {
+		ts = append(ts, target{name: "gateway", addr: p.addr, proxy: p,
+			req: buildRequest(p.addr, "/v1/chat/completions", b.key, []byte(fmt.Sprintf(body, "bench")))})
+	}
+	return ts
 }
 
-// scenario runs one scenario direct, through the bare proxy, then through
-// the gateway.
+// scenario runs one scenario through every target, in rounds.
 func (b *bench) scenario(name string) []row {
 	stream := strings.HasPrefix(name, "stream")
 	targets := b.targets(stream)
 	rows := make([]row, len(targets))
 	for i, t := range targets {
 		rows[i] = row{scenario: name, via: t.name, stream: stream}
+		if t.proxy != nil {
+			rows[i].client = t.proxy.client
+		}
 	}
 	// The targets take turns, round after round, so that a machine whose
 	// speed drifts (other virtual machines on the host) is felt by all of
-	// them alike rather than by whichever ran during the slow seconds.
+	// them alike rather than by whichever ran during the slow seconds;
+	// every other round runs them in reverse, so that no row always
+	// follows the same one.
 	rounds := b.opt.rounds
 	d := b.opt.duration / time.Duration(rounds)
-	for range rounds {
-		for i, t := range targets {
-			rows[i].add(b.runOnce(name, t, d), b.measureTarget(t))
+	for n := range rounds {
+		for j := range targets {
+			i := j
+			if n%2 == 1 {
+				i = len(targets) - 1 - j
+			}
+			rows[i].add(b.runOnce(name, targets[i], d), b.measureTarget(targets[i]))
 		}
 	}
 	for i := range rows {
@@ -298,13 +342,7 @@ type measured struct {
 // measureTarget returns a function that, called after a run, says what it
 // cost since measureTarget was called.
 func (b *bench) measureTarget(t target) func() measured {
-	var proxy *process // the proxy in the path: its CPU and peak memory are the row's
-	switch t.name {
-	case "bare":
-		proxy = b.bare
-	case "gateway":
-		proxy = b.gw
-	}
+	proxy := t.proxy // the proxy in the path: its CPU and peak memory are the row's
 	upPid := b.up.cmd.Process.Pid
 	var px0 procUsage
 	if proxy != nil {
@@ -348,6 +386,8 @@ func (b *bench) runOnce(name string, t target, d time.Duration) func(func() meas
 // add runs one round through run and adds it to the row.
 func (r *row) add(run func(func() measured) (outcome, measured), measure func() measured) {
 	o, m := run(measure)
+	rs := roundStat{rps: o.rps(), eps: float64(o.events) / o.elapsed.Seconds(), p50: pct(o.lat, 50), ttfc: pct(o.ttfc, 50)}
+	r.rounds = append(r.rounds, rs)
 	r.o.merge(o)
 	r.up.cpu += m.up.cpu
 	r.up.rss, r.up.hwm, r.up.threads, r.up.fds = m.up.rss, m.up.hwm, m.up.threads, m.up.fds
@@ -375,7 +415,8 @@ type idleResult struct {
 // releases them, and checks that they all end.
 func (b *bench) idleStreams(ctx context.Context, n int) (idleResult, error) {
 	res := idleResult{streams: n}
-	gwPid := b.gw.cmd.Process.Pid
+	gw := b.gws[0]
+	gwPid := gw.cmd.Process.Pid
 	resetPeak(gwPid)
 	res.before, _ = readUsage(gwPid)
 	model := "bench-hold"
@@ -386,7 +427,7 @@ func (b *bench) idleStreams(ctx context.Context, n int) (idleResult, error) {
 	if b.opt.idleH1 {
 		res.upstreamProto = "HTTP/1.1"
 	}
-	req := buildRequest(b.gw.addr, "/v1/chat/completions", b.key, []byte(fmt.Sprintf(streamBody, model)))
+	req := buildRequest(gw.addr, "/v1/chat/completions", b.key, []byte(fmt.Sprintf(streamBody, model)))
 	began := time.Now()
 	var wg sync.WaitGroup
 	var opened, ended, failed atomic.Int64
@@ -395,7 +436,7 @@ func (b *bench) idleStreams(ctx context.Context, n int) (idleResult, error) {
 	sem := make(chan struct{}, 200) // dials in flight: stay within the listen backlog
 	for range n {
 		sem <- struct{}{}
-		c, err := dial(b.gw.addr)
+		c, err := dial(gw.addr)
 		<-sem
 		if err != nil {
 			failed.Add(1)
@@ -491,7 +532,7 @@ func mb(n int64) string { return fmt.Sprintf("%.0fMB", float64(n)/(1<<20)) }
 func printTable(out io.Writer, rows []row, idle *idleResult) {
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tvia\treq/s\tof direct\tp50\tp90\tp99\tp99.9\tadded p50\tadded p99\tTTFC p50\tTTFC p99\tevents/s\tproxy CPU s/1k\tup CPU s/1k\tproxy peak RSS\terrors\t")
+	fmt.Fprintln(tw, "scenario\tvia\tclient\treq/s\tof direct\tp50\tp90\tp99\tp99.9\tadded p50\tadded p99\tTTFC p50\tTTFC p99\tevents/s\tproxy CPU s/1k\tup CPU s/1k\tproxy peak RSS\terrors\t")
 	var direct *row
 	for i := range rows {
 		r := &rows[i]
@@ -522,8 +563,8 @@ func printTable(out io.Writer, rows []row, idle *idleResult) {
 		if o.firstErr != "" {
 			errs += " (" + trunc(o.firstErr, 40) + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\t%s\t\n",
-			r.scenario, r.via, o.rps(), ratio, us(pct(o.lat, 50)), us(pct(o.lat, 90)), us(pct(o.lat, 99)), us(pct(o.lat, 99.9)),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\t%s\t\n",
+			r.scenario, r.via, r.client, o.rps(), ratio, us(pct(o.lat, 50)), us(pct(o.lat, 90)), us(pct(o.lat, 99)), us(pct(o.lat, 99.9)),
 			addP50, addP99, ttfc50, ttfc99, evs, pxCPU, cpuPer1k(r.up.cpu, o.requests), peak, errs)
 	}
 	tw.Flush()
@@ -552,17 +593,41 @@ func cpuPer1k(cpu time.Duration, requests int64) float64 {
 	return cpu.Seconds() / float64(requests) * 1000
 }
 
-// printTargets checks the issue's targets against this run.
-func printTargets(out io.Writer, rows []row, idle *idleResult) {
-	find := func(sc, via string) *row { return findRow(rows, sc, via) }
+// printTargets checks the issue's targets against this run, for the
+// gateway with each upstream client.
+func printTargets(out io.Writer, rows []row, idle *idleResult, clients []string) {
 	fmt.Fprintln(out, "\ntargets (gateway vs direct, this run):")
-	check := func(name string, ok bool, got string) {
+	for _, client := range clients {
+		printClientTargets(out, rows, client)
+	}
+	if idle != nil {
+		check := checker(out, "")
+		check(fmt.Sprintf("%d idle streams: gateway RSS <= 300MB", idle.streams), idle.held.rss <= 300<<20 && idle.failed == 0, mb(idle.held.rss))
+		check("idle streams all end (no leak)", idle.ended == idle.opened && idle.upStreamingAfter == 0,
+			fmt.Sprintf("%d of %d ended; gateway threads %d -> %d", idle.ended, idle.opened, idle.held.threads, idle.after.threads))
+	}
+	fmt.Fprintln(out, "  (allocations per request: go test -run '^$' -bench . -benchmem ./bench ; see bench/README.md)")
+}
+
+// checker returns a function that prints one target's line.
+func checker(out io.Writer, client string) func(name string, ok bool, got string) {
+	return func(name string, ok bool, got string) {
 		mark := "MISS"
 		if ok {
 			mark = "ok"
 		}
-		fmt.Fprintf(out, "  %-4s %-52s %s\n", mark, name, got)
+		fmt.Fprintf(out, "  %-4s %-9s %-52s %s\n", mark, client, name, got)
 	}
+}
+
+func printClientTargets(out io.Writer, rows []row, client string) {
+	find := func(sc, via string) *row {
+		if via == "direct" {
+			return findRow(rows, sc, via, "")
+		}
+		return findRow(rows, sc, via, client)
+	}
+	check := checker(out, client)
 	if d, g := find("closed-50", "direct"), find("closed-50", "gateway"); d != nil && g != nil {
 		r := g.o.rps() / d.o.rps()
 		check("closed loop, 50 conns: >= 30% of direct throughput", r >= 0.30, fmt.Sprintf("%.0f%% (%.0f of %.0f req/s)", 100*r, g.o.rps(), d.o.rps()))
@@ -583,18 +648,13 @@ func printTargets(out io.Writer, rows []row, idle *idleResult) {
 		a := pct(g.o.ttfc, 50) - pct(d.o.ttfc, 50)
 		check("streams: time to first chunk added <= 200µs (p50)", a <= 200*time.Microsecond, us(a))
 	}
-	if idle != nil {
-		check(fmt.Sprintf("%d idle streams: gateway RSS <= 300MB", idle.streams), idle.held.rss <= 300<<20 && idle.failed == 0, mb(idle.held.rss))
-		check("idle streams all end (no leak)", idle.ended == idle.opened && idle.upStreamingAfter == 0,
-			fmt.Sprintf("%d of %d ended; gateway threads %d -> %d", idle.ended, idle.opened, idle.held.threads, idle.after.threads))
-	}
-	fmt.Fprintln(out, "  (allocations per request: go test -run '^$' -bench . -benchmem ./bench ; see bench/README.md)")
 }
 
-// findRow returns the row of scenario sc via via, or nil.
-func findRow(rows []row, sc, via string) *row {
+// findRow returns the row of scenario sc via via with the upstream client
+// client ("" for direct), or nil.
+func findRow(rows []row, sc, via, client string) *row {
 	for i := range rows {
-		if rows[i].scenario == sc && rows[i].via == via {
+		if rows[i].scenario == sc && rows[i].via == via && rows[i].client == client {
 			return &rows[i]
 		}
 	}
@@ -610,35 +670,38 @@ func signedUS(d time.Duration) string {
 func evRate(r *row) float64 { return float64(r.o.events) / r.o.elapsed.Seconds() }
 
 // printVsBare compares the gateway with the bare net/http proxy of the same
-// run, scenario by scenario: what is left is the cost of the gateway's own
-// logic (auth, limits, body handling, ledger, logs, metrics), the process
-// hop and net/http being common to both.
-func printVsBare(out io.Writer, rows []row) {
+// run and upstream client, scenario by scenario: what is left is the cost
+// of the gateway's own logic (auth, limits, body handling, ledger, logs,
+// metrics), the process hop, net/http's server and the upstream client
+// being common to both.
+func printVsBare(out io.Writer, rows []row, clients []string) {
 	var lines []string
 	for _, sc := range allScenarios {
-		b, g := findRow(rows, sc, "bare"), findRow(rows, sc, "gateway")
-		if b == nil || g == nil || b.o.requests == 0 {
-			continue
+		for _, client := range clients {
+			b, g := findRow(rows, sc, "bare", client), findRow(rows, sc, "gateway", client)
+			if b == nil || g == nil || b.o.requests == 0 {
+				continue
+			}
+			cpu := fmt.Sprintf("CPU %.3f vs %.3f s/1k", cpuPer1k(g.proxy.cpu, g.o.requests), cpuPer1k(b.proxy.cpu, b.o.requests))
+			var l string
+			switch sc {
+			case "closed-50":
+				l = fmt.Sprintf("%.0f%% of bare's throughput (%.0f of %.0f req/s); p50 %s", 100*g.o.rps()/b.o.rps(), g.o.rps(), b.o.rps(),
+					signedUS(pct(g.o.lat, 50)-pct(b.o.lat, 50)))
+			case "serial":
+				l = fmt.Sprintf("added p50 %s, p99 %s over bare", signedUS(pct(g.o.lat, 50)-pct(b.o.lat, 50)), signedUS(pct(g.o.lat, 99)-pct(b.o.lat, 99)))
+			case "open-1k":
+				l = fmt.Sprintf("added p50 %s, p99 %s over bare", signedUS(pct(g.o.lat, 50)-pct(b.o.lat, 50)), signedUS(pct(g.o.lat, 99)-pct(b.o.lat, 99)))
+			case "stream-50":
+				l = fmt.Sprintf("%.0f%% of bare's events/s (%.0f of %.0f)", 100*evRate(g)/max(evRate(b), 1e-9), evRate(g), evRate(b))
+			case "stream-1":
+				l = fmt.Sprintf("TTFC p50 %s, p99 %s over bare; whole stream p50 %s", signedUS(pct(g.o.ttfc, 50)-pct(b.o.ttfc, 50)),
+					signedUS(pct(g.o.ttfc, 99)-pct(b.o.ttfc, 99)), signedUS(pct(g.o.lat, 50)-pct(b.o.lat, 50)))
+			default:
+				continue
+			}
+			lines = append(lines, fmt.Sprintf("  %-10s %-9s %s; %s", sc, client, l, cpu))
 		}
-		cpu := fmt.Sprintf("CPU %.3f vs %.3f s/1k", cpuPer1k(g.proxy.cpu, g.o.requests), cpuPer1k(b.proxy.cpu, b.o.requests))
-		var l string
-		switch sc {
-		case "closed-50":
-			l = fmt.Sprintf("%.0f%% of bare's throughput (%.0f of %.0f req/s); p50 %s", 100*g.o.rps()/b.o.rps(), g.o.rps(), b.o.rps(),
-				signedUS(pct(g.o.lat, 50)-pct(b.o.lat, 50)))
-		case "serial":
-			l = fmt.Sprintf("added p50 %s, p99 %s over bare", signedUS(pct(g.o.lat, 50)-pct(b.o.lat, 50)), signedUS(pct(g.o.lat, 99)-pct(b.o.lat, 99)))
-		case "open-1k":
-			l = fmt.Sprintf("added p50 %s, p99 %s over bare", signedUS(pct(g.o.lat, 50)-pct(b.o.lat, 50)), signedUS(pct(g.o.lat, 99)-pct(b.o.lat, 99)))
-		case "stream-50":
-			l = fmt.Sprintf("%.0f%% of bare's events/s (%.0f of %.0f)", 100*evRate(g)/max(evRate(b), 1e-9), evRate(g), evRate(b))
-		case "stream-1":
-			l = fmt.Sprintf("TTFC p50 %s, p99 %s over bare; whole stream p50 %s", signedUS(pct(g.o.ttfc, 50)-pct(b.o.ttfc, 50)),
-				signedUS(pct(g.o.ttfc, 99)-pct(b.o.ttfc, 99)), signedUS(pct(g.o.lat, 50)-pct(b.o.lat, 50)))
-		default:
-			continue
-		}
-		lines = append(lines, fmt.Sprintf("  %-10s %s; %s", sc, l, cpu))
 	}
 	if len(lines) == 0 {
 		return
@@ -646,5 +709,61 @@ func printVsBare(out io.Writer, rows []row) {
 	fmt.Fprintln(out, "\ngateway vs bare net/http proxy (the gateway's own logic, this run):")
 	for _, l := range lines {
 		fmt.Fprintln(out, l)
+	}
+}
+
+// printClients compares each upstream client with the first (net/http by
+// default), bare proxy with bare proxy and gateway with gateway, in the
+// same run: the whole run's figure, and the least, median and greatest of
+// the paired rounds (each round ran both rows one after the other).
+func printClients(out io.Writer, rows []row, clients []string) {
+	if len(clients) < 2 {
+		return
+	}
+	ref := clients[0]
+	fmt.Fprintf(out, "\nupstream clients vs %s (same proxy, this run; [least, median, greatest] of the paired rounds):\n", ref)
+	ratio := func(x, y float64) float64 { return 100 * (x/max(y, 1e-9) - 1) }
+	for _, client := range clients[1:] {
+		for _, sc := range allScenarios {
+			for _, via := range []string{"bare", "gateway"} {
+				a, b := findRow(rows, sc, via, client), findRow(rows, sc, via, ref)
+				if a == nil || b == nil || a.o.requests == 0 || b.o.requests == 0 || len(a.rounds) != len(b.rounds) {
+					continue
+				}
+				// per applies f to every pair of rounds and formats the
+				// least, the median and the greatest.
+				per := func(f func(x, y roundStat) float64, format string) string {
+					v := make([]float64, len(a.rounds))
+					for i := range a.rounds {
+						v[i] = f(a.rounds[i], b.rounds[i])
+					}
+					slices.Sort(v)
+					return fmt.Sprintf("["+format+", "+format+", "+format+"]", v[0], v[len(v)/2], v[len(v)-1])
+				}
+				usDiff := func(x, y time.Duration) float64 { return float64(x-y) / float64(time.Microsecond) }
+				var l string
+				switch sc {
+				case "closed-50", "open-1k":
+					l = fmt.Sprintf("req/s %+.1f%% %s; p50 %s", ratio(a.o.rps(), b.o.rps()),
+						per(func(x, y roundStat) float64 { return ratio(x.rps, y.rps) }, "%+.1f%%"), signedUS(pct(a.o.lat, 50)-pct(b.o.lat, 50)))
+				case "serial":
+					l = fmt.Sprintf("p50 %s %s, p99 %s; req/s %+.1f%%", signedUS(pct(a.o.lat, 50)-pct(b.o.lat, 50)),
+						per(func(x, y roundStat) float64 { return usDiff(x.p50, y.p50) }, "%+.0fµs"),
+						signedUS(pct(a.o.lat, 99)-pct(b.o.lat, 99)), ratio(a.o.rps(), b.o.rps()))
+				case "stream-50":
+					l = fmt.Sprintf("events/s %+.1f%% %s", ratio(evRate(a), evRate(b)),
+						per(func(x, y roundStat) float64 { return ratio(x.eps, y.eps) }, "%+.1f%%"))
+				case "stream-1":
+					l = fmt.Sprintf("TTFC p50 %s %s; whole stream p50 %s %s", signedUS(pct(a.o.ttfc, 50)-pct(b.o.ttfc, 50)),
+						per(func(x, y roundStat) float64 { return usDiff(x.ttfc, y.ttfc) }, "%+.0fµs"),
+						signedUS(pct(a.o.lat, 50)-pct(b.o.lat, 50)),
+						per(func(x, y roundStat) float64 { return usDiff(x.p50, y.p50) }, "%+.0fµs"))
+				default:
+					continue
+				}
+				fmt.Fprintf(out, "  %-10s %-9s %-7s %s; CPU %.3f vs %.3f s/1k\n", sc, client, via, l,
+					cpuPer1k(a.proxy.cpu, a.o.requests), cpuPer1k(b.proxy.cpu, b.o.requests))
+			}
+		}
 	}
 }

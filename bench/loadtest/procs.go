@@ -25,6 +25,7 @@ type process struct {
 	cmd     *exec.Cmd
 	addr    string
 	tlsAddr string        // the upstream's HTTPS (HTTP/2) address
+	client  string        // a bare proxy's or gateway's upstream client
 	logs    *bytes.Buffer // the gateway's stderr, bounded
 }
 
@@ -142,13 +143,14 @@ func startUpstream(ctx context.Context, cfg upstreamConfig, certFile, keyFile st
 }
 
 // startBare runs this program's "bareproxy" subcommand in front of the
-// upstream at upAddr (plain HTTP/1.1, as the gateway's "bench" model).
-func startBare(ctx context.Context, upAddr string) (*process, error) {
-	cmd, addrs, err := startSelf(ctx, "bare proxy", 1, "bareproxy", "-addr", "127.0.0.1:0", "-upstream", upAddr)
+// upstream at upAddr (plain HTTP/1.1, as the gateway's "bench" model),
+// with the upstream client named client.
+func startBare(ctx context.Context, upAddr, client string) (*process, error) {
+	cmd, addrs, err := startSelf(ctx, "bare proxy", 1, "bareproxy", "-addr", "127.0.0.1:0", "-upstream", upAddr, "-client", client)
 	if err != nil {
 		return nil, err
 	}
-	return &process{name: "bare", cmd: cmd, addr: addrs[0]}, nil
+	return &process{name: "bare", cmd: cmd, addr: addrs[0], client: client}, nil
 }
 
 // startSelf runs one of this program's subcommands, which prints the

@@ -624,6 +624,11 @@ func TestServeBadConfig(t *testing.T) {
 		t.Errorf("got %s", got)
 	}
 	c.env["PORT"] = ""
+	c.env["UPSTREAM_CLIENT"] = "curl"
+	if got := c.fail("serve", "--addr", "127.0.0.1:0"); got != `llm-proxy: UPSTREAM_CLIENT="curl": want net/http or h1client` {
+		t.Errorf("got %s", got)
+	}
+	c.env["UPSTREAM_CLIENT"] = ""
 	// A port in use.
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())

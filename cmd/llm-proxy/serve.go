@@ -48,6 +48,10 @@ Unless GOGC or GOMEMLIMIT is set, the garbage collector lets the heap grow
 to 64 MiB between collections while little of it is live, instead of
 collecting many times a second for a few live MiB.
 
+UPSTREAM_CLIENT=h1client calls plain-HTTP upstreams through a lean HTTP/1.1
+client instead of net/http's (faster; its limits are in llmproxy's
+HTTP1Transport documentation).
+
 --debug-addr (env DEBUG_ADDR) serves Go's profiler (/debug/pprof/) on a
 listener of its own, for finding where CPU and memory go under real load;
 keep it on a loopback or otherwise private address.
@@ -135,6 +139,13 @@ func (e *env) serve(ctx context.Context, addr, metricsAddr string, grace time.Du
 		MasterKey: e.getenv("MASTER_KEY"),
 		Logger:    log,
 		Observers: obs.observers(),
+	}
+	switch v := e.getenv("UPSTREAM_CLIENT"); v {
+	case "", "net/http":
+	case "h1client":
+		cfg.HTTPClient = &http.Client{Transport: &llmproxy.HTTP1Transport{}}
+	default:
+		return fmt.Errorf("UPSTREAM_CLIENT=%q: want net/http or h1client", v)
 	}
 	if url := e.getenv("REDIS_URL"); url != "" {
 		// Limits shared by every replica. A Redis that is down now is

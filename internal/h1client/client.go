@@ -14,6 +14,13 @@
 // It takes only what it can do exactly (see Takes); everything else (TLS,
 // proxies, bodies of unknown length, upgrades, 100-continue) is left to
 // net/http.
+//
+// It is an opt-in (llmproxy.HTTP1Transport), not the gateway's default,
+// because of what it does not do that net/http's Transport does: it has
+// only the settings of Client (no per-host connection limit, no response
+// header timeout, a fixed 1 MiB header limit); it checks an idle
+// connection for a close by the server before reuse on Linux only; it
+// drops an answer's trailers; and it calls no net/http/httptrace hooks.
 package h1client
 
 import (
