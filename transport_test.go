@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -120,14 +121,23 @@ func TestProviderFollowsAnUpstreamRedirect(t *testing.T) {
 			p, err := openai.New(llmproxy.Connection{Name: "c", Provider: llmproxy.KindCompatible, Endpoint: up.URL + "/old"},
 				llmproxy.ProviderOptions{HTTPClient: &http.Client{Transport: tt.new(nil)}})
 			must(t, err)
-			body := []byte(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
-			resp, err := p.ChatCompletion(context.Background(), &llmproxy.Request{Body: body, Model: "m", RemoteModel: "m"})
+			body := []byte(`{"model":"alias","messages":[{"role":"user","content":"hi"}]}`)
+			resp, err := p.ChatCompletion(context.Background(), &llmproxy.Request{Body: body, Model: "alias", RemoteModel: "remote-m"})
 			must(t, err)
 			if !strings.Contains(string(resp.Body), `"total_tokens":2`) {
 				t.Errorf("answer %s", resp.Body)
 			}
-			if len(bodies) != 1 || !strings.Contains(bodies[0], `"content":"hi"`) {
-				t.Errorf("the redirected request carried %q", bodies)
+			if len(bodies) != 1 {
+				t.Fatalf("the redirected request arrived %d times", len(bodies))
+			}
+			// The upstream got the whole body, as JSON, with the remote model.
+			var got struct {
+				Model    string
+				Messages []struct{ Role, Content string }
+			}
+			if err := json.Unmarshal([]byte(bodies[0]), &got); err != nil || got.Model != "remote-m" ||
+				len(got.Messages) != 1 || got.Messages[0].Content != "hi" {
+				t.Errorf("the redirected request carried %s (%v)", bodies[0], err)
 			}
 		})
 	}
