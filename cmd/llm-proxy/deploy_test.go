@@ -1,7 +1,8 @@
-package llmproxy_test
+package main
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -9,19 +10,24 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// The deployment files describe this command, so their checks live with
+// it; they sit at the repository's root, two levels up.
+func readRepoFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // The deployment files cannot run here (no Docker engine); what can be
 // checked is: the compose file parses and runs the gateway with
 // PostgreSQL and Redis, every variable it reads is documented in
 // .env.example, the image builds the command the README builds, and CI runs
 // the README's test command.
 func TestDeploymentFiles(t *testing.T) {
-	read := func(name string) string {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
+	read := func(name string) string { t.Helper(); return readRepoFile(t, name) }
 	compose := read("docker-compose.yml")
 	var doc struct {
 		Services map[string]struct {
@@ -63,5 +69,41 @@ func TestDeploymentFiles(t *testing.T) {
 	}
 	if !strings.Contains(ci, "./scripts/test.sh") {
 		t.Error(".ci/run does not run ./scripts/test.sh")
+	}
+}
+
+// Every environment variable the command reads is documented in the
+// README and in .env.example, which says it "documents every variable".
+func TestEnvironmentDocumented(t *testing.T) {
+	readme, env := readRepoFile(t, "README.md"), readRepoFile(t, ".env.example")
+	sources, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := regexp.MustCompile(`\b(?:getenv|e\.env)\("([A-Z][A-Z0-9_]*)"`)
+	seen := map[string]bool{}
+	for _, name := range sources {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range read.FindAllStringSubmatch(string(b), -1) {
+			seen[m[1]] = true
+		}
+	}
+	if !seen["MASTER_KEY"] || !seen["METRICS_TOKEN"] {
+		t.Fatalf("found only %v in the command's sources: the pattern no longer matches how they read the environment", seen)
+	}
+	word := func(doc, v string) bool { return regexp.MustCompile(`\b` + v + `\b`).MatchString(doc) }
+	for v := range seen {
+		if !word(readme, v) {
+			t.Errorf("the command reads %s, which README.md does not mention", v)
+		}
+		if !word(env, v) {
+			t.Errorf("the command reads %s, which .env.example does not mention", v)
+		}
 	}
 }
