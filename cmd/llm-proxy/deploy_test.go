@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -104,6 +105,50 @@ func TestEnvironmentDocumented(t *testing.T) {
 		}
 		if !word(env, v) {
 			t.Errorf("the command reads %s, which .env.example does not mention", v)
+		}
+	}
+}
+
+// README's Layout names every package of the tree, one line each.
+func TestReadmeLayoutListsEveryPackage(t *testing.T) {
+	readme := readRepoFile(t, "README.md")
+	_, layout, _ := strings.Cut(readme, "\n## Layout\n")
+	_, layout, _ = strings.Cut(layout, "```\n")
+	layout, _, _ = strings.Cut(layout, "```")
+	listed := map[string]bool{}
+	for line := range strings.Lines(layout) {
+		if f := strings.Fields(line); len(f) > 1 {
+			listed[strings.TrimSuffix(f[0], "/")] = true
+		}
+	}
+	root := filepath.Join("..", "..")
+	packages := map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() && path != root && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata" || name == "node_modules") {
+			return filepath.SkipDir // what the go command ignores, and npm's
+		}
+		if !d.IsDir() && strings.HasSuffix(name, ".go") {
+			rel, err := filepath.Rel(root, filepath.Dir(path))
+			if err != nil {
+				return err
+			}
+			packages[filepath.ToSlash(rel)] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !packages["."] || !packages["cmd/llm-proxy"] || len(listed) < len(packages)/2 {
+		t.Fatalf("found packages %v, listed %v: the test no longer reads the tree or the README", packages, listed)
+	}
+	for p := range packages {
+		if !listed[p] {
+			t.Errorf("README's Layout does not list the package %s/", p)
 		}
 	}
 }
