@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # The project's one test command (CI runs exactly this through .ci/run).
 #
-#   ./scripts/test.sh                      go vet + go test -race -count=1 ./...
+#   ./scripts/test.sh                      checks, then go test -race -count=1 ./...
 #   ./scripts/test.sh -run Foo ./storage/...   extra arguments go to go test
+#
+# The checks come first and any failure stops the run before the tests:
+#   go mod tidy -diff   go.mod and go.sum are as go mod tidy writes them
+#   gofmt -l            every .go file is gofmt'ed
+#   go vet              on the packages given (default ./...)
+#   staticcheck         on the same packages; v0.8.2, built through the Go
+#                       module proxy into a temporary directory (nothing is
+#                       kept in the repository). Without the proxy it is
+#                       skipped with a warning, or fails when CI=true.
 #
 # It provides the database servers the tests use, and tells them where
 # through the environment (a variable already set is kept as it is):
@@ -51,6 +60,69 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# --- arguments ------------------------------------------------------------------
+pkgs=()
+flags=()
+prev=
+for a in "$@"; do
+	# Package patterns (./x/..., ./x, and . unless it is a flag's value as
+	# in -bench .) go to the checks and to go test; the rest to go test.
+	if [[ "$a" == ./* || ("$a" == . && "$prev" != -*) ]]; then pkgs+=("$a"); else flags+=("$a"); fi
+	prev=$a
+done
+((${#pkgs[@]})) || pkgs=(./...)
+
+# --- checks ---------------------------------------------------------------------
+# Every check runs, so that one run lists every problem; then any failure
+# stops here, before the servers and the tests.
+failed=()
+
+log "go mod tidy -diff"
+if ! tidy=$(go mod tidy -diff 2>&1); then
+	printf '%s\n' "$tidy" >&2
+	if [[ "$tidy" == *"diff current/go."* ]]; then
+		failed+=("go.mod or go.sum is not as go mod tidy writes it (the diff is above): run go mod tidy")
+	else
+		failed+=("go mod tidy -diff could not run (above)")
+	fi
+fi
+
+log "gofmt -l"
+# Every Go file of the repository, tools/ferretdb's too; none of npm's.
+unformatted=$(find . \( -name .git -o -name node_modules \) -prune -o -name '*.go' -print0 | xargs -0 gofmt -l)
+if [[ -n "$unformatted" ]]; then
+	printf '%s\n' "$unformatted" >&2
+	failed+=("gofmt: the files listed above are not formatted: run gofmt -w on them")
+fi
+
+log "go vet ${pkgs[*]}"
+if ! go vet "${pkgs[@]}"; then
+	failed+=("go vet reported the problems above")
+fi
+
+staticcheck=honnef.co/go/tools/cmd/staticcheck@v0.8.2
+log "staticcheck ${pkgs[*]} ($staticcheck)"
+# Built into $work (removed on exit); Go's module and build caches make it
+# quick after the first time. GOFLAGS= as for FerretDB: a -race or -mod
+# meant for the tests is not the linter's.
+if ! GOBIN=$work/bin GOFLAGS= go install "$staticcheck" 2>"$work/staticcheck.log"; then
+	cat "$work/staticcheck.log" >&2
+	if $ci; then
+		failed+=("staticcheck: go install $staticcheck failed (above); it needs the Go module proxy ($(go env GOPROXY))")
+	else
+		log "warning: staticcheck skipped: go install $staticcheck failed (above); it needs the Go module proxy ($(go env GOPROXY)). With CI=true this is a failure."
+	fi
+elif ! "$work/bin/staticcheck" "${pkgs[@]}"; then
+	failed+=("staticcheck reported the problems above (a false positive takes a //lint:ignore CHECK reason comment)")
+fi
+
+if ((${#failed[@]})); then
+	for f in "${failed[@]}"; do
+		log "FAILED: $f"
+	done
+	exit 1
+fi
 
 # answers HOST PORT: something accepts TCP connections there.
 answers() {
@@ -144,37 +216,24 @@ if [[ -z "${LLMPROXY_TEST_REDIS:-}" ]]; then
 		missing+=("Redis on 127.0.0.1:6379: apt-get install redis-server, then redis-server --daemonize yes --port 6379 --save '' --appendonly no")
 	fi
 fi
+# TestRedisOutage stops and restarts a Redis of its own.
+for bin in redis-server redis-cli; do
+	command -v "$bin" >/dev/null ||
+		missing+=("$bin, for the test that stops and restarts a Redis of its own: apt-get install redis-server")
+done
 
 if ((${#missing[@]})); then
 	for m in "${missing[@]}"; do
 		log "missing: $m"
 	done
 	if $ci; then
-		log "CI=true: a missing database server is a failure"
+		log "CI=true: a missing server is a failure"
 		exit 1
 	fi
 	log "the tests that need these servers will skip"
 fi
 
-# --- vet and test ---------------------------------------------------------------
-args=("$@")
-pkgs=()
-flags=()
-prev=
-for a in "${args[@]}"; do
-	# Package patterns (./x/..., ./x, and . unless it is a flag's value as
-	# in -bench .) go to both go vet and go test; the rest to go test.
-	if [[ "$a" == ./* || ("$a" == . && "$prev" != -*) ]]; then pkgs+=("$a"); else flags+=("$a"); fi
-	prev=$a
-done
-((${#pkgs[@]})) || pkgs=(./...)
-
-log "go vet ${pkgs[*]}"
-if ! go vet "${pkgs[@]}"; then
-	log "go vet failed"
-	exit 1
-fi
-
+# --- test ---------------------------------------------------------------------
 log "go test -race -count=1 ${flags[*]} ${pkgs[*]}"
 # Nothing is printed after go test: its summary lines close the output.
 go test -race -count=1 "${flags[@]}" "${pkgs[@]}"

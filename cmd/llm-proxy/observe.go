@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"fmt"
 	"io"
 	"log/slog"
@@ -125,9 +127,62 @@ func (o *observability) metricsHandler(gw *llmproxy.Gateway) http.Handler {
 	return promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{})
 }
 
+// Answers of requireToken, in OpenAI's error shape as everything else the
+// main listener answers.
+var (
+	errMetricsOff = &llmproxy.Error{Status: http.StatusForbidden, Type: llmproxy.TypePermission, Code: "metrics_token_required",
+		Message: "GET /metrics on this listener needs a token, and none is configured: set METRICS_TOKEN (or MASTER_KEY) and send it as 'Authorization: Bearer TOKEN', or serve the metrics on a listener of their own with --metrics-addr (METRICS_ADDR)."}
+	errMetricsNoToken = &llmproxy.Error{Status: http.StatusUnauthorized, Type: llmproxy.TypeAuthentication, Code: "invalid_api_key",
+		Message: "GET /metrics needs METRICS_TOKEN or the master key: send it as 'Authorization: Bearer TOKEN'."}
+	errMetricsBadToken = &llmproxy.Error{Status: http.StatusUnauthorized, Type: llmproxy.TypeAuthentication, Code: "invalid_api_key",
+		Message: "Incorrect token provided. GET /metrics needs METRICS_TOKEN or the master key."}
+)
+
+// requireToken serves h only to requests bearing one of tokens ("" ones
+// are ignored) as "Authorization: Bearer TOKEN", which is how Prometheus
+// sends its authorization setting. It guards /metrics on the main
+// listener, which every client of the gateway reaches: the metrics name
+// every key with its token counts, so without it one team could read
+// every other team's traffic. With no token at all it refuses everyone,
+// saying how to enable it.
+func requireToken(h http.Handler, tokens ...string) http.Handler {
+	var sums [][sha256.Size]byte
+	for _, t := range tokens {
+		if t != "" {
+			sums = append(sums, sha256.Sum256([]byte(t)))
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(sums) == 0 {
+			llmproxy.WriteError(w, errMetricsOff)
+			return
+		}
+		a := r.Header.Get("Authorization")
+		if len(a) < 7 || !strings.EqualFold(a[:7], "bearer ") || strings.TrimSpace(a[7:]) == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+			llmproxy.WriteError(w, errMetricsNoToken)
+			return
+		}
+		// Hashes of equal length compared in constant time, every one of
+		// them: how long this takes says nothing about the tokens.
+		sum := sha256.Sum256([]byte(strings.TrimSpace(a[7:])))
+		match := 0
+		for i := range sums {
+			match |= subtle.ConstantTimeCompare(sum[:], sums[i][:])
+		}
+		if match != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics", error="invalid_token"`)
+			llmproxy.WriteError(w, errMetricsBadToken)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // handler is the main listener's handler: the Gateway, the admin API
 // under /admin/v1 (when admin is not nil) and /metrics (when metricsHere
-// is not nil), every request counted and logged.
+// is not nil; serve guards it with requireToken), every request counted
+// and logged.
 func (o *observability) handler(gw *llmproxy.Gateway, admin, metricsHere http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", gw)

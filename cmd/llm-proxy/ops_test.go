@@ -90,7 +90,7 @@ func TestServeOperations(t *testing.T) {
 	if got := chat(t, base, "sk-wrong-key-000"); got != 401 {
 		t.Fatalf("chat with a wrong key: %d", got)
 	}
-	status, body := httpGet(t, base+"/metrics", "")
+	status, body := httpGet(t, base+"/metrics", opsMaster)
 	if status != 200 || !strings.Contains(body, `llmproxy_requests_total{model="gemini-flash",provider="google",route="chat",status_class="2xx"} 1`) ||
 		!strings.Contains(body, `llmproxy_tokens_total{key="Mobile-App",model="gemini-flash",type="prompt"}`) ||
 		!strings.Contains(body, "llmproxy_ledger_dropped_total 0") || !strings.Contains(body, "go_goroutines") {
@@ -144,7 +144,7 @@ func TestServeMetricsSettings(t *testing.T) {
 	c := newCLI(t)
 	c.ok("migrate")
 
-	// A listener of its own.
+	// A listener of its own, scraped without a token.
 	base, logs := serveWith(t, c, "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
 	maddr := findLog(t, logs, nil, "metrics listening")
 	if status, body := httpGet(t, "http://"+maddr+"/metrics", ""); status != 200 || !strings.Contains(body, "llmproxy_inflight_streams 0") {
@@ -180,6 +180,105 @@ func TestServeMetricsSettings(t *testing.T) {
 			t.Errorf("%s=%s: %q", bad.env, bad.val, got)
 		}
 		delete(c.env, bad.env)
+	}
+}
+
+// TestServeMetricsNeedAToken: on the main listener, which every client
+// reaches, /metrics (every key's name and usage) answers only
+// METRICS_TOKEN or the master key; with neither configured, nobody, with
+// an answer that says how to enable it.
+func TestServeMetricsNeedAToken(t *testing.T) {
+	const token = "metrics-token-for-prometheus"
+	fake := fakeopenai.New(t, upstreamKey)
+	c := newCLI(t)
+	c.guide(fake.BaseURL())
+	type ask struct {
+		auth   string // the Authorization header
+		status int
+	}
+	for _, cfg := range []struct {
+		name, master, token string
+		asks                []ask
+	}{
+		{"both", opsMaster, token, []ask{
+			{"", 401},
+			{"Bearer ", 401},
+			{"Bearer wrong-token", 401},
+			{"Bearer " + token + "x", 401},
+			{"Bearer sk-proxy-123", 401}, // a virtual key reads no other team's usage
+			{"Basic " + token, 401},
+			{"Bearer " + opsMaster, 200},
+			{"Bearer " + token, 200},
+			{"bearer " + token, 200},
+		}},
+		{"METRICS_TOKEN only", "", token, []ask{
+			{"", 401},
+			{"Bearer " + opsMaster, 401},
+			{"Bearer " + token, 200},
+		}},
+		{"MASTER_KEY only", opsMaster, "", []ask{
+			{"", 401},
+			{"Bearer " + token, 401},
+			{"Bearer " + opsMaster, 200},
+		}},
+		{"neither", "", "", []ask{
+			{"", 403},
+			{"Bearer " + token, 403},
+			{"Bearer sk-proxy-123", 403},
+		}},
+	} {
+		t.Run(cfg.name, func(t *testing.T) {
+			c.env["MASTER_KEY"], c.env["METRICS_TOKEN"] = cfg.master, cfg.token
+			base, logs := serveWith(t, c, "--addr", "127.0.0.1:0")
+			for _, a := range cfg.asks {
+				req, _ := http.NewRequest("GET", base+"/metrics", nil)
+				if a.auth != "" {
+					req.Header.Set("Authorization", a.auth)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				body := string(b)
+				if resp.StatusCode != a.status {
+					t.Errorf("Authorization %q: %d, want %d: %s", a.auth, resp.StatusCode, a.status, body)
+					continue
+				}
+				if a.status == 200 {
+					if !strings.Contains(body, "llmproxy_inflight_streams") {
+						t.Errorf("Authorization %q: not the metrics:\n%s", a.auth, body)
+					}
+					continue
+				}
+				// OpenAI's error shape, nothing of the metrics.
+				var e struct {
+					Error struct {
+						Message, Type string
+						Param, Code   *string
+					}
+				}
+				if err := json.Unmarshal(b, &e); err != nil || e.Error.Message == "" || e.Error.Type == "" || e.Error.Code == nil ||
+					!strings.Contains(body, `"param":null`) || resp.Header.Get("Content-Type") != "application/json" {
+					t.Errorf("Authorization %q: not OpenAI's error shape: %s", a.auth, body)
+				}
+				if strings.Contains(body, "llmproxy_") || strings.Contains(body, "Mobile-App") {
+					t.Errorf("Authorization %q: the refusal shows metrics: %s", a.auth, body)
+				}
+				if a.status == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+					t.Errorf("Authorization %q: 401 without WWW-Authenticate: Bearer", a.auth)
+				}
+				if a.status == 403 && (!strings.Contains(e.Error.Message, "METRICS_TOKEN") || !strings.Contains(e.Error.Message, "--metrics-addr")) {
+					t.Errorf("with no token configured, the answer does not say how to enable metrics: %s", e.Error.Message)
+				}
+			}
+			for _, s := range []string{token, opsMaster} {
+				if strings.Contains(logs.String(), s) {
+					t.Errorf("the log shows the secret %q", s)
+				}
+			}
+		})
 	}
 }
 

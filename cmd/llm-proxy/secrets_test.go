@@ -220,6 +220,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	call("GET", "/v1/models", secClientKey, "")
 	call("GET", "/v1/models/chat", secMaster, "")
 	call("GET", "/metrics", "", "")
+	call("GET", "/metrics", secMaster, "")
 	call("GET", "/healthz", "", "")
 
 	// The admin API, if this build has one.

@@ -38,11 +38,15 @@ and GET /healthz. On SIGINT or SIGTERM it stops accepting connections, lets
 requests and streams in flight finish for up to --shutdown-grace, writes the
 remaining usage records and exits; a second signal exits at once.
 
-Also served: GET /metrics (Prometheus; --metrics-addr moves it to its own
-listener, --no-metrics or METRICS=off turns it off) and, when MASTER_KEY is
-set, the admin REST API under /admin/v1 (its OpenAPI document at
-/admin/v1/openapi.json). One access-log line per request goes to stderr:
-LOG_FORMAT text or json, LOG_LEVEL debug, info, warn or error.
+Also served: GET /metrics (Prometheus) and, when MASTER_KEY is set, the admin
+REST API under /admin/v1 (its OpenAPI document at /admin/v1/openapi.json).
+The metrics name every key and its usage, so on this listener they answer
+only 'Authorization: Bearer TOKEN' with METRICS_TOKEN or MASTER_KEY as TOKEN;
+--metrics-addr (METRICS_ADDR) moves them to a listener of their own, without
+a token, and --no-metrics or METRICS=off turns them off.
+
+One access-log line per request goes to stderr: LOG_FORMAT text or json,
+LOG_LEVEL debug, info, warn or error.
 
 Unless GOGC or GOMEMLIMIT is set, the garbage collector lets the heap grow
 to 64 MiB between collections while little of it is live, instead of
@@ -179,7 +183,8 @@ func (e *env) serve(ctx context.Context, addr, metricsAddr string, grace time.Du
 	switch metricsAddr {
 	case "off":
 	case "":
-		metricsHere = obs.metricsHandler(gw)
+		// Every client reaches this listener: the metrics need a token.
+		metricsHere = requireToken(obs.metricsHandler(gw), cfg.MasterKey, e.getenv("METRICS_TOKEN"))
 	default:
 		if mln, err = net.Listen("tcp", metricsAddr); err != nil {
 			gw.Close()

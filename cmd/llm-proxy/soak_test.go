@@ -35,14 +35,22 @@ import (
 	"github.com/go-llm-proxy/llmproxy/storage/sqlite"
 )
 
+// soakMetricsToken is serve's METRICS_TOKEN in the soak.
+const soakMetricsToken = "soak-metrics-token"
+
 // scrape reads the gauges the soak watches from the server's /metrics.
 func scrape(t *testing.T, c *http.Client, base string) map[string]float64 {
 	t.Helper()
-	resp, err := c.Get(base + "/metrics")
+	req, _ := http.NewRequest("GET", base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+soakMetricsToken)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("scraping /metrics: %v", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scraping /metrics: %s", resp.Status)
+	}
 	want := []string{"go_goroutines", "process_resident_memory_bytes", "go_memstats_heap_inuse_bytes",
 		"llmproxy_inflight_streams", "llmproxy_ledger_pending", "llmproxy_ledger_written_total", "llmproxy_ledger_dropped_total"}
 	out := map[string]float64{}
@@ -124,7 +132,7 @@ func TestSoak(t *testing.T) {
 	}
 	defer logFile.Close()
 	cmd := exec.Command(binary(t), "serve", "--addr", addr, "--shutdown-grace", "20s")
-	cmd.Env = append(os.Environ(), "DB_DSN="+dsn, "ENCRYPTION_KEY="+encKey, "LOG_LEVEL=warn")
+	cmd.Env = append(os.Environ(), "DB_DSN="+dsn, "ENCRYPTION_KEY="+encKey, "LOG_LEVEL=warn", "METRICS_TOKEN="+soakMetricsToken)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -18,9 +18,12 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-func unavailable(t testing.TB, what string, err error) {
+// Unavailable skips t because what, a server or program the test needs,
+// cannot be had (err says why); under CI=true, where ./scripts/test.sh
+// must provide everything, it fails t instead.
+func Unavailable(t testing.TB, what string, err error) {
 	t.Helper()
-	msg := what + " is not reachable (run ./scripts/test.sh, which starts it): " + err.Error()
+	msg := what + " is unavailable (run ./scripts/test.sh, which provides it or says what to install): " + err.Error()
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
@@ -47,7 +50,7 @@ func Postgres(t testing.TB) string {
 		cancel()
 	}
 	if err != nil {
-		unavailable(t, "PostgreSQL", err)
+		Unavailable(t, "PostgreSQL", err)
 	}
 	name := randomName("llmproxy_test_")
 	if _, err := db.Exec(`CREATE DATABASE ` + name); err != nil {
@@ -84,7 +87,7 @@ func RedisURL(t testing.TB) (redisURL, prefix string) {
 	defer cancel()
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
-		unavailable(t, "Redis", err)
+		Unavailable(t, "Redis", err)
 	}
 	prefix = randomName("llmproxy-test-") + ":"
 	t.Cleanup(func() {

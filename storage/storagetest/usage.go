@@ -262,7 +262,7 @@ func testConcurrent(t *testing.T, s llmproxy.Storage) {
 				return
 			}
 			if _, err := s.Keys(ctx, llmproxy.ListOptions{Limit: 50}); err != nil {
-				errs <- fmt.Errorf("Keys: %w", err)
+				errs <- fmt.Errorf("s.Keys: %w", err)
 				return
 			}
 			if _, err := s.SumUsage(ctx, llmproxy.UsageFilter{}); err != nil {
