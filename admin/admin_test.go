@@ -379,6 +379,9 @@ func TestAdminAssignments(t *testing.T) {
 		exp := time.Now().Add(time.Hour).Truncate(time.Second)
 		got, err = a.UpdateKey(ctx, k.ID, admin.KeyUpdate{ExpiresAt: &exp})
 		wantErr(t, err, nil, "")
+		if !got.ExpiresAt.Equal(exp) {
+			t.Fatalf("UpdateKey returned expiry %v, want %v", got.ExpiresAt, exp)
+		}
 		if stored, _ := a.KeyByIDOrName(ctx, k.ID); !stored.ExpiresAt.Equal(exp) {
 			t.Fatalf("expiry stored %v, want %v", stored.ExpiresAt, exp)
 		}
