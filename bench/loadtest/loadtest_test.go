@@ -1,8 +1,12 @@
 package main
 
 import (
+	"crypto/x509"
+	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -52,7 +56,21 @@ func TestBareProxy(t *testing.T) {
 			up := newFakeUpstream(upstreamConfig{RespBytes: 500, Chunks: 5})
 			usrv := httptest.NewServer(up)
 			defer usrv.Close()
-			p, err := newBareProxy(strings.TrimPrefix(usrv.URL, "http://"), client)
+			// The HTTPS upstream records the protocol of what it serves.
+			var h2 atomic.Int64
+			tsrv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.ProtoMajor == 2 {
+					h2.Add(1)
+				}
+				up.ServeHTTP(w, r)
+			}))
+			tsrv.EnableHTTP2 = true
+			tsrv.StartTLS()
+			defer tsrv.Close()
+			roots := x509.NewCertPool()
+			roots.AddCert(tsrv.Certificate())
+			p, err := newBareProxy(bareConfig{upstream: strings.TrimPrefix(usrv.URL, "http://"),
+				tlsUpstream: strings.TrimPrefix(tsrv.URL, "https://"), client: client, roots: roots})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,12 +97,25 @@ func TestBareProxy(t *testing.T) {
 			if n := up.served.Load(); n != 4 {
 				t.Errorf("upstream served %d requests, want 4", n)
 			}
+			// Under h2Prefix, the HTTPS upstream over HTTP/2, the prefix
+			// dropped (the fake answers only its own paths).
+			req := buildRequest(addr, h2Prefix+"v1/chat/completions", "k", []byte(strings.Replace(streamBody, "%s", "fake", 1)))
+			r, err := c.do(req, time.Now().Add(5*time.Second))
+			if err != nil || r.status != 200 || r.events != 5+3 {
+				t.Fatalf("over HTTP/2: %+v, %v", r, err)
+			}
+			if n := h2.Load(); n != 1 {
+				t.Errorf("the HTTPS upstream served %d requests over HTTP/2, want 1", n)
+			}
 		})
 	}
-	if _, err := newBareProxy("127.0.0.1:1/x", clientNetHTTP); err == nil {
+	if _, err := newBareProxy(bareConfig{upstream: "127.0.0.1:1/x", client: clientNetHTTP}); err == nil {
 		t.Error("an upstream with a path was taken")
 	}
-	if _, err := newBareProxy("127.0.0.1:1", "curl"); err == nil {
+	if _, err := newBareProxy(bareConfig{upstream: "127.0.0.1:1", tlsUpstream: "127.0.0.1:2/x", client: clientNetHTTP}); err == nil {
+		t.Error("an HTTPS upstream with a path was taken")
+	}
+	if _, err := newBareProxy(bareConfig{upstream: "127.0.0.1:1", client: "curl"}); err == nil {
 		t.Error("an unknown upstream client was taken")
 	}
 }
@@ -131,5 +162,22 @@ func TestLoopbackOnly(t *testing.T) {
 		if err := loopbackOnly(addr); (err == nil) != ok {
 			t.Errorf("%s: %v", addr, err)
 		}
+	}
+}
+
+// TestGoroutineCount reads the goroutine count off a real profiler index,
+// the bare proxy's (the gateway's serves the same handlers).
+func TestGoroutineCount(t *testing.T) {
+	srv := httptest.NewServer(debugMux())
+	defer srv.Close()
+	p := &process{debug: strings.TrimPrefix(srv.URL, "http://")}
+	if n := p.goroutines(); n < 2 || n > runtime.NumGoroutine()+10 {
+		t.Errorf("goroutines() = %d; runtime.NumGoroutine() = %d", n, runtime.NumGoroutine())
+	}
+	if n := (&process{}).goroutines(); n != -1 {
+		t.Errorf("no profiler: %d", n)
+	}
+	if n := goroutineCount([]byte("<tr><td>x</td><td><a href='goroutine?debug=1'>goroutine</a></td></tr>")); n != -1 {
+		t.Errorf("malformed count: %d", n)
 	}
 }

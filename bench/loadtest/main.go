@@ -195,7 +195,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if opt.noBare {
 			break
 		}
-		p, err := startBare(ctx, b.up.addr, client)
+		p, err := startBare(ctx, b.up, certFile, client)
 		if err != nil {
 			return err
 		}
