@@ -90,10 +90,10 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.conns, "conns", 50, "connections of the closed-loop throughput scenarios (closed-50, stream-50)")
 	fs.IntVar(&o.rate, "rate", 1000, "requests per second of the open-loop scenario (open-1k)")
 	fs.IntVar(&o.workers, "open-conns", 64, "connections the open-loop scenario may use")
-	fs.IntVar(&o.idleStreams, "idle-streams", 10000, "streams held open by idle-10k")
-	fs.BoolVar(&o.idleH1, "idle-h1", false, "idle-10k: reach the upstream over HTTP/1.1 (one connection per stream: needs 2 descriptors per stream in the gateway) instead of HTTP/2")
+	fs.IntVar(&o.idleStreams, "idle-streams", 10000, "streams held open by idle-10k (through the bare proxy, then the gateway)")
+	fs.BoolVar(&o.idleH1, "idle-h1", false, "idle-10k: reach the upstream over HTTP/1.1 (one connection per stream: needs 2 descriptors per stream in each proxy) instead of HTTP/2")
 	fs.IntVar(&o.rounds, "rounds", 3, "each scenario's -duration is split into this many rounds in which direct, bare and gateway rows take turns")
-	fs.DurationVar(&o.idleHold, "idle-hold", 0, "idle-10k: keep the streams open this long after measuring (to profile the gateway through DEBUG_ADDR)")
+	fs.DurationVar(&o.idleHold, "idle-hold", 0, "idle-10k: keep the streams open this long after measuring, through the bare proxy and then the gateway (to profile them through their /debug/pprof/ listeners)")
 	fs.DurationVar(&o.up.Latency, "latency", 0, "fake upstream: wait before answering")
 	fs.IntVar(&o.up.RespBytes, "resp-bytes", 400, "fake upstream: size of a non-streaming answer in bytes")
 	fs.IntVar(&o.up.Chunks, "chunks", 20, "fake upstream: content chunks per stream")
@@ -153,7 +153,7 @@ type bench struct {
 	opt      options
 	up       *process
 	bares    []*process
-	gws      []*process // gws[0] also serves idle-10k
+	gws      []*process // gws[0] (and bares[0]) also serve idle-10k
 	key      string
 	peakNote bool // VmHWM could be reset between runs
 }
@@ -163,8 +163,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if lim, err := raiseFileLimit(65536); err != nil || lim < uint64(3*opt.idleStreams+1000) {
-		fmt.Fprintf(out, "note: file descriptor limit is %d (%v); idle-10k may fail\n", lim, err)
+	// idle-10k needs a descriptor per stream in the load generator, and in
+	// the proxy holding them one more per stream if its upstream side is
+	// HTTP/1.1 (-idle-h1); each process has the limit to itself.
+	need := uint64(opt.idleStreams + 1000)
+	if opt.idleH1 {
+		need += uint64(opt.idleStreams)
+	}
+	if lim, err := raiseFileLimit(65536); contains(strings.Split(opt.scenarios, ","), "idle-10k") && lim < need {
+		fmt.Fprintf(out, "note: file descriptor limit is %d (%v), %d wanted; idle-10k may fail\n", lim, err, need)
 	}
 	dir, err := os.MkdirTemp("", "llmproxy-bench-")
 	if err != nil {
@@ -236,7 +243,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "; %d CPUs; %s per run after %s warm-up\n", numCPU(), opt.duration, opt.warmup)
 	var rows []row
-	var idle *idleResult
+	var idle []idleResult
 	for _, sc := range strings.Split(opt.scenarios, ",") {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -248,7 +255,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("idle-10k: %w", err)
 			}
-			idle = &r
+			idle = r
 		default:
 			rows = append(rows, b.scenario(sc)...)
 		}
@@ -397,12 +404,15 @@ func (r *row) add(run func(func() measured) (outcome, measured), measure func() 
 	r.proxyPeak = max(r.proxyPeak, m.peak)
 }
 
-// idleResult is what idle-10k measured.
+// idleResult is what idle-10k measured through one proxy.
 type idleResult struct {
+	via, client                    string // "bare" or "gateway", and its upstream client
 	streams, opened, ended, failed int
-	held                           procUsage // the gateway while every stream is open
-	after                          procUsage // the gateway once they all ended
+	held                           procUsage // the proxy while every stream is open
+	after                          procUsage // the proxy once they all ended
 	before                         procUsage
+	gBefore, gHeld, gAfter         int   // the proxy's goroutines; -1 unknown
+	heapHeld, stackHeld            int64 // the proxy's HeapInuse and StackInuse while held; -1 unknown
 	upHeld                         procUsage
 	upStreamingAfter               int64
 	took                           time.Duration
@@ -410,24 +420,50 @@ type idleResult struct {
 	upstreamProto                  string
 }
 
-// idleStreams opens n streams through the gateway that the upstream holds
-// after their first chunk, measures the gateway with all of them open,
-// releases them, and checks that they all end.
-func (b *bench) idleStreams(ctx context.Context, n int) (idleResult, error) {
-	res := idleResult{streams: n}
-	gw := b.gws[0]
-	gwPid := gw.cmd.Process.Pid
-	resetPeak(gwPid)
-	res.before, _ = readUsage(gwPid)
-	model := "bench-hold"
+// idleStreams runs idle-10k through the bare proxy of the first upstream
+// client (unless -no-bare), then through its gateway: one after the other,
+// so that the load generator and the upstream hold n streams at a time.
+func (b *bench) idleStreams(ctx context.Context, n int) ([]idleResult, error) {
+	model, barePath, proto := "hold", h2Prefix+"v1/chat/completions", "HTTP/2 over TLS"
 	if b.opt.idleH1 {
-		model = "bench-hold-h1"
+		barePath, proto = "/v1/chat/completions", "HTTP/1.1"
 	}
-	res.upstreamProto = "HTTP/2 over TLS"
+	var out []idleResult
+	if len(b.bares) > 0 {
+		p := b.bares[0]
+		req := buildRequest(p.addr, barePath, "sk-upstream", []byte(fmt.Sprintf(streamBody, model)))
+		r, err := b.idleStreamsVia(ctx, p, req, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	gwModel := "bench-hold"
 	if b.opt.idleH1 {
-		res.upstreamProto = "HTTP/1.1"
+		gwModel = "bench-hold-h1"
 	}
-	req := buildRequest(gw.addr, "/v1/chat/completions", b.key, []byte(fmt.Sprintf(streamBody, model)))
+	p := b.gws[0]
+	req := buildRequest(p.addr, "/v1/chat/completions", b.key, []byte(fmt.Sprintf(streamBody, gwModel)))
+	r, err := b.idleStreamsVia(ctx, p, req, n)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, r)
+	for i := range out {
+		out[i].upstreamProto = proto
+	}
+	return out, nil
+}
+
+// idleStreamsVia opens n streams through the proxy p (each sending req)
+// that the upstream holds after their first chunk, measures p with all of
+// them open, releases them, and checks that they all end.
+func (b *bench) idleStreamsVia(ctx context.Context, p *process, req []byte, n int) (idleResult, error) {
+	res := idleResult{via: p.name, client: p.client, streams: n}
+	pid := p.cmd.Process.Pid
+	resetPeak(pid)
+	res.before, _ = readUsage(pid)
+	res.gBefore = p.goroutines()
 	began := time.Now()
 	var wg sync.WaitGroup
 	var opened, ended, failed atomic.Int64
@@ -436,7 +472,7 @@ func (b *bench) idleStreams(ctx context.Context, n int) (idleResult, error) {
 	sem := make(chan struct{}, 200) // dials in flight: stay within the listen backlog
 	for range n {
 		sem <- struct{}{}
-		c, err := dial(gw.addr)
+		c, err := dial(p.addr)
 		<-sem
 		if err != nil {
 			failed.Add(1)
@@ -478,11 +514,14 @@ func (b *bench) idleStreams(ctx context.Context, n int) (idleResult, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(time.Second) // let first chunks reach the clients
-	res.held, _ = readUsage(gwPid)
+	// Memory first: reading the goroutine count allocates a little.
+	res.held, _ = readUsage(pid)
 	res.upHeld, _ = readUsage(b.up.cmd.Process.Pid)
+	res.gHeld = p.goroutines()
+	res.heapHeld, res.stackHeld = p.memStats()
 	res.took = time.Since(began)
 	if b.opt.idleHold > 0 {
-		fmt.Fprintf(os.Stderr, "holding %d streams for %s\n", opened.Load(), b.opt.idleHold)
+		fmt.Fprintf(os.Stderr, "holding %d streams through the %s for %s\n", opened.Load(), p.name, b.opt.idleHold)
 		time.Sleep(b.opt.idleHold)
 	}
 	if resp, err := http.Post("http://"+b.up.addr+"/control/release", "text/plain", nil); err == nil {
@@ -498,8 +537,9 @@ func (b *bench) idleStreams(ctx context.Context, n int) (idleResult, error) {
 	for c := range conns {
 		c.close()
 	}
-	time.Sleep(2 * time.Second) // the gateway notices the closed connections
-	res.after, _ = readUsage(gwPid)
+	time.Sleep(2 * time.Second) // the proxy notices the closed connections
+	res.after, _ = readUsage(pid)
+	res.gAfter = p.goroutines()
 	if st, err := b.upStats(); err == nil {
 		res.upStreamingAfter = st.Streaming
 	}
@@ -529,7 +569,11 @@ func us(d time.Duration) string {
 
 func mb(n int64) string { return fmt.Sprintf("%.0fMB", float64(n)/(1<<20)) }
 
-func printTable(out io.Writer, rows []row, idle *idleResult) {
+func printTable(out io.Writer, rows []row, idle []idleResult) {
+	defer printIdle(out, idle)
+	if len(rows) == 0 {
+		return
+	}
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tvia\tclient\treq/s\tof direct\tp50\tp90\tp99\tp99.9\tadded p50\tadded p99\tTTFC p50\tTTFC p99\tevents/s\tproxy CPU s/1k\tup CPU s/1k\tproxy peak RSS\terrors\t")
@@ -568,15 +612,66 @@ func printTable(out io.Writer, rows []row, idle *idleResult) {
 			addP50, addP99, ttfc50, ttfc99, evs, pxCPU, cpuPer1k(r.up.cpu, o.requests), peak, errs)
 	}
 	tw.Flush()
-	if idle != nil {
-		fmt.Fprintf(out, "\nidle-10k: %d streams held open through the gateway (upstream over %s; opened in %s): gateway RSS %s (%s before, peak %s), %d threads, %d fds;\n",
-			idle.opened-idle.failed, idle.upstreamProto, idle.took.Round(time.Millisecond), mb(idle.held.rss), mb(idle.before.rss), mb(idle.held.hwm), idle.held.threads, idle.held.fds)
-		fmt.Fprintf(out, "  after release: %d ended normally, %d failed; gateway RSS %s, %d threads, %d fds (idle upstream pool included); upstream streams still open: %d; upstream RSS while held %s\n",
-			idle.ended, idle.failed, mb(idle.after.rss), idle.after.threads, idle.after.fds, idle.upStreamingAfter, mb(idle.upHeld.rss))
-		if idle.firstErr != "" {
-			fmt.Fprintf(out, "  first error: %s\n", idle.firstErr)
+}
+
+// printIdle prints idle-10k's rows, bare then gateway, and the gateway's
+// RSS as a multiple of the bare proxy's.
+func printIdle(out io.Writer, idle []idleResult) {
+	if len(idle) == 0 {
+		return
+	}
+	r0 := idle[0]
+	fmt.Fprintf(out, "\nidle-10k: %d streams held open through each proxy in turn (upstream over %s); proxy figures while they are held, then after release:\n",
+		r0.streams, r0.upstreamProto)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "via\tclient\theld\topened in\tRSS before\tRSS held\tpeak RSS\tper stream\tgoroutines\theap in use\tstacks\tthreads\tfds\tup RSS\t|\tended\tfailed\tRSS after\tgoroutines after\tthreads after\tfds after\tup streams left\t")
+	for _, r := range idle {
+		perStream := float64(r.held.rss-r.before.rss) / float64(max(r.opened-r.failed, 1)) / 1024
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%.1fKiB\t%s\t%s\t%s\t%d\t%d\t%s\t|\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t\n",
+			r.via, r.client, r.opened-r.failed, r.took.Round(time.Millisecond), mb(r.before.rss), mb(r.held.rss), mb(r.held.hwm), perStream,
+			count(r.gHeld), mbOr(r.heapHeld), mbOr(r.stackHeld), r.held.threads, r.held.fds, mb(r.upHeld.rss),
+			r.ended, r.failed, mb(r.after.rss), count(r.gAfter), r.after.threads, r.after.fds, r.upStreamingAfter)
+	}
+	tw.Flush()
+	for _, r := range idle {
+		if r.firstErr != "" {
+			fmt.Fprintf(out, "  %s first error: %s\n", r.via, r.firstErr)
 		}
 	}
+	if b, g := idleRow(idle, "bare"), idleRow(idle, "gateway"); b != nil && g != nil {
+		fmt.Fprintf(out, "  gateway / bare (%s): RSS held x%.2f (%s vs %s), peak RSS x%.2f, RSS added by the streams x%.2f; heap in use + stacks x%.2f; goroutines %s vs %s\n",
+			g.client, ratioOf(g.held.rss, b.held.rss), mb(g.held.rss), mb(b.held.rss), ratioOf(g.held.hwm, b.held.hwm),
+			ratioOf(g.held.rss-g.before.rss, b.held.rss-b.before.rss), ratioOf(g.heapHeld+g.stackHeld, b.heapHeld+b.stackHeld), count(g.gHeld), count(b.gHeld))
+	}
+	fmt.Fprintln(out, "  (per stream: RSS held minus RSS before, over the streams held; goroutines, heap in use and stacks from each process's /debug/pprof/)")
+}
+
+// idleRow returns idle-10k's row through via, or nil.
+func idleRow(idle []idleResult, via string) *idleResult {
+	for i := range idle {
+		if idle[i].via == via {
+			return &idle[i]
+		}
+	}
+	return nil
+}
+
+// mbOr formats a size that may be unknown (-1).
+func mbOr(n int64) string {
+	if n < 0 {
+		return "-"
+	}
+	return mb(n)
+}
+
+func ratioOf(a, b int64) float64 { return float64(a) / float64(max(b, 1)) }
+
+// count formats a count that may be unknown (-1).
+func count(n int) string {
+	if n < 0 {
+		return "-"
+	}
+	return itoa(n)
 }
 
 func trunc(s string, n int) string {
@@ -595,16 +690,21 @@ func cpuPer1k(cpu time.Duration, requests int64) float64 {
 
 // printTargets checks the targets against this run, for the
 // gateway with each upstream client.
-func printTargets(out io.Writer, rows []row, idle *idleResult, clients []string) {
+func printTargets(out io.Writer, rows []row, idle []idleResult, clients []string) {
 	fmt.Fprintln(out, "\ntargets (gateway vs direct, this run):")
 	for _, client := range clients {
 		printClientTargets(out, rows, client)
 	}
-	if idle != nil {
-		check := checker(out, "")
-		check(fmt.Sprintf("%d idle streams: gateway RSS <= 300MB", idle.streams), idle.held.rss <= 300<<20 && idle.failed == 0, mb(idle.held.rss))
-		check("idle streams all end (no leak)", idle.ended == idle.opened && idle.upStreamingAfter == 0,
-			fmt.Sprintf("%d of %d ended; gateway threads %d -> %d", idle.ended, idle.opened, idle.held.threads, idle.after.threads))
+	if g := idleRow(idle, "gateway"); g != nil {
+		check := checker(out, g.client)
+		check(fmt.Sprintf("%d idle streams: gateway RSS <= 300MB", g.streams), g.held.rss <= 300<<20 && g.failed == 0, mb(g.held.rss))
+		if b := idleRow(idle, "bare"); b != nil {
+			r := ratioOf(g.held.rss, b.held.rss)
+			check(fmt.Sprintf("%d idle streams: gateway RSS <= 1.15 x bare", g.streams), r <= 1.15 && g.failed == 0 && b.failed == 0,
+				fmt.Sprintf("x%.2f (%s vs %s)", r, mb(g.held.rss), mb(b.held.rss)))
+		}
+		check("idle streams all end (no leak)", g.ended == g.opened && g.upStreamingAfter == 0,
+			fmt.Sprintf("%d of %d ended; gateway threads %d -> %d, goroutines %s -> %s", g.ended, g.opened, g.held.threads, g.after.threads, count(g.gHeld), count(g.gAfter)))
 	}
 	fmt.Fprintln(out, "  (allocations per request: go test -run '^$' -bench . -benchmem ./bench ; see bench/README.md)")
 }

@@ -310,6 +310,33 @@ func (p *process) goroutines() int {
 	return goroutineCount(body)
 }
 
+// memStats reads the process's HeapInuse and StackInuse (bytes) from its
+// heap profile's runtime.MemStats lines, or -1s: unlike RSS, they do not
+// depend on when the last collections ran. Read after RSS: it allocates.
+func (p *process) memStats() (heap, stack int64) {
+	heap, stack = -1, -1
+	if p.debug == "" {
+		return
+	}
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + p.debug + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapInuse = "); ok {
+			heap, _ = strconv.ParseInt(v, 10, 64)
+		} else if v, ok := strings.CutPrefix(sc.Text(), "# Stack = "); ok { // "# Stack = StackInuse / StackSys"
+			v, _, _ = strings.Cut(v, " ")
+			stack, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return
+}
+
 // goroutineCount finds the goroutine count in net/http/pprof's index page
 // ("<tr><td>N</td><td><a href='goroutine?debug=1'>goroutine</a>…"), or
 // returns -1.
