@@ -4,9 +4,12 @@ import (
 	"crypto/x509"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -182,5 +185,48 @@ func TestGoroutineCount(t *testing.T) {
 	}
 	if n := goroutineCount([]byte("<tr><td>x</td><td><a href='goroutine?debug=1'>goroutine</a></td></tr>")); n != -1 {
 		t.Errorf("malformed count: %d", n)
+	}
+}
+
+func TestParsePerfCSV(t *testing.T) {
+	out := "# started on Mon Dec  7 03:20:16 2026\n\n" +
+		"0.26,msec,task-clock,264819,100.00,0.001,CPUs utilized\n" +
+		"<not counted>,,cpu-migrations,0,100.00,,\n" +
+		"12,,syscalls:sys_enter_futex,264819,100.00,0.000,/sec\nEvents disabled\n"
+	v, err := parsePerfCSV([]byte(out), 3)
+	if err != nil || len(v) != 3 || v[0] != 0.26 || v[1] != -1 || v[2] != 12 {
+		t.Errorf("parsePerfCSV = %v, %v", v, err)
+	}
+	if _, err := parsePerfCSV([]byte(out), 4); err == nil {
+		t.Error("a missing count was not noticed")
+	}
+}
+
+// TestPerfStat runs perf stat on this process through its control FIFOs,
+// where perf is installed and allowed to count (root).
+func TestPerfStat(t *testing.T) {
+	if _, err := exec.LookPath("perf"); err != nil || os.Geteuid() != 0 {
+		t.Skip("needs perf, as root")
+	}
+	events := []perfEvent{{"task-clock", "", "CPU µs"}, {"raw_syscalls:sys_enter", "", "syscalls"}}
+	p, err := startPerf(t.TempDir(), os.Getpid(), events)
+	if err != nil {
+		t.Skip("perf stat cannot count here:", err)
+	}
+	if err := p.command("enable"); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		syscall.Getppid()
+	}
+	if err := p.command("disable"); err != nil {
+		t.Fatal(err)
+	}
+	v, err := p.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v[0] <= 0 || v[1] < 100 {
+		t.Errorf("counts %v: want CPU time and at least 100 system calls", v)
 	}
 }

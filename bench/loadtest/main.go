@@ -76,6 +76,7 @@ type options struct {
 	noBare      bool
 	rounds      int
 	clients     []string // upstream clients, each with a bare and a gateway row
+	perf        bool
 }
 
 // Scenario names, in the order they run.
@@ -103,6 +104,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, binary) for inspection")
 	fs.BoolVar(&o.noBare, "no-bare", false, "skip the bare net/http proxy rows (direct and gateway only)")
 	fs.StringVar(&o.gatewayEnv, "gateway-env", "", "extra environment for the gateway process, comma-separated KEY=VALUE (e.g. GOGC=200)")
+	fs.BoolVar(&o.perf, "perf", false, "count each proxy's scheduling per request with perf stat (context switches, migrations, wake-ups, futex and other system calls, goroutines created); needs perf and root")
 	clients := fs.String("clients", strings.Join(upstreamClients, ","), "upstream clients, each with a bare proxy and a gateway of its own: "+strings.Join(upstreamClients, ", "))
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -155,7 +157,9 @@ type bench struct {
 	bares    []*process
 	gws      []*process // gws[0] (and bares[0]) also serve idle-10k
 	key      string
-	peakNote bool // VmHWM could be reset between runs
+	peakNote bool       // VmHWM could be reset between runs
+	perf     *perfSetup // -perf
+	perfOnce sync.Once
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -237,6 +241,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		b.gws = append(b.gws, gw)
 		b.peakNote = resetPeak(gw.cmd.Process.Pid)
 	}
+	if opt.perf {
+		var bins []string
+		for _, p := range append(slices.Clip(b.bares), b.gws...) {
+			bins = append(bins, p.bin)
+		}
+		if b.perf, err = setupPerf(dir, bins); err != nil {
+			return err
+		}
+		defer b.perf.close()
+	}
 	fmt.Fprintf(out, "upstream %s (pid %d)", b.up.addr, b.up.cmd.Process.Pid)
 	for _, p := range append(slices.Clip(b.bares), b.gws...) {
 		fmt.Fprintf(out, ", %s %s %s (pid %d)", p.name, p.client, p.addr, p.cmd.Process.Pid)
@@ -264,6 +278,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	printTargets(out, rows, idle, opt.clients)
 	printVsBare(out, rows, opt.clients)
 	printClients(out, rows, opt.clients)
+	if b.perf != nil {
+		printPerf(out, rows, opt.clients, b.perf.note)
+	}
 	return nil
 }
 
@@ -276,6 +293,7 @@ type row struct {
 	proxy, up     procUsage // deltas (cpu) and end values (memory); proxy is the bare proxy's or the gateway's, zero direct
 	proxyPeak     int64
 	stream        bool
+	perf          perfCounts // -perf: the proxy's, summed over its rounds
 }
 
 // roundStat is what one round of a row measured, to compare rows round
@@ -344,6 +362,7 @@ func (b *bench) scenario(name string) []row {
 type measured struct {
 	proxy, up procUsage // cpu: delta over the run; memory: at its end
 	peak      int64
+	perf      *perfCounts // -perf: the proxy's window in the run; nil none
 }
 
 // measureTarget returns a function that, called after a run, says what it
@@ -373,6 +392,12 @@ func (b *bench) measureTarget(t target) func() measured {
 // runOnce runs one scenario against one target for d (after the warm-up).
 func (b *bench) runOnce(name string, t target, d time.Duration) func(func() measured) (outcome, measured) {
 	return func(measure func() measured) (outcome, measured) {
+		// -perf counts in the middle of the measured time, away from
+		// its edges.
+		perfDone := func() *perfCounts { return nil }
+		if margin := min(d/10, 250*time.Millisecond); b.perf != nil && t.proxy != nil && d-2*margin >= 100*time.Millisecond {
+			perfDone = b.perfWindow(t.proxy, b.opt.warmup+margin, d-2*margin)
+		}
 		var o outcome
 		switch name {
 		case "closed-50":
@@ -386,7 +411,9 @@ func (b *bench) runOnce(name string, t target, d time.Duration) func(func() meas
 		case "stream-1":
 			o = closedLoop(t, 1, b.opt.warmup, d, true)
 		}
-		return o, measure()
+		m := measure()
+		m.perf = perfDone()
+		return o, m
 	}
 }
 
@@ -402,6 +429,7 @@ func (r *row) add(run func(func() measured) (outcome, measured), measure func() 
 	r.proxy = m.proxy
 	r.proxy.cpu = cpu
 	r.proxyPeak = max(r.proxyPeak, m.peak)
+	r.perf.add(m.perf)
 }
 
 // idleResult is what idle-10k measured through one proxy.

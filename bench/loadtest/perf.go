@@ -1,0 +1,379 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// -perf counts, with perf stat, what each proxy process (bare and gateway)
+// makes the scheduler and the kernel do per request: in the middle of each
+// measured round, a window in which perf's counters are enabled, divided
+// by the requests the upstream served in that window (each proxied request
+// reaches it once).
+
+// perfEvent is one counted event; filter is a tracepoint filter.
+type perfEvent struct {
+	event, filter, column string
+}
+
+// Futex operations (linux/futex.h): Go's runtime and glibc wake a sleeping
+// thread with FUTEX_WAKE|FUTEX_PRIVATE_FLAG.
+const futexWakePrivate = 129
+
+// perfEvents are counted in this order; a goroutine-creation probe is
+// added when perf probe could place it.
+var perfEvents = []perfEvent{
+	{"task-clock", "", "CPU µs"}, // msec in perf's output, shown in µs
+	{"context-switches", "", "ctx-sw"},
+	{"cpu-migrations", "", "migrations"},
+	{"sched:sched_wakeup", "", "wakeup"},
+	{"sched:sched_waking", "", "waking"},
+	{"syscalls:sys_enter_futex", "", "futex"},
+	{"syscalls:sys_enter_futex", fmt.Sprintf("op == %d", futexWakePrivate), "futex wake"},
+	{"syscalls:sys_enter_epoll_pwait", "", "epoll_pwait"},
+	{"raw_syscalls:sys_enter", "", "syscalls"},
+}
+
+// perfCounts are a row's counts, summed over its windows, and the requests
+// served in them.
+type perfCounts struct {
+	requests int64
+	windows  int
+	v        []float64 // per column of the bench's perf events; -1 not counted
+}
+
+// perfSetup is -perf's state for a run: the uprobes it placed on
+// runtime.newproc1 (one per executable, by path), removed at the end.
+type perfSetup struct {
+	dir    string
+	probes map[string]string // executable -> perf event
+	note   string            // why goroutines are not counted, if they are not
+}
+
+// setupPerf checks that perf can count here and places a uprobe on
+// runtime.newproc1 (every goroutine the runtime creates) in each
+// executable.
+func setupPerf(dir string, bins []string) (*perfSetup, error) {
+	if _, err := exec.LookPath("perf"); err != nil {
+		return nil, fmt.Errorf("-perf: %w", err)
+	}
+	s := &perfSetup{dir: dir, probes: map[string]string{}}
+	for i, bin := range bins {
+		if _, ok := s.probes[bin]; ok {
+			continue
+		}
+		name := fmt.Sprintf("llmbench:newproc_%d_%d", os.Getpid(), i)
+		out, err := exec.Command("perf", "probe", "-x", bin, "-a", name+"=runtime.newproc1").CombinedOutput()
+		if err != nil {
+			s.note = fmt.Sprintf("goroutines not counted: perf probe on %s: %v: %s", bin, err, lastLine(out))
+			continue
+		}
+		s.probes[bin] = name
+	}
+	return s, nil
+}
+
+// close removes the probes.
+func (s *perfSetup) close() {
+	if s == nil {
+		return
+	}
+	for _, name := range s.probes {
+		exec.Command("perf", "probe", "-q", "-d", name).Run()
+	}
+}
+
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
+}
+
+// events returns the events to count in the process running bin, with
+// the columns they fill.
+func (s *perfSetup) events(bin string) []perfEvent {
+	ev := perfEvents
+	if probe, ok := s.probes[bin]; ok {
+		ev = append(ev[:len(ev):len(ev)], perfEvent{probe, "", "goroutines"})
+	}
+	return ev
+}
+
+// columns are every column a row may have: perfEvents', then goroutines.
+func perfColumns() []string {
+	var c []string
+	for _, e := range perfEvents {
+		c = append(c, e.column)
+	}
+	return append(c, "goroutines")
+}
+
+// perfStat is a perf stat attached to a process, its counters disabled
+// until enable, controlled through two FIFOs.
+type perfStat struct {
+	cmd      *exec.Cmd
+	ctl, ack *os.File
+	out      string
+	stderr   bytes.Buffer
+	n        int // events
+}
+
+// startPerf attaches perf stat to pid, counting events, disabled; it
+// returns once perf answers on its control FIFO.
+func startPerf(dir string, pid int, events []perfEvent) (*perfStat, error) {
+	sdir, err := os.MkdirTemp(dir, "perf-")
+	if err != nil {
+		return nil, err
+	}
+	ctlPath, ackPath := filepath.Join(sdir, "ctl"), filepath.Join(sdir, "ack")
+	for _, f := range []string{ctlPath, ackPath} {
+		if err := syscall.Mkfifo(f, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	p := &perfStat{out: filepath.Join(sdir, "stat.csv"), n: len(events)}
+	// Read-write, so that opening does not wait for perf's end.
+	if p.ctl, err = os.OpenFile(ctlPath, os.O_RDWR, 0); err != nil {
+		return nil, err
+	}
+	if p.ack, err = os.OpenFile(ackPath, os.O_RDWR, 0); err != nil {
+		p.ctl.Close()
+		return nil, err
+	}
+	args := []string{"stat", "-x", ",", "-o", p.out, "-D", "-1", "--control", "fifo:" + ctlPath + "," + ackPath, "-p", strconv.Itoa(pid)}
+	for _, e := range events {
+		args = append(args, "-e", e.event)
+		if e.filter != "" {
+			args = append(args, "--filter", e.filter)
+		}
+	}
+	p.cmd = exec.Command("perf", args...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stderr, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		p.close()
+		return nil, err
+	}
+	if err := p.command("ping"); err != nil {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+		p.close()
+		return nil, fmt.Errorf("perf stat did not start: %w: %s", err, strings.TrimSpace(p.stderr.String()))
+	}
+	return p, nil
+}
+
+// command sends perf a control command and waits for its acknowledgement.
+func (p *perfStat) command(c string) error {
+	if _, err := p.ctl.WriteString(c + "\n"); err != nil {
+		return err
+	}
+	p.ack.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var ack [5]byte // "ack\n\x00"
+	if _, err := io.ReadFull(p.ack, ack[:]); err != nil {
+		return err
+	}
+	if !bytes.HasPrefix(ack[:], []byte("ack\n")) {
+		return fmt.Errorf("perf answered %q to %s", ack, c)
+	}
+	return nil
+}
+
+func (p *perfStat) close() {
+	p.ctl.Close()
+	p.ack.Close()
+}
+
+// finish stops perf and returns its counts, in the events' order (-1 for
+// one not counted).
+func (p *perfStat) finish() ([]float64, error) {
+	defer p.close()
+	p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+	}
+	out, err := os.ReadFile(p.out)
+	if err != nil {
+		return nil, err
+	}
+	v, err := parsePerfCSV(out, p.n)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", err, strings.TrimSpace(p.stderr.String()))
+	}
+	return v, nil
+}
+
+// parsePerfCSV reads perf stat -x, output: one line per event, in order,
+// "value,unit,event,…"; "<not counted>" and "<not supported>" give -1.
+// perf may write its control messages ("Events disabled") into the file
+// too, even on a counter's line, after it.
+func parsePerfCSV(out []byte, n int) ([]float64, error) {
+	var v []float64
+	for line := range strings.Lines(string(out)) {
+		f := strings.Split(line, ",")
+		if strings.HasPrefix(line, "#") || len(f) < 4 {
+			continue
+		}
+		x, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			x = -1
+		}
+		v = append(v, x)
+	}
+	if len(v) != n {
+		return nil, fmt.Errorf("perf stat printed %d counts, not %d", len(v), n)
+	}
+	return v, nil
+}
+
+// perfWindow counts the proxy p's events while the load runs: it waits
+// until skip has passed (the warm-up and a margin), enables the counters
+// for d, and returns the counts and the requests the upstream served
+// meanwhile. A nil result means the window could not be measured.
+func (b *bench) perfWindow(p *process, skip, d time.Duration) func() *perfCounts {
+	events := b.perf.events(p.bin)
+	ps, err := startPerf(b.perf.dir, p.cmd.Process.Pid, events)
+	if err != nil {
+		b.perfErr(err)
+		return func() *perfCounts { return nil }
+	}
+	began := time.Now()
+	res := make(chan *perfCounts, 1)
+	go func() {
+		time.Sleep(time.Until(began.Add(skip)))
+		st0, err0 := b.upStats()
+		errOn := ps.command("enable")
+		time.Sleep(d)
+		errOff := ps.command("disable")
+		st1, err1 := b.upStats()
+		v, err := ps.finish()
+		if err = errors.Join(err0, errOn, errOff, err1, err); err != nil {
+			b.perfErr(err)
+			res <- nil
+			return
+		}
+		// Events this process was not asked for stay -1, in the row's
+		// columns.
+		c := &perfCounts{requests: st1.Served - st0.Served, windows: 1, v: make([]float64, len(perfColumns()))}
+		for i := range c.v {
+			c.v[i] = -1
+		}
+		for i, e := range events {
+			c.v[columnIndex(e.column)] = v[i]
+		}
+		res <- c
+	}()
+	return func() *perfCounts { return <-res }
+}
+
+func columnIndex(col string) int {
+	for i, c := range perfColumns() {
+		if c == col {
+			return i
+		}
+	}
+	panic("no perf column " + col)
+}
+
+// perfErr reports the first error of -perf, once.
+func (b *bench) perfErr(err error) {
+	b.perfOnce.Do(func() { fmt.Fprintln(os.Stderr, "loadtest -perf:", err) })
+}
+
+// add sums another window into c.
+func (c *perfCounts) add(x *perfCounts) {
+	if x == nil {
+		return
+	}
+	if c.v == nil {
+		c.v = make([]float64, len(x.v))
+	}
+	c.requests += x.requests
+	c.windows += x.windows
+	for i, v := range x.v {
+		if v < 0 || c.v[i] < 0 {
+			c.v[i] = -1
+			continue
+		}
+		c.v[i] += v
+	}
+}
+
+// perReq is column i per request (task-clock's msec as µs), or -1.
+func (c *perfCounts) perReq(i int) float64 {
+	if c == nil || c.requests <= 0 || c.v[i] < 0 {
+		return -1
+	}
+	v := c.v[i] / float64(c.requests)
+	if perfColumns()[i] == "CPU µs" {
+		v *= 1000
+	}
+	return v
+}
+
+// printPerf prints each proxy row's counts per request, and the gateway
+// minus the bare proxy of the same upstream client.
+func printPerf(out io.Writer, rows []row, clients []string, note string) {
+	has := false
+	for i := range rows {
+		has = has || rows[i].perf.windows > 0
+	}
+	if !has {
+		return
+	}
+	cols := perfColumns()
+	fmt.Fprintln(out, "\nper request, in each proxy process (-perf: perf stat -p PID in the middle of each measured round; per request the upstream served in those windows):")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "scenario\tvia\tclient\trequests\t%s\t\n", strings.Join(cols, "\t"))
+	line := func(sc, via, client string, reqs string, v func(i int) string) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t", sc, via, client, reqs)
+		for i := range cols {
+			fmt.Fprintf(tw, "%s\t", v(i))
+		}
+		fmt.Fprintln(tw)
+	}
+	num := func(x float64) string {
+		if x < 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", x)
+	}
+	for _, sc := range allScenarios {
+		for _, client := range clients {
+			b, g := findRow(rows, sc, "bare", client), findRow(rows, sc, "gateway", client)
+			for _, r := range []*row{b, g} {
+				if r != nil && r.perf.windows > 0 {
+					line(sc, r.via, client, strconv.FormatInt(r.perf.requests, 10), func(i int) string { return num(r.perf.perReq(i)) })
+				}
+			}
+			if b != nil && g != nil && b.perf.windows > 0 && g.perf.windows > 0 {
+				line(sc, "gw - bare", client, "", func(i int) string {
+					x, y := g.perf.perReq(i), b.perf.perReq(i)
+					if x < 0 || y < 0 {
+						return "-"
+					}
+					return fmt.Sprintf("%+.2f", x-y)
+				})
+			}
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(out, "  (waking: wake-ups this process's threads did, of their own threads and of the peers their socket writes wake; wakeup: wake-ups completed while one of its threads ran, which misses")
+	fmt.Fprintln(out, "  some remote ones; futex wake: FUTEX_WAKE_PRIVATE calls; goroutines: created, counted by a uprobe on runtime.newproc1. Counting slows the proxies: take latency and throughput from a run without -perf)")
+	if note != "" {
+		fmt.Fprintln(out, "  "+note)
+	}
+}
