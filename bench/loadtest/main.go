@@ -349,7 +349,7 @@ func (b *bench) scenario(name string) []row {
 			if n%2 == 1 {
 				i = len(targets) - 1 - j
 			}
-			rows[i].add(b.runOnce(name, targets[i], d), b.measureTarget(targets[i]))
+			rows[i].add(b.runOnce(name, targets[i], d))
 		}
 	}
 	for i := range rows {
@@ -390,8 +390,12 @@ func (b *bench) measureTarget(t target) func() measured {
 }
 
 // runOnce runs one scenario against one target for d (after the warm-up).
-func (b *bench) runOnce(name string, t target, d time.Duration) func(func() measured) (outcome, measured) {
-	return func(measure func() measured) (outcome, measured) {
+// What the processes spent is measured from the end of the warm-up, when
+// the load generator starts counting requests.
+func (b *bench) runOnce(name string, t target, d time.Duration) func() (outcome, measured) {
+	return func() (outcome, measured) {
+		measuring := make(chan func() measured, 1)
+		time.AfterFunc(b.opt.warmup, func() { measuring <- b.measureTarget(t) })
 		// -perf counts in the middle of the measured time, away from
 		// its edges.
 		perfDone := func() *perfCounts { return nil }
@@ -411,15 +415,15 @@ func (b *bench) runOnce(name string, t target, d time.Duration) func(func() meas
 		case "stream-1":
 			o = closedLoop(t, 1, b.opt.warmup, d, true)
 		}
-		m := measure()
+		m := (<-measuring)()
 		m.perf = perfDone()
 		return o, m
 	}
 }
 
 // add runs one round through run and adds it to the row.
-func (r *row) add(run func(func() measured) (outcome, measured), measure func() measured) {
-	o, m := run(measure)
+func (r *row) add(run func() (outcome, measured)) {
+	o, m := run()
 	rs := roundStat{rps: o.rps(), eps: float64(o.events) / o.elapsed.Seconds(), p50: pct(o.lat, 50), ttfc: pct(o.ttfc, 50)}
 	r.rounds = append(r.rounds, rs)
 	r.o.merge(o)
