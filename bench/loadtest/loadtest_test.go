@@ -177,8 +177,8 @@ func TestGoroutineCount(t *testing.T) {
 	if n := p.goroutines(); n < 2 || n > runtime.NumGoroutine()+10 {
 		t.Errorf("goroutines() = %d; runtime.NumGoroutine() = %d", n, runtime.NumGoroutine())
 	}
-	if heap, stack := p.memStats(); heap <= 0 || stack <= 0 {
-		t.Errorf("memStats() = %d, %d", heap, stack)
+	if heap, stack := p.liveMem(); heap <= 0 || stack <= 0 {
+		t.Errorf("liveMem() = %d, %d", heap, stack)
 	}
 	if n := (&process{}).goroutines(); n != -1 {
 		t.Errorf("no profiler: %d", n)

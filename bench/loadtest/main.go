@@ -444,7 +444,7 @@ type idleResult struct {
 	after                          procUsage // the proxy once they all ended
 	before                         procUsage
 	gBefore, gHeld, gAfter         int   // the proxy's goroutines; -1 unknown
-	heapHeld, stackHeld            int64 // the proxy's HeapInuse and StackInuse while held; -1 unknown
+	heapHeld, stackHeld            int64 // the proxy's live heap and stacks while held; -1 unknown
 	upHeld                         procUsage
 	upStreamingAfter               int64
 	took                           time.Duration
@@ -550,7 +550,7 @@ func (b *bench) idleStreamsVia(ctx context.Context, p *process, req []byte, n in
 	res.held, _ = readUsage(pid)
 	res.upHeld, _ = readUsage(b.up.cmd.Process.Pid)
 	res.gHeld = p.goroutines()
-	res.heapHeld, res.stackHeld = p.memStats()
+	res.heapHeld, res.stackHeld = p.liveMem()
 	res.took = time.Since(began)
 	if b.opt.idleHold > 0 {
 		fmt.Fprintf(os.Stderr, "holding %d streams through the %s for %s\n", opened.Load(), p.name, b.opt.idleHold)
@@ -656,7 +656,7 @@ func printIdle(out io.Writer, idle []idleResult) {
 	fmt.Fprintf(out, "\nidle-10k: %d streams held open through each proxy in turn (upstream over %s); proxy figures while they are held, then after release:\n",
 		r0.streams, r0.upstreamProto)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "via\tclient\theld\topened in\tRSS before\tRSS held\tpeak RSS\tper stream\tgoroutines\theap in use\tstacks\tthreads\tfds\tup RSS\t|\tended\tfailed\tRSS after\tgoroutines after\tthreads after\tfds after\tup streams left\t")
+	fmt.Fprintln(tw, "via\tclient\theld\topened in\tRSS before\tRSS held\tpeak RSS\tper stream\tgoroutines\tlive heap\tstacks\tthreads\tfds\tup RSS\t|\tended\tfailed\tRSS after\tgoroutines after\tthreads after\tfds after\tup streams left\t")
 	for _, r := range idle {
 		perStream := float64(r.held.rss-r.before.rss) / float64(max(r.opened-r.failed, 1)) / 1024
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%.1fKiB\t%s\t%s\t%s\t%d\t%d\t%s\t|\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t\n",
@@ -671,11 +671,11 @@ func printIdle(out io.Writer, idle []idleResult) {
 		}
 	}
 	if b, g := idleRow(idle, "bare"), idleRow(idle, "gateway"); b != nil && g != nil {
-		fmt.Fprintf(out, "  gateway / bare (%s): RSS held x%.2f (%s vs %s), peak RSS x%.2f, RSS added by the streams x%.2f; heap in use + stacks x%.2f; goroutines %s vs %s\n",
+		fmt.Fprintf(out, "  gateway / bare (%s): RSS held x%.2f (%s vs %s), peak RSS x%.2f, RSS added by the streams x%.2f; live heap + stacks x%.2f; goroutines %s vs %s\n",
 			g.client, ratioOf(g.held.rss, b.held.rss), mb(g.held.rss), mb(b.held.rss), ratioOf(g.held.hwm, b.held.hwm),
 			ratioOf(g.held.rss-g.before.rss, b.held.rss-b.before.rss), ratioOf(g.heapHeld+g.stackHeld, b.heapHeld+b.stackHeld), count(g.gHeld), count(b.gHeld))
 	}
-	fmt.Fprintln(out, "  (per stream: RSS held minus RSS before, over the streams held; goroutines, heap in use and stacks from each process's /debug/pprof/)")
+	fmt.Fprintln(out, "  (per stream: RSS held minus RSS before, over the streams held; goroutines, live heap (after a collection) and stacks from each process's /debug/pprof/, read after RSS)")
 }
 
 // idleRow returns idle-10k's row through via, or nil.

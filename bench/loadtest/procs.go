@@ -310,16 +310,19 @@ func (p *process) goroutines() int {
 	return goroutineCount(body)
 }
 
-// memStats reads the process's HeapInuse and StackInuse (bytes) from its
-// heap profile's runtime.MemStats lines, or -1s: unlike RSS, they do not
-// depend on when the last collections ran. Read after RSS: it allocates.
-func (p *process) memStats() (heap, stack int64) {
+// liveMem has the process collect its garbage, then reads its HeapAlloc
+// (the live heap) and StackInuse, in bytes, from its heap profile's
+// runtime.MemStats lines, or -1s: unlike RSS, they do not depend on when
+// the last collection ran (the gateway lets its heap grow to 64 MiB or ten
+// times what is live before collecting). Read after RSS: it collects and
+// allocates.
+func (p *process) liveMem() (heap, stack int64) {
 	heap, stack = -1, -1
 	if p.debug == "" {
 		return
 	}
 	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + p.debug + "/debug/pprof/heap?debug=1")
+	resp, err := c.Get("http://" + p.debug + "/debug/pprof/heap?debug=1&gc=1")
 	if err != nil {
 		return
 	}
@@ -327,7 +330,7 @@ func (p *process) memStats() (heap, stack int64) {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "# HeapInuse = "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
 			heap, _ = strconv.ParseInt(v, 10, 64)
 		} else if v, ok := strings.CutPrefix(sc.Text(), "# Stack = "); ok { // "# Stack = StackInuse / StackSys"
 			v, _, _ = strings.Cut(v, " ")
