@@ -2,10 +2,12 @@ package main
 
 import (
 	"crypto/x509"
+	"debug/elf"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -228,5 +230,31 @@ func TestPerfStat(t *testing.T) {
 	}
 	if v[0] <= 0 || v[1] < 100 {
 		t.Errorf("counts %v: want CPU time and at least 100 system calls", v)
+	}
+}
+
+// TestFuncAddr finds a function of this test binary both ways: in its
+// symbol table, and in the table Go keeps for stack traces (all that go
+// run's binaries have).
+func TestFuncAddr(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := runtime.FuncForPC(reflect.ValueOf(funcAddr).Pointer())
+	addr, err := funcAddr(self, want.Name())
+	if err != nil || uintptr(addr) != want.Entry() {
+		t.Errorf("funcAddr(%s) = %#x, %v; want %#x", want.Name(), addr, err, want.Entry())
+	}
+	f, err := elf.Open(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if addr, err := pclnAddr(f, want.Name()); err != nil || uintptr(addr) != want.Entry() {
+		t.Errorf("pclnAddr(%s) = %#x, %v; want %#x", want.Name(), addr, err, want.Entry())
+	}
+	if _, err := funcAddr(self, "main.noSuchFunction"); err == nil {
+		t.Error("a missing function was found")
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"debug/elf"
+	"debug/gosym"
 	"errors"
 	"fmt"
 	"io"
@@ -73,7 +75,14 @@ func setupPerf(dir string, bins []string) (*perfSetup, error) {
 			continue
 		}
 		name := fmt.Sprintf("llmbench:newproc_%d_%d", os.Getpid(), i)
-		out, err := exec.Command("perf", "probe", "-x", bin, "-a", name+"=runtime.newproc1").CombinedOutput()
+		addr, err := funcAddr(bin, "runtime.newproc1")
+		if err != nil {
+			s.note = fmt.Sprintf("goroutines not counted: %v", err)
+			continue
+		}
+		// By address: go run links without a symbol table, which perf
+		// probe needs to find a function by name.
+		out, err := exec.Command("perf", "probe", "-q", "-x", bin, "-a", fmt.Sprintf("%s=%#x", name, addr)).CombinedOutput()
 		if err != nil {
 			s.note = fmt.Sprintf("goroutines not counted: perf probe on %s: %v: %s", bin, err, lastLine(out))
 			continue
@@ -91,6 +100,50 @@ func (s *perfSetup) close() {
 	for _, name := range s.probes {
 		exec.Command("perf", "probe", "-q", "-d", name).Run()
 	}
+}
+
+// funcAddr returns the address of the Go function name in the executable
+// bin, from its symbol table or, in a binary linked without one (go run's),
+// from the table Go keeps for its own stack traces.
+func funcAddr(bin, name string) (uint64, error) {
+	f, err := elf.Open(bin)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if syms, err := f.Symbols(); err == nil {
+		for _, s := range syms {
+			if s.Name == name && elf.ST_TYPE(s.Info) == elf.STT_FUNC {
+				return s.Value, nil
+			}
+		}
+	}
+	addr, err := pclnAddr(f, name)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", bin, err)
+	}
+	return addr, nil
+}
+
+// pclnAddr finds the function name in f's .gopclntab.
+func pclnAddr(f *elf.File, name string) (uint64, error) {
+	pcln, text := f.Section(".gopclntab"), f.Section(".text")
+	if pcln == nil || text == nil {
+		return 0, errors.New("no symbol table nor .gopclntab")
+	}
+	data, err := pcln.Data()
+	if err != nil {
+		return 0, err
+	}
+	tab, err := gosym.NewTable(nil, gosym.NewLineTable(data, text.Addr))
+	if err != nil {
+		return 0, err
+	}
+	fn := tab.LookupFunc(name)
+	if fn == nil {
+		return 0, fmt.Errorf("no function %s", name)
+	}
+	return fn.Entry, nil
 }
 
 func lastLine(b []byte) string {
