@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/x509"
 	"debug/elf"
 	"net/http"
@@ -233,28 +234,51 @@ func TestPerfStat(t *testing.T) {
 	}
 }
 
-// TestFuncAddr finds a function of this test binary both ways: in its
+// TestFuncOffset finds a function of this test binary both ways: in its
 // symbol table, and in the table Go keeps for stack traces (all that go
-// run's binaries have).
-func TestFuncAddr(t *testing.T) {
+// run's binaries have); and its offset in the file.
+func TestFuncOffset(t *testing.T) {
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := runtime.FuncForPC(reflect.ValueOf(funcAddr).Pointer())
-	addr, err := funcAddr(self, want.Name())
-	if err != nil || uintptr(addr) != want.Entry() {
-		t.Errorf("funcAddr(%s) = %#x, %v; want %#x", want.Name(), addr, err, want.Entry())
-	}
+	want := runtime.FuncForPC(reflect.ValueOf(funcOffset).Pointer())
 	f, err := elf.Open(self)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	if _, err := f.Symbols(); err == nil { // linked with a symbol table
+		if addr, err := symAddr(f, want.Name()); err != nil || uintptr(addr) != want.Entry() {
+			t.Errorf("symAddr(%s) = %#x, %v; want %#x", want.Name(), addr, err, want.Entry())
+		}
+	}
 	if addr, err := pclnAddr(f, want.Name()); err != nil || uintptr(addr) != want.Entry() {
 		t.Errorf("pclnAddr(%s) = %#x, %v; want %#x", want.Name(), addr, err, want.Entry())
 	}
-	if _, err := funcAddr(self, "main.noSuchFunction"); err == nil {
+	// The function's first bytes, read at the offset, are the code the
+	// process runs.
+	off, err := funcOffset(self, want.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := os.Open("/proc/self/mem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	code := make([]byte, 16)
+	if _, err := mem.ReadAt(code, int64(want.Entry())); err != nil {
+		t.Fatal(err)
+	}
+	if off+16 > uint64(len(file)) || !bytes.Equal(file[off:off+16], code) {
+		t.Errorf("funcOffset = %#x: not the function's code", off)
+	}
+	if _, err := funcOffset(self, "main.noSuchFunction"); err == nil {
 		t.Error("a missing function was found")
 	}
 }

@@ -75,14 +75,15 @@ func setupPerf(dir string, bins []string) (*perfSetup, error) {
 			continue
 		}
 		name := fmt.Sprintf("llmbench:newproc_%d_%d", os.Getpid(), i)
-		addr, err := funcAddr(bin, "runtime.newproc1")
+		off, err := funcOffset(bin, "runtime.newproc1")
 		if err != nil {
 			s.note = fmt.Sprintf("goroutines not counted: %v", err)
 			continue
 		}
-		// By address: go run links without a symbol table, which perf
-		// probe needs to find a function by name.
-		out, err := exec.Command("perf", "probe", "-q", "-x", bin, "-a", fmt.Sprintf("%s=%#x", name, addr)).CombinedOutput()
+		// By file offset (which perf probe takes a number for): go run
+		// links without a symbol table, which perf probe needs to find
+		// a function by name.
+		out, err := exec.Command("perf", "probe", "-q", "-x", bin, "-a", fmt.Sprintf("%s=%#x", name, off)).CombinedOutput()
 		if err != nil {
 			s.note = fmt.Sprintf("goroutines not counted: perf probe on %s: %v: %s", bin, err, lastLine(out))
 			continue
@@ -102,27 +103,42 @@ func (s *perfSetup) close() {
 	}
 }
 
-// funcAddr returns the address of the Go function name in the executable
-// bin, from its symbol table or, in a binary linked without one (go run's),
-// from the table Go keeps for its own stack traces.
-func funcAddr(bin, name string) (uint64, error) {
+// funcOffset returns the file offset of the Go function name in the
+// executable bin, found by address in its symbol table or, in a binary
+// linked without one (go run's), in the table Go keeps for its own stack
+// traces.
+func funcOffset(bin, name string) (uint64, error) {
 	f, err := elf.Open(bin)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	if syms, err := f.Symbols(); err == nil {
-		for _, s := range syms {
-			if s.Name == name && elf.ST_TYPE(s.Info) == elf.STT_FUNC {
-				return s.Value, nil
-			}
+	addr, err := symAddr(f, name)
+	if err != nil {
+		if addr, err = pclnAddr(f, name); err != nil {
+			return 0, fmt.Errorf("%s: %w", bin, err)
 		}
 	}
-	addr, err := pclnAddr(f, name)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", bin, err)
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0 && p.Vaddr <= addr && addr < p.Vaddr+p.Filesz {
+			return addr - p.Vaddr + p.Off, nil
+		}
 	}
-	return addr, nil
+	return 0, fmt.Errorf("%s: %s at %#x is in no executable segment", bin, name, addr)
+}
+
+// symAddr finds the function name in f's symbol table.
+func symAddr(f *elf.File, name string) (uint64, error) {
+	syms, err := f.Symbols()
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range syms {
+		if s.Name == name && elf.ST_TYPE(s.Info) == elf.STT_FUNC {
+			return s.Value, nil
+		}
+	}
+	return 0, fmt.Errorf("no symbol %s", name)
 }
 
 // pclnAddr finds the function name in f's .gopclntab.
