@@ -47,11 +47,12 @@ var perfEvents = []perfEvent{
 }
 
 // perfCounts are a row's counts, summed over its windows, and the requests
-// served in them.
+// served in them, per column (goroutines are counted in a window of their
+// own).
 type perfCounts struct {
-	requests int64
-	windows  int
-	v        []float64 // per column of the bench's perf events; -1 not counted
+	windows int
+	v       []float64 // per column (perfColumns); -1 not counted
+	reqs    []int64   // per column: the requests served while it counted
 }
 
 // perfSetup is -perf's state for a run: the uprobes it placed on
@@ -167,14 +168,11 @@ func lastLine(b []byte) string {
 	return lines[len(lines)-1]
 }
 
-// events returns the events to count in the process running bin, with
-// the columns they fill.
-func (s *perfSetup) events(bin string) []perfEvent {
-	ev := perfEvents
-	if probe, ok := s.probes[bin]; ok {
-		ev = append(ev[:len(ev):len(ev)], perfEvent{probe, "", "goroutines"})
-	}
-	return ev
+// goroutineEvent returns the probe counting goroutines created in the
+// process running bin, if one could be placed.
+func (s *perfSetup) goroutineEvent(bin string) (perfEvent, bool) {
+	probe, ok := s.probes[bin]
+	return perfEvent{probe, "", "goroutines"}, ok
 }
 
 // columns are every column a row may have: perfEvents', then goroutines.
@@ -308,40 +306,65 @@ func parsePerfCSV(out []byte, n int) ([]float64, error) {
 	return v, nil
 }
 
-// perfWindow counts the proxy p's events while the load runs: it waits
-// until skip has passed (the warm-up and a margin), enables the counters
-// for d, and returns the counts and the requests the upstream served
-// meanwhile. A nil result means the window could not be measured.
+// perfWindow counts the proxy p's events while the load runs: once skip
+// has passed (the warm-up and a margin), the scheduling events for the
+// first three quarters of d, then goroutine creation for the rest. The
+// probe that counts goroutines traps on every one (from when its event is
+// opened), which on this kind of virtual machine costs tens of µs each:
+// counted together, it would slow
+// the proxy and inflate every event that comes with time (timer ticks,
+// idle threads parking) per request. Each part is divided by the requests
+// the upstream served during it. A nil result means the window could not
+// be measured.
 func (b *bench) perfWindow(p *process, skip, d time.Duration) func() *perfCounts {
-	events := b.perf.events(p.bin)
-	ps, err := startPerf(b.perf.dir, p.cmd.Process.Pid, events)
+	nop := func() *perfCounts { return nil }
+	pid := p.cmd.Process.Pid
+	sched, err := startPerf(b.perf.dir, pid, perfEvents)
 	if err != nil {
 		b.perfErr(err)
-		return func() *perfCounts { return nil }
+		return nop
 	}
+	gev, probed := b.perf.goroutineEvent(p.bin)
 	began := time.Now()
 	res := make(chan *perfCounts, 1)
 	go func() {
-		time.Sleep(time.Until(began.Add(skip)))
-		st0, err0 := b.upStats()
-		errOn := ps.command("enable")
-		time.Sleep(d)
-		errOff := ps.command("disable")
-		st1, err1 := b.upStats()
-		v, err := ps.finish()
-		if err = errors.Join(err0, errOn, errOff, err1, err); err != nil {
-			b.perfErr(err)
-			res <- nil
-			return
-		}
-		// Events this process was not asked for stay -1, in the row's
-		// columns.
-		c := &perfCounts{requests: st1.Served - st0.Served, windows: 1, v: make([]float64, len(perfColumns()))}
+		c := &perfCounts{windows: 1, v: make([]float64, len(perfColumns())), reqs: make([]int64, len(perfColumns()))}
 		for i := range c.v {
 			c.v[i] = -1
 		}
-		for i, e := range events {
-			c.v[columnIndex(e.column)] = v[i]
+		time.Sleep(time.Until(began.Add(skip)))
+		// count runs ps for dt and fills the columns of events.
+		count := func(ps *perfStat, events []perfEvent, dt time.Duration) error {
+			st0, err0 := b.upStats()
+			errOn := ps.command("enable")
+			time.Sleep(dt)
+			errOff := ps.command("disable")
+			st1, err1 := b.upStats()
+			v, err := ps.finish()
+			if err := errors.Join(err0, errOn, errOff, err1, err); err != nil {
+				return err
+			}
+			for i, e := range events {
+				j := columnIndex(e.column)
+				c.v[j], c.reqs[j] = v[i], st1.Served-st0.Served
+			}
+			return nil
+		}
+		var errG error
+		errS := count(sched, perfEvents, d*3/4)
+		if probed {
+			// Only now: a uprobe traps from when its event is opened,
+			// enabled or not.
+			gor, err := startPerf(b.perf.dir, pid, []perfEvent{gev})
+			if err == nil {
+				err = count(gor, []perfEvent{gev}, d/4)
+			}
+			errG = err
+		}
+		if err := errors.Join(errS, errG); err != nil {
+			b.perfErr(err)
+			res <- nil
+			return
 		}
 		res <- c
 	}()
@@ -369,10 +392,11 @@ func (c *perfCounts) add(x *perfCounts) {
 	}
 	if c.v == nil {
 		c.v = make([]float64, len(x.v))
+		c.reqs = make([]int64, len(x.v))
 	}
-	c.requests += x.requests
 	c.windows += x.windows
 	for i, v := range x.v {
+		c.reqs[i] += x.reqs[i]
 		if v < 0 || c.v[i] < 0 {
 			c.v[i] = -1
 			continue
@@ -383,10 +407,10 @@ func (c *perfCounts) add(x *perfCounts) {
 
 // perReq is column i per request (task-clock's msec as µs), or -1.
 func (c *perfCounts) perReq(i int) float64 {
-	if c == nil || c.requests <= 0 || c.v[i] < 0 {
+	if c == nil || c.v == nil || c.reqs[i] <= 0 || c.v[i] < 0 {
 		return -1
 	}
-	v := c.v[i] / float64(c.requests)
+	v := c.v[i] / float64(c.reqs[i])
 	if perfColumns()[i] == "CPU µs" {
 		v *= 1000
 	}
@@ -404,7 +428,7 @@ func printPerf(out io.Writer, rows []row, clients []string, note string) {
 		return
 	}
 	cols := perfColumns()
-	fmt.Fprintln(out, "\nper request, in each proxy process (-perf: perf stat -p PID in the middle of each measured round; per request the upstream served in those windows):")
+	fmt.Fprintln(out, "\nper request, in each proxy process (-perf: perf stat -p PID in the middle of each measured round, goroutines in the last quarter of that window, apart; per request the upstream served meanwhile):")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "scenario\tvia\tclient\trequests\t%s\t\n", strings.Join(cols, "\t"))
 	line := func(sc, via, client string, reqs string, v func(i int) string) {
@@ -425,7 +449,7 @@ func printPerf(out io.Writer, rows []row, clients []string, note string) {
 			b, g := findRow(rows, sc, "bare", client), findRow(rows, sc, "gateway", client)
 			for _, r := range []*row{b, g} {
 				if r != nil && r.perf.windows > 0 {
-					line(sc, r.via, client, strconv.FormatInt(r.perf.requests, 10), func(i int) string { return num(r.perf.perReq(i)) })
+					line(sc, r.via, client, strconv.FormatInt(r.perf.reqs[0], 10), func(i int) string { return num(r.perf.perReq(i)) })
 				}
 			}
 			if b != nil && g != nil && b.perf.windows > 0 && g.perf.windows > 0 {
