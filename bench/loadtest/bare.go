@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -29,8 +32,22 @@ import (
 // proxy on the machine (the extra process hop included) can be told apart
 // from the cost of the gateway's own logic.
 type bareProxy struct {
-	client http.RoundTripper
-	base   url.URL // http://upstream, parsed once
+	client  http.RoundTripper
+	base    url.URL // http://upstream, parsed once
+	tlsBase url.URL // https://tls-upstream; Host "" without one
+}
+
+// h2Prefix routes a request to the bare proxy's HTTPS upstream (HTTP/2,
+// many streams per connection), without the prefix: idle-10k holds its
+// streams that way, as the gateway does through its "bench-hold" model.
+const h2Prefix = "/h2/"
+
+// bareConfig is what a bare proxy forwards to, and how.
+type bareConfig struct {
+	upstream    string         // HOST:PORT of the plain-HTTP upstream
+	tlsUpstream string         // HOST:PORT of the HTTPS upstream, for paths under h2Prefix; "" none
+	client      string         // upstream client: clientNetHTTP or clientH1client
+	roots       *x509.CertPool // trusted for tlsUpstream; nil: the system's (SSL_CERT_FILE)
 }
 
 // Upstream clients the harness compares, by the names its rows show.
@@ -45,27 +62,44 @@ var upstreamClients = []string{clientNetHTTP, clientH1client}
 // sanity check on Content-Length, not a product limit.
 const maxBareBody = 32 << 20
 
-// newBareProxy returns a bare proxy to upstream (HOST:PORT) through the
-// upstream client named client.
-func newBareProxy(upstream, client string) (*bareProxy, error) {
-	u, err := url.Parse("http://" + upstream)
-	if err != nil {
+// newBareProxy returns a bare proxy to cfg's upstreams through the
+// upstream client it names.
+func newBareProxy(cfg bareConfig) (*bareProxy, error) {
+	hostPort := func(scheme, hp string) (url.URL, error) {
+		u, err := url.Parse(scheme + "://" + hp)
+		if err != nil {
+			return url.URL{}, err
+		}
+		if u.Host == "" || u.Path != "" {
+			return url.URL{}, fmt.Errorf("upstream %q: want HOST:PORT", hp)
+		}
+		return *u, nil
+	}
+	p := &bareProxy{}
+	var err error
+	if p.base, err = hostPort("http", cfg.upstream); err != nil {
 		return nil, err
 	}
-	if u.Host == "" || u.Path != "" {
-		return nil, fmt.Errorf("upstream %q: want HOST:PORT", upstream)
+	if cfg.tlsUpstream != "" {
+		if p.tlsBase, err = hostPort("https", cfg.tlsUpstream); err != nil {
+			return nil, err
+		}
 	}
-	// The gateway's upstream clients, as serve makes them.
-	var rt http.RoundTripper
-	switch client {
+	// The gateway's upstream clients, as serve makes them. HTTPS goes
+	// through net/http's Transport with either (HTTP/2 where offered).
+	tr := llmproxy.NewTransport()
+	if cfg.roots != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: cfg.roots}
+	}
+	switch cfg.client {
 	case clientNetHTTP:
-		rt = llmproxy.NewTransport()
+		p.client = tr
 	case clientH1client:
-		rt = &llmproxy.HTTP1Transport{}
+		p.client = &llmproxy.HTTP1Transport{HTTP: tr}
 	default:
-		return nil, fmt.Errorf("unknown upstream client %q; known: %s", client, strings.Join(upstreamClients, ", "))
+		return nil, fmt.Errorf("unknown upstream client %q; known: %s", cfg.client, strings.Join(upstreamClients, ", "))
 	}
-	return &bareProxy{client: rt, base: *u}, nil
+	return p, nil
 }
 
 // copyBufs are the 4 KiB buffers streams are relayed through.
@@ -87,6 +121,10 @@ func (p *bareProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	u := p.base
 	u.Path, u.RawPath = r.URL.Path, r.URL.RawPath
+	if p.tlsBase.Host != "" && strings.HasPrefix(u.Path, h2Prefix) {
+		u = p.tlsBase
+		u.Path = r.URL.Path[len(h2Prefix)-1:]
+	}
 	h := make(http.Header, 3)
 	for _, k := range [...]string{"Content-Type", "Accept", "Authorization"} {
 		if v := r.Header[k]; len(v) > 0 {
@@ -160,20 +198,36 @@ func runBareProxy(args []string) error {
 	fs := flag.NewFlagSet("bareproxy", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback)")
 	upstream := fs.String("upstream", "", "the upstream's HOST:PORT (loopback, plain HTTP)")
+	tlsUpstream := fs.String("tls-upstream", "", "the upstream's HTTPS HOST:PORT (loopback), for paths under "+h2Prefix+" (the prefix is dropped)")
+	caFile := fs.String("tls-ca", "", "PEM certificates to trust for -tls-upstream (default: the system's, SSL_CERT_FILE)")
 	client := fs.String("client", clientNetHTTP, "upstream client: "+strings.Join(upstreamClients, ", "))
+	debugAddr := fs.String("debug-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address, as llm-proxy serve's --debug-addr does; printed after -addr")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *upstream == "" {
 		return errors.New("-upstream is required")
 	}
-	if err := loopbackOnly(*addr); err != nil {
-		return err
+	for _, a := range []string{*addr, *upstream, *tlsUpstream, *debugAddr} {
+		if a == "" {
+			continue
+		}
+		if err := loopbackOnly(a); err != nil {
+			return err
+		}
 	}
-	if err := loopbackOnly(*upstream); err != nil {
-		return err
+	cfg := bareConfig{upstream: *upstream, tlsUpstream: *tlsUpstream, client: *client}
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return err
+		}
+		cfg.roots = x509.NewCertPool()
+		if !cfg.roots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("-tls-ca %s: no certificate", *caFile)
+		}
 	}
-	p, err := newBareProxy(*upstream, *client)
+	p, err := newBareProxy(cfg)
 	if err != nil {
 		return err
 	}
@@ -182,15 +236,41 @@ func runBareProxy(args []string) error {
 		return err
 	}
 	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	fmt.Println(ln.Addr().String())
+	var dbg *http.Server
+	if *debugAddr != "" {
+		dln, err := net.Listen("tcp", *debugAddr)
+		if err != nil {
+			return err
+		}
+		dbg = &http.Server{Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second}
+		go dbg.Serve(dln)
+		fmt.Println(ln.Addr().String(), dln.Addr().String())
+	} else {
+		fmt.Println(ln.Addr().String())
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
 		<-ctx.Done()
 		srv.Close()
+		if dbg != nil {
+			dbg.Close()
+		}
 	}()
 	if err := srv.Serve(ln); err != http.ErrServerClosed {
 		return err
 	}
 	return nil
+}
+
+// debugMux serves Go's profiler, as llm-proxy serve's debug listener
+// does: the harness reads both processes' goroutine counts the same way.
+func debugMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

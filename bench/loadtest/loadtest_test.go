@@ -1,8 +1,18 @@
 package main
 
 import (
+	"bytes"
+	"crypto/x509"
+	"debug/elf"
+	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"reflect"
+	"runtime"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -52,7 +62,21 @@ func TestBareProxy(t *testing.T) {
 			up := newFakeUpstream(upstreamConfig{RespBytes: 500, Chunks: 5})
 			usrv := httptest.NewServer(up)
 			defer usrv.Close()
-			p, err := newBareProxy(strings.TrimPrefix(usrv.URL, "http://"), client)
+			// The HTTPS upstream records the protocol of what it serves.
+			var h2 atomic.Int64
+			tsrv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.ProtoMajor == 2 {
+					h2.Add(1)
+				}
+				up.ServeHTTP(w, r)
+			}))
+			tsrv.EnableHTTP2 = true
+			tsrv.StartTLS()
+			defer tsrv.Close()
+			roots := x509.NewCertPool()
+			roots.AddCert(tsrv.Certificate())
+			p, err := newBareProxy(bareConfig{upstream: strings.TrimPrefix(usrv.URL, "http://"),
+				tlsUpstream: strings.TrimPrefix(tsrv.URL, "https://"), client: client, roots: roots})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,12 +103,25 @@ func TestBareProxy(t *testing.T) {
 			if n := up.served.Load(); n != 4 {
 				t.Errorf("upstream served %d requests, want 4", n)
 			}
+			// Under h2Prefix, the HTTPS upstream over HTTP/2, the prefix
+			// dropped (the fake answers only its own paths).
+			req := buildRequest(addr, h2Prefix+"v1/chat/completions", "k", []byte(strings.Replace(streamBody, "%s", "fake", 1)))
+			r, err := c.do(req, time.Now().Add(5*time.Second))
+			if err != nil || r.status != 200 || r.events != 5+3 {
+				t.Fatalf("over HTTP/2: %+v, %v", r, err)
+			}
+			if n := h2.Load(); n != 1 {
+				t.Errorf("the HTTPS upstream served %d requests over HTTP/2, want 1", n)
+			}
 		})
 	}
-	if _, err := newBareProxy("127.0.0.1:1/x", clientNetHTTP); err == nil {
+	if _, err := newBareProxy(bareConfig{upstream: "127.0.0.1:1/x", client: clientNetHTTP}); err == nil {
 		t.Error("an upstream with a path was taken")
 	}
-	if _, err := newBareProxy("127.0.0.1:1", "curl"); err == nil {
+	if _, err := newBareProxy(bareConfig{upstream: "127.0.0.1:1", tlsUpstream: "127.0.0.1:2/x", client: clientNetHTTP}); err == nil {
+		t.Error("an HTTPS upstream with a path was taken")
+	}
+	if _, err := newBareProxy(bareConfig{upstream: "127.0.0.1:1", client: "curl"}); err == nil {
 		t.Error("an unknown upstream client was taken")
 	}
 }
@@ -131,5 +168,117 @@ func TestLoopbackOnly(t *testing.T) {
 		if err := loopbackOnly(addr); (err == nil) != ok {
 			t.Errorf("%s: %v", addr, err)
 		}
+	}
+}
+
+// TestGoroutineCount reads the goroutine count off a real profiler index,
+// the bare proxy's (the gateway's serves the same handlers).
+func TestGoroutineCount(t *testing.T) {
+	srv := httptest.NewServer(debugMux())
+	defer srv.Close()
+	p := &process{debug: strings.TrimPrefix(srv.URL, "http://")}
+	if n := p.goroutines(); n < 2 || n > runtime.NumGoroutine()+10 {
+		t.Errorf("goroutines() = %d; runtime.NumGoroutine() = %d", n, runtime.NumGoroutine())
+	}
+	if heap, stack := p.liveMem(); heap <= 0 || stack <= 0 {
+		t.Errorf("liveMem() = %d, %d", heap, stack)
+	}
+	if n := (&process{}).goroutines(); n != -1 {
+		t.Errorf("no profiler: %d", n)
+	}
+	if n := goroutineCount([]byte("<tr><td>x</td><td><a href='goroutine?debug=1'>goroutine</a></td></tr>")); n != -1 {
+		t.Errorf("malformed count: %d", n)
+	}
+}
+
+func TestParsePerfCSV(t *testing.T) {
+	out := "# started on Mon Dec  7 03:20:16 2026\n\n" +
+		"0.26,msec,task-clock,264819,100.00,0.001,CPUs utilized\n" +
+		"<not counted>,,cpu-migrations,0,100.00,,\n" +
+		"12,,syscalls:sys_enter_futex,264819,100.00,0.000,/sec\nEvents disabled\n"
+	v, err := parsePerfCSV([]byte(out), 3)
+	if err != nil || len(v) != 3 || v[0] != 0.26 || v[1] != -1 || v[2] != 12 {
+		t.Errorf("parsePerfCSV = %v, %v", v, err)
+	}
+	if _, err := parsePerfCSV([]byte(out), 4); err == nil {
+		t.Error("a missing count was not noticed")
+	}
+}
+
+// TestPerfStat runs perf stat on this process through its control FIFOs,
+// where perf is installed and allowed to count (root).
+func TestPerfStat(t *testing.T) {
+	if _, err := exec.LookPath("perf"); err != nil || os.Geteuid() != 0 {
+		t.Skip("needs perf, as root")
+	}
+	events := []perfEvent{{"task-clock", "", "CPU µs"}, {"raw_syscalls:sys_enter", "", "syscalls"}}
+	p, err := startPerf(t.TempDir(), os.Getpid(), events)
+	if err != nil {
+		t.Skip("perf stat cannot count here:", err)
+	}
+	if err := p.command("enable"); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		syscall.Getppid()
+	}
+	if err := p.command("disable"); err != nil {
+		t.Fatal(err)
+	}
+	v, err := p.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v[0] <= 0 || v[1] < 100 {
+		t.Errorf("counts %v: want CPU time and at least 100 system calls", v)
+	}
+}
+
+// TestFuncOffset finds a function of this test binary both ways: in its
+// symbol table, and in the table Go keeps for stack traces (all that go
+// run's binaries have); and its offset in the file.
+func TestFuncOffset(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := runtime.FuncForPC(reflect.ValueOf(funcOffset).Pointer())
+	f, err := elf.Open(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Symbols(); err == nil { // linked with a symbol table
+		if addr, err := symAddr(f, want.Name()); err != nil || uintptr(addr) != want.Entry() {
+			t.Errorf("symAddr(%s) = %#x, %v; want %#x", want.Name(), addr, err, want.Entry())
+		}
+	}
+	if addr, err := pclnAddr(f, want.Name()); err != nil || uintptr(addr) != want.Entry() {
+		t.Errorf("pclnAddr(%s) = %#x, %v; want %#x", want.Name(), addr, err, want.Entry())
+	}
+	// The function's first bytes, read at the offset, are the code the
+	// process runs.
+	off, err := funcOffset(self, want.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := os.Open("/proc/self/mem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	code := make([]byte, 16)
+	if _, err := mem.ReadAt(code, int64(want.Entry())); err != nil {
+		t.Fatal(err)
+	}
+	if off+16 > uint64(len(file)) || !bytes.Equal(file[off:off+16], code) {
+		t.Errorf("funcOffset = %#x: not the function's code", off)
+	}
+	if _, err := funcOffset(self, "main.noSuchFunction"); err == nil {
+		t.Error("a missing function was found")
 	}
 }

@@ -76,6 +76,7 @@ type options struct {
 	noBare      bool
 	rounds      int
 	clients     []string // upstream clients, each with a bare and a gateway row
+	perf        bool
 }
 
 // Scenario names, in the order they run.
@@ -90,10 +91,10 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.conns, "conns", 50, "connections of the closed-loop throughput scenarios (closed-50, stream-50)")
 	fs.IntVar(&o.rate, "rate", 1000, "requests per second of the open-loop scenario (open-1k)")
 	fs.IntVar(&o.workers, "open-conns", 64, "connections the open-loop scenario may use")
-	fs.IntVar(&o.idleStreams, "idle-streams", 10000, "streams held open by idle-10k")
-	fs.BoolVar(&o.idleH1, "idle-h1", false, "idle-10k: reach the upstream over HTTP/1.1 (one connection per stream: needs 2 descriptors per stream in the gateway) instead of HTTP/2")
+	fs.IntVar(&o.idleStreams, "idle-streams", 10000, "streams held open by idle-10k (through the bare proxy, then the gateway)")
+	fs.BoolVar(&o.idleH1, "idle-h1", false, "idle-10k: reach the upstream over HTTP/1.1 (one connection per stream: needs 2 descriptors per stream in each proxy) instead of HTTP/2")
 	fs.IntVar(&o.rounds, "rounds", 3, "each scenario's -duration is split into this many rounds in which direct, bare and gateway rows take turns")
-	fs.DurationVar(&o.idleHold, "idle-hold", 0, "idle-10k: keep the streams open this long after measuring (to profile the gateway through DEBUG_ADDR)")
+	fs.DurationVar(&o.idleHold, "idle-hold", 0, "idle-10k: keep the streams open this long after measuring, through the bare proxy and then the gateway (to profile them through their /debug/pprof/ listeners)")
 	fs.DurationVar(&o.up.Latency, "latency", 0, "fake upstream: wait before answering")
 	fs.IntVar(&o.up.RespBytes, "resp-bytes", 400, "fake upstream: size of a non-streaming answer in bytes")
 	fs.IntVar(&o.up.Chunks, "chunks", 20, "fake upstream: content chunks per stream")
@@ -103,6 +104,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, binary) for inspection")
 	fs.BoolVar(&o.noBare, "no-bare", false, "skip the bare net/http proxy rows (direct and gateway only)")
 	fs.StringVar(&o.gatewayEnv, "gateway-env", "", "extra environment for the gateway process, comma-separated KEY=VALUE (e.g. GOGC=200)")
+	fs.BoolVar(&o.perf, "perf", false, "count each proxy's scheduling per request with perf stat (context switches, migrations, wake-ups, futex and other system calls, goroutines created); needs perf and root")
 	clients := fs.String("clients", strings.Join(upstreamClients, ","), "upstream clients, each with a bare proxy and a gateway of its own: "+strings.Join(upstreamClients, ", "))
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -153,9 +155,11 @@ type bench struct {
 	opt      options
 	up       *process
 	bares    []*process
-	gws      []*process // gws[0] also serves idle-10k
+	gws      []*process // gws[0] (and bares[0]) also serve idle-10k
 	key      string
-	peakNote bool // VmHWM could be reset between runs
+	peakNote bool       // VmHWM could be reset between runs
+	perf     *perfSetup // -perf
+	perfOnce sync.Once
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -163,8 +167,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if lim, err := raiseFileLimit(65536); err != nil || lim < uint64(3*opt.idleStreams+1000) {
-		fmt.Fprintf(out, "note: file descriptor limit is %d (%v); idle-10k may fail\n", lim, err)
+	// idle-10k needs a descriptor per stream in the load generator, and in
+	// the proxy holding them one more per stream if its upstream side is
+	// HTTP/1.1 (-idle-h1); each process has the limit to itself.
+	need := uint64(opt.idleStreams + 1000)
+	if opt.idleH1 {
+		need += uint64(opt.idleStreams)
+	}
+	if lim, err := raiseFileLimit(65536); contains(strings.Split(opt.scenarios, ","), "idle-10k") && lim < need {
+		fmt.Fprintf(out, "note: file descriptor limit is %d (%v), %d wanted; idle-10k may fail\n", lim, err, need)
 	}
 	dir, err := os.MkdirTemp("", "llmproxy-bench-")
 	if err != nil {
@@ -195,7 +206,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if opt.noBare {
 			break
 		}
-		p, err := startBare(ctx, b.up.addr, client)
+		p, err := startBare(ctx, b.up, certFile, client)
 		if err != nil {
 			return err
 		}
@@ -230,13 +241,23 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		b.gws = append(b.gws, gw)
 		b.peakNote = resetPeak(gw.cmd.Process.Pid)
 	}
+	if opt.perf {
+		var bins []string
+		for _, p := range append(slices.Clip(b.bares), b.gws...) {
+			bins = append(bins, p.bin)
+		}
+		if b.perf, err = setupPerf(dir, bins); err != nil {
+			return err
+		}
+		defer b.perf.close()
+	}
 	fmt.Fprintf(out, "upstream %s (pid %d)", b.up.addr, b.up.cmd.Process.Pid)
 	for _, p := range append(slices.Clip(b.bares), b.gws...) {
 		fmt.Fprintf(out, ", %s %s %s (pid %d)", p.name, p.client, p.addr, p.cmd.Process.Pid)
 	}
 	fmt.Fprintf(out, "; %d CPUs; %s per run after %s warm-up\n", numCPU(), opt.duration, opt.warmup)
 	var rows []row
-	var idle *idleResult
+	var idle []idleResult
 	for _, sc := range strings.Split(opt.scenarios, ",") {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -248,7 +269,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("idle-10k: %w", err)
 			}
-			idle = &r
+			idle = r
 		default:
 			rows = append(rows, b.scenario(sc)...)
 		}
@@ -257,6 +278,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	printTargets(out, rows, idle, opt.clients)
 	printVsBare(out, rows, opt.clients)
 	printClients(out, rows, opt.clients)
+	if b.perf != nil {
+		printPerf(out, rows, opt.clients, b.perf.note)
+	}
 	return nil
 }
 
@@ -269,6 +293,7 @@ type row struct {
 	proxy, up     procUsage // deltas (cpu) and end values (memory); proxy is the bare proxy's or the gateway's, zero direct
 	proxyPeak     int64
 	stream        bool
+	perf          perfCounts // -perf: the proxy's, summed over its rounds
 }
 
 // roundStat is what one round of a row measured, to compare rows round
@@ -324,7 +349,7 @@ func (b *bench) scenario(name string) []row {
 			if n%2 == 1 {
 				i = len(targets) - 1 - j
 			}
-			rows[i].add(b.runOnce(name, targets[i], d), b.measureTarget(targets[i]))
+			rows[i].add(b.runOnce(name, targets[i], d))
 		}
 	}
 	for i := range rows {
@@ -337,6 +362,7 @@ func (b *bench) scenario(name string) []row {
 type measured struct {
 	proxy, up procUsage // cpu: delta over the run; memory: at its end
 	peak      int64
+	perf      *perfCounts // -perf: the proxy's window in the run; nil none
 }
 
 // measureTarget returns a function that, called after a run, says what it
@@ -364,8 +390,18 @@ func (b *bench) measureTarget(t target) func() measured {
 }
 
 // runOnce runs one scenario against one target for d (after the warm-up).
-func (b *bench) runOnce(name string, t target, d time.Duration) func(func() measured) (outcome, measured) {
-	return func(measure func() measured) (outcome, measured) {
+// What the processes spent is measured from the end of the warm-up, when
+// the load generator starts counting requests.
+func (b *bench) runOnce(name string, t target, d time.Duration) func() (outcome, measured) {
+	return func() (outcome, measured) {
+		measuring := make(chan func() measured, 1)
+		time.AfterFunc(b.opt.warmup, func() { measuring <- b.measureTarget(t) })
+		// -perf counts in the middle of the measured time, away from
+		// its edges.
+		perfDone := func() *perfCounts { return nil }
+		if margin := min(d/10, 250*time.Millisecond); b.perf != nil && t.proxy != nil && d-2*margin >= 100*time.Millisecond {
+			perfDone = b.perfWindow(t.proxy, b.opt.warmup+margin, d-2*margin)
+		}
 		var o outcome
 		switch name {
 		case "closed-50":
@@ -379,13 +415,15 @@ func (b *bench) runOnce(name string, t target, d time.Duration) func(func() meas
 		case "stream-1":
 			o = closedLoop(t, 1, b.opt.warmup, d, true)
 		}
-		return o, measure()
+		m := (<-measuring)()
+		m.perf = perfDone()
+		return o, m
 	}
 }
 
 // add runs one round through run and adds it to the row.
-func (r *row) add(run func(func() measured) (outcome, measured), measure func() measured) {
-	o, m := run(measure)
+func (r *row) add(run func() (outcome, measured)) {
+	o, m := run()
 	rs := roundStat{rps: o.rps(), eps: float64(o.events) / o.elapsed.Seconds(), p50: pct(o.lat, 50), ttfc: pct(o.ttfc, 50)}
 	r.rounds = append(r.rounds, rs)
 	r.o.merge(o)
@@ -395,14 +433,18 @@ func (r *row) add(run func(func() measured) (outcome, measured), measure func() 
 	r.proxy = m.proxy
 	r.proxy.cpu = cpu
 	r.proxyPeak = max(r.proxyPeak, m.peak)
+	r.perf.add(m.perf)
 }
 
-// idleResult is what idle-10k measured.
+// idleResult is what idle-10k measured through one proxy.
 type idleResult struct {
+	via, client                    string // "bare" or "gateway", and its upstream client
 	streams, opened, ended, failed int
-	held                           procUsage // the gateway while every stream is open
-	after                          procUsage // the gateway once they all ended
+	held                           procUsage // the proxy while every stream is open
+	after                          procUsage // the proxy once they all ended
 	before                         procUsage
+	gBefore, gHeld, gAfter         int   // the proxy's goroutines; -1 unknown
+	heapHeld, stackHeld            int64 // the proxy's live heap and stacks while held; -1 unknown
 	upHeld                         procUsage
 	upStreamingAfter               int64
 	took                           time.Duration
@@ -410,24 +452,50 @@ type idleResult struct {
 	upstreamProto                  string
 }
 
-// idleStreams opens n streams through the gateway that the upstream holds
-// after their first chunk, measures the gateway with all of them open,
-// releases them, and checks that they all end.
-func (b *bench) idleStreams(ctx context.Context, n int) (idleResult, error) {
-	res := idleResult{streams: n}
-	gw := b.gws[0]
-	gwPid := gw.cmd.Process.Pid
-	resetPeak(gwPid)
-	res.before, _ = readUsage(gwPid)
-	model := "bench-hold"
+// idleStreams runs idle-10k through the bare proxy of the first upstream
+// client (unless -no-bare), then through its gateway: one after the other,
+// so that the load generator and the upstream hold n streams at a time.
+func (b *bench) idleStreams(ctx context.Context, n int) ([]idleResult, error) {
+	model, barePath, proto := "hold", h2Prefix+"v1/chat/completions", "HTTP/2 over TLS"
 	if b.opt.idleH1 {
-		model = "bench-hold-h1"
+		barePath, proto = "/v1/chat/completions", "HTTP/1.1"
 	}
-	res.upstreamProto = "HTTP/2 over TLS"
+	var out []idleResult
+	if len(b.bares) > 0 {
+		p := b.bares[0]
+		req := buildRequest(p.addr, barePath, "sk-upstream", []byte(fmt.Sprintf(streamBody, model)))
+		r, err := b.idleStreamsVia(ctx, p, req, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	gwModel := "bench-hold"
 	if b.opt.idleH1 {
-		res.upstreamProto = "HTTP/1.1"
+		gwModel = "bench-hold-h1"
 	}
-	req := buildRequest(gw.addr, "/v1/chat/completions", b.key, []byte(fmt.Sprintf(streamBody, model)))
+	p := b.gws[0]
+	req := buildRequest(p.addr, "/v1/chat/completions", b.key, []byte(fmt.Sprintf(streamBody, gwModel)))
+	r, err := b.idleStreamsVia(ctx, p, req, n)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, r)
+	for i := range out {
+		out[i].upstreamProto = proto
+	}
+	return out, nil
+}
+
+// idleStreamsVia opens n streams through the proxy p (each sending req)
+// that the upstream holds after their first chunk, measures p with all of
+// them open, releases them, and checks that they all end.
+func (b *bench) idleStreamsVia(ctx context.Context, p *process, req []byte, n int) (idleResult, error) {
+	res := idleResult{via: p.name, client: p.client, streams: n}
+	pid := p.cmd.Process.Pid
+	resetPeak(pid)
+	res.before, _ = readUsage(pid)
+	res.gBefore = p.goroutines()
 	began := time.Now()
 	var wg sync.WaitGroup
 	var opened, ended, failed atomic.Int64
@@ -436,7 +504,7 @@ func (b *bench) idleStreams(ctx context.Context, n int) (idleResult, error) {
 	sem := make(chan struct{}, 200) // dials in flight: stay within the listen backlog
 	for range n {
 		sem <- struct{}{}
-		c, err := dial(gw.addr)
+		c, err := dial(p.addr)
 		<-sem
 		if err != nil {
 			failed.Add(1)
@@ -478,11 +546,14 @@ func (b *bench) idleStreams(ctx context.Context, n int) (idleResult, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(time.Second) // let first chunks reach the clients
-	res.held, _ = readUsage(gwPid)
+	// Memory first: reading the goroutine count allocates a little.
+	res.held, _ = readUsage(pid)
 	res.upHeld, _ = readUsage(b.up.cmd.Process.Pid)
+	res.gHeld = p.goroutines()
+	res.heapHeld, res.stackHeld = p.liveMem()
 	res.took = time.Since(began)
 	if b.opt.idleHold > 0 {
-		fmt.Fprintf(os.Stderr, "holding %d streams for %s\n", opened.Load(), b.opt.idleHold)
+		fmt.Fprintf(os.Stderr, "holding %d streams through the %s for %s\n", opened.Load(), p.name, b.opt.idleHold)
 		time.Sleep(b.opt.idleHold)
 	}
 	if resp, err := http.Post("http://"+b.up.addr+"/control/release", "text/plain", nil); err == nil {
@@ -498,8 +569,9 @@ func (b *bench) idleStreams(ctx context.Context, n int) (idleResult, error) {
 	for c := range conns {
 		c.close()
 	}
-	time.Sleep(2 * time.Second) // the gateway notices the closed connections
-	res.after, _ = readUsage(gwPid)
+	time.Sleep(2 * time.Second) // the proxy notices the closed connections
+	res.after, _ = readUsage(pid)
+	res.gAfter = p.goroutines()
 	if st, err := b.upStats(); err == nil {
 		res.upStreamingAfter = st.Streaming
 	}
@@ -529,7 +601,11 @@ func us(d time.Duration) string {
 
 func mb(n int64) string { return fmt.Sprintf("%.0fMB", float64(n)/(1<<20)) }
 
-func printTable(out io.Writer, rows []row, idle *idleResult) {
+func printTable(out io.Writer, rows []row, idle []idleResult) {
+	defer printIdle(out, idle)
+	if len(rows) == 0 {
+		return
+	}
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tvia\tclient\treq/s\tof direct\tp50\tp90\tp99\tp99.9\tadded p50\tadded p99\tTTFC p50\tTTFC p99\tevents/s\tproxy CPU s/1k\tup CPU s/1k\tproxy peak RSS\terrors\t")
@@ -568,15 +644,66 @@ func printTable(out io.Writer, rows []row, idle *idleResult) {
 			addP50, addP99, ttfc50, ttfc99, evs, pxCPU, cpuPer1k(r.up.cpu, o.requests), peak, errs)
 	}
 	tw.Flush()
-	if idle != nil {
-		fmt.Fprintf(out, "\nidle-10k: %d streams held open through the gateway (upstream over %s; opened in %s): gateway RSS %s (%s before, peak %s), %d threads, %d fds;\n",
-			idle.opened-idle.failed, idle.upstreamProto, idle.took.Round(time.Millisecond), mb(idle.held.rss), mb(idle.before.rss), mb(idle.held.hwm), idle.held.threads, idle.held.fds)
-		fmt.Fprintf(out, "  after release: %d ended normally, %d failed; gateway RSS %s, %d threads, %d fds (idle upstream pool included); upstream streams still open: %d; upstream RSS while held %s\n",
-			idle.ended, idle.failed, mb(idle.after.rss), idle.after.threads, idle.after.fds, idle.upStreamingAfter, mb(idle.upHeld.rss))
-		if idle.firstErr != "" {
-			fmt.Fprintf(out, "  first error: %s\n", idle.firstErr)
+}
+
+// printIdle prints idle-10k's rows, bare then gateway, and the gateway's
+// RSS as a multiple of the bare proxy's.
+func printIdle(out io.Writer, idle []idleResult) {
+	if len(idle) == 0 {
+		return
+	}
+	r0 := idle[0]
+	fmt.Fprintf(out, "\nidle-10k: %d streams held open through each proxy in turn (upstream over %s); proxy figures while they are held, then after release:\n",
+		r0.streams, r0.upstreamProto)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "via\tclient\theld\topened in\tRSS before\tRSS held\tpeak RSS\tper stream\tgoroutines\tlive heap\tstacks\tthreads\tfds\tup RSS\t|\tended\tfailed\tRSS after\tgoroutines after\tthreads after\tfds after\tup streams left\t")
+	for _, r := range idle {
+		perStream := float64(r.held.rss-r.before.rss) / float64(max(r.opened-r.failed, 1)) / 1024
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%.1fKiB\t%s\t%s\t%s\t%d\t%d\t%s\t|\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t\n",
+			r.via, r.client, r.opened-r.failed, r.took.Round(time.Millisecond), mb(r.before.rss), mb(r.held.rss), mb(r.held.hwm), perStream,
+			count(r.gHeld), mbOr(r.heapHeld), mbOr(r.stackHeld), r.held.threads, r.held.fds, mb(r.upHeld.rss),
+			r.ended, r.failed, mb(r.after.rss), count(r.gAfter), r.after.threads, r.after.fds, r.upStreamingAfter)
+	}
+	tw.Flush()
+	for _, r := range idle {
+		if r.firstErr != "" {
+			fmt.Fprintf(out, "  %s first error: %s\n", r.via, r.firstErr)
 		}
 	}
+	if b, g := idleRow(idle, "bare"), idleRow(idle, "gateway"); b != nil && g != nil {
+		fmt.Fprintf(out, "  gateway / bare (%s): RSS held x%.2f (%s vs %s), peak RSS x%.2f, RSS added by the streams x%.2f; live heap + stacks x%.2f; goroutines %s vs %s\n",
+			g.client, ratioOf(g.held.rss, b.held.rss), mb(g.held.rss), mb(b.held.rss), ratioOf(g.held.hwm, b.held.hwm),
+			ratioOf(g.held.rss-g.before.rss, b.held.rss-b.before.rss), ratioOf(g.heapHeld+g.stackHeld, b.heapHeld+b.stackHeld), count(g.gHeld), count(b.gHeld))
+	}
+	fmt.Fprintln(out, "  (per stream: RSS held minus RSS before, over the streams held; goroutines, live heap (after a collection) and stacks from each process's /debug/pprof/, read after RSS)")
+}
+
+// idleRow returns idle-10k's row through via, or nil.
+func idleRow(idle []idleResult, via string) *idleResult {
+	for i := range idle {
+		if idle[i].via == via {
+			return &idle[i]
+		}
+	}
+	return nil
+}
+
+// mbOr formats a size that may be unknown (-1).
+func mbOr(n int64) string {
+	if n < 0 {
+		return "-"
+	}
+	return mb(n)
+}
+
+func ratioOf(a, b int64) float64 { return float64(a) / float64(max(b, 1)) }
+
+// count formats a count that may be unknown (-1).
+func count(n int) string {
+	if n < 0 {
+		return "-"
+	}
+	return itoa(n)
 }
 
 func trunc(s string, n int) string {
@@ -595,16 +722,21 @@ func cpuPer1k(cpu time.Duration, requests int64) float64 {
 
 // printTargets checks the targets against this run, for the
 // gateway with each upstream client.
-func printTargets(out io.Writer, rows []row, idle *idleResult, clients []string) {
+func printTargets(out io.Writer, rows []row, idle []idleResult, clients []string) {
 	fmt.Fprintln(out, "\ntargets (gateway vs direct, this run):")
 	for _, client := range clients {
 		printClientTargets(out, rows, client)
 	}
-	if idle != nil {
-		check := checker(out, "")
-		check(fmt.Sprintf("%d idle streams: gateway RSS <= 300MB", idle.streams), idle.held.rss <= 300<<20 && idle.failed == 0, mb(idle.held.rss))
-		check("idle streams all end (no leak)", idle.ended == idle.opened && idle.upStreamingAfter == 0,
-			fmt.Sprintf("%d of %d ended; gateway threads %d -> %d", idle.ended, idle.opened, idle.held.threads, idle.after.threads))
+	if g := idleRow(idle, "gateway"); g != nil {
+		check := checker(out, g.client)
+		check(fmt.Sprintf("%d idle streams: gateway RSS <= 300MB", g.streams), g.held.rss <= 300<<20 && g.failed == 0, mb(g.held.rss))
+		if b := idleRow(idle, "bare"); b != nil {
+			r := ratioOf(g.held.rss, b.held.rss)
+			check(fmt.Sprintf("%d idle streams: gateway RSS <= 1.15 x bare", g.streams), r <= 1.15 && g.failed == 0 && b.failed == 0,
+				fmt.Sprintf("x%.2f (%s vs %s)", r, mb(g.held.rss), mb(b.held.rss)))
+		}
+		check("idle streams all end (no leak)", g.ended == g.opened && g.upStreamingAfter == 0,
+			fmt.Sprintf("%d of %d ended; gateway threads %d -> %d, goroutines %s -> %s", g.ended, g.opened, g.held.threads, g.after.threads, count(g.gHeld), count(g.gAfter)))
 	}
 	fmt.Fprintln(out, "  (allocations per request: go test -run '^$' -bench . -benchmem ./bench ; see bench/README.md)")
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,6 +28,8 @@ type process struct {
 	tlsAddr string        // the upstream's HTTPS (HTTP/2) address
 	client  string        // a bare proxy's or gateway's upstream client
 	logs    *bytes.Buffer // the gateway's stderr, bounded
+	debug   string        // the profiler's address (/debug/pprof/); "" none
+	bin     string        // the executable, for -perf's probe
 }
 
 // procUsage is what /proc says about a process.
@@ -143,14 +146,18 @@ func startUpstream(ctx context.Context, cfg upstreamConfig, certFile, keyFile st
 }
 
 // startBare runs this program's "bareproxy" subcommand in front of the
-// upstream at upAddr (plain HTTP/1.1, as the gateway's "bench" model),
-// with the upstream client named client.
-func startBare(ctx context.Context, upAddr, client string) (*process, error) {
-	cmd, addrs, err := startSelf(ctx, "bare proxy", 1, "bareproxy", "-addr", "127.0.0.1:0", "-upstream", upAddr, "-client", client)
+// upstream up, with the upstream client named client: plain HTTP/1.1 (as
+// the gateway's "bench" model), and HTTPS with HTTP/2 under h2Prefix (as
+// "bench-hold"), trusting certFile. Its profiler listens too, as the
+// gateway's does.
+func startBare(ctx context.Context, up *process, certFile, client string) (*process, error) {
+	cmd, addrs, err := startSelf(ctx, "bare proxy", 2, "bareproxy", "-addr", "127.0.0.1:0", "-upstream", up.addr,
+		"-tls-upstream", up.tlsAddr, "-tls-ca", certFile, "-client", client, "-debug-addr", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	return &process{name: "bare", cmd: cmd, addr: addrs[0], client: client}, nil
+	self, _ := os.Executable()
+	return &process{name: "bare", cmd: cmd, addr: addrs[0], client: client, debug: addrs[1], bin: self}, nil
 }
 
 // startSelf runs one of this program's subcommands, which prints the
@@ -241,11 +248,24 @@ func configureGateway(ctx context.Context, bin string, env []string, up *process
 }
 
 // startGateway runs "llm-proxy serve" on a free loopback port and waits
-// until /healthz answers.
+// until /healthz answers. Its profiler listens on another free port
+// (DEBUG_ADDR), unless env sets DEBUG_ADDR itself.
 func startGateway(ctx context.Context, bin string, env []string) (*process, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
+	}
+	debug := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "DEBUG_ADDR="); ok {
+			debug = v // the last one wins, as in the process
+		}
+	}
+	if debug == "" {
+		if debug, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		env = append(slices.Clip(env), "DEBUG_ADDR="+debug)
 	}
 	cmd := exec.CommandContext(ctx, bin, "serve", "--addr", addr)
 	cmd.Env = env
@@ -254,7 +274,7 @@ func startGateway(ctx context.Context, bin string, env []string) (*process, erro
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &process{name: "gateway", cmd: cmd, addr: addr, logs: logs}
+	p := &process{name: "gateway", cmd: cmd, addr: addr, logs: logs, debug: debug, bin: bin}
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get("http://" + addr + "/healthz")
@@ -268,6 +288,78 @@ func startGateway(ctx context.Context, bin string, env []string) (*process, erro
 	}
 	p.stop()
 	return nil, fmt.Errorf("the gateway did not answer /healthz within 20s: %s", logs.String())
+}
+
+// goroutines reads the process's goroutine count from its profiler's
+// index page (runtime.NumGoroutine, which unlike the goroutine profile
+// costs no stack walk nor memory), or -1 if it has none.
+func (p *process) goroutines() int {
+	if p.debug == "" {
+		return -1
+	}
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + p.debug + "/debug/pprof/")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if err != nil {
+		return -1
+	}
+	return goroutineCount(body)
+}
+
+// liveMem has the process collect its garbage, then reads its HeapAlloc
+// (the live heap) and StackInuse, in bytes, from its heap profile's
+// runtime.MemStats lines, or -1s: unlike RSS, they do not depend on when
+// the last collection ran (the gateway lets its heap grow to 64 MiB or ten
+// times what is live before collecting). Read after RSS: it collects and
+// allocates.
+func (p *process) liveMem() (heap, stack int64) {
+	heap, stack = -1, -1
+	if p.debug == "" {
+		return
+	}
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + p.debug + "/debug/pprof/heap?debug=1&gc=1")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
+			heap, _ = strconv.ParseInt(v, 10, 64)
+		} else if v, ok := strings.CutPrefix(sc.Text(), "# Stack = "); ok { // "# Stack = StackInuse / StackSys"
+			v, _, _ = strings.Cut(v, " ")
+			stack, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return
+}
+
+// goroutineCount finds the goroutine count in net/http/pprof's index page
+// ("<tr><td>N</td><td><a href='goroutine?debug=1'>goroutine</a>…"), or
+// returns -1.
+func goroutineCount(page []byte) int {
+	for line := range bytes.Lines(page) {
+		if !bytes.Contains(line, []byte(">goroutine</a>")) {
+			continue
+		}
+		_, rest, ok := bytes.Cut(line, []byte("<td>"))
+		if !ok {
+			return -1
+		}
+		num, _, _ := bytes.Cut(rest, []byte("</td>"))
+		n, err := strconv.Atoi(string(num))
+		if err != nil {
+			return -1
+		}
+		return n
+	}
+	return -1
 }
 
 // stop ends the process with SIGTERM (the gateway then flushes its
