@@ -200,23 +200,21 @@ func locateFields(body []byte) (bodyFields, error) {
 	}
 }
 
-// checkMessages checks that every element of the messages array is an
-// object with a string "role", reading only the elements' top-level
-// members: an upstream would refuse anything else after a paid round trip,
-// and some answer it with a 500.
+// checkMessages checks that every element of the messages array (valid
+// JSON) is an object with a string "role", reading only the elements'
+// top-level members: an upstream would refuse anything else after a paid
+// round trip, and some answer it with a 500.
 func checkMessages(arr []byte) error {
 	var err error
 	jsonscan.Elements(arr, func(i int, m []byte) bool {
-		param := "messages[" + strconv.Itoa(i) + "]"
 		if m[0] != '{' {
+			param := "messages[" + strconv.Itoa(i) + "]"
 			err = BadRequest(param, "%s must be an object, got %s", param, jsonscan.Kind(m))
-			return false
-		}
-		role := jsonscan.Field(m, "role")
-		switch {
-		case role == nil:
+		} else if role := jsonscan.Field(m, "role"); role == nil {
+			param := "messages[" + strconv.Itoa(i) + "]"
 			err = BadRequest(param+".role", "%s must have a role", param)
-		case role[0] != '"':
+		} else if role[0] != '"' {
+			param := "messages[" + strconv.Itoa(i) + "]"
 			err = BadRequest(param+".role", "%s.role must be a string, got %s", param, jsonscan.Kind(role))
 		}
 		return err == nil
@@ -322,7 +320,7 @@ func rewriteBody(body []byte, f *bodyFields, remote string, stream bool) []byte 
 		s    span
 		with []byte
 	}
-	model := AppendJSONString(nil, remote)
+	var model []byte // the model value, written into out below when nil
 	modelAt := f.model
 	if !modelAt.present() { // a Request built without one: add it first
 		modelAt = span{f.opening + 1, f.opening + 1}
@@ -346,7 +344,11 @@ func rewriteBody(body []byte, f *bodyFields, remote string, stream bool) []byte 
 	prev := 0
 	for _, e := range edits[:n] {
 		out = append(out, body[prev:e.s.start]...)
-		out = append(out, e.with...)
+		if e.with == nil {
+			out = AppendJSONString(out, remote)
+		} else {
+			out = append(out, e.with...)
+		}
 		prev = e.s.end
 	}
 	if insertOpts {

@@ -20,8 +20,11 @@
 //     endpoint, any compatible server), provider/azure, provider/bedrock.
 //   - Limiter: LocalLimiter (the default) and redislimit.
 //
-// Admin carries the validated operations on connections, models and keys
-// that the llm-proxy command and the admin API share. Errors answered to
-// clients are *Error values in OpenAI's shape; storage errors wrap
-// ErrNotFound, ErrAlreadyExists, ErrInUse and ErrInvalid.
+// Observers (metrics, accesslog) are told about every chat and embeddings
+// request. What the Gateway does not use lives in packages of its own:
+// admin (the validated operations on connections, models and keys that
+// the llm-proxy command, the admin API and config apply share), adminapi,
+// and secret (sealing provider keys at rest). Errors answered to clients
+// are *Error values in OpenAI's shape; storage errors wrap ErrNotFound,
+// ErrAlreadyExists, ErrInUse and ErrInvalid.
 package llmproxy

@@ -142,3 +142,57 @@ func TestProviderFollowsAnUpstreamRedirect(t *testing.T) {
 		})
 	}
 }
+
+// writeCounter counts the Write calls on its connection.
+type writeCounter struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c writeCounter) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// A provider's upstream request leaves in one write, head and body
+// together: a second write (net/http flushes the head alone before a body
+// of a type it does not know to be in memory) costs a system call and the
+// upstream a second wake-up on every call.
+func TestUpstreamRequestInOneWrite(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"x","object":"chat.completion","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)
+	}))
+	defer up.Close()
+	for _, tt := range transports {
+		t.Run(tt.name, func(t *testing.T) {
+			var writes atomic.Int64
+			base := llmproxy.NewTransport()
+			base.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return writeCounter{c, &writes}, nil
+			}
+			var rt http.RoundTripper = base
+			if tt.name == "HTTP1Transport" {
+				rt = &llmproxy.HTTP1Transport{HTTP: base}
+			}
+			p, err := openai.New(llmproxy.Connection{Name: "c", Provider: llmproxy.KindCompatible, Endpoint: up.URL + "/v1"},
+				llmproxy.ProviderOptions{HTTPClient: &http.Client{Transport: rt}})
+			must(t, err)
+			body := []byte(`{"model":"alias","messages":[{"role":"user","content":"hi"}]}`)
+			for i := range 3 {
+				before := writes.Load()
+				if _, err := p.ChatCompletion(context.Background(), &llmproxy.Request{Body: body, Model: "alias", RemoteModel: "m"}); err != nil {
+					t.Fatal(err)
+				}
+				if n := writes.Load() - before; n != 1 {
+					t.Errorf("call %d: the upstream request took %d writes; want 1", i+1, n)
+				}
+			}
+		})
+	}
+}

@@ -102,11 +102,6 @@ func newBareProxy(cfg bareConfig) (*bareProxy, error) {
 	return p, nil
 }
 
-// readCloser lets a bytes.Reader be a request body.
-type readCloser struct{ bytes.Reader }
-
-func (*readCloser) Close() error { return nil }
-
 // copyBufs are the 4 KiB buffers streams are relayed through.
 var copyBufs = sync.Pool{New: func() any { return new([4096]byte) }}
 
@@ -136,16 +131,16 @@ func (p *bareProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h[k] = v
 		}
 	}
-	rb := &readCloser{}
-	rb.Reset(body)
 	out := &http.Request{
-		Method:        http.MethodPost,
-		URL:           &u,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h,
-		Body:          rb,
+		Method:     http.MethodPost,
+		URL:        &u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h,
+		// io.NopCloser(*bytes.Reader), which net/http writes in one write
+		// with the head (as the gateway's provider does).
+		Body:          io.NopCloser(bytes.NewReader(body)),
 		ContentLength: int64(len(body)),
 		Host:          u.Host,
 	}
