@@ -207,17 +207,23 @@ func locateFields(body []byte) (bodyFields, error) {
 func checkMessages(arr []byte) error {
 	var err error
 	jsonscan.Elements(arr, func(i int, m []byte) bool {
-		if m[0] != '{' {
-			param := "messages[" + strconv.Itoa(i) + "]"
+		var role []byte
+		if m[0] == '{' {
+			role = jsonscan.Field(m, "role")
+			if role != nil && role[0] == '"' {
+				return true
+			}
+		}
+		param := "messages[" + strconv.Itoa(i) + "]"
+		switch {
+		case m[0] != '{':
 			err = BadRequest(param, "%s must be an object, got %s", param, jsonscan.Kind(m))
-		} else if role := jsonscan.Field(m, "role"); role == nil {
-			param := "messages[" + strconv.Itoa(i) + "]"
+		case role == nil:
 			err = BadRequest(param+".role", "%s must have a role", param)
-		} else if role[0] != '"' {
-			param := "messages[" + strconv.Itoa(i) + "]"
+		default:
 			err = BadRequest(param+".role", "%s.role must be a string, got %s", param, jsonscan.Kind(role))
 		}
-		return err == nil
+		return false
 	})
 	return err
 }
