@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,4 +295,76 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// fire sends n chat requests from workers goroutines at once and counts
+// the answers by status.
+func fire(t *testing.T, urls []string, n, workers int) map[int]int {
+	var mu sync.Mutex
+	counts := map[int]int{}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				s := send(t, urls[w%len(urls)])
+				mu.Lock()
+				counts[s]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return counts
+}
+
+func send(t *testing.T, url string) int {
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(chatBody))
+	req.Header.Set("Authorization", "Bearer "+keyConn)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// steady sends rps requests per second (spread over urls) for d, and
+// returns how many were admitted.
+func steady(t *testing.T, urls []string, rps int, d time.Duration) int {
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	tick := time.NewTicker(time.Second / time.Duration(rps))
+	defer tick.Stop()
+	end := time.Now().Add(d)
+	for i := 0; time.Now().Before(end); i++ {
+		<-tick.C
+		url := urls[i%len(urls)]
+		wg.Go(func() {
+			if send(t, url) == 200 {
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return int(ok.Load())
+}
+
+// refill is how many requests a bucket refilling at rate per second can
+// admit over d, rounded up, plus one for a refill landing at the edge.
+func refill(rate float64, d time.Duration) int {
+	return int(math.Ceil(rate*d.Seconds())) + 1
+}
+
+func within(got, want int, tolerance float64) bool {
+	d := float64(got - want)
+	return d <= float64(want)*tolerance && -d <= float64(want)*tolerance
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -114,3 +114,39 @@ func TestRateLimitHeaders(t *testing.T) {
 		}
 	}
 }
+
+// tps 5: 50 requests at once from 10 goroutines admit the burst of 5;
+// then a steady 20 rps for 3s admits 5/s ±10%.
+func TestRequestRateBurstThenSteady(t *testing.T) {
+	e := newEnv(t, llmproxy.Assignment{TPS: 5})
+	began := time.Now()
+	counts := fire(t, []string{e.srv.URL}, 50, 10)
+	// The burst, plus what the bucket refilled while the 50 were served.
+	if most := 5 + refill(5, time.Since(began)); counts[200] < 5 || counts[200] > most || counts[200]+counts[429] != 50 {
+		t.Errorf("at once: %v, want 5 to %d admitted", counts, most)
+	}
+	got := steady(t, []string{e.srv.URL}, 20, 3*time.Second)
+	t.Logf("tps 5: burst admitted %d of 50; then 20 rps for 3s admitted %d (%.2f/s)", counts[200], got, float64(got)/3)
+	if !within(got, 15, 0.1) {
+		t.Errorf("steady 20 rps for 3s admitted %d, want 15 ±10%%", got)
+	}
+}
+
+// token_limit 1000: 80 requests, 40 at a time, never push recorded usage past
+// the limit by more than one request's worth, and the next one is refused.
+func TestTokenLimitUnderConcurrency(t *testing.T) {
+	e := newEnv(t, llmproxy.Assignment{TokenLimit: 1000, TokenWindow: 24 * time.Hour})
+	counts := fire(t, []string{e.srv.URL}, 80, 40)
+	if s := send(t, e.srv.URL); s != 429 {
+		t.Errorf("request after the burst: %d", s)
+	}
+	sums := e.usage(llmproxy.UsageFilter{})
+	var total int64
+	for _, s := range sums {
+		total += s.TotalTokens
+	}
+	// One request uses 17 tokens and reserves ~27.
+	if total > 1000+27 || counts[200] < 1000/27 {
+		t.Errorf("recorded %d tokens with %v", total, counts)
+	}
+}
