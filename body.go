@@ -137,8 +137,9 @@ func parseBody(body []byte, endpoint string) (*parsedBody, error) {
 	return p, nil
 }
 
-// locateFields finds the top-level fields the gateway reads in body, valid
-// JSON. It fails when body is not an object or repeats one of them.
+// locateFields finds the top-level fields the gateway reads in body, which
+// must be valid JSON (both callers check it first). It fails when body is
+// not an object or repeats one of them.
 func locateFields(body []byte) (bodyFields, error) {
 	var f bodyFields
 	i := jsonscan.SkipSpace(body, 0)
@@ -149,9 +150,6 @@ func locateFields(body []byte) (bodyFields, error) {
 	i++
 	for {
 		i = jsonscan.SkipSpace(body, i)
-		if i >= len(body) {
-			return f, BadRequest("", "the request body is not valid JSON (it ends too early: truncated?)")
-		}
 		if body[i] == '}' {
 			f.closing = i
 			return f, nil
@@ -169,9 +167,6 @@ func locateFields(body []byte) (bodyFields, error) {
 		}
 		i = jsonscan.SkipSpace(body, i) + 1 // ':'
 		i = jsonscan.SkipSpace(body, i)
-		if i >= len(body) {
-			return f, BadRequest("", "the request body is not valid JSON (it ends too early: truncated?)")
-		}
 		v := span{i, jsonscan.SkipValue(body, i)}
 		i = v.end
 		var dst *span

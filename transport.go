@@ -32,9 +32,9 @@ func NewTransport() *http.Transport {
 // keep-alive connections, with no goroutine per connection; everything
 // else (HTTPS, proxied hosts, bodies of unknown length, Expect and Upgrade
 // headers) goes through HTTP. On a 2-core machine it gave the gateway
-// 16–26% more throughput with 50 connections and answers 24–74 µs sooner
-// one at a time than NewTransport (bench/loadtest, paired runs). The zero
-// value is ready to use.
+// about 13% more throughput with 50 connections and answers 30–50 µs
+// sooner one at a time than NewTransport (bench/loadtest, paired rounds;
+// see bench/README.md). The zero value is ready to use.
 //
 // Its limits, for plain-HTTP calls:
 //   - Of HTTP's settings it takes DialContext, Proxy (hosts it sends
