@@ -15,8 +15,10 @@ import (
 // Endpoints the gateway serves, as recorded in UsageRecord.Endpoint and
 // named in RequestInfo.Route.
 const (
-	EndpointChat       = "chat"
-	EndpointEmbeddings = "embeddings"
+	EndpointChat        = "chat"
+	EndpointEmbeddings  = "embeddings"
+	EndpointMessages    = "messages"     // Anthropic's POST /v1/messages
+	EndpointCountTokens = "count_tokens" // Anthropic's POST /v1/messages/count_tokens
 )
 
 // Config configures a Gateway. Storage and Providers are required; every

@@ -2,6 +2,7 @@ package llmproxy
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 
@@ -40,6 +41,39 @@ type Embedder interface {
 	Embeddings(ctx context.Context, req *Request) (*Response, error)
 }
 
+// A Messenger serves Anthropic's Messages API (POST /v1/messages) natively.
+// For a provider without it, or whose NativeMessages is false for the
+// model, the Gateway translates the request to Chat Completions, calls
+// ChatCompletion and translates the answer back.
+type Messenger interface {
+	// NativeMessages reports whether Messages serves remoteModel (a
+	// Bedrock connection serves Anthropic's models natively, others
+	// through Converse).
+	NativeMessages(remoteModel string) bool
+	// Messages sends req (Endpoint EndpointMessages; UpstreamBody has
+	// the client's Messages body with only "model" changed) and returns
+	// Anthropic's answer unchanged: for a non-streaming request the
+	// Message JSON as Body (with its "usage"); for a stream a Stream
+	// whose Next returns each event's data as it arrives, "ping" events
+	// included: a JSON object whose "type" is the event's name
+	// ("message_start" … "message_stop"), then io.EOF. An "error" event
+	// is returned as an *Error carrying the event's type and message.
+	Messages(ctx context.Context, req *Request) (*Response, error)
+}
+
+// A TokenCounter serves POST /v1/messages/count_tokens from its upstream.
+// Without it, or when CountTokens returns an error wrapping
+// ErrUnsupported, the Gateway answers its own estimate.
+type TokenCounter interface {
+	// CountTokens returns the input tokens of req (Endpoint
+	// EndpointCountTokens: a Messages body without max_tokens).
+	CountTokens(ctx context.Context, req *Request) (int64, error)
+}
+
+// ErrUnsupported is returned (wrapped) by an optional provider operation
+// that the connection or model cannot serve.
+var ErrUnsupported = errors.New("not supported by this provider")
+
 // NewProviderFunc builds the Provider of one connection. It is called when
 // the configuration snapshot is (re)loaded, so it must not do network I/O;
 // an error marks the connection unusable (its requests answer 502) and is
@@ -69,16 +103,20 @@ type Request struct {
 	// Stream is true when the client asked for a server-sent event stream.
 	Stream bool
 	// Header holds the client's request headers (the gateway removes
-	// Authorization and api-key before a provider sees them).
+	// Authorization, api-key and x-api-key before a provider sees them).
 	Header http.Header
+	// Endpoint is the API the Body is in: EndpointChat (the zero value
+	// means it too), EndpointEmbeddings, EndpointMessages or
+	// EndpointCountTokens.
+	Endpoint string
 	// fields is where the top-level values of Body are; zero until
 	// located.
 	fields bodyFields
 }
 
 // UpstreamBody returns Body with "model" set to RemoteModel and, for a
-// stream, "stream_options":{"include_usage":true} so the upstream reports
-// usage. Every other byte of the client's body is kept as it was. A Body
+// chat stream, "stream_options":{"include_usage":true} so the upstream
+// reports usage (a Messages stream reports it unasked). Every other byte of the client's body is kept as it was. A Body
 // that is not a JSON object is returned as it is, for the upstream to
 // refuse.
 func (r *Request) UpstreamBody() []byte {
@@ -92,14 +130,24 @@ func (r *Request) UpstreamBody() []byte {
 		}
 		r.fields = f
 	}
-	return rewriteBody(r.Body, &r.fields, r.RemoteModel, r.Stream)
+	chatStream := r.Stream && (r.Endpoint == "" || r.Endpoint == EndpointChat)
+	return rewriteBody(r.Body, &r.fields, r.RemoteModel, chatStream)
 }
 
-// Usage is token usage as OpenAI reports it.
+// Usage is token usage as OpenAI reports it. PromptTokens counts every
+// input token, those read from or written to a prompt cache included (as
+// OpenAI's prompt_tokens does; Anthropic's input_tokens is PromptTokens
+// minus both cache counts). TotalTokens is what limits count.
 type Usage struct {
 	PromptTokens     int64 `json:"prompt_tokens"`
 	CompletionTokens int64 `json:"completion_tokens"`
 	TotalTokens      int64 `json:"total_tokens"`
+	// CacheReadTokens are prompt tokens read from the upstream's prompt
+	// cache (OpenAI's prompt_tokens_details.cached_tokens, Anthropic's
+	// cache_read_input_tokens); CacheWriteTokens those written to it
+	// (Anthropic's cache_creation_input_tokens).
+	CacheReadTokens  int64 `json:"-"`
+	CacheWriteTokens int64 `json:"-"`
 }
 
 // Response is a provider's answer in OpenAI's shape.

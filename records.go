@@ -21,6 +21,7 @@ const (
 	KindAzure      = "azure"      // Azure OpenAI
 	KindBedrock    = "bedrock"    // AWS Bedrock Converse
 	KindCompatible = "compatible" // any other OpenAI-compatible server
+	KindAnthropic  = "anthropic"  // Anthropic's Messages API (api.anthropic.com)
 )
 
 // Connection is a real provider account: which kind of provider, where it
@@ -235,9 +236,13 @@ type UsageRecord struct {
 	Model            string // the alias the client asked for
 	RemoteModel      string
 	ConnectionID     string
-	PromptTokens     int64
+	PromptTokens     int64 // every input token, cached ones included
 	CompletionTokens int64
 	TotalTokens      int64
+	// CacheReadTokens and CacheWriteTokens are the prompt tokens read from
+	// and written to the upstream's prompt cache (part of PromptTokens).
+	CacheReadTokens  int64
+	CacheWriteTokens int64
 	// Estimated is true when the counts are the gateway's estimate
 	// rather than the upstream's report (e.g. a client hung up mid-stream
 	// before the usage arrived).
@@ -245,7 +250,7 @@ type UsageRecord struct {
 	Status    int // HTTP status returned to the client
 	Latency   time.Duration
 	Streamed  bool
-	Endpoint  string // "chat" or "embeddings"
+	Endpoint  string // EndpointChat, EndpointEmbeddings, EndpointMessages or EndpointCountTokens
 }
 
 // UsageFilter selects usage records. Zero fields select everything.
