@@ -5,7 +5,7 @@ import "testing"
 func TestTopLevelField(t *testing.T) {
 	body := []byte(`{"id":"x","choices":[{"delta":{"content":"usage \"q\""}}], "usage" : {"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`)
 	u, ok := usageOf(body)
-	if !ok || u != (Usage{3, 4, 7}) {
+	if !ok || u != (Usage{PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7}) {
 		t.Errorf("usageOf = %+v %v", u, ok)
 	}
 	if isUsageOnly(body) {
