@@ -27,8 +27,9 @@ type caller struct {
 	key *keyEntry
 }
 
-// authenticate finds the caller from the Authorization (Bearer) or api-key
-// header, in the snapshot: no database round trip.
+// authenticate finds the caller from the Authorization (Bearer), x-api-key
+// (Anthropic's clients) or api-key (Azure's) header, in the snapshot: no
+// database round trip.
 func (g *Gateway) authenticate(r *http.Request, s *snapshot) (caller, error) {
 	secret := ""
 	if v := r.Header["Authorization"]; len(v) > 0 {
@@ -43,6 +44,8 @@ func (g *Gateway) authenticate(r *http.Request, s *snapshot) (caller, error) {
 			return caller{}, errNotBearer
 		}
 		secret = strings.TrimSpace(a[7:])
+	} else if v := r.Header["X-Api-Key"]; len(v) > 0 {
+		secret = strings.TrimSpace(v[0])
 	} else if v := r.Header["Api-Key"]; len(v) > 0 {
 		secret = strings.TrimSpace(v[0])
 	}
@@ -54,6 +57,7 @@ func (g *Gateway) authenticate(r *http.Request, s *snapshot) (caller, error) {
 	}
 	// Providers never see the client's key.
 	delete(r.Header, "Authorization")
+	delete(r.Header, "X-Api-Key")
 	delete(r.Header, "Api-Key")
 	sum := sha256.Sum256([]byte(secret))
 	if g.hasMaster && subtle.ConstantTimeCompare(sum[:], g.master[:]) == 1 {

@@ -21,7 +21,8 @@ func (s span) present() bool { return s.end > 0 }
 // "stream_options" without decoding and re-encoding the rest.
 type bodyFields struct {
 	model, stream, streamOptions, maxTokens, maxCompletionTokens, messages, input span
-	opening, closing                                                              int // indexes of the object's '{' and final '}'
+	system, tools                                                                 span // Anthropic's
+	opening, closing                                                              int  // indexes of the object's '{' and final '}'
 }
 
 // parsedBody is what the router needs to know about a request body.
@@ -113,17 +114,11 @@ func parseBody(body []byte, endpoint string) (*parsedBody, error) {
 	}
 	switch endpoint {
 	case EndpointChat:
-		if !f.messages.present() {
-			return nil, BadRequest("messages", "you must provide a messages parameter")
+		if err := checkMessages(body, f.messages); err != nil {
+			return nil, err
 		}
-		raw := body[f.messages.start:f.messages.end]
-		if raw[0] != '[' {
-			return nil, BadRequest("messages", "messages must be an array, got %s", jsonscan.Kind(raw))
-		}
-		if len(bytes.TrimSpace(raw[1:len(raw)-1])) == 0 {
-			return nil, BadRequest("messages", "messages must not be empty")
-		}
-		if err := checkMessages(raw); err != nil {
+	case EndpointMessages, EndpointCountTokens:
+		if err := checkMessagesRequest(body, p, endpoint); err != nil {
 			return nil, err
 		}
 	case EndpointEmbeddings:
@@ -185,6 +180,10 @@ func locateFields(body []byte) (bodyFields, error) {
 			dst = &f.messages
 		case "input":
 			dst = &f.input
+		case "system":
+			dst = &f.system
+		case "tools":
+			dst = &f.tools
 		default:
 			continue
 		}
@@ -195,11 +194,21 @@ func locateFields(body []byte) (bodyFields, error) {
 	}
 }
 
-// checkMessages checks that every element of the messages array (valid
-// JSON) is an object with a string "role", reading only the elements'
-// top-level members: an upstream would refuse anything else after a paid
-// round trip, and some answer it with a 500.
-func checkMessages(arr []byte) error {
+// checkMessages checks that the messages field (at s in body) is a
+// non-empty array whose every element is an object with a string "role",
+// reading only the elements' top-level members: an upstream would refuse
+// anything else after a paid round trip, and some answer it with a 500.
+func checkMessages(body []byte, s span) error {
+	if !s.present() {
+		return BadRequest("messages", "you must provide a messages parameter")
+	}
+	arr := body[s.start:s.end]
+	if arr[0] != '[' {
+		return BadRequest("messages", "messages must be an array, got %s", jsonscan.Kind(arr))
+	}
+	if len(bytes.TrimSpace(arr[1:len(arr)-1])) == 0 {
+		return BadRequest("messages", "messages must not be empty")
+	}
 	var err error
 	jsonscan.Elements(arr, func(i int, m []byte) bool {
 		var role []byte
@@ -221,6 +230,39 @@ func checkMessages(arr []byte) error {
 		return false
 	})
 	return err
+}
+
+// checkMessagesRequest checks the fields of an Anthropic Messages (or
+// count_tokens) body that the gateway relies on, as Anthropic's API does:
+// max_tokens a positive integer (not needed to count tokens), messages as
+// for chat, system a string or an array, tools an array.
+func checkMessagesRequest(body []byte, p *parsedBody, endpoint string) error {
+	f := &p.fields
+	if f.maxCompletionTokens.present() && endpoint == EndpointMessages {
+		return BadRequest("max_completion_tokens", "max_completion_tokens is not a Messages API field; use max_tokens")
+	}
+	if endpoint == EndpointMessages {
+		if !f.maxTokens.present() || string(body[f.maxTokens.start:f.maxTokens.end]) == "null" {
+			return BadRequest("max_tokens", "max_tokens: Field required")
+		}
+		if p.maxTokens < 1 {
+			return BadRequest("max_tokens", "max_tokens must be at least 1")
+		}
+	}
+	if err := checkMessages(body, f.messages); err != nil {
+		return err
+	}
+	if f.system.present() {
+		if raw := body[f.system.start:f.system.end]; raw[0] != '"' && raw[0] != '[' {
+			return BadRequest("system", "system must be a string or an array of text blocks, got %s", jsonscan.Kind(raw))
+		}
+	}
+	if f.tools.present() {
+		if raw := body[f.tools.start:f.tools.end]; raw[0] != '[' {
+			return BadRequest("tools", "tools must be an array, got %s", jsonscan.Kind(raw))
+		}
+	}
+	return nil
 }
 
 // invalidUTF8At returns the offset of the first invalid UTF-8 byte of b.

@@ -112,16 +112,11 @@ func appendNullable(b []byte, s string) []byte {
 }
 
 // WriteError answers err to the client in OpenAI's error shape.
-func WriteError(w http.ResponseWriter, err error) {
-	e := AsError(err)
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	if e.RetryAfter > 0 {
-		secs := int64((e.RetryAfter + time.Second - 1) / time.Second)
-		h.Set("Retry-After", strconv.FormatInt(secs, 10))
-	}
-	w.WriteHeader(e.Status)
-	w.Write(append(e.AppendJSON(make([]byte, 0, 128)), '\n'))
+func WriteError(w http.ResponseWriter, err error) { openAIDialect.writeError(w, err) }
+
+// retryAfterSeconds is d as a Retry-After value: whole seconds, rounded up.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
 }
 
 // AppendJSONString appends s to b as a JSON string. Invalid UTF-8 becomes

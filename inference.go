@@ -17,6 +17,7 @@ type exchange struct {
 	start    time.Time
 	caller   caller
 	endpoint string
+	dialect  *dialect // the client's API: its errors and stream framing
 	parsed   *parsedBody
 	body     []byte
 	// limits
@@ -31,16 +32,17 @@ type exchange struct {
 func (x *exchange) fail(w http.ResponseWriter, err error) {
 	e := AsError(err)
 	x.info.Status = e.Status
-	WriteError(w, e)
+	x.dialect.writeError(w, e)
 }
 
-// inference serves a chat or embeddings request. A stream is relayed from
+// inference serves a request of an inference route (chat, embeddings,
+// messages, count_tokens). A stream is relayed from
 // here, not from inside serveInference, so that its goroutine waits for
 // each event on a shallow stack: the garbage collector then shrinks the
 // stack that parsing and routing grew, and with thousands of streams open
 // stacks are a large part of the gateway's memory.
 func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, reqID, endpoint string) {
-	x := &exchange{reqID: reqID, start: time.Now(), endpoint: endpoint}
+	x := &exchange{reqID: reqID, start: time.Now(), endpoint: endpoint, dialect: dialectOf(endpoint)}
 	x.info = RequestInfo{RequestID: reqID, Route: endpoint, Method: r.Method, Start: x.start}
 	defer g.observe(&x.info)
 	if st := g.serveInference(w, r, x); st != nil {
@@ -223,19 +225,25 @@ func (g *Gateway) forward(ctx context.Context, r *http.Request, x *exchange, gr 
 	if ce.provider == nil {
 		return nil, cancel, UpstreamError(fmt.Sprintf("connection %q is not usable", ce.Name), ce.err)
 	}
-	req := &Request{Body: x.body, Model: x.parsed.model, RemoteModel: gr.model.Remote, Stream: x.parsed.stream, Header: r.Header, fields: x.parsed.fields}
+	req := &Request{Body: x.body, Model: x.parsed.model, RemoteModel: gr.model.Remote, Stream: x.parsed.stream, Header: r.Header,
+		Endpoint: x.endpoint, fields: x.parsed.fields}
 	timer := time.AfterFunc(ce.firstByte, func() { cancel(errFirstByte) })
 	defer timer.Stop()
 	start := time.Now()
 	var resp *Response
 	var err error
-	if x.endpoint == EndpointEmbeddings {
+	switch x.endpoint {
+	case EndpointEmbeddings:
 		em, ok := ce.provider.(Embedder)
 		if !ok {
 			return nil, cancel, BadRequest("model", "the model `%s` does not support embeddings", sanitize(x.parsed.model))
 		}
 		resp, err = em.Embeddings(ctx, req)
-	} else {
+	case EndpointMessages:
+		resp, err = messages(ctx, ce, req)
+	case EndpointCountTokens:
+		resp, err = countTokens(ctx, ce, req)
+	default:
 		resp, err = ce.provider.ChatCompletion(ctx, req)
 	}
 	x.info.Upstream = time.Since(start)
@@ -267,6 +275,8 @@ func (g *Gateway) record(x *exchange, gr grant, status int, u Usage, estimated, 
 		Estimated:        estimated,
 		Status:           status,
 		Latency:          time.Since(x.start),
+		CacheReadTokens:  u.CacheReadTokens,
+		CacheWriteTokens: u.CacheWriteTokens,
 		Streamed:         streamed,
 		Endpoint:         x.endpoint,
 	}

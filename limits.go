@@ -139,15 +139,21 @@ func (g *Gateway) settle(x *exchange, u Usage) {
 }
 
 // estimateTokens is the reservation for a request: its prompt at about
-// four bytes a token, plus the completion it may produce.
+// four bytes a token, plus the completion it may produce. Counting tokens
+// uses none.
 func estimateTokens(x *exchange, defaultMax int64) int64 {
 	f := &x.parsed.fields
-	prompt := f.messages
-	if x.endpoint == EndpointEmbeddings {
-		prompt = f.input
+	prompt := f.messages.end - f.messages.start
+	switch x.endpoint {
+	case EndpointEmbeddings:
+		prompt = f.input.end - f.input.start
+	case EndpointMessages:
+		prompt += f.system.end - f.system.start + f.tools.end - f.tools.start
+	case EndpointCountTokens:
+		return 0
 	}
-	n := int64(prompt.end-prompt.start)/4 + 1
-	if x.endpoint == EndpointChat {
+	n := int64(prompt)/4 + 1
+	if x.endpoint == EndpointChat || x.endpoint == EndpointMessages {
 		if x.parsed.maxTokens > 0 {
 			n += x.parsed.maxTokens
 		} else {

@@ -34,7 +34,7 @@ func (g *Gateway) respond(w http.ResponseWriter, x *exchange, gr grant, resp *Re
 		h["Content-Type"], h["Content-Length"] = vals[0:1:1], vals[1:2:2]
 		w.WriteHeader(status)
 		w.Write(resp.Body)
-		u, ok := usageOf(resp.Body)
+		u, ok := x.dialect.usage(resp.Body)
 		if !ok {
 			u = Usage{PromptTokens: estimateTokens(x, 0)}
 			u.CompletionTokens = int64(len(resp.Body)) / 4
@@ -63,10 +63,10 @@ var (
 	argsKey    = []byte(`"arguments":"`)
 )
 
-// relay streams events to the client as they arrive, flushing each, and
-// accounts the stream's usage: the upstream's usage chunk when it comes
-// (hidden from a client that did not ask for it), otherwise an estimate
-// from the text streamed.
+// relay streams events to the client as they arrive, flushing each, in
+// the client's dialect, and accounts the stream's usage: the upstream's
+// when it comes (OpenAI's usage chunk is hidden from a client that did not
+// ask for it), otherwise an estimate from the text streamed.
 func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, x *exchange, gr grant, st EventStream, status int, cancel context.CancelCauseFunc) {
 	defer cancel(nil)
 	defer st.Close()
@@ -87,6 +87,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, x *exchange, gr 
 		flusher.Flush() // else the head goes out with the first event
 	}
 	ready, _ := st.(ReadyStream)
+	d := x.dialect
 	firstOut := true
 	var usage Usage
 	gotUsage := false
@@ -98,8 +99,10 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, x *exchange, gr 
 			err = scrub(&gr.upstream.Credentials, err)
 			watch.stop()
 			if err == io.EOF {
-				_, werr := w.Write(sseDone)
-				clientGone = werr != nil
+				if d.end != nil {
+					_, werr := w.Write(d.end)
+					clientGone = werr != nil
+				}
 			} else if r.Context().Err() != nil {
 				clientGone = true
 			} else {
@@ -110,9 +113,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, x *exchange, gr 
 						Message: fmt.Sprintf("the upstream of connection %q sent nothing for %s; the stream was ended", gr.upstream.Name, idle)}
 				}
 				g.log.Warn("stream failed", "request_id", x.reqID, "connection", gr.upstream.ID, "err", err)
-				w.Write(sseData)
-				w.Write(e.AppendJSON(nil))
-				w.Write(sseEnd)
+				w.Write(d.appendErrorEvent(e, nil))
 			}
 			break // written with the terminator when the handler returns, after the usage is settled
 		}
@@ -120,20 +121,16 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, x *exchange, gr 
 		if x.info.FirstToken == 0 {
 			x.info.FirstToken = time.Since(x.start)
 		}
-		if bytes.Contains(data, usageKey) {
-			if u, ok := usageOf(data); ok {
-				usage, gotUsage = u, true
-				if !x.parsed.includeUsage && isUsageOnly(data) {
-					continue
-				}
+		if final, hide := d.eventUsage(data, &usage, x.parsed.includeUsage); final {
+			gotUsage = true
+			if hide {
+				continue
 			}
 		}
-		textBytes += jsonscan.StringBytesAfter(data, contentKey) + jsonscan.StringBytesAfter(data, argsKey)
-		// The ResponseWriter buffers: three writes cost no copy of ours and
-		// no buffer held per open stream.
-		w.Write(sseData)
-		w.Write(data)
-		if _, err := w.Write(sseEnd); err != nil {
+		for _, k := range d.textKeys {
+			textBytes += jsonscan.StringBytesAfter(data, k)
+		}
+		if err := d.writeEvent(w, data); err != nil {
 			clientGone = true
 			break
 		}
@@ -145,10 +142,15 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, x *exchange, gr 
 		}
 		firstOut = false
 	}
+	// Without the final usage (the client or the upstream went away
+	// first) the stream is charged what is known of it (Anthropic's
+	// message_start tells the input) and an estimate of the rest.
 	estimated := !gotUsage
 	if estimated {
-		usage.PromptTokens = estimateTokens(x, 0)
-		usage.CompletionTokens = (textBytes + 3) / 4
+		if usage.PromptTokens == 0 {
+			usage.PromptTokens = estimateTokens(x, 0)
+		}
+		usage.CompletionTokens = max(usage.CompletionTokens, (textBytes+3)/4)
 		usage.TotalTokens = usage.PromptTokens + usage.CompletionTokens
 	}
 	if clientGone {
@@ -198,6 +200,11 @@ func usageOf(body []byte) (Usage, bool) {
 	}
 	if u.TotalTokens == 0 {
 		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	}
+	if d := jsonscan.Field(raw, "prompt_tokens_details"); len(d) > 0 && d[0] == '{' {
+		if v := jsonscan.Field(d, "cached_tokens"); len(v) > 0 && v[0] != 'n' {
+			u.CacheReadTokens, _ = jsonscan.Count(v)
+		}
 	}
 	return u, true
 }

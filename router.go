@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // A route of the Gateway's API: the one table that ServeHTTP dispatches
@@ -38,6 +39,14 @@ var routes = []route{
 	{name: EndpointEmbeddings, paths: []string{"/v1/embeddings", "/embeddings"}, methods: []string{http.MethodPost}, observed: true,
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, reqID, _ string) {
 			g.inference(w, r, reqID, EndpointEmbeddings)
+		}},
+	{name: EndpointMessages, paths: []string{"/v1/messages"}, methods: []string{http.MethodPost}, observed: true,
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, reqID, _ string) {
+			g.inference(w, r, reqID, EndpointMessages)
+		}},
+	{name: EndpointCountTokens, paths: []string{"/v1/messages/count_tokens"}, methods: []string{http.MethodPost}, observed: true,
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, reqID, _ string) {
+			g.inference(w, r, reqID, EndpointCountTokens)
 		}},
 	{name: "models", paths: []string{"/v1/models", "/models"}, prefix: "/v1/models/", methods: []string{http.MethodGet, http.MethodHead},
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _, model string) { g.serveModels(w, r, model) }},
@@ -96,9 +105,9 @@ var supported = func() string {
 }()
 
 // RouteOf names the route of a request as RequestInfo.Route does: "chat",
-// "embeddings", "models", "health", "admin", "metrics" or "other". observed
-// reports whether the Gateway tells its Observers about such a request
-// itself (a POST to chat or embeddings); middleware that counts or logs
+// "embeddings", "messages", "count_tokens", "models", "health", "admin",
+// "metrics" or "other". observed reports whether the Gateway tells its
+// Observers about such a request itself (a POST to an inference route); middleware that counts or logs
 // requests should skip those, so that none is counted twice.
 func RouteOf(method, path string) (name string, observed bool) {
 	rt, _ := findRoute(path)
@@ -173,11 +182,18 @@ func printableASCII(s string) bool {
 	return true
 }
 
+// serveModels lists the models a key may use, in Anthropic's shape when
+// the request carries anthropic-version (Anthropic's SDKs and Claude Code
+// send it), in OpenAI's otherwise.
 func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request, one string) {
 	s := g.snap.Load()
+	d := openAIDialect
+	if len(r.Header["Anthropic-Version"]) > 0 {
+		d = anthropicDialect
+	}
 	c, err := g.authenticate(r, s)
 	if err != nil {
-		WriteError(w, err)
+		d.writeError(w, err)
 		return
 	}
 	var aliases []string
@@ -200,12 +216,16 @@ func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request, one string
 		m := model{ID: alias, Object: "model", OwnedBy: gs[0].upstream.Provider, Created: gs[0].model.CreatedAt.Unix()}
 		return m
 	}
+	if one != "" && len(c.grants(s, one)) == 0 {
+		d.writeError(w, modelNotFound(one))
+		return
+	}
 	w.Header()["Content-Type"] = []string{"application/json"}
+	if d == anthropicDialect {
+		writeAnthropicModels(w, s, c, aliases, one)
+		return
+	}
 	if one != "" {
-		if len(c.grants(s, one)) == 0 {
-			WriteError(w, modelNotFound(one))
-			return
-		}
 		json.NewEncoder(w).Encode(describe(one))
 		return
 	}
@@ -215,6 +235,38 @@ func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request, one string
 	}{Object: "list", Data: make([]model, 0, len(aliases))}
 	for _, a := range aliases {
 		list.Data = append(list.Data, describe(a))
+	}
+	json.NewEncoder(w).Encode(list)
+}
+
+// writeAnthropicModels answers GET /v1/models[/one] in Anthropic's shape.
+// The list is never paged: has_more is false.
+func writeAnthropicModels(w http.ResponseWriter, s *snapshot, c caller, aliases []string, one string) {
+	type model struct {
+		Type        string `json:"type"`
+		ID          string `json:"id"`
+		DisplayName string `json:"display_name"`
+		CreatedAt   string `json:"created_at"`
+	}
+	describe := func(alias string) model {
+		gs := c.grants(s, alias)
+		return model{Type: "model", ID: alias, DisplayName: alias, CreatedAt: gs[0].model.CreatedAt.UTC().Format(time.RFC3339)}
+	}
+	if one != "" {
+		json.NewEncoder(w).Encode(describe(one))
+		return
+	}
+	list := struct {
+		Data    []model `json:"data"`
+		HasMore bool    `json:"has_more"`
+		FirstID *string `json:"first_id"`
+		LastID  *string `json:"last_id"`
+	}{Data: make([]model, 0, len(aliases))}
+	for _, a := range aliases {
+		list.Data = append(list.Data, describe(a))
+	}
+	if len(aliases) > 0 {
+		list.FirstID, list.LastID = &aliases[0], &aliases[len(aliases)-1]
 	}
 	json.NewEncoder(w).Encode(list)
 }
