@@ -44,6 +44,8 @@ type Service struct {
 const (
 	DefaultOpenAIEndpoint = "https://api.openai.com/v1"
 	DefaultGoogleEndpoint = "https://generativelanguage.googleapis.com/v1beta/openai"
+	// DefaultAnthropicEndpoint is Anthropic's API, without /v1.
+	DefaultAnthropicEndpoint = "https://api.anthropic.com"
 )
 
 // adminError is an error whose message is meant for the user as it is. It

@@ -37,7 +37,7 @@ var adminStores = []struct {
 	}},
 }
 
-var standardKinds = []string{llmproxy.KindOpenAI, llmproxy.KindGoogle, llmproxy.KindAzure, llmproxy.KindBedrock, llmproxy.KindCompatible}
+var standardKinds = []string{llmproxy.KindOpenAI, llmproxy.KindGoogle, llmproxy.KindAzure, llmproxy.KindBedrock, llmproxy.KindCompatible, llmproxy.KindAnthropic}
 
 // forEachStore runs f on an Admin over each backend.
 func forEachStore(t *testing.T, f func(t *testing.T, a *admin.Service)) {
@@ -95,6 +95,9 @@ func TestAdminAddConnection(t *testing.T) {
 			wantProvider: "google", wantEndpoint: admin.DefaultGoogleEndpoint},
 		{name: "google default endpoint", in: llmproxy.Connection{Name: "g", Provider: "google", Credentials: creds("sk-upstream-secret")},
 			wantProvider: "google", wantEndpoint: admin.DefaultGoogleEndpoint},
+		{name: "anthropic default endpoint", in: llmproxy.Connection{Name: "claude", Provider: "anthropic", Credentials: creds("sk-ant-secret")},
+			wantProvider: "anthropic", wantEndpoint: admin.DefaultAnthropicEndpoint},
+		{name: "anthropic without key", in: llmproxy.Connection{Name: "x", Provider: "anthropic"}, kind: llmproxy.ErrInvalid, msg: "needs an API key"},
 		{name: "openai default endpoint", in: llmproxy.Connection{Name: "o", Provider: "OpenAI ", Credentials: creds("sk-upstream-secret")},
 			wantProvider: "openai", wantEndpoint: admin.DefaultOpenAIEndpoint},
 		{name: "trailing slash trimmed", in: llmproxy.Connection{Name: "c", Provider: "compatible", Endpoint: "http://localhost:11434/v1/"},
@@ -110,7 +113,7 @@ func TestAdminAddConnection(t *testing.T) {
 
 		{name: "no name", in: llmproxy.Connection{Provider: "openai", Credentials: creds("sk-upstream-secret")}, kind: llmproxy.ErrInvalid, msg: "needs a name"},
 		{name: "no provider", in: llmproxy.Connection{Name: "x"}, kind: llmproxy.ErrInvalid, msg: "needs a provider"},
-		{name: "unknown provider", in: llmproxy.Connection{Name: "x", Provider: "anthropic"}, kind: llmproxy.ErrInvalid, msg: `unknown provider "anthropic"`},
+		{name: "unknown provider", in: llmproxy.Connection{Name: "x", Provider: "cohere"}, kind: llmproxy.ErrInvalid, msg: `unknown provider "cohere"`},
 		{name: "openai without key", in: llmproxy.Connection{Name: "x", Provider: "openai"}, kind: llmproxy.ErrInvalid, msg: "needs an API key"},
 		{name: "compatible without endpoint", in: llmproxy.Connection{Name: "x", Provider: "compatible"}, kind: llmproxy.ErrInvalid, msg: "needs an endpoint"},
 		{name: "bad endpoint", in: llmproxy.Connection{Name: "x", Provider: "compatible", Endpoint: "localhost:8000"}, kind: llmproxy.ErrInvalid, msg: "not an http(s) URL"},

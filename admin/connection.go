@@ -138,7 +138,7 @@ func (a *Service) normalizeConnection(c *llmproxy.Connection) error {
 		return nil
 	}
 	switch kind {
-	case llmproxy.KindOpenAI, llmproxy.KindGoogle, llmproxy.KindCompatible, llmproxy.KindAzure:
+	case llmproxy.KindOpenAI, llmproxy.KindGoogle, llmproxy.KindCompatible, llmproxy.KindAzure, llmproxy.KindAnthropic:
 		if err := errors.Join(
 			notFor("region", setting("region")),
 			notFor("an AWS access key", awsCreds),
@@ -169,6 +169,13 @@ func (a *Service) normalizeConnection(c *llmproxy.Connection) error {
 		}
 		if cred.APIKey == "" {
 			return adminErrorf(llmproxy.ErrInvalid, "%s connection %q needs an API key", kind, c.Name)
+		}
+	case llmproxy.KindAnthropic:
+		if c.Endpoint == "" {
+			c.Endpoint = DefaultAnthropicEndpoint
+		}
+		if cred.APIKey == "" {
+			return adminErrorf(llmproxy.ErrInvalid, "anthropic connection %q needs an API key", c.Name)
 		}
 	case llmproxy.KindCompatible:
 		if c.Endpoint == "" {
@@ -204,7 +211,7 @@ func firstLine(err error) string {
 func (a *Service) kindList() string {
 	kinds := a.Kinds
 	if kinds == nil {
-		kinds = []string{llmproxy.KindOpenAI, llmproxy.KindGoogle, llmproxy.KindAzure, llmproxy.KindBedrock, llmproxy.KindCompatible}
+		kinds = []string{llmproxy.KindOpenAI, llmproxy.KindGoogle, llmproxy.KindAzure, llmproxy.KindBedrock, llmproxy.KindCompatible, llmproxy.KindAnthropic}
 	}
 	kinds = slices.Clone(kinds)
 	sort.Strings(kinds)

@@ -195,9 +195,10 @@ func newConnectionAddCmd(e *env) *cobra.Command {
 		Long: `Add a connection to a provider account.
 
 Providers: openai, google (Gemini's OpenAI-compatible endpoint), azure, bedrock,
-and compatible (any OpenAI-compatible server; "openai-compatible" also works).
-openai and google default their endpoint; compatible and azure need --endpoint;
-azure and openai need --api-key. bedrock needs --region (or --endpoint) and
+anthropic (Anthropic's Messages API), and compatible (any OpenAI-compatible
+server; "openai-compatible" also works). openai, google and anthropic default
+their endpoint; compatible and azure need --endpoint; azure, openai and
+anthropic need --api-key. bedrock needs --region (or --endpoint) and
 either --access-key-id with --secret-access-key or the AWS default credentials.
 
 Every kind takes --first-byte-timeout (how long the upstream may take to start
@@ -206,6 +207,7 @@ ends with an error event), which override the server's defaults (10m, 5m) for
 this connection. Other provider settings go in --setting key=value, as under
 "settings:" in the config file.`,
 		Example: `  llm-proxy connection add --name "google-ai" --provider "google" --endpoint "https://generativelanguage.googleapis.com/v1beta/openai" --api-key "AIza..."
+  llm-proxy connection add --name claude --provider anthropic --api-key "sk-ant-..."
   llm-proxy connection add --name local --provider compatible --endpoint http://localhost:11434/v1 --first-byte-timeout 30s --idle-timeout 2m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -227,7 +229,7 @@ this connection. Other provider settings go in --setting key=value, as under
 	}
 	f := cmd.Flags()
 	cf.register(f, false)
-	f.StringVar(&provider, "provider", "", "provider kind: openai, google, azure, bedrock or compatible (required)")
+	f.StringVar(&provider, "provider", "", "provider kind: openai, google, azure, bedrock, anthropic or compatible (required)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the new connection's ID")
 	f.BoolVar(&asJSON, "json", false, "print the new connection as JSON")
 	cmd.MarkFlagRequired("name")
