@@ -204,9 +204,39 @@ func contentBlocksKind(raw json.RawMessage, param string) (blocks []msgBlock, is
 		return nil, false, reqErr(param, "must be a string or an array of content blocks")
 	}
 	if err := json.Unmarshal(raw, &blocks); err != nil {
-		return nil, false, decodeErr(param, err)
+		return nil, false, blockErr(raw, param, err)
 	}
 	return blocks, false, nil
+}
+
+// knownBlocks are the block types msgBlock decodes; others (search_result,
+// server_tool_use, …) may have fields of other shapes.
+var knownBlocks = map[string]bool{"text": true, "image": true, "document": true, "tool_use": true, "tool_result": true, "thinking": true, "redacted_thinking": true}
+
+// blockErr finds which block of an array failed to decode, to name it:
+// a block type the translation does not know, or a wrong field type.
+func blockErr(raw json.RawMessage, param string, err error) error {
+	var elems []json.RawMessage
+	if json.Unmarshal(raw, &elems) != nil {
+		return decodeErr(param, err)
+	}
+	for i, e := range elems {
+		bp := fmt.Sprintf("%s[%d]", param, i)
+		var probe struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(e, &probe); err != nil {
+			return decodeErr(bp, err)
+		}
+		if !knownBlocks[probe.Type] {
+			return reqErr(bp+".type", "block type %q cannot be translated for this model", probe.Type)
+		}
+		var b msgBlock
+		if err := json.Unmarshal(e, &b); err != nil {
+			return decodeErr(bp, err)
+		}
+	}
+	return decodeErr(param, err)
 }
 
 // systemText reads a system prompt (a string or text blocks) as one

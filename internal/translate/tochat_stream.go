@@ -2,6 +2,8 @@ package translate
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +52,9 @@ func ChatToMessagesResponse(chat []byte, model string) ([]byte, error) {
 	}
 	if text == "" {
 		text = c.Message.Refusal
+	}
+	if a.ID == "" {
+		a.ID = newID()
 	}
 	out := msgResponse{ID: "msg_" + a.ID, Type: "message", Role: "assistant", Model: model, Content: []msgBlock{}}
 	if text != "" {
@@ -308,7 +313,7 @@ func (s *chatToMessages) translate(data []byte) error {
 		return fmt.Errorf("translate: upstream chat.completion.chunk: %w", err)
 	}
 	if !s.started {
-		if len(c.ID) >= 2 && c.ID[0] == '"' {
+		if len(c.ID) > 2 && c.ID[0] == '"' {
 			s.idInner = append(s.idInner[:0], c.ID[1:len(c.ID)-1]...)
 		}
 		s.start()
@@ -447,6 +452,9 @@ func (s *chatToMessages) startTool(tc *streamToolCall, hasID bool) {
 // start queues message_start.
 func (s *chatToMessages) start() {
 	s.started = true
+	if len(s.idInner) == 0 {
+		s.idInner = append(s.idInner, newID()...)
+	}
 	s.buf = append(s.buf, `{"type":"message_start","message":{"id":"msg_`...)
 	s.buf = append(s.buf, s.idInner...)
 	s.buf = append(s.buf, `","type":"message","role":"assistant","model":`...)
@@ -491,6 +499,14 @@ func (s *chatToMessages) end() {
 	s.ends = append(s.ends, len(s.buf))
 	s.buf = append(s.buf, `{"type":"message_stop"}`...)
 	s.ends = append(s.ends, len(s.buf))
+}
+
+// newID makes an id for an answer whose upstream gave none: "gw" and
+// 24 random hex digits.
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return "gw" + hex.EncodeToString(b[:])
 }
 
 // finishName returns a finish_reason's value, without allocating for
