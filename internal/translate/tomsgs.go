@@ -364,10 +364,18 @@ func parseChatToolChoice(raw json.RawMessage) (*msgToolChoice, error) {
 func chatDecodeError(err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		if te.Field == "" {
+		// The path names embedded structs too: drop them.
+		var path []string
+		for _, name := range strings.Split(te.Field, ".") {
+			if name != "chatRequest" && name != "chatMessage" && name != "" {
+				path = append(path, name)
+			}
+		}
+		if len(path) == 0 {
 			return &RequestError{"", "the body must be a JSON object"}
 		}
-		return &RequestError{te.Field, fmt.Sprintf("%s: must be %s, not %s", te.Field, jsonKindOf(te.Type), te.Value)}
+		field := strings.Join(path, ".")
+		return &RequestError{field, fmt.Sprintf("%s: must be %s, not %s", field, jsonKindOf(te.Type), te.Value)}
 	}
 	return &RequestError{"", "the body is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
 }
