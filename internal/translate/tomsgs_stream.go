@@ -125,7 +125,7 @@ func (s *chatChunkStream) chunk(ev []byte) ([]byte, error) {
 	case `"message_start"`:
 		return s.messageStart(jsonscan.Field(ev, "message")), nil
 	case `"content_block_start"`:
-		return s.blockStart(jsonscan.Field(ev, "index"), jsonscan.Field(ev, "content_block")), nil
+		return s.blockStart(jsonscan.Field(ev, "index"), jsonscan.Field(ev, "content_block"))
 	case `"content_block_delta"`:
 		return s.blockDelta(jsonscan.Field(ev, "index"), jsonscan.Field(ev, "delta")), nil
 	case `"message_delta"`:
@@ -179,7 +179,8 @@ func (s *chatChunkStream) setPrefix(id []byte) {
 
 // begin starts a chunk with one choice, up to the inside of its delta;
 // the first chunk of a stream without message_start brings the role.
-func (s *chatChunkStream) begin() []byte {
+// more says whether the caller adds members to the delta.
+func (s *chatChunkStream) begin(more bool) []byte {
 	if s.prefix == nil {
 		s.setPrefix(nil)
 	}
@@ -187,7 +188,10 @@ func (s *chatChunkStream) begin() []byte {
 	b = append(b, `"choices":[{"index":0,"delta":{`...)
 	if !s.started {
 		s.started = true
-		b = append(b, `"role":"assistant",`...)
+		b = append(b, `"role":"assistant"`...)
+		if more {
+			b = append(b, ',')
+		}
 	}
 	return b
 }
@@ -199,29 +203,31 @@ func (s *chatChunkStream) end(b []byte) []byte {
 	return b
 }
 
-func (s *chatChunkStream) blockStart(index, block []byte) []byte {
+func (s *chatChunkStream) blockStart(index, block []byte) ([]byte, error) {
 	switch string(jsonscan.Field(block, "type")) {
 	case `"text"`:
-		return s.content(jsonString(jsonscan.Field(block, "text")))
+		return s.content(jsonString(jsonscan.Field(block, "text"))), nil
 	case `"tool_use"`:
 		n, ok := jsonscan.Count(index)
-		if !ok {
-			return nil
+		id := jsonString(jsonscan.Field(block, "id"))
+		if !ok || len(id) <= 2 {
+			// A client tells a new call from more arguments by its id.
+			return nil, errors.New("translate: a Messages stream has a tool_use block without index or id")
 		}
 		k := len(s.tools)
 		s.tools = append(s.tools, n)
-		b := s.begin()
+		b := s.begin(true)
 		b = append(b, `"tool_calls":[{"index":`...)
 		b = strconv.AppendInt(b, int64(k), 10)
 		b = append(b, `,"id":`...)
-		b = appendRaw(b, jsonString(jsonscan.Field(block, "id")))
+		b = append(b, id...)
 		b = append(b, `,"type":"function","function":{"name":`...)
 		b = appendRaw(b, jsonString(jsonscan.Field(block, "name")))
 		b = append(b, `,"arguments":""}}]`...)
-		return s.end(b)
+		return s.end(b), nil
 	}
 	// thinking, redacted_thinking, server tool blocks.
-	return nil
+	return nil, nil
 }
 
 func (s *chatChunkStream) blockDelta(index, delta []byte) []byte {
@@ -234,7 +240,7 @@ func (s *chatChunkStream) blockDelta(index, delta []byte) []byte {
 		if !ok || len(args) <= 2 {
 			return nil
 		}
-		b := s.begin()
+		b := s.begin(true)
 		b = append(b, `"tool_calls":[{"index":`...)
 		b = strconv.AppendInt(b, int64(k), 10)
 		b = append(b, `,"function":{"arguments":`...)
@@ -251,7 +257,7 @@ func (s *chatChunkStream) content(text []byte) []byte {
 	if len(text) <= 2 {
 		return nil
 	}
-	b := s.begin()
+	b := s.begin(true)
 	b = append(b, `"content":`...)
 	b = append(b, text...)
 	return s.end(b)
@@ -285,7 +291,7 @@ func (s *chatChunkStream) messageDelta(stop []byte) []byte {
 // finishChunk is the chunk with the finish_reason (a JSON string).
 func (s *chatChunkStream) finishChunk(reason string) []byte {
 	s.finishSent = true
-	b := s.begin()
+	b := s.begin(false)
 	b = append(b, `},"logprobs":null,"finish_reason":`...)
 	b = append(b, reason...)
 	b = append(b, `}]}`...)
