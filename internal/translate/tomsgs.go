@@ -28,7 +28,9 @@ package translate
 //	                                  audio.
 //	messages[].role tool              tool_result blocks (tool_use_id = tool_call_id,
 //	                                  content = the text) in a user turn; consecutive tool
-//	                                  messages and a following user message share one turn.
+//	                                  messages and a following user message share one turn;
+//	                                  a user turn's tool results are moved before its other
+//	                                  blocks, as Messages requires.
 //	messages[].role function          refused: answer tool_calls with tool messages.
 //	messages[].name                   dropped: Messages has no participant names.
 //	(consecutive same-role turns)     merged into one turn, blocks in order.

@@ -30,8 +30,8 @@ func tomsgsSeeds(f *testing.F, direction string) []json.RawMessage {
 }
 
 // FuzzChatToMessages: any body gives either a *RequestError or a valid
-// Messages request with max_tokens, at least one turn, roles alternating
-// and no empty turn.
+// Messages request with max_tokens, at least one turn, roles alternating,
+// no empty turn, and tool results first in their turn.
 func FuzzChatToMessages(f *testing.F) {
 	for _, s := range tomsgsSeeds(f, "request") {
 		f.Add([]byte(s))
@@ -61,10 +61,15 @@ func FuzzChatToMessages(f *testing.F) {
 			if len(m.Content) == 0 || (i > 0 && m.Role == req.Messages[i-1].Role) {
 				t.Fatalf("turn %d empty or of the previous turn's role: %s", i, out)
 			}
+			other := false // a block other than a tool result came
 			for _, b := range m.Content {
 				if b.Type == "tool_use" && (len(b.Input) == 0 || b.Input[0] != '{') {
 					t.Fatalf("tool_use input not an object: %s", out)
 				}
+				if b.Type == "tool_result" && other {
+					t.Fatalf("turn %d: a tool result after other blocks: %s", i, out)
+				}
+				other = other || b.Type != "tool_result"
 			}
 		}
 		if req.Temperature != nil && (*req.Temperature < 0 || *req.Temperature > 1) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -69,7 +70,24 @@ func msgsTurns(msgs []chatMessageIn) (string, []msgTurn, error) {
 	if len(turns) == 0 {
 		return "", nil, &RequestError{"messages", "messages: at least one user, assistant or tool message is required"}
 	}
+	for i := range turns {
+		if turns[i].Role == "user" {
+			// Messages wants a turn's tool results before anything else
+			// in it; a user message sent before tool messages would
+			// otherwise be refused.
+			slices.SortStableFunc(turns[i].Content, func(a, b msgBlock) int {
+				return toolResultRank(a) - toolResultRank(b)
+			})
+		}
+	}
 	return strings.Join(system, "\n\n"), turns, nil
+}
+
+func toolResultRank(b msgBlock) int {
+	if b.Type == "tool_result" {
+		return 0
+	}
+	return 1
 }
 
 func chatMsgParam(i int, rest string) string {
