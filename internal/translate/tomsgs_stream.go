@@ -150,7 +150,7 @@ func (s *chatChunkStream) messageStart(msg []byte) []byte {
 	if s.prefix != nil {
 		return nil // a second message_start
 	}
-	s.setPrefix(jsonString(jsonscan.Field(msg, "id")))
+	s.setPrefix(rawJSONString(jsonscan.Field(msg, "id")))
 	s.started = true
 	b := append(s.buf[:0], s.prefix...)
 	b = append(b, `"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}`...)
@@ -206,10 +206,10 @@ func (s *chatChunkStream) end(b []byte) []byte {
 func (s *chatChunkStream) blockStart(index, block []byte) ([]byte, error) {
 	switch string(jsonscan.Field(block, "type")) {
 	case `"text"`:
-		return s.content(jsonString(jsonscan.Field(block, "text"))), nil
+		return s.content(rawJSONString(jsonscan.Field(block, "text"))), nil
 	case `"tool_use"`:
 		n, ok := jsonscan.Count(index)
-		id := jsonString(jsonscan.Field(block, "id"))
+		id := rawJSONString(jsonscan.Field(block, "id"))
 		if !ok || len(id) <= 2 {
 			// A client tells a new call from more arguments by its id.
 			return nil, errors.New("translate: a Messages stream has a tool_use block without index or id")
@@ -222,7 +222,7 @@ func (s *chatChunkStream) blockStart(index, block []byte) ([]byte, error) {
 		b = append(b, `,"id":`...)
 		b = append(b, id...)
 		b = append(b, `,"type":"function","function":{"name":`...)
-		b = appendRaw(b, jsonString(jsonscan.Field(block, "name")))
+		b = appendRaw(b, rawJSONString(jsonscan.Field(block, "name")))
 		b = append(b, `,"arguments":""}}]`...)
 		return s.end(b), nil
 	}
@@ -233,9 +233,9 @@ func (s *chatChunkStream) blockStart(index, block []byte) ([]byte, error) {
 func (s *chatChunkStream) blockDelta(index, delta []byte) []byte {
 	switch string(jsonscan.Field(delta, "type")) {
 	case `"text_delta"`:
-		return s.content(jsonString(jsonscan.Field(delta, "text")))
+		return s.content(rawJSONString(jsonscan.Field(delta, "text")))
 	case `"input_json_delta"`:
-		args := jsonString(jsonscan.Field(delta, "partial_json"))
+		args := rawJSONString(jsonscan.Field(delta, "partial_json"))
 		k, ok := s.toolCall(index)
 		if !ok || len(args) <= 2 {
 			return nil
@@ -280,7 +280,7 @@ func (s *chatChunkStream) toolCall(index []byte) (int, bool) {
 // messageDelta sends the finish_reason, once, when the stop reason is
 // known.
 func (s *chatChunkStream) messageDelta(stop []byte) []byte {
-	stop = jsonString(stop)
+	stop = rawJSONString(stop)
 	if stop == nil || s.finishSent {
 		return nil
 	}
@@ -344,8 +344,8 @@ func eventError(raw []byte) error {
 	return &EventError{Type: e.Type, Message: e.Message}
 }
 
-// jsonString returns raw if it is a JSON string, else nil.
-func jsonString(raw []byte) []byte {
+// rawJSONString returns raw if it is a JSON string, else nil.
+func rawJSONString(raw []byte) []byte {
 	if len(raw) < 2 || raw[0] != '"' {
 		return nil
 	}

@@ -12,15 +12,8 @@ import (
 	"testing"
 )
 
-// The -update flag rewrites golden files. It is defined only if another
-// test file of the package has not defined it already.
-var _ = func() bool {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite the golden files under testdata")
-	}
-	return true
-}()
-
+// tomsgsUpdate reports the -update flag (defined in tochat_test.go, in
+// the same test binary): rewrite the golden files.
 func tomsgsUpdate() bool {
 	f := flag.Lookup("update")
 	return f != nil && f.Value.String() == "true"
