@@ -481,9 +481,9 @@ func TestFakeChecks(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		var env struct {
-			Type  string `json:"type"`
+			Type  string                `json:"type"`
 			Error struct{ Type string } `json:"error"`
-			ID    string `json:"request_id"`
+			ID    string                `json:"request_id"`
 		}
 		json.NewDecoder(resp.Body).Decode(&env)
 		if resp.StatusCode != 200 && (env.Type != "error" || env.ID == "" || resp.Header.Get("Request-Id") != env.ID) {
