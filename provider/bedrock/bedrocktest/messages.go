@@ -364,10 +364,7 @@ func MessageEvents(msg []byte) []StreamEvent {
 	var m message
 	json.Unmarshal(msg, &m)
 	in, out := usageOf(msg)
-	ev := func(v any) StreamEvent {
-		b, _ := json.Marshal(v)
-		return StreamEvent{Data: b}
-	}
+	ev := func(v map[string]any) StreamEvent { return StreamEvent{Data: typeFirst(v)} }
 	var usage map[string]any
 	json.Unmarshal(m.Usage, &usage)
 	if usage == nil {
@@ -399,9 +396,9 @@ func MessageEvents(msg []byte) []StreamEvent {
 		default:
 			continue
 		}
-		events = append(events, ev(map[string]any{"type": "content_block_start", "index": i, "content_block": start}))
+		events = append(events, ev(map[string]any{"type": "content_block_start", "index": i, "content_block": json.RawMessage(typeFirst(start))}))
 		for _, d := range deltas {
-			events = append(events, ev(map[string]any{"type": "content_block_delta", "index": i, "delta": d}))
+			events = append(events, ev(map[string]any{"type": "content_block_delta", "index": i, "delta": json.RawMessage(typeFirst(d))}))
 		}
 		events = append(events, ev(map[string]any{"type": "content_block_stop", "index": i}))
 	}
@@ -411,6 +408,20 @@ func MessageEvents(msg []byte) []StreamEvent {
 		ev(map[string]any{"type": "message_stop", "amazon-bedrock-invocationMetrics": map[string]int{
 			"inputTokenCount": in, "outputTokenCount": out, "invocationLatency": 420, "firstByteLatency": 42}}))
 	return events
+}
+
+// typeFirst marshals v with its "type" first, as Anthropic writes its
+// events (clients do not depend on it; people reading them do).
+func typeFirst(v map[string]any) []byte {
+	typ, _ := json.Marshal(v["type"])
+	delete(v, "type")
+	rest, _ := json.Marshal(v)
+	b := append([]byte(`{"type":`), typ...)
+	if len(rest) > 2 {
+		b = append(append(b, ','), rest[1:]...)
+		return b
+	}
+	return append(b, '}')
 }
 
 // TextMessage is an Anthropic Message answering text, with the given
