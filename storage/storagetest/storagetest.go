@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) llmproxy.Storage) {
 		{"ListPaging", testListPaging},
 		{"ConfigVersion", testConfigVersion},
 		{"UsageSum", testUsageSum},
+		{"UsageRoundTrip", testUsageRoundTrip},
 		{"UsageFilters", testUsageFilters},
 		{"UsageRetriedBatch", testUsageRetriedBatch},
 		{"UsageLargeBatch", testUsageLargeBatch},

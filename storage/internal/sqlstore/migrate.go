@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,9 +55,19 @@ func readMigrations(fsys fs.FS) ([]migration, error) {
 // dialect's MigrationLock (PostgreSQL) or the database's single writer
 // (SQLite). Migrations only ever add to the schema.
 func (s *Store) Migrate(ctx context.Context, fsys fs.FS) error {
+	return s.MigrateTo(ctx, fsys, 0)
+}
+
+// MigrateTo is Migrate applying only the migrations up to version upTo
+// (all of them when upTo is 0): it sets up a database as an older build
+// left it, for tests of upgrades in place.
+func (s *Store) MigrateTo(ctx context.Context, fsys fs.FS, upTo int) error {
 	migrations, err := readMigrations(fsys)
 	if err != nil {
 		return err
+	}
+	if upTo > 0 {
+		migrations = slices.DeleteFunc(migrations, func(m migration) bool { return m.version > upTo })
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		if s.d.MigrationLock != "" {
