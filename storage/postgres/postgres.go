@@ -94,7 +94,7 @@ func open(ctx context.Context, dsn string, opts Options, upTo int) (*Store, erro
 		db.Close()
 		return nil, err
 	}
-	if err := s.MigrateTo(ctx, migrations, upTo); err != nil {
+	if err := sqlstore.MigrateTo(ctx, s.core, migrations, upTo); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}

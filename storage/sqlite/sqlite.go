@@ -100,7 +100,7 @@ func open(ctx context.Context, path string, opts Options, upTo int) (*Store, err
 		db.Close()
 		return nil, err
 	}
-	if err := s.MigrateTo(ctx, migrations, upTo); err != nil {
+	if err := sqlstore.MigrateTo(ctx, s.core, migrations, upTo); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite database %s: %w", path, err)
 	}

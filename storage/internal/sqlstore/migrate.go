@@ -55,13 +55,14 @@ func readMigrations(fsys fs.FS) ([]migration, error) {
 // dialect's MigrationLock (PostgreSQL) or the database's single writer
 // (SQLite). Migrations only ever add to the schema.
 func (s *Store) Migrate(ctx context.Context, fsys fs.FS) error {
-	return s.MigrateTo(ctx, fsys, 0)
+	return MigrateTo(ctx, s, fsys, 0)
 }
 
-// MigrateTo is Migrate applying only the migrations up to version upTo
+// MigrateTo is s.Migrate applying only the migrations up to version upTo
 // (all of them when upTo is 0): it sets up a database as an older build
-// left it, for tests of upgrades in place.
-func (s *Store) MigrateTo(ctx context.Context, fsys fs.FS, upTo int) error {
+// left it, for tests of upgrades in place. It is a function, not a
+// method, so that it is not promoted into the backends' public Stores.
+func MigrateTo(ctx context.Context, s *Store, fsys fs.FS, upTo int) error {
 	migrations, err := readMigrations(fsys)
 	if err != nil {
 		return err
