@@ -263,7 +263,7 @@ func TestErrors(t *testing.T) {
 		want string // the stderr line, without "llm-proxy: "
 	}{
 		{"duplicate connection", []string{"connection", "add", "--name", "google-ai", "--provider", "google", "--api-key", "AIza..."}, `connection "google-ai" already exists`},
-		{"unknown provider", []string{"connection", "add", "--name", "x", "--provider", "foo"}, `unknown provider "foo" (known: azure, bedrock, compatible, google, openai)`},
+		{"unknown provider", []string{"connection", "add", "--name", "x", "--provider", "foo"}, `unknown provider "foo" (known: anthropic, azure, bedrock, compatible, google, openai)`},
 		{"compatible without endpoint", []string{"connection", "add", "--name", "x", "--provider", "compatible"}, `compatible connection "x" needs an endpoint (the server's base URL, e.g. http://localhost:11434/v1)`},
 		{"openai without key", []string{"connection", "add", "--name", "x", "--provider", "openai"}, `openai connection "x" needs an API key`},
 		{"region on google", []string{"connection", "add", "--name", "x", "--provider", "google", "--api-key", "k-123", "--region", "us-east-1"}, `region is not used by google connections`},
