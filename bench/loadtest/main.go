@@ -80,7 +80,7 @@ type options struct {
 }
 
 // Scenario names, in the order they run.
-var allScenarios = []string{"closed-50", "serial", "open-1k", "stream-50", "stream-1", "idle-10k"}
+var allScenarios = []string{"closed-50", "serial", "open-1k", "stream-50", "stream-1", "msg-serial", "msg-stream-1", "idle-10k"}
 
 func parseFlags(args []string) (options, error) {
 	var o options
@@ -147,6 +147,10 @@ func contains(list []string, s string) bool {
 const (
 	chatBody   = `{"model":"%s","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in a short sentence, please."}],"temperature":0.2,"max_tokens":64}`
 	streamBody = `{"model":"%s","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in a short sentence, please."}],"temperature":0.2,"max_tokens":64,"stream":true,"stream_options":{"include_usage":true}}`
+	// Anthropic's Messages API (the msg-* scenarios): through the gateway
+	// to an anthropic connection, passed through natively.
+	msgBody       = `{"model":"%s","system":"You are terse.","messages":[{"role":"user","content":"Say hello in a short sentence, please."}],"temperature":0.2,"max_tokens":64}`
+	msgStreamBody = `{"model":"%s","system":"You are terse.","messages":[{"role":"user","content":"Say hello in a short sentence, please."}],"temperature":0.2,"max_tokens":64,"stream":true}`
 )
 
 // bench is a running setup: the upstream, and a bare proxy (none with
@@ -306,29 +310,35 @@ type roundStat struct {
 // targets are a scenario's targets: direct, the bare proxies (unless
 // -no-bare), the gateways. The bare proxies get the direct request (the
 // upstream's model and key), as they forward it as is.
-func (b *bench) targets(stream bool) []target {
-	body := chatBody
+func (b *bench) targets(stream, messages bool) []target {
+	body, path, alias := chatBody, "/v1/chat/completions", "bench"
 	if stream {
 		body = streamBody
 	}
+	if messages {
+		body, path, alias = msgBody, "/v1/messages", "bench-msg"
+		if stream {
+			body = msgStreamBody
+		}
+	}
 	plain := []byte(fmt.Sprintf(body, "fake"))
 	ts := []target{{name: "direct", addr: b.up.addr,
-		req: buildRequest(b.up.addr, "/v1/chat/completions", "sk-upstream", plain)}}
+		req: buildRequest(b.up.addr, path, "sk-upstream", plain)}}
 	for _, p := range b.bares {
 		ts = append(ts, target{name: "bare", addr: p.addr, proxy: p,
-			req: buildRequest(p.addr, "/v1/chat/completions", "sk-upstream", plain)})
+			req: buildRequest(p.addr, path, "sk-upstream", plain)})
 	}
 	for _, p := range b.gws {
 		ts = append(ts, target{name: "gateway", addr: p.addr, proxy: p,
-			req: buildRequest(p.addr, "/v1/chat/completions", b.key, []byte(fmt.Sprintf(body, "bench")))})
+			req: buildRequest(p.addr, path, b.key, []byte(fmt.Sprintf(body, alias)))})
 	}
 	return ts
 }
 
 // scenario runs one scenario through every target, in rounds.
 func (b *bench) scenario(name string) []row {
-	stream := strings.HasPrefix(name, "stream")
-	targets := b.targets(stream)
+	stream := strings.Contains(name, "stream")
+	targets := b.targets(stream, strings.HasPrefix(name, "msg-"))
 	rows := make([]row, len(targets))
 	for i, t := range targets {
 		rows[i] = row{scenario: name, via: t.name, stream: stream}
@@ -406,13 +416,13 @@ func (b *bench) runOnce(name string, t target, d time.Duration) func() (outcome,
 		switch name {
 		case "closed-50":
 			o = closedLoop(t, b.opt.conns, b.opt.warmup, d, false)
-		case "serial":
+		case "serial", "msg-serial":
 			o = closedLoop(t, 1, b.opt.warmup, d, false)
 		case "open-1k":
 			o = openLoop(t, b.opt.rate, b.opt.workers, b.opt.warmup, d)
 		case "stream-50":
 			o = closedLoop(t, b.opt.conns, b.opt.warmup, d, true)
-		case "stream-1":
+		case "stream-1", "msg-stream-1":
 			o = closedLoop(t, 1, b.opt.warmup, d, true)
 		}
 		m := (<-measuring)()

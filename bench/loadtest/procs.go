@@ -235,12 +235,17 @@ func configureGateway(ctx context.Context, bin string, env []string, up *process
 	if err != nil {
 		return gatewaySetup{}, err
 	}
-	for _, m := range [][3]string{{"bench", "fake", conn}, {"bench-hold-h1", "hold", conn}, {"bench-hold", "hold", connH2}} {
+	connMsg, err := cli("connection", "add", "--name", "fake-anthropic", "--provider", "anthropic",
+		"--endpoint", "http://"+up.addr, "--api-key", "sk-upstream", "-q")
+	if err != nil {
+		return gatewaySetup{}, err
+	}
+	for _, m := range [][3]string{{"bench", "fake", conn}, {"bench-hold-h1", "hold", conn}, {"bench-hold", "hold", connH2}, {"bench-msg", "fake", connMsg}} {
 		if _, err := cli("model", "add", "--name", m[0], "--remote", m[1], "--conn-id", m[2], "-q"); err != nil {
 			return gatewaySetup{}, err
 		}
 	}
-	if _, err := cli("vkey", "add", "--name", "bench", "--key", benchKey, "--conn-id", conn, "--conn-id", connH2,
+	if _, err := cli("vkey", "add", "--name", "bench", "--key", benchKey, "--conn-id", conn, "--conn-id", connH2, "--conn-id", connMsg,
 		"--tps", "10000000", "--token-limit", "1000000000000000", "--token-window", "24h", "-q"); err != nil {
 		return gatewaySetup{}, err
 	}

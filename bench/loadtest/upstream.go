@@ -77,6 +77,9 @@ func (u *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"holding":%d,"streaming":%d,"served":%d}`+"\n", u.holding.Load(), u.streaming.Load(), u.served.Load())
 		return
 	case "/v1/chat/completions", "/chat/completions":
+	case "/v1/messages":
+		u.messages(w, r)
+		return
 	default:
 		http.NotFound(w, r)
 		return
@@ -135,6 +138,52 @@ func (u *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(u.usage)
 	}
 	w.Write(doneEvent)
+}
+
+// The answers of Anthropic's Messages API: a Message, and a stream of as
+// many text deltas as a chat stream has chunks, in Anthropic's framing
+// (an event line, then the data).
+var (
+	msgAnswer = []byte(`{"id":"msg_bench","type":"message","role":"assistant","model":"fake","content":[{"type":"text","text":"Hello there, a short sentence."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":9}}`)
+	msgStart  = []byte("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_bench\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"fake\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":12,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":1}}}\n\n" +
+		"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n")
+	msgDelta = []byte("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"word \"}}\n\n")
+	msgEnd   = []byte("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n" +
+		"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":20}}\n\n" +
+		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+)
+
+// messages answers POST /v1/messages as Anthropic's API does; the stream
+// starts with message_start and the first block together, as Anthropic
+// sends them.
+func (u *fakeUpstream) messages(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	u.served.Add(1)
+	if u.cfg.Latency > 0 {
+		time.Sleep(u.cfg.Latency)
+	}
+	h := w.Header()
+	if !bytes.Contains(body, streamTrue) {
+		h["Content-Type"] = []string{"application/json"}
+		h["Content-Length"] = []string{strconv.Itoa(len(msgAnswer))}
+		w.Write(msgAnswer)
+		return
+	}
+	u.streaming.Add(1)
+	defer u.streaming.Add(-1)
+	h["Content-Type"] = []string{"text/event-stream"}
+	f := w.(http.Flusher)
+	w.Write(msgStart)
+	for i := range u.cfg.Chunks {
+		if i > 0 && u.cfg.ChunkGap > 0 {
+			time.Sleep(u.cfg.ChunkGap)
+		}
+		if _, err := w.Write(msgDelta); err != nil {
+			return
+		}
+		f.Flush()
+	}
+	w.Write(msgEnd)
 }
 
 // upstreamStats is /control/stats.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/admin"
+	"github.com/go-llm-proxy/llmproxy/provider/anthropic"
 	"github.com/go-llm-proxy/llmproxy/provider/azure"
 	"github.com/go-llm-proxy/llmproxy/provider/bedrock"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
@@ -101,6 +102,7 @@ func providers() map[string]llmproxy.NewProviderFunc {
 		llmproxy.KindCompatible: openai.New,
 		llmproxy.KindAzure:      azure.New,
 		llmproxy.KindBedrock:    bedrock.New,
+		llmproxy.KindAnthropic:  anthropic.New,
 	}
 }
 
