@@ -1,7 +1,10 @@
 // Package bedrock is the provider for Amazon Bedrock. It translates
 // OpenAI chat completions to Bedrock's Converse and ConverseStream APIs
-// and back (tools and streaming included), and serves OpenAI embeddings
-// with Titan text embedding models through InvokeModel.
+// and back (tools and streaming included), serves OpenAI embeddings
+// with Titan text embedding models through InvokeModel, and serves
+// Anthropic's Messages API natively for Anthropic's models through
+// InvokeModel and InvokeModelWithResponseStream (see Provider.Messages),
+// with token counts from Bedrock's CountTokens.
 //
 // Requests are signed by the AWS SDK (SigV4) with the connection's static
 // credentials, or with the SDK's default credential chain (environment,
@@ -13,6 +16,7 @@ package bedrock
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -40,6 +44,19 @@ import (
 //   - "max_attempts" (SettingMaxAttempts): how many times the SDK tries a
 //     call that failed with throttling, a 5xx or a network error; a
 //     positive integer, default DefaultMaxAttempts.
+//   - "messages" (SettingMessages): how Anthropic Messages requests are
+//     served: "auto" (the default) natively for the models
+//     NativeMessages recognizes as Anthropic's; "native" natively for
+//     every model of the connection (application inference profiles
+//     and provisioned models of Claude, whose ARNs do not name it);
+//     "translate" never natively (the gateway translates them to
+//     Converse), for an IAM policy that allows Converse only.
+//   - "anthropic_beta_allow" (SettingBetaAllow): anthropic-beta flags
+//     forwarded to Bedrock besides DefaultBetas, comma separated; "*"
+//     forwards every flag the client sends.
+//   - "anthropic_beta_deny" (SettingBetaDeny): flags never forwarded,
+//     comma separated (e.g. those a model refuses); "*" forwards none.
+//     It wins over the allow list. See Provider.Messages.
 //   - Endpoint: an optional base URL replacing Bedrock's regional one
 //     (VPC endpoints, tests).
 //   - Credentials: AccessKeyID and SecretAccessKey together (with an
@@ -48,6 +65,16 @@ import (
 const (
 	SettingRegion      = "region"
 	SettingMaxAttempts = "max_attempts"
+	SettingMessages    = "messages"
+	SettingBetaAllow   = "anthropic_beta_allow"
+	SettingBetaDeny    = "anthropic_beta_deny"
+)
+
+// Values of the "messages" setting.
+const (
+	MessagesAuto      = "auto"
+	MessagesNative    = "native"
+	MessagesTranslate = "translate"
 )
 
 // Defaults for the settings.
@@ -76,6 +103,16 @@ func Validate(conn llmproxy.Connection) error {
 			return invalidf("bedrock connection %q: %s must be a positive integer, got %q", conn.Name, SettingMaxAttempts, s)
 		}
 	}
+	switch m := conn.Settings[SettingMessages]; m {
+	case "", MessagesAuto, MessagesNative, MessagesTranslate:
+	default:
+		return invalidf("bedrock connection %q: %s must be auto, native or translate, got %q", conn.Name, SettingMessages, m)
+	}
+	for _, k := range []string{SettingBetaAllow, SettingBetaDeny} {
+		if _, err := parseBetaList(conn.Settings[k]); err != nil {
+			return invalidf("bedrock connection %q: %s: %v", conn.Name, k, err)
+		}
+	}
 	if conn.Endpoint != "" && !strings.HasPrefix(conn.Endpoint, "https://") && !strings.HasPrefix(conn.Endpoint, "http://") {
 		return invalidf("bedrock connection %q: the endpoint must be an http(s) URL, got %q", conn.Name, conn.Endpoint)
 	}
@@ -91,11 +128,18 @@ type Provider struct {
 	name   string
 	client *bedrockruntime.Client
 	now    func() time.Time
+	log    *slog.Logger
+	// messages is the "messages" setting; betas the anthropic-beta
+	// flags this connection forwards.
+	messages string
+	betas    betaPolicy
 }
 
 var (
-	_ llmproxy.Provider = (*Provider)(nil)
-	_ llmproxy.Embedder = (*Provider)(nil)
+	_ llmproxy.Provider     = (*Provider)(nil)
+	_ llmproxy.Embedder     = (*Provider)(nil)
+	_ llmproxy.Messenger    = (*Provider)(nil)
+	_ llmproxy.TokenCounter = (*Provider)(nil)
 )
 
 // New builds the provider of a Bedrock connection (a
@@ -145,7 +189,12 @@ func New(conn llmproxy.Connection, opts llmproxy.ProviderOptions) (llmproxy.Prov
 	if o.Region == "" {
 		o.Region = DefaultRegion
 	}
-	return &Provider{name: conn.Name, client: bedrockruntime.New(o), now: time.Now}, nil
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Provider{name: conn.Name, client: bedrockruntime.New(o), now: time.Now, log: log,
+		messages: conn.Settings[SettingMessages], betas: newBetaPolicy(conn.Settings)}, nil
 }
 
 // ChatCompletion translates an OpenAI chat completion request to a

@@ -1,14 +1,18 @@
 // Package bedrocktest is a fake Amazon Bedrock runtime endpoint for tests,
 // written from Bedrock's public API reference. It checks what the real
 // service checks before answering — the route
-// (POST /model/{modelId}/converse, /converse-stream, /invoke), a SigV4
-// Authorization header for the bedrock service with the expected access
-// key and region (and, given the secret, a valid signature) — and
-// answers Converse JSON, or ConverseStream events in the AWS event-stream
-// framing.
+// (POST /model/{modelId}/converse, /converse-stream, /invoke,
+// /invoke-with-response-stream, /count-tokens), a SigV4 Authorization
+// header for the bedrock service with the expected access key and
+// region (and, given the secret, a valid signature) — and answers
+// Converse JSON, ConverseStream events in the AWS event-stream framing,
+// and, for Anthropic's Messages API on InvokeModel, Anthropic's Message
+// JSON or its events as InvokeModelWithResponseStream chunks (see
+// Server.Messages).
 //
-// By default it plays a small deterministic model (see Echo) that can
-// also call tools, so that clients can be tested end to end.
+// By default it plays a small deterministic model (see Echo and
+// EchoMessages) that can also call tools, so that clients can be tested
+// end to end.
 package bedrocktest
 
 import (
@@ -38,6 +42,8 @@ const (
 	OpConverse       = "converse"
 	OpConverseStream = "converse-stream"
 	OpInvoke         = "invoke"
+	OpInvokeStream   = "invoke-with-response-stream"
+	OpCountTokens    = "count-tokens"
 )
 
 // Server is a fake Bedrock runtime endpoint. Set its fields before the
@@ -50,7 +56,17 @@ type Server struct {
 	AccessKeyID     string
 	SecretAccessKey string
 	// Handler answers a call that passed the checks; nil means Echo.
+	// Anthropic Messages calls go to Messages instead.
 	Handler func(*Call) *Reply
+	// Messages answers the Anthropic Messages calls that passed the
+	// checks: invoke and invoke-with-response-stream calls whose body
+	// has an anthropic_version, and count-tokens calls. nil means
+	// EchoMessages.
+	Messages func(*MessagesCall) *MessagesReply
+	// Betas are the anthropic_beta flags the fake accepts (others are
+	// refused with "invalid beta flag", as Bedrock does); nil means
+	// KnownBetas.
+	Betas []string
 	// Latency delays every answer: a real Bedrock never answers
 	// instantly, and the SDK's stream reader races with an instant one.
 	Latency time.Duration
@@ -65,7 +81,7 @@ type Server struct {
 
 // Call is a request the fake received.
 type Call struct {
-	Operation string // OpConverse, OpConverseStream or OpInvoke
+	Operation string // OpConverse, OpConverseStream, OpInvoke, OpInvokeStream or OpCountTokens
 	ModelID   string // decoded: "anthropic.claude-3-haiku-20240307-v1:0", or an ARN
 	Path      string // as sent: "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"
 	Header    http.Header
@@ -186,7 +202,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch op {
-	case OpConverse, OpConverseStream, OpInvoke:
+	case OpConverse, OpConverseStream, OpInvoke, OpInvokeStream, OpCountTokens:
 	default:
 		writeReply(w, Error(http.StatusNotFound, "UnknownOperationException", "no such operation: "+op))
 		return
@@ -203,6 +219,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.calls = append(s.calls, c)
 	s.mu.Unlock()
+	if op == OpCountTokens || op == OpInvokeStream || op == OpInvoke && isMessagesBody(body) {
+		s.serveMessages(w, r, c)
+		return
+	}
 	h := s.Handler
 	if h == nil {
 		h = Echo
