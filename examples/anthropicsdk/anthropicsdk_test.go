@@ -36,9 +36,6 @@ const (
 // A route is a connection kind and the alias of a model on it.
 type route struct {
 	name, alias string
-	// waitsFor, when set, names what must land before this route works:
-	// its tests skip with it.
-	waitsFor string
 	// countForwarded: the upstream counts tokens itself (elsewhere the
 	// Gateway estimates them).
 	countForwarded bool
@@ -47,8 +44,7 @@ type route struct {
 var routes = []route{
 	{name: "anthropic", alias: "claude", countForwarded: true},
 	{name: "translated", alias: "gpt"},
-	{name: "bedrock", alias: "claude-bedrock", countForwarded: true,
-		waitsFor: "provider/bedrock's native Messages path (InvokeModel) and bedrocktest's invoke endpoints to land on main"},
+	{name: "bedrock", alias: "claude-bedrock", countForwarded: true},
 }
 
 // fakes are the routes' upstreams.
@@ -191,9 +187,6 @@ func TestGoSDK(t *testing.T) {
 	hello := []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Say hello"))}
 	for _, rt := range routes {
 		t.Run(rt.name, func(t *testing.T) {
-			if rt.waitsFor != "" {
-				t.Skip("waits for " + rt.waitsFor)
-			}
 			client := anthropic.NewClient(option.WithBaseURL(base), option.WithAPIKey(key), option.WithMaxRetries(0))
 			params := anthropic.MessageNewParams{Model: anthropic.Model(rt.alias), MaxTokens: 100, Messages: hello}
 			before := f.calls(rt)
@@ -270,6 +263,14 @@ func TestGoSDK(t *testing.T) {
 			}
 			if got := f.calls(rt) - before; got != want && !t.Failed() {
 				t.Errorf("the upstream got %d calls, want %d", got, want)
+			}
+			if rt.name == "bedrock" {
+				// Natively: InvokeModel and CountTokens, never Converse.
+				for _, c := range f.bedrock.Calls()[before:] {
+					if c.Operation != bedrocktest.OpInvoke && c.Operation != bedrocktest.OpInvokeStream && c.Operation != bedrocktest.OpCountTokens {
+						t.Errorf("Bedrock got a %s call", c.Operation)
+					}
+				}
 			}
 		})
 	}

@@ -33,9 +33,6 @@ type route struct {
 	name  string // "anthropic", "translated", "bedrock"
 	alias string // the main model
 	small string // the small model (Claude Code's background calls)
-	// waitsFor, when set, names what must land before this route works:
-	// its tests skip with it.
-	waitsFor string
 }
 
 // routes are the three ways through the Gateway that issue 14 checks:
@@ -45,11 +42,8 @@ type route struct {
 var routes = []route{
 	{name: "anthropic", alias: "claude", small: "claude-small"},
 	{name: "translated", alias: "gpt", small: "gpt-small"},
-	{name: "bedrock", alias: "claude-bedrock", small: "claude-bedrock-small", waitsFor: bedrockWaitsFor},
+	{name: "bedrock", alias: "claude-bedrock", small: "claude-bedrock-small"},
 }
-
-// bedrockWaitsFor is what the Bedrock route waits for.
-const bedrockWaitsFor = "provider/bedrock's native Messages path (InvokeModel) and bedrocktest's invoke endpoints to land on main"
 
 // messagesGateway is a Gateway with one connection per route, each on
 // its fake upstream, and messagesKey allowed on all of them. Requests
@@ -150,6 +144,19 @@ func (g *messagesGateway) upstreamCalls(rt route) int {
 	return len(g.Bedrock.Calls())
 }
 
+// checkInvoke checks that Bedrock served Messages natively: InvokeModel
+// (streamed or not) and CountTokens, never Converse.
+func checkInvoke(t *testing.T, calls []*bedrocktest.Call) {
+	t.Helper()
+	for _, c := range calls {
+		switch c.Operation {
+		case bedrocktest.OpInvoke, bedrocktest.OpInvokeStream, bedrocktest.OpCountTokens:
+		default:
+			t.Errorf("Bedrock got a %s call for %s", c.Operation, c.ModelID)
+		}
+	}
+}
+
 // sdkModel is the anthropictest model of the SDK tests, the same as the
 // other fakes' default ones: offered tools, it calls the first with
 // {"city":"Paris"}; given tool results it answers "The tool said: …";
@@ -183,9 +190,6 @@ func TestAnthropicTypeScriptSDK(t *testing.T) {
 	}
 	for _, rt := range routes {
 		t.Run(rt.name, func(t *testing.T) {
-			if rt.waitsFor != "" {
-				t.Skip("waits for " + rt.waitsFor)
-			}
 			before := g.upstreamCalls(rt)
 			cmd := exec.Command("node", "anthropic.mjs")
 			cmd.Env = append(os.Environ(), "LLM_PROXY_BASE_URL="+g.URL, "LLM_PROXY_KEY="+messagesKey, "LLM_PROXY_MODEL="+rt.alias)
@@ -212,6 +216,9 @@ func TestAnthropicTypeScriptSDK(t *testing.T) {
 			}
 			if got := g.upstreamCalls(rt) - before; got != calls {
 				t.Errorf("the upstream got %d calls, want %d", got, calls)
+			}
+			if rt.name == "bedrock" {
+				checkInvoke(t, g.Bedrock.Calls()[before:])
 			}
 		})
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
 	"github.com/go-llm-proxy/llmproxy/provider/anthropic/anthropictest"
+	"github.com/go-llm-proxy/llmproxy/provider/bedrock/bedrocktest"
 )
 
 // claudeCodeTimeout bounds one headless Claude Code run (it takes ~2 s
@@ -112,6 +113,27 @@ func (task readTask) anthropicModel(c *anthropictest.Call) anthropictest.Answer 
 		return anthropictest.ToolUse("toolu_cc_read", tr.tool, tr.input)
 	}
 	return anthropictest.Text(tr.text)
+}
+
+// bedrockModel plays task on the Bedrock route's fake.
+func (task readTask) bedrockModel(c *bedrocktest.MessagesCall) *bedrocktest.MessagesReply {
+	if c.Operation == bedrocktest.OpCountTokens {
+		return bedrocktest.EchoMessages(c)
+	}
+	tools := map[string]json.RawMessage{}
+	for _, t := range c.Request.Tools {
+		tools[t.Name] = t.InputSchema
+	}
+	results := c.Request.ToolResults()
+	var content []string
+	for _, r := range results {
+		content = append(content, r.Content.Text())
+	}
+	tr := task.next(tools, strings.Join(content, "\n"), len(results) > 0)
+	if tr.tool != "" {
+		return &bedrocktest.MessagesReply{Message: bedrocktest.ToolUseMessage("toolu_cc_read", tr.tool, tr.input, 100, 10)}
+	}
+	return &bedrocktest.MessagesReply{Message: bedrocktest.TextMessage(tr.text, 100, len(strings.Fields(tr.text)))}
 }
 
 // openaiModel plays task on the translated route's fake, in Chat
@@ -273,14 +295,12 @@ func TestClaudeCode(t *testing.T) {
 		{routes[2], "ANTHROPIC_API_KEY"},
 	} {
 		t.Run(tc.rt.name+"/"+tc.auth, func(t *testing.T) {
-			if tc.rt.waitsFor != "" {
-				t.Skip("waits for " + tc.rt.waitsFor)
-			}
 			task := &readTask{secret: fmt.Sprintf("PAPAYA-%d", time.Now().UnixNano()%100000)}
 			// The model reads task.path, set by claudeCode before the
 			// first request.
 			g.Anthropic.Handle(func(c *anthropictest.Call) anthropictest.Answer { return task.anthropicModel(c) })
 			g.OpenAI.SetAnswer(func(r fakeopenai.Request) *fakeopenai.Answer { return task.openaiModel(r) })
+			g.Bedrock.Messages = func(c *bedrocktest.MessagesCall) *bedrocktest.MessagesReply { return task.bedrockModel(c) }
 			before, beforePaths := g.upstreamCalls(tc.rt), len(g.Paths())
 			stdout, stderr := claudeCode(t, g.URL, tc.rt, tc.auth, task)
 			t.Logf("claude -p printed: %s", strings.TrimSpace(stdout))
@@ -298,8 +318,11 @@ func TestClaudeCode(t *testing.T) {
 			if n := g.upstreamCalls(tc.rt) - before; n < 2 || !slices.Contains(paths, "POST /v1/messages") {
 				t.Errorf("the upstream got %d calls, the Gateway %q; want the tool call and its result at least", n, paths)
 			}
-			if tc.rt.name == "anthropic" {
+			switch tc.rt.name {
+			case "anthropic":
 				checkPassthrough(t, g.Anthropic.Calls()[before:])
+			case "bedrock":
+				checkInvoke(t, g.Bedrock.Calls()[before:])
 			}
 			if t.Failed() {
 				t.Logf("the Gateway got: %q\n%s", paths, g.describeCalls(tc.rt, before))
