@@ -15,6 +15,8 @@ import (
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
 	"github.com/go-llm-proxy/llmproxy/provider/anthropic"
 	"github.com/go-llm-proxy/llmproxy/provider/anthropic/anthropictest"
+	"github.com/go-llm-proxy/llmproxy/provider/bedrock"
+	"github.com/go-llm-proxy/llmproxy/provider/bedrock/bedrocktest"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
 	"github.com/go-llm-proxy/llmproxy/storage/memory"
 )
@@ -382,5 +384,46 @@ func TestChatOnAnthropic(t *testing.T) {
 	recs := e.records()
 	if len(recs) != 1 || recs[0].PromptTokens != 13 || recs[0].CacheReadTokens != 10 || recs[0].Endpoint != llmproxy.EndpointChat {
 		t.Errorf("records %+v", recs)
+	}
+}
+
+// TestMessagesBedrock: a Bedrock connection serves Messages natively for
+// Anthropic's models (InvokeModel, the body as the client sent it but for
+// model and stream, signed) and through Converse for the others.
+func TestMessagesBedrock(t *testing.T) {
+	ctx := context.Background()
+	br := bedrocktest.NewServer()
+	br.SecretAccessKey = "fake-secret"
+	t.Cleanup(br.Close)
+	store := memory.New()
+	conn := &llmproxy.Connection{Name: "bedrock", Provider: llmproxy.KindBedrock, Endpoint: br.URL,
+		Credentials: llmproxy.Credentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "fake-secret"},
+		Settings:    map[string]string{bedrock.SettingRegion: "us-east-1", bedrock.SettingMaxAttempts: "1"}}
+	must(t, store.CreateConnection(ctx, conn))
+	must(t, store.CreateModel(ctx, &llmproxy.Model{Name: "claude", Remote: "us.anthropic.claude-sonnet-4-5-20250929-v1:0", ConnectionID: conn.ID}))
+	must(t, store.CreateModel(ctx, &llmproxy.Model{Name: "llama", Remote: "meta.llama3-70b-instruct-v1:0", ConnectionID: conn.ID}))
+	gw, err := llmproxy.New(llmproxy.Config{Storage: store, MasterKey: masterKey,
+		Providers: map[string]llmproxy.NewProviderFunc{llmproxy.KindBedrock: bedrock.New}})
+	must(t, err)
+	srv := httptest.NewServer(gw)
+	t.Cleanup(func() { srv.Close(); gw.Close() })
+
+	body := `{"model":"claude","max_tokens":64,"messages":[{"role":"user","content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral"}}]}],"stream":false}`
+	resp, got := sendAnthropic(t, srv.URL, "/v1/messages", masterKey, body)
+	if resp.StatusCode != 200 || !strings.Contains(got, `"type":"message"`) {
+		t.Fatalf("native: %d %s", resp.StatusCode, got)
+	}
+	c := br.LastCall()
+	if c.Operation != bedrocktest.OpInvoke || !strings.Contains(string(c.Body), `"anthropic_version":"bedrock-2023-05-31"`) ||
+		!strings.Contains(string(c.Body), `"content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral"}}]`) || strings.Contains(string(c.Body), `"model"`) {
+		t.Errorf("native call %s: %s", c.Operation, c.Body)
+	}
+
+	resp, got = sendAnthropic(t, srv.URL, "/v1/messages", masterKey, strings.Replace(body, `"claude"`, `"llama"`, 1))
+	if resp.StatusCode != 200 || !strings.Contains(got, `"type":"message"`) {
+		t.Fatalf("translated: %d %s", resp.StatusCode, got)
+	}
+	if c := br.LastCall(); c.Operation != bedrocktest.OpConverse {
+		t.Errorf("translated call %s", c.Operation)
 	}
 }

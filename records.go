@@ -272,6 +272,12 @@ type UsageSummary struct {
 	CompletionTokens int64
 	TotalTokens      int64
 	EstimatedTokens  int64 // part of TotalTokens that was estimated
+	// CacheReadTokens and CacheWriteTokens sum the records' counts of
+	// prompt tokens read from and written to the upstream's prompt cache
+	// (part of PromptTokens). Records written before the ledger had these
+	// columns count 0.
+	CacheReadTokens  int64
+	CacheWriteTokens int64
 }
 
 // HashKey returns the stored form of a virtual key's secret: the hex

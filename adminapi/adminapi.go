@@ -574,7 +574,11 @@ func (h *handler) usage(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := List[Usage]{Data: make([]Usage, 0, len(sums))}
 	for _, s := range sums {
-		out.Data = append(out.Data, Usage{s.KeyID, names[s.KeyID], s.Model, s.Requests, s.PromptTokens, s.CompletionTokens, s.TotalTokens, s.EstimatedTokens})
+		out.Data = append(out.Data, Usage{
+			KeyID: s.KeyID, KeyName: names[s.KeyID], Model: s.Model, Requests: s.Requests,
+			PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens, TotalTokens: s.TotalTokens,
+			EstimatedTokens: s.EstimatedTokens, CacheReadTokens: s.CacheReadTokens, CacheWriteTokens: s.CacheWriteTokens,
+		})
 	}
 	return writeJSON(w, http.StatusOK, out)
 }

@@ -403,7 +403,7 @@ func TestOperations(t *testing.T) {
 
 	// ---- usage ----
 	s.store.AppendUsage(context.Background(), []llmproxy.UsageRecord{
-		{ID: "use_1", Time: time.Now(), KeyID: keyID, Model: "gpt-alias", PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7, Status: 200, Endpoint: "chat"},
+		{ID: "use_1", Time: time.Now(), KeyID: keyID, Model: "gpt-alias", PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7, CacheReadTokens: 2, CacheWriteTokens: 1, Status: 200, Endpoint: "chat"},
 		{ID: "use_2", Time: time.Now(), KeyID: gen.str("id"), Model: "gemini-flash", PromptTokens: 1, TotalTokens: 1, Status: 200, Endpoint: "chat"},
 	})
 	us := s.master("GET", "/admin/v1/usage?key_id=Mobile-App&since=2020-01-01", nil, 200).data()
@@ -412,11 +412,16 @@ func TestOperations(t *testing.T) {
 	}
 	// The request through the gateway above was recorded too (after its
 	// flush), so count at least the appended record.
-	if row := us[0].(map[string]any); row["key_name"] != "Mobile-App" || row["model"] != "gpt-alias" || row["prompt_tokens"].(float64) < 3 {
+	if row := us[0].(map[string]any); row["key_name"] != "Mobile-App" || row["model"] != "gpt-alias" || row["prompt_tokens"].(float64) < 3 ||
+		row["cache_read_tokens"] != 2.0 || row["cache_write_tokens"] != 1.0 {
 		t.Errorf("usage row: %v", row)
 	}
-	if n := len(s.master("GET", "/admin/v1/usage?model=gemini-flash", nil, 200).data()); n != 1 {
-		t.Errorf("usage by model: %d rows", n)
+	// The cache counts are there when zero too, as the OpenAPI document
+	// says they always are.
+	if us := s.master("GET", "/admin/v1/usage?model=gemini-flash", nil, 200).data(); len(us) != 1 {
+		t.Errorf("usage by model: %d rows", len(us))
+	} else if row := us[0].(map[string]any); row["cache_read_tokens"] != 0.0 || row["cache_write_tokens"] != 0.0 {
+		t.Errorf("usage row without cache: %v", row)
 	}
 	s.master("GET", "/admin/v1/usage?since=tomorrow", nil, 400)
 	s.master("GET", "/admin/v1/usage?since=2026-02-01&until=2026-01-01", nil, 400)

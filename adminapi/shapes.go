@@ -212,6 +212,10 @@ type Usage struct {
 	CompletionTokens int64  `json:"completion_tokens"`
 	TotalTokens      int64  `json:"total_tokens"`
 	EstimatedTokens  int64  `json:"estimated_tokens"`
+	// The prompt tokens read from and written to the upstream's prompt
+	// cache (part of PromptTokens).
+	CacheReadTokens  int64 `json:"cache_read_tokens"`
+	CacheWriteTokens int64 `json:"cache_write_tokens"`
 }
 
 // List is the answer of a listing.

@@ -17,11 +17,9 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy/internal/syncbuf"
-	"github.com/go-llm-proxy/llmproxy/secret"
 
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
-	"github.com/go-llm-proxy/llmproxy/storage/sqlite"
 )
 
 // The guide's provider key, as in DESIGN.md; a secret no output may show.
@@ -417,75 +415,6 @@ func TestAssignUpdate(t *testing.T) {
 	}
 	if n := c.counts(); n != [3]int{} {
 		t.Errorf("left %v", n)
-	}
-}
-
-func TestUsage(t *testing.T) {
-	c := newCLI(t)
-	_, modelID := c.guide("http://127.0.0.1:1/v1")
-	var keys []struct{ ID, Name string }
-	json.Unmarshal([]byte(c.ok("vkey", "list", "--json")), &keys)
-	ids := map[string]string{}
-	for _, k := range keys {
-		ids[k.Name] = k.ID
-	}
-	_ = modelID
-
-	// Write ledger records as a gateway would.
-	key, err := secret.LoadOrCreateKeyFile(c.env["DB_DSN"] + ".key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, _ := secret.NewAESGCM(key)
-	s, err := sqlite.Open(context.Background(), c.env["DB_DSN"], sqlite.Options{Sealer: sealer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC()
-	recs := []llmproxy.UsageRecord{
-		{ID: "r1", Time: now.Add(-time.Hour), KeyID: ids["Mobile-App"], Model: "gemini-flash", PromptTokens: 10, CompletionTokens: 20, TotalTokens: 30, Status: 200},
-		{ID: "r2", Time: now.Add(-time.Minute), KeyID: ids["Mobile-App"], Model: "gemini-flash", PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, Estimated: true, Status: 200},
-		{ID: "r3", Time: now.Add(-72 * time.Hour), KeyID: ids["Tester"], Model: "gemini-flash", PromptTokens: 5, CompletionTokens: 5, TotalTokens: 10, Status: 200},
-		{ID: "r4", Time: now.Add(-time.Minute), Model: "gemini-flash", PromptTokens: 7, CompletionTokens: 0, TotalTokens: 7, Status: 200},
-	}
-	if err := s.AppendUsage(context.Background(), recs); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-
-	type sum struct {
-		KeyID     string `json:"key_id"`
-		KeyName   string `json:"key_name"`
-		Model     string `json:"model"`
-		Requests  int64  `json:"requests"`
-		Total     int64  `json:"total_tokens"`
-		Estimated int64  `json:"estimated_tokens"`
-	}
-	parse := func(out string) []sum {
-		var s []sum
-		if err := json.Unmarshal([]byte(out), &s); err != nil {
-			t.Fatalf("%v in %s", err, out)
-		}
-		return s
-	}
-	if got := parse(c.ok("usage", "--json")); len(got) != 3 {
-		t.Fatalf("usage --json: %+v", got)
-	}
-	got := parse(c.ok("usage", "--key", "Mobile-App", "--since", "24h", "--json"))
-	if len(got) != 1 || (got[0] != sum{ids["Mobile-App"], "Mobile-App", "gemini-flash", 2, 33, 3}) {
-		t.Fatalf("usage --key Mobile-App --since 24h: %+v", got)
-	}
-	if got := parse(c.ok("usage", "--key", ids["Tester"], "--since", "24h", "--json")); len(got) != 0 {
-		t.Fatalf("Tester in 24h: %+v", got)
-	}
-	if got := parse(c.ok("usage", "--model", "other", "--json")); len(got) != 0 {
-		t.Fatalf("--model other: %+v", got)
-	}
-	out := c.ok("usage", "--since", "24h")
-	for _, w := range []string{"REQUESTS", "Mobile-App (" + ids["Mobile-App"] + ")", "(master key)", "TOTAL", "40"} {
-		if !strings.Contains(out, w) {
-			t.Errorf("usage table lacks %q:\n%s", w, out)
-		}
 	}
 }
 

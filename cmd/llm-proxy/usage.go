@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -20,6 +21,10 @@ type usageJSON struct {
 	CompletionTokens int64  `json:"completion_tokens"`
 	TotalTokens      int64  `json:"total_tokens"`
 	EstimatedTokens  int64  `json:"estimated_tokens"`
+	// The prompt tokens read from and written to the upstream's prompt
+	// cache (part of prompt_tokens).
+	CacheReadTokens  int64 `json:"cache_read_tokens"`
+	CacheWriteTokens int64 `json:"cache_write_tokens"`
 }
 
 func newUsageCmd(e *env) *cobra.Command {
@@ -55,12 +60,17 @@ func newUsageCmd(e *env) *cobra.Command {
 				if asJSON {
 					out := make([]usageJSON, 0, len(sums))
 					for _, s := range sums {
-						out = append(out, usageJSON{s.KeyID, keyNames[s.KeyID], s.Model, s.Requests, s.PromptTokens, s.CompletionTokens, s.TotalTokens, s.EstimatedTokens})
+						out = append(out, usageJSON{
+							KeyID: s.KeyID, KeyName: keyNames[s.KeyID], Model: s.Model, Requests: s.Requests,
+							PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens, TotalTokens: s.TotalTokens,
+							EstimatedTokens: s.EstimatedTokens, CacheReadTokens: s.CacheReadTokens, CacheWriteTokens: s.CacheWriteTokens,
+						})
 					}
 					return writeJSON(e.stdout, out)
 				}
 				t := table(e.stdout)
-				row(t, "KEY", "MODEL", "REQUESTS", "PROMPT", "COMPLETION", "TOTAL", "ESTIMATED")
+				// The cache columns follow PROMPT, of which they are part.
+				row(t, "KEY", "MODEL", "REQUESTS", "PROMPT", "CACHE-READ", "CACHE-WRITE", "COMPLETION", "TOTAL", "ESTIMATED")
 				var total llmproxy.UsageSummary
 				for _, s := range sums {
 					k := "(master key)"
@@ -70,15 +80,17 @@ func newUsageCmd(e *env) *cobra.Command {
 							k = n + " (" + s.KeyID + ")"
 						}
 					}
-					row(t, k, s.Model, itoa(s.Requests), itoa(s.PromptTokens), itoa(s.CompletionTokens), itoa(s.TotalTokens), itoa(s.EstimatedTokens))
+					usageRow(t, k, s.Model, s)
 					total.Requests += s.Requests
 					total.PromptTokens += s.PromptTokens
+					total.CacheReadTokens += s.CacheReadTokens
+					total.CacheWriteTokens += s.CacheWriteTokens
 					total.CompletionTokens += s.CompletionTokens
 					total.TotalTokens += s.TotalTokens
 					total.EstimatedTokens += s.EstimatedTokens
 				}
 				if len(sums) > 1 {
-					row(t, "TOTAL", "", itoa(total.Requests), itoa(total.PromptTokens), itoa(total.CompletionTokens), itoa(total.TotalTokens), itoa(total.EstimatedTokens))
+					usageRow(t, "TOTAL", "", total)
 				}
 				return t.Flush()
 			})
@@ -90,6 +102,12 @@ func newUsageCmd(e *env) *cobra.Command {
 	f.StringVar(&since, "since", "", "only usage since: a duration back from now (24h, 30d), a date or an RFC 3339 time")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// usageRow writes one row of the usage table.
+func usageRow(t io.Writer, key, model string, s llmproxy.UsageSummary) {
+	row(t, key, model, itoa(s.Requests), itoa(s.PromptTokens), itoa(s.CacheReadTokens), itoa(s.CacheWriteTokens),
+		itoa(s.CompletionTokens), itoa(s.TotalTokens), itoa(s.EstimatedTokens))
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

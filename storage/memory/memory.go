@@ -461,6 +461,8 @@ func (s *Store) SumUsage(ctx context.Context, f llmproxy.UsageFilter) ([]llmprox
 		u.PromptTokens += r.PromptTokens
 		u.CompletionTokens += r.CompletionTokens
 		u.TotalTokens += r.TotalTokens
+		u.CacheReadTokens += r.CacheReadTokens
+		u.CacheWriteTokens += r.CacheWriteTokens
 		if r.Estimated {
 			u.EstimatedTokens += r.TotalTokens
 		}

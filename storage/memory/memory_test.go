@@ -1,6 +1,7 @@
 package memory_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/go-llm-proxy/llmproxy"
@@ -18,5 +19,25 @@ func TestShared(t *testing.T) {
 	storagetest.RunShared(t, func(*testing.T) (a, b llmproxy.Storage) {
 		s := memory.New()
 		return s, s
+	})
+}
+
+// TestUpgrade runs the upgrade suite on a Store that has no schema: an
+// older build's records are the same records with the cache counts
+// left out. It checks the suite against the reference backend.
+func TestUpgrade(t *testing.T) {
+	storagetest.RunUpgrade(t, func(*testing.T) storagetest.Upgrade {
+		s := memory.New()
+		return storagetest.Upgrade{
+			AppendOld: func(ctx context.Context, records []llmproxy.UsageRecord) error {
+				old := make([]llmproxy.UsageRecord, len(records))
+				for i, r := range records {
+					r.CacheReadTokens, r.CacheWriteTokens = 0, 0
+					old[i] = r
+				}
+				return s.AppendUsage(ctx, old)
+			},
+			Open: func(*testing.T) llmproxy.Storage { return s },
+		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -314,6 +315,78 @@ func TestAppendUsageIsIdempotent(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].Requests != 2 {
 		t.Errorf("SumUsage over 2ns = %+v, %v; want 2 requests", got, err)
 	}
+}
+
+// legacyUsageDoc is a ledger document as the builds before the cache
+// columns wrote it.
+type legacyUsageDoc struct {
+	ID               string    `bson:"_id"`
+	Time             time.Time `bson:"time"`
+	TimeNS           int64     `bson:"time_ns"`
+	RequestID        string    `bson:"request_id,omitempty"`
+	KeyID            string    `bson:"key_id"`
+	AssignmentID     string    `bson:"assignment_id,omitempty"`
+	Model            string    `bson:"model"`
+	RemoteModel      string    `bson:"remote_model,omitempty"`
+	ConnectionID     string    `bson:"connection_id,omitempty"`
+	PromptTokens     int64     `bson:"prompt_tokens"`
+	CompletionTokens int64     `bson:"completion_tokens"`
+	TotalTokens      int64     `bson:"total_tokens"`
+	EstimatedTokens  int64     `bson:"estimated_tokens"`
+	Estimated        bool      `bson:"estimated"`
+	Status           int       `bson:"status"`
+	LatencyNS        int64     `bson:"latency_ns"`
+	Streamed         bool      `bson:"streamed"`
+	Endpoint         string    `bson:"endpoint,omitempty"`
+}
+
+// TestUpgradeLedger reads a ledger that the builds before the cache
+// columns wrote: their documents lack the fields, which read as 0 without
+// any schema step rewriting them, and such a build may go on writing.
+func TestUpgradeLedger(t *testing.T) {
+	storagetest.RunUpgrade(t, func(t *testing.T) storagetest.Upgrade {
+		ctx := t.Context()
+		uri := newDatabase(t)
+		// The older build's schema: the same schema version (1) as now.
+		open(t, uri)
+		client, err := mongo.Connect(options.Client().ApplyURI(uri))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Disconnect(context.Background()) })
+		u, _ := url.Parse(uri)
+		usage := client.Database(strings.TrimPrefix(u.Path, "/")).Collection("usage")
+		return storagetest.Upgrade{
+			AppendOld: func(ctx context.Context, records []llmproxy.UsageRecord) error {
+				docs := make([]any, len(records))
+				for i, r := range records {
+					d := &legacyUsageDoc{
+						ID: r.ID, Time: r.Time.UTC(), TimeNS: r.Time.UnixNano(), RequestID: r.RequestID, KeyID: r.KeyID,
+						AssignmentID: r.AssignmentID, Model: r.Model, RemoteModel: r.RemoteModel, ConnectionID: r.ConnectionID,
+						PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, TotalTokens: r.TotalTokens,
+						Estimated: r.Estimated, Status: r.Status, LatencyNS: int64(r.Latency), Streamed: r.Streamed, Endpoint: r.Endpoint,
+					}
+					if r.Estimated {
+						d.EstimatedTokens = r.TotalTokens
+					}
+					docs[i] = d
+				}
+				_, err := usage.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+				var bwe mongo.BulkWriteException
+				if errors.As(err, &bwe) && bwe.WriteConcernError == nil && !slices.ContainsFunc(bwe.WriteErrors, func(we mongo.BulkWriteError) bool { return we.Code != 11000 }) {
+					return nil // only records already stored
+				}
+				return err
+			},
+			Open: func(t *testing.T) llmproxy.Storage {
+				s, err := mongodb.Open(ctx, uri, mongodb.Options{Sealer: sealer})
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				return s
+			},
+		}
+	})
 }
 
 // BenchmarkAppendUsage writes the ledger in batches of 100, as the

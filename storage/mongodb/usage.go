@@ -40,6 +40,11 @@ type usageDoc struct {
 	LatencyNS       int64  `bson:"latency_ns"`
 	Streamed        bool   `bson:"streamed"`
 	Endpoint        string `bson:"endpoint,omitempty"`
+	// CacheReadTokens and CacheWriteTokens came after the first release:
+	// documents written before lack them, which decodes as 0 and adds
+	// nothing to a $sum, so no schema step rewrites the ledger.
+	CacheReadTokens  int64 `bson:"cache_read_tokens"`
+	CacheWriteTokens int64 `bson:"cache_write_tokens"`
 }
 
 // AppendUsage inserts records into the ledger in one unordered InsertMany
@@ -82,6 +87,8 @@ func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord)
 			LatencyNS:        int64(r.Latency),
 			Streamed:         r.Streamed,
 			Endpoint:         r.Endpoint,
+			CacheReadTokens:  r.CacheReadTokens,
+			CacheWriteTokens: r.CacheWriteTokens,
 		}
 	}
 	_, err := s.usage.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
@@ -113,11 +120,14 @@ var sumAccumulators = []bson.E{
 	{Key: "completion", Value: bson.D{{Key: "$sum", Value: "$completion_tokens"}}},
 	{Key: "total", Value: bson.D{{Key: "$sum", Value: "$total_tokens"}}},
 	{Key: "estimated", Value: bson.D{{Key: "$sum", Value: "$estimated_tokens"}}},
+	{Key: "cache_read", Value: bson.D{{Key: "$sum", Value: "$cache_read_tokens"}}},
+	{Key: "cache_write", Value: bson.D{{Key: "$sum", Value: "$cache_write_tokens"}}},
 }
 
 // SumUsage sums the records that f selects, grouped by key and model alias
 // and ordered by key then model, with one aggregation
-// ($match, $group with $sum, $sort) on MongoDB, five on FerretDB.
+// ($match, $group with $sum, $sort) on MongoDB, one per sum (seven) on
+// FerretDB.
 func (s *Store) SumUsage(ctx context.Context, f llmproxy.UsageFilter) ([]llmproxy.UsageSummary, error) {
 	match := bson.D{}
 	for _, c := range []struct{ field, v string }{
@@ -144,7 +154,7 @@ func (s *Store) SumUsage(ctx context.Context, f llmproxy.UsageFilter) ([]llmprox
 	// FerretDB, whose $group computes only its first accumulator (v1.24:
 	// the accumulators share one iterator over the group, which the first
 	// one exhausts; the others sum nothing). The FerretDB way scans the
-	// ledger five times and, without a snapshot across the aggregations, a
+	// ledger once per sum and, without a snapshot across the aggregations, a
 	// record inserted meanwhile may count in some sums and not in others.
 	stages := [][]bson.E{sumAccumulators}
 	if s.ferretDB {
@@ -177,6 +187,8 @@ func (s *Store) SumUsage(ctx context.Context, f llmproxy.UsageFilter) ([]llmprox
 			Completion int64 `bson:"completion"`
 			Total      int64 `bson:"total"`
 			Estimated  int64 `bson:"estimated"`
+			CacheRead  int64 `bson:"cache_read"`
+			CacheWrite int64 `bson:"cache_write"`
 		}
 		if err := cur.All(ctx, &rows); err != nil {
 			return nil, fmt.Errorf("mongodb: sum usage: %w", err)
@@ -193,6 +205,8 @@ func (s *Store) SumUsage(ctx context.Context, f llmproxy.UsageFilter) ([]llmprox
 			sum.CompletionTokens += r.Completion
 			sum.TotalTokens += r.Total
 			sum.EstimatedTokens += r.Estimated
+			sum.CacheReadTokens += r.CacheRead
+			sum.CacheWriteTokens += r.CacheWrite
 		}
 	}
 	out := make([]llmproxy.UsageSummary, 0, len(sums))

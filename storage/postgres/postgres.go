@@ -66,6 +66,12 @@ const migrationLockID = 0x6c6c6d70726f7879
 // key=value connection string, as lib/pq accepts) and applies the schema
 // migrations it lacks.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	return open(ctx, dsn, opts, 0)
+}
+
+// open is Open migrating the schema only up to version upTo (0: all the
+// way), for tests of upgrades.
+func open(ctx context.Context, dsn string, opts Options, upTo int) (*Store, error) {
 	connector, err := pq.NewConnector(dsn)
 	if err != nil {
 		// The parser's message may quote the DSN, password included.
@@ -88,7 +94,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := s.Migrate(ctx, migrations); err != nil {
+	if err := sqlstore.MigrateTo(ctx, s.core, migrations, upTo); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}

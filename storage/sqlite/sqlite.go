@@ -63,6 +63,12 @@ const busyTimeoutMS = 10000
 // the schema migrations it lacks. path names a file; ":memory:" is not
 // supported (use storage/memory).
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	return open(ctx, path, opts, 0)
+}
+
+// open is Open migrating the schema only up to version upTo (0: all the
+// way), for tests of upgrades.
+func open(ctx context.Context, path string, opts Options, upTo int) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("%w: sqlite database path %q: want a file name without '?' or '#'", llmproxy.ErrInvalid, path)
 	}
@@ -94,7 +100,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := s.Migrate(ctx, migrations); err != nil {
+	if err := sqlstore.MigrateTo(ctx, s.core, migrations, upTo); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite database %s: %w", path, err)
 	}

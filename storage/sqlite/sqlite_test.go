@@ -79,6 +79,53 @@ func TestMigrationsIdempotent(t *testing.T) {
 	}
 }
 
+// legacyUsageInsert is the ledger's INSERT of one record by the builds
+// before the cache columns (schema version 1).
+const legacyUsageInsert = `INSERT INTO usage_records (id, time, request_id, key_id, assignment_id, model, remote_model, connection_id,
+	prompt_tokens, completion_tokens, total_tokens, estimated, status, latency, streamed, endpoint)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+
+// TestUpgradeLedger upgrades in place a file at schema version 1, with an
+// older build's writer still open on it.
+func TestUpgradeLedger(t *testing.T) {
+	storagetest.RunUpgrade(t, func(t *testing.T) storagetest.Upgrade {
+		ctx := t.Context()
+		path := filepath.Join(t.TempDir(), "llm-proxy.db")
+		old, err := sqlite.OpenAtVersion(ctx, path, sqlite.Options{Sealer: testSealer(t)}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { old.Close() })
+		if v, err := old.SchemaVersion(ctx); err != nil || v != 1 {
+			t.Fatalf("SchemaVersion of the old database = %d, %v; want 1", v, err)
+		}
+		// Prepared before the upgrade, as a running older build's is.
+		insert, err := old.DB().PrepareContext(ctx, legacyUsageInsert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { insert.Close() })
+		return storagetest.Upgrade{
+			AppendOld: func(ctx context.Context, records []llmproxy.UsageRecord) error {
+				for _, r := range records {
+					if _, err := insert.ExecContext(ctx, r.ID, r.Time.UnixMicro(), r.RequestID, r.KeyID, r.AssignmentID, r.Model, r.RemoteModel, r.ConnectionID,
+						r.PromptTokens, r.CompletionTokens, r.TotalTokens, r.Estimated, r.Status, int64(r.Latency), r.Streamed, r.Endpoint); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+			Open: func(t *testing.T) llmproxy.Storage {
+				s := open(t, path)
+				if v, err := s.SchemaVersion(t.Context()); err != nil || v < 2 {
+					t.Fatalf("SchemaVersion after the upgrade = %d, %v; want 2 or more", v, err)
+				}
+				return s
+			},
+		}
+	})
+}
+
 // TestConcurrentOpen opens one new file from several goroutines at once,
 // as several processes starting together would: every Open succeeds and
 // the schema is applied once.

@@ -22,7 +22,7 @@ func BenchmarkAppendUsage(b *testing.B, s llmproxy.Storage, batchSize int) {
 			out[i] = llmproxy.UsageRecord{
 				ID: fmt.Sprintf("bench_%010d_%04d", n, i), Time: usageEpoch.Add(time.Duration(n) * time.Millisecond),
 				RequestID: "req", KeyID: fmt.Sprintf("key_%d", i%10), AssignmentID: "asg", Model: "gpt-4o", RemoteModel: "gpt-4o-2024-08-06",
-				ConnectionID: "conn", PromptTokens: 120, CompletionTokens: 340, TotalTokens: 460, Status: 200,
+				ConnectionID: "conn", PromptTokens: 120, CompletionTokens: 340, TotalTokens: 460, CacheReadTokens: 96, CacheWriteTokens: 24, Status: 200,
 				Latency: 850 * time.Millisecond, Streamed: true, Endpoint: "chat",
 			}
 		}

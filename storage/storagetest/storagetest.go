@@ -4,7 +4,8 @@
 //	func TestConformance(t *testing.T) { storagetest.Run(t, openFresh) }
 //
 // and, for backends that several processes share, a second line with
-// RunShared. Errors are checked by kind (errors.Is against llmproxy's
+// RunShared; RunUpgrade checks an upgrade in place of a ledger that an
+// older build wrote. Errors are checked by kind (errors.Is against llmproxy's
 // sentinels), never by message.
 //
 // Times the suite stores (ExpiresAt, usage times) are whole milliseconds,
@@ -50,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) llmproxy.Storage) {
 		{"ListPaging", testListPaging},
 		{"ConfigVersion", testConfigVersion},
 		{"UsageSum", testUsageSum},
+		{"UsageRoundTrip", testUsageRoundTrip},
 		{"UsageFilters", testUsageFilters},
 		{"UsageRetriedBatch", testUsageRetriedBatch},
 		{"UsageLargeBatch", testUsageLargeBatch},

@@ -14,7 +14,9 @@ import (
 var usageEpoch = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 
 // usageFixture returns records over two keys, the master key (empty
-// KeyID), two aliases on two connections, spread one minute apart.
+// KeyID), two aliases on two connections, spread one minute apart. Some
+// records read from or wrote to the prompt cache, some both, some
+// neither.
 func usageFixture() []llmproxy.UsageRecord {
 	var out []llmproxy.UsageRecord
 	keys := []string{"key_b", "key_a", ""}
@@ -34,6 +36,8 @@ func usageFixture() []llmproxy.UsageRecord {
 			PromptTokens:     int64(10 + i),
 			CompletionTokens: int64(100 + 2*i),
 			TotalTokens:      int64(110 + 3*i),
+			CacheReadTokens:  int64(i % 4 * 2),
+			CacheWriteTokens: int64(i % 3),
 			Estimated:        i%5 == 0,
 			Status:           200,
 			Latency:          time.Duration(i) * time.Millisecond,
@@ -64,6 +68,8 @@ func sumReference(records []llmproxy.UsageRecord, f llmproxy.UsageFilter) []llmp
 		u.PromptTokens += r.PromptTokens
 		u.CompletionTokens += r.CompletionTokens
 		u.TotalTokens += r.TotalTokens
+		u.CacheReadTokens += r.CacheReadTokens
+		u.CacheWriteTokens += r.CacheWriteTokens
 		if r.Estimated {
 			u.EstimatedTokens += r.TotalTokens
 		}
@@ -112,14 +118,59 @@ func testUsageSum(t *testing.T, s llmproxy.Storage) {
 		t.Fatalf("fixture sums unexpected: %+v", want)
 	}
 	checkSums(t, "SumUsage", sums, want)
-	var requests, estimated int64
+	var requests, estimated, cacheRead, cacheWrite int64
 	for _, u := range sums {
 		requests += u.Requests
 		estimated += u.EstimatedTokens
+		cacheRead += u.CacheReadTokens
+		cacheWrite += u.CacheWriteTokens
 	}
-	if requests != 60 || estimated == 0 {
-		t.Errorf("SumUsage counts %d requests and %d estimated tokens, want 60 and more than 0", requests, estimated)
+	// The fixture's own sums, so that a backend summing one cache column
+	// into the other, or neither, cannot pass.
+	if requests != 60 || estimated == 0 || cacheRead != 180 || cacheWrite != 60 {
+		t.Errorf("SumUsage counts %d requests, %d estimated, %d cache-read and %d cache-write tokens; want 60, more than 0, 180 and 60",
+			requests, estimated, cacheRead, cacheWrite)
 	}
+}
+
+// testUsageRoundTrip stores records whose every count differs from the
+// others (and some beyond 32 bits), one key each, and reads each back
+// alone: a column written to the wrong place, or truncated, shows.
+func testUsageRoundTrip(t *testing.T, s llmproxy.Storage) {
+	ctx := t.Context()
+	records := []llmproxy.UsageRecord{
+		{PromptTokens: 1_000_003, CompletionTokens: 20_011, TotalTokens: 1_020_014, CacheReadTokens: 700_001, CacheWriteTokens: 300_002},
+		{PromptTokens: 9_000_000_019, CompletionTokens: 7, TotalTokens: 9_000_000_026, CacheReadTokens: 6_000_000_005, CacheWriteTokens: 3_000_000_013, Estimated: true},
+		{PromptTokens: 41, CompletionTokens: 43, TotalTokens: 84, CacheWriteTokens: 41},
+		{PromptTokens: 53, CompletionTokens: 59, TotalTokens: 112, CacheReadTokens: 53},
+		{PromptTokens: 61, CompletionTokens: 67, TotalTokens: 128},
+	}
+	for i := range records {
+		r := &records[i]
+		r.ID = fmt.Sprintf("rt_%d", i)
+		r.Time = usageEpoch.Add(time.Duration(i) * time.Second)
+		r.KeyID = fmt.Sprintf("key_rt_%d", i)
+		r.Model = "claude-sonnet"
+		r.Status = 200
+		r.Endpoint = llmproxy.EndpointMessages
+	}
+	must(t, "AppendUsage", s.AppendUsage(ctx, records))
+	for _, r := range records {
+		got, err := s.SumUsage(ctx, llmproxy.UsageFilter{KeyID: r.KeyID})
+		must(t, "SumUsage", err)
+		want := llmproxy.UsageSummary{
+			KeyID: r.KeyID, Model: r.Model, Requests: 1,
+			PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, TotalTokens: r.TotalTokens,
+			CacheReadTokens: r.CacheReadTokens, CacheWriteTokens: r.CacheWriteTokens,
+		}
+		if r.Estimated {
+			want.EstimatedTokens = r.TotalTokens
+		}
+		checkSums(t, "SumUsage of "+r.ID, got, []llmproxy.UsageSummary{want})
+	}
+	got, err := s.SumUsage(ctx, llmproxy.UsageFilter{Model: "claude-sonnet"})
+	must(t, "SumUsage", err)
+	checkSums(t, "SumUsage of every key", got, sumReference(records, llmproxy.UsageFilter{}))
 }
 
 func testUsageFilters(t *testing.T, s llmproxy.Storage) {

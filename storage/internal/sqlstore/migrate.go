@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,9 +55,20 @@ func readMigrations(fsys fs.FS) ([]migration, error) {
 // dialect's MigrationLock (PostgreSQL) or the database's single writer
 // (SQLite). Migrations only ever add to the schema.
 func (s *Store) Migrate(ctx context.Context, fsys fs.FS) error {
+	return MigrateTo(ctx, s, fsys, 0)
+}
+
+// MigrateTo is s.Migrate applying only the migrations up to version upTo
+// (all of them when upTo is 0): it sets up a database as an older build
+// left it, for tests of upgrades in place. It is a function, not a
+// method, so that it is not promoted into the backends' public Stores.
+func MigrateTo(ctx context.Context, s *Store, fsys fs.FS, upTo int) error {
 	migrations, err := readMigrations(fsys)
 	if err != nil {
 		return err
+	}
+	if upTo > 0 {
+		migrations = slices.DeleteFunc(migrations, func(m migration) bool { return m.version > upTo })
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		if s.d.MigrationLock != "" {

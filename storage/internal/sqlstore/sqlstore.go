@@ -741,10 +741,18 @@ func (s *Store) DeleteKey(ctx context.Context, id string) error {
 
 // ---- usage ----
 
-const usageColumns = `id, time, request_id, key_id, assignment_id, model, remote_model, connection_id, prompt_tokens, completion_tokens, total_tokens, estimated, status, latency, streamed, endpoint`
+const usageColumns = `id, time, request_id, key_id, assignment_id, model, remote_model, connection_id, prompt_tokens, completion_tokens, total_tokens, estimated, status, latency, streamed, endpoint, cache_read_tokens, cache_write_tokens`
 
-// usageChunk is the most records in one INSERT: 16 columns each, well
-// under SQLite's and PostgreSQL's limits on bound parameters.
+// usageColumnCount is the number of usageColumns: the parameters of one
+// record in the INSERT.
+var usageColumnCount = strings.Count(usageColumns, ",") + 1
+
+// usageRowPlaceholders is one record's "(?, ?, …)" in the INSERT.
+var usageRowPlaceholders = "(" + strings.Repeat("?, ", usageColumnCount-1) + "?)"
+
+// usageChunk is the most records in one INSERT: 18 columns each, 9,216
+// parameters, well under SQLite's (32,766) and PostgreSQL's (65,535)
+// limits on bound parameters.
 const usageChunk = 512
 
 // usageInsert returns the INSERT of n records (n a power of two up to
@@ -767,7 +775,7 @@ func (s *Store) usageInsert(ctx context.Context, n int) (*sql.Stmt, error) {
 		if j > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString(usageRowPlaceholders)
 	}
 	b.WriteString(` ON CONFLICT (id) DO NOTHING`)
 	st, err := s.db.PrepareContext(ctx, s.q(b.String()))
@@ -815,13 +823,14 @@ func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord)
 		rest -= n
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		args := make([]any, 0, min(len(records), usageChunk)*16)
+		args := make([]any, 0, min(len(records), usageChunk)*usageColumnCount)
 		rest := records
 		for _, c := range chunks {
 			args = args[:0]
 			for _, r := range rest[:c.n] {
 				args = append(args, r.ID, toMicros(r.Time), r.RequestID, r.KeyID, r.AssignmentID, r.Model, r.RemoteModel, r.ConnectionID,
-					r.PromptTokens, r.CompletionTokens, r.TotalTokens, r.Estimated, r.Status, int64(r.Latency), r.Streamed, r.Endpoint)
+					r.PromptTokens, r.CompletionTokens, r.TotalTokens, r.Estimated, r.Status, int64(r.Latency), r.Streamed, r.Endpoint,
+					r.CacheReadTokens, r.CacheWriteTokens)
 			}
 			rest = rest[c.n:]
 			if _, err := tx.StmtContext(ctx, c.stmt).ExecContext(ctx, args...); err != nil {
@@ -865,7 +874,8 @@ func (s *Store) SumUsage(ctx context.Context, f llmproxy.UsageFilter) ([]llmprox
 		add("time < ?", toMicros(f.Until))
 	}
 	query := `SELECT key_id, model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens),
-		SUM(CASE WHEN estimated THEN total_tokens ELSE 0 END) FROM usage_records`
+		SUM(CASE WHEN estimated THEN total_tokens ELSE 0 END), SUM(cache_read_tokens), SUM(cache_write_tokens)
+		FROM usage_records`
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -878,7 +888,8 @@ func (s *Store) SumUsage(ctx context.Context, f llmproxy.UsageFilter) ([]llmprox
 	var out []llmproxy.UsageSummary
 	for rows.Next() {
 		var u llmproxy.UsageSummary
-		if err := rows.Scan(&u.KeyID, &u.Model, &u.Requests, &u.PromptTokens, &u.CompletionTokens, &u.TotalTokens, &u.EstimatedTokens); err != nil {
+		if err := rows.Scan(&u.KeyID, &u.Model, &u.Requests, &u.PromptTokens, &u.CompletionTokens, &u.TotalTokens, &u.EstimatedTokens,
+			&u.CacheReadTokens, &u.CacheWriteTokens); err != nil {
 			return nil, fmt.Errorf("sum usage: %w", err)
 		}
 		out = append(out, u)

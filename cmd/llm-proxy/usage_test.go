@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/secret"
+	"github.com/go-llm-proxy/llmproxy/storage/sqlite"
+)
+
+func TestUsage(t *testing.T) {
+	c := newCLI(t)
+	c.guide("http://127.0.0.1:1/v1")
+	var keys []struct{ ID, Name string }
+	json.Unmarshal([]byte(c.ok("vkey", "list", "--json")), &keys)
+	ids := map[string]string{}
+	for _, k := range keys {
+		ids[k.Name] = k.ID
+	}
+
+	// Write ledger records as a gateway would.
+	key, err := secret.LoadOrCreateKeyFile(c.env["DB_DSN"] + ".key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, _ := secret.NewAESGCM(key)
+	s, err := sqlite.Open(context.Background(), c.env["DB_DSN"], sqlite.Options{Sealer: sealer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	recs := []llmproxy.UsageRecord{
+		{ID: "r1", Time: now.Add(-time.Hour), KeyID: ids["Mobile-App"], Model: "gemini-flash", PromptTokens: 10, CompletionTokens: 20, TotalTokens: 30, CacheReadTokens: 6, CacheWriteTokens: 2, Status: 200},
+		{ID: "r2", Time: now.Add(-time.Minute), KeyID: ids["Mobile-App"], Model: "gemini-flash", PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, CacheReadTokens: 1, Estimated: true, Status: 200},
+		{ID: "r3", Time: now.Add(-72 * time.Hour), KeyID: ids["Tester"], Model: "gemini-flash", PromptTokens: 5, CompletionTokens: 5, TotalTokens: 10, Status: 200},
+		{ID: "r4", Time: now.Add(-time.Minute), Model: "gemini-flash", PromptTokens: 7, CompletionTokens: 0, TotalTokens: 7, CacheWriteTokens: 7, Status: 200},
+	}
+	if err := s.AppendUsage(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	type sum struct {
+		KeyID      string `json:"key_id"`
+		KeyName    string `json:"key_name"`
+		Model      string `json:"model"`
+		Requests   int64  `json:"requests"`
+		Prompt     int64  `json:"prompt_tokens"`
+		Total      int64  `json:"total_tokens"`
+		Estimated  int64  `json:"estimated_tokens"`
+		CacheRead  int64  `json:"cache_read_tokens"`
+		CacheWrite int64  `json:"cache_write_tokens"`
+	}
+	parse := func(out string) []sum {
+		var s []sum
+		if err := json.Unmarshal([]byte(out), &s); err != nil {
+			t.Fatalf("%v in %s", err, out)
+		}
+		return s
+	}
+	if got := parse(c.ok("usage", "--json")); len(got) != 3 {
+		t.Fatalf("usage --json: %+v", got)
+	}
+	got := parse(c.ok("usage", "--key", "Mobile-App", "--since", "24h", "--json"))
+	if len(got) != 1 || (got[0] != sum{ids["Mobile-App"], "Mobile-App", "gemini-flash", 2, 11, 33, 3, 7, 2}) {
+		t.Fatalf("usage --key Mobile-App --since 24h: %+v", got)
+	}
+	if got := parse(c.ok("usage", "--key", ids["Tester"], "--since", "24h", "--json")); len(got) != 0 {
+		t.Fatalf("Tester in 24h: %+v", got)
+	}
+	if got := parse(c.ok("usage", "--model", "other", "--json")); len(got) != 0 {
+		t.Fatalf("--model other: %+v", got)
+	}
+	// The cache counts are written when zero too, as every count is.
+	var raw []map[string]any
+	json.Unmarshal([]byte(c.ok("usage", "--key", "Tester", "--json")), &raw)
+	if len(raw) != 1 || raw[0]["cache_read_tokens"] != 0.0 || raw[0]["cache_write_tokens"] != 0.0 {
+		t.Errorf("usage --key Tester --json: %v, want the cache counts at 0", raw)
+	}
+
+	out := c.ok("usage", "--since", "24h")
+	for _, w := range []string{"Mobile-App (" + ids["Mobile-App"] + ")", "(master key)"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("usage table lacks %q:\n%s", w, out)
+		}
+	}
+	// Every row has its counts under the right heading, the rows in order
+	// (master key first, as SumUsage orders them).
+	want := []string{
+		"KEY MODEL REQUESTS PROMPT CACHE-READ CACHE-WRITE COMPLETION TOTAL ESTIMATED",
+		"(master key) gemini-flash 1 7 0 7 0 7 0",
+		"Mobile-App (" + ids["Mobile-App"] + ") gemini-flash 2 11 7 2 22 33 3",
+		"TOTAL 3 18 7 9 22 40 3",
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i := range max(len(lines), len(want)) {
+		var got, w string
+		if i < len(lines) {
+			got = strings.Join(strings.Fields(lines[i]), " ")
+		}
+		if i < len(want) {
+			w = want[i]
+		}
+		if got != w {
+			t.Errorf("usage table line %d\n got %q\nwant %q\nin:\n%s", i+1, got, w, out)
+		}
+	}
+}

@@ -1,0 +1,70 @@
+package storagetest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/go-llm-proxy/llmproxy"
+)
+
+// Upgrade is a database as an older build left it, for RunUpgrade.
+type Upgrade struct {
+	// AppendOld appends records as that build wrote them: every field
+	// but CacheReadTokens and CacheWriteTokens, which it did not know,
+	// skipping IDs already stored. It must keep working after Open has
+	// migrated the database, as an older replica still running during a
+	// rolling upgrade does.
+	AppendOld func(ctx context.Context, records []llmproxy.UsageRecord) error
+	// Open opens this build's Store on the same database, migrating it.
+	// It is called more than once; the suite closes what it returns.
+	Open func(t *testing.T) llmproxy.Storage
+}
+
+// RunUpgrade checks an upgrade in place of a ledger written before it
+// had the prompt-cache columns: no record is lost, the old records read
+// 0 for the new columns, old and new writers then work side by side, and
+// opening again changes nothing. old returns a fresh database at the
+// schema of the build before the cache columns (for a backend whose
+// schema version did not change, a database as that build wrote it).
+func RunUpgrade(t *testing.T, old func(t *testing.T) Upgrade) {
+	ctx := t.Context()
+	u := old(t)
+	records := usageFixture()
+	// What the ledger must hold: the cache counts of the records that
+	// the old build wrote are lost, and read 0.
+	want := make([]llmproxy.UsageRecord, len(records))
+	copy(want, records)
+	for i := range want[:40] {
+		want[i].CacheReadTokens, want[i].CacheWriteTokens = 0, 0
+	}
+	must(t, "AppendOld before the upgrade", u.AppendOld(ctx, records[:30]))
+
+	s := u.Open(t)
+	t.Cleanup(func() { s.Close() })
+	got, err := s.SumUsage(ctx, llmproxy.UsageFilter{})
+	must(t, "SumUsage after the upgrade", err)
+	checkSums(t, "SumUsage of the old records after the upgrade", got, sumReference(want[:30], llmproxy.UsageFilter{}))
+
+	// An older replica still writing, this build writing, and a batch of
+	// old records retried by this build (stored once, as they were).
+	must(t, "AppendOld after the upgrade", u.AppendOld(ctx, records[30:40]))
+	must(t, "AppendUsage after the upgrade", s.AppendUsage(ctx, records[40:]))
+	must(t, "AppendUsage of old records again", s.AppendUsage(ctx, records[:10]))
+	must(t, "AppendOld of new records again", u.AppendOld(ctx, records[50:]))
+	for _, f := range []llmproxy.UsageFilter{
+		{},
+		{KeyID: "key_a"},
+		{Since: records[35].Time},
+		{Model: "gpt-4o", Until: records[45].Time},
+	} {
+		got, err := s.SumUsage(ctx, f)
+		must(t, "SumUsage", err)
+		checkSums(t, "SumUsage of old and new records", got, sumReference(want, f))
+	}
+
+	again := u.Open(t)
+	t.Cleanup(func() { again.Close() })
+	got, err = again.SumUsage(ctx, llmproxy.UsageFilter{})
+	must(t, "SumUsage after opening again", err)
+	checkSums(t, "SumUsage after opening again", got, sumReference(want, llmproxy.UsageFilter{}))
+}
