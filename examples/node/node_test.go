@@ -1,6 +1,7 @@
-// Package node runs the Node examples (the official openai SDK and
-// LangChain JS) against a real Gateway and a fake upstream. It needs node
-// and npm: without them the test skips, or fails when CI=true.
+// Package node runs the Node examples (the official openai and Anthropic
+// SDKs, LangChain JS) and Claude Code, headless, against a real Gateway
+// and fake upstreams. It needs node and npm: without them the tests skip,
+// or fail when CI=true.
 package node_test
 
 import (
