@@ -85,22 +85,23 @@ func TestRewriteBody(t *testing.T) {
 	}
 }
 
-// FuzzParseBody: parsing client bodies never panics, and an accepted body
-// always rewrites to valid JSON naming the remote model.
+// FuzzParseBody: the parser of every inference route (chat, embeddings,
+// and Anthropic's messages and count_tokens) answers any body with a 400
+// *Error or a parse whose rewrite is valid JSON with the remote model.
 func FuzzParseBody(f *testing.F) {
 	for _, s := range []string{
 		`{"model":"a","messages":[{"role":"user","content":"hi"}]}`,
 		`{"model":"a","messages":[1],"stream":true}`,
 		`{"model":"a","messages":[1],"stream":true,"stream_options":{"include_usage":true}}`,
 		`{"model":"a","input":"x"}`, `{"mod\u0065l":"a","messages":[1]}`, `{}`, `[`, ``,
+		`{"model":"a","max_tokens":5,"system":[{"type":"text","text":"x"}],"messages":[{"role":"user","content":"hi"}],"tools":[]}`,
+		`{"model":"a","max_tokens":0,"messages":[{"role":"user"}]}`,
 	} {
-		f.Add([]byte(s), true)
+		f.Add([]byte(s), uint8(0))
 	}
-	f.Fuzz(func(t *testing.T, body []byte, chat bool) {
-		endpoint := EndpointEmbeddings
-		if chat {
-			endpoint = EndpointChat
-		}
+	endpoints := []string{EndpointChat, EndpointEmbeddings, EndpointMessages, EndpointCountTokens}
+	f.Fuzz(func(t *testing.T, body []byte, which uint8) {
+		endpoint := endpoints[int(which)%len(endpoints)]
 		p, err := parseBody(body, endpoint)
 		if err != nil {
 			var e *Error
@@ -123,8 +124,14 @@ func FuzzParseBody(f *testing.F) {
 		if v["model"] != "remote" {
 			t.Fatalf("model = %v in %q", v["model"], out)
 		}
+		if endpoint == EndpointMessages && p.maxTokens < 1 {
+			t.Fatalf("a Messages body without a positive max_tokens passed: %q", body)
+		}
 		usageOf(body)
 		isUsageOnly(body)
+		var u Usage
+		anthropicDialect.usage(body)
+		anthropicDialect.eventUsage(body, &u, false)
 	})
 }
 

@@ -13,12 +13,14 @@ import (
 
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
+	"github.com/go-llm-proxy/llmproxy/metrics"
 	"github.com/go-llm-proxy/llmproxy/provider/anthropic"
 	"github.com/go-llm-proxy/llmproxy/provider/anthropic/anthropictest"
 	"github.com/go-llm-proxy/llmproxy/provider/bedrock"
 	"github.com/go-llm-proxy/llmproxy/provider/bedrock/bedrocktest"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
 	"github.com/go-llm-proxy/llmproxy/storage/memory"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // msgEnv is a gateway with two aliases for Messages clients: "claude" on
@@ -31,6 +33,29 @@ type msgEnv struct {
 	oai   *fakeopenai.Server
 	gw    *llmproxy.Gateway
 	url   string
+	reg   *prometheus.Registry
+}
+
+// metric returns the value of the counter name with labels, 0 if none.
+func (e *msgEnv) metric(name string, labels map[string]string) float64 {
+	e.t.Helper()
+	mfs, err := e.reg.Gather()
+	must(e.t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 const msgKey = "sk-claude-code-team"
@@ -52,10 +77,14 @@ func newMsgEnv(t *testing.T, limits llmproxy.Assignment) *msgEnv {
 		as = append(as, a)
 	}
 	must(t, e.store.CreateKey(ctx, &llmproxy.VirtualKey{Name: "claude-code", Hash: llmproxy.HashKey(msgKey), Prefix: llmproxy.KeyPrefix(msgKey), Assignments: as}))
+	e.reg = prometheus.NewRegistry()
+	m, err := metrics.New(e.reg)
+	must(t, err)
 	gw, err := llmproxy.New(llmproxy.Config{
 		Storage:   e.store,
 		Providers: map[string]llmproxy.NewProviderFunc{llmproxy.KindAnthropic: anthropic.New, llmproxy.KindCompatible: openai.New},
 		MasterKey: masterKey,
+		Observers: []llmproxy.Observer{m},
 	})
 	must(t, err)
 	e.gw = gw
@@ -173,6 +202,16 @@ func TestMessagesNative(t *testing.T) {
 	}
 	if c.Header.Get("x-api-key") != anthropictest.DefaultAPIKey || c.Header.Get("Authorization") != "" {
 		t.Errorf("upstream credentials: x-api-key %q Authorization %q", c.Header.Get("x-api-key"), c.Header.Get("Authorization"))
+	}
+	// Observers run as the request ends, which may be just after the
+	// client has its answer.
+	waitFor(t, func() bool {
+		return e.metric("llmproxy_requests_total", map[string]string{"route": "messages", "model": "claude", "provider": "anthropic", "status_class": "2xx"}) == 1
+	})
+	for typ, want := range map[string]float64{"prompt": 123, "completion": 7, "cache_read": 100, "cache_write": 20} {
+		if got := e.metric("llmproxy_tokens_total", map[string]string{"key": "claude-code", "model": "claude", "type": typ}); got != want {
+			t.Errorf("tokens_total{type=%q} = %v, want %v", typ, got, want)
+		}
 	}
 	recs := e.records()
 	if len(recs) != 1 {

@@ -90,7 +90,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"model"}),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "tokens_total",
-			Help: "Tokens used, by virtual key name, model alias and type (prompt or completion); estimated counts included.",
+			Help: "Tokens used, by virtual key name, model alias and type: prompt (every input token, cached ones included), completion, and cache_read and cache_write (the prompt tokens read from or written to the upstream's prompt cache); estimated counts included.",
 		}, []string{"key", "model", "type"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "limit_refusals_total",
@@ -138,6 +138,12 @@ func (m *Metrics) ObserveRequest(info *llmproxy.RequestInfo) {
 		}
 		if u.CompletionTokens > 0 {
 			m.tokens.WithLabelValues(key, model, "completion").Add(float64(u.CompletionTokens))
+		}
+		if u.CacheReadTokens > 0 {
+			m.tokens.WithLabelValues(key, model, "cache_read").Add(float64(u.CacheReadTokens))
+		}
+		if u.CacheWriteTokens > 0 {
+			m.tokens.WithLabelValues(key, model, "cache_write").Add(float64(u.CacheWriteTokens))
 		}
 	}
 	if info.Refused != "" {
