@@ -19,6 +19,7 @@ const (
 	EndpointEmbeddings  = "embeddings"
 	EndpointMessages    = "messages"     // Anthropic's POST /v1/messages
 	EndpointCountTokens = "count_tokens" // Anthropic's POST /v1/messages/count_tokens
+	EndpointResponses   = "responses"    // OpenAI's Responses API, POST /v1/responses
 )
 
 // Config configures a Gateway. Storage and Providers are required; every

@@ -61,6 +61,29 @@ type Messenger interface {
 	Messages(ctx context.Context, req *Request) (*Response, error)
 }
 
+// A Responder serves OpenAI's Responses API (POST /v1/responses) natively.
+// For a provider without it, or whose NativeResponses is false for the
+// model, the Gateway translates the request to Chat Completions (keeping
+// the conversation state itself) and the answer back.
+type Responder interface {
+	// NativeResponses reports whether Responses serves remoteModel.
+	NativeResponses(remoteModel string) bool
+	// Responses sends req (Endpoint EndpointResponses; UpstreamBody has
+	// the client's body with only "model" changed) and returns the
+	// upstream's answer unchanged: for a non-streaming request the
+	// response object as Body (with its "usage"); for a stream a Stream
+	// whose Next returns each event's data as it arrives: a JSON object
+	// whose "type" is the event's name ("response.created" …
+	// "response.completed", "response.incomplete" or "response.failed"),
+	// then io.EOF. An "error" event is returned as an *Error.
+	Responses(ctx context.Context, req *Request) (*Response, error)
+	// ResponseResource forwards GET or DELETE /v1/responses/{path} to the
+	// upstream, where path is a response id or "ID/input_items" and
+	// rawQuery the client's query string; the answer is the upstream's
+	// (an *Error for an error status).
+	ResponseResource(ctx context.Context, method, path, rawQuery string) (*Response, error)
+}
+
 // A TokenCounter serves POST /v1/messages/count_tokens from its upstream.
 // Without it, or when CountTokens returns an error wrapping
 // ErrUnsupported, the Gateway answers its own estimate.
@@ -106,8 +129,8 @@ type Request struct {
 	// Authorization, api-key and x-api-key before a provider sees them).
 	Header http.Header
 	// Endpoint is the API the Body is in: EndpointChat (the zero value
-	// means it too), EndpointEmbeddings, EndpointMessages or
-	// EndpointCountTokens.
+	// means it too), EndpointEmbeddings, EndpointMessages,
+	// EndpointCountTokens or EndpointResponses.
 	Endpoint string
 	// fields is where the top-level values of Body are; zero until
 	// located.

@@ -378,3 +378,27 @@ func FormatWindow(d time.Duration) string {
 	}
 	return s
 }
+
+// StoredResponse is a Responses API response the gateway keeps. For a
+// translated connection it holds the conversation, so that
+// previous_response_id can continue it and GET can return it; for a
+// native one (the upstream keeps the content) only who owns it and which
+// connection holds it. Its content never appears in a log.
+type StoredResponse struct {
+	ID           string // the response id the client saw, "resp_…"
+	KeyID        string // the virtual key that created it; "" for the master key
+	ConnectionID string // the connection that produced it
+	Model        string // the alias the client asked for
+	// Native is set when the upstream holds the response: Items and
+	// Response are then empty.
+	Native     bool
+	PreviousID string // the previous_response_id it continued, if any
+	// Items is the conversation's input, a JSON array of Responses input
+	// items: the previous response's Items and output, then this
+	// request's input (what GET /v1/responses/{id}/input_items lists).
+	Items []byte
+	// Response is the response object as the client received it (JSON).
+	Response  []byte
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}

@@ -2,6 +2,7 @@ package llmproxy
 
 import (
 	"context"
+	"time"
 )
 
 // Storage is the configuration store and usage ledger behind a Gateway.
@@ -71,6 +72,7 @@ type Storage interface {
 	// SumUsage sums the records that f selects, grouped by key and model
 	// alias, ordered by key then model.
 	SumUsage(ctx context.Context, f UsageFilter) ([]UsageSummary, error)
+	// (see ResponseStore for the Responses API's conversation state)
 
 	// Close releases the store's resources.
 	Close() error
@@ -82,4 +84,22 @@ type ListOptions struct {
 	After string
 	// Limit caps the number of records; zero means no limit.
 	Limit int
+}
+
+// ResponseStore keeps the Responses API's stored responses (every standard
+// backend implements it). A Storage without it serves the Responses API
+// without conversation state: store is ignored, and previous_response_id
+// and GET/DELETE /v1/responses/{id} answer 404 on translated connections.
+type ResponseStore interface {
+	// PutResponse stores r, replacing a response with the same ID.
+	PutResponse(ctx context.Context, r *StoredResponse) error
+	// GetResponse returns the response with id; ErrNotFound when there is
+	// none or it has expired (ExpiresAt is past), deleted or not yet.
+	GetResponse(ctx context.Context, id string) (*StoredResponse, error)
+	// DeleteResponse deletes the response with id; ErrNotFound when there
+	// is none.
+	DeleteResponse(ctx context.Context, id string) error
+	// DeleteExpiredResponses deletes the responses whose ExpiresAt is
+	// before now and returns how many it deleted.
+	DeleteExpiredResponses(ctx context.Context, now time.Time) (int64, error)
 }
