@@ -48,6 +48,12 @@ var routes = []route{
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, reqID, _ string) {
 			g.inference(w, r, reqID, EndpointCountTokens)
 		}},
+	{name: EndpointResponses, paths: []string{"/v1/responses", "/responses"}, methods: []string{http.MethodPost}, observed: true,
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, reqID, _ string) {
+			g.inference(w, r, reqID, EndpointResponses)
+		}},
+	{name: EndpointResponses, prefix: "/v1/responses/", methods: []string{http.MethodGet, http.MethodDelete},
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _, rest string) { g.serveResponse(w, r, rest) }},
 	{name: "models", paths: []string{"/v1/models", "/models"}, prefix: "/v1/models/", methods: []string{http.MethodGet, http.MethodHead},
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _, model string) { g.serveModels(w, r, model) }},
 	{name: "health", paths: []string{"/healthz", "/health"}, methods: []string{http.MethodGet, http.MethodHead},
