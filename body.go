@@ -21,7 +21,8 @@ func (s span) present() bool { return s.end > 0 }
 // "stream_options" without decoding and re-encoding the rest.
 type bodyFields struct {
 	model, stream, streamOptions, maxTokens, maxCompletionTokens, messages, input span
-	system, tools                                                                 span // Anthropic's
+	system, tools                                                                 span // Anthropic's (tools: the Responses API's too)
+	maxOutputTokens, store, previousResponseID, instructions                      span // the Responses API's
 	opening, closing                                                              int  // indexes of the object's '{' and final '}'
 }
 
@@ -31,7 +32,11 @@ type parsedBody struct {
 	model        string
 	stream       bool
 	includeUsage bool  // the client asked for stream usage itself
-	maxTokens    int64 // max_completion_tokens, else max_tokens; 0 if unset
+	maxTokens    int64 // max_completion_tokens, else max_tokens (max_output_tokens for responses); 0 if unset
+	// The Responses API's conversation state: store (true unless the
+	// body says false) and previous_response_id.
+	store      bool
+	previousID string
 }
 
 // parseBody checks that body is a JSON object and reads the fields the
@@ -121,6 +126,10 @@ func parseBody(body []byte, endpoint string) (*parsedBody, error) {
 		if err := checkMessagesRequest(body, p, endpoint); err != nil {
 			return nil, err
 		}
+	case EndpointResponses:
+		if err := checkResponsesRequest(body, p); err != nil {
+			return nil, err
+		}
 	case EndpointEmbeddings:
 		if !f.input.present() {
 			return nil, BadRequest("input", "you must provide an input parameter")
@@ -184,6 +193,14 @@ func locateFields(body []byte) (bodyFields, error) {
 			dst = &f.system
 		case "tools":
 			dst = &f.tools
+		case "max_output_tokens":
+			dst = &f.maxOutputTokens
+		case "store":
+			dst = &f.store
+		case "previous_response_id":
+			dst = &f.previousResponseID
+		case "instructions":
+			dst = &f.instructions
 		default:
 			continue
 		}
@@ -261,6 +278,55 @@ func checkMessagesRequest(body []byte, p *parsedBody, endpoint string) error {
 		if raw := body[f.tools.start:f.tools.end]; raw[0] != '[' {
 			return BadRequest("tools", "tools must be an array, got %s", jsonscan.Kind(raw))
 		}
+	}
+	return nil
+}
+
+// checkResponsesRequest checks the fields of a Responses API body that the
+// gateway relies on: input a string or an array, max_output_tokens a
+// positive integer, store a boolean, previous_response_id and
+// instructions strings.
+func checkResponsesRequest(body []byte, p *parsedBody) error {
+	f := &p.fields
+	raw := func(s span) []byte { return body[s.start:s.end] }
+	if !f.input.present() {
+		return BadRequest("input", "you must provide an input parameter")
+	}
+	if in := raw(f.input); in[0] != '"' && in[0] != '[' {
+		return BadRequest("input", "input must be a string or an array of input items, got %s", jsonscan.Kind(in))
+	}
+	if f.maxOutputTokens.present() && string(raw(f.maxOutputTokens)) != "null" {
+		n, err := strconv.ParseInt(string(raw(f.maxOutputTokens)), 10, 64)
+		if err != nil || n < 1 {
+			return BadRequest("max_output_tokens", "max_output_tokens must be a positive integer, got %s", raw(f.maxOutputTokens))
+		}
+		p.maxTokens = n
+	}
+	p.store = true
+	if f.store.present() {
+		switch string(raw(f.store)) {
+		case "false":
+			p.store = false
+		case "true", "null":
+		default:
+			return BadRequest("store", "store must be a boolean, got %s", jsonscan.Kind(raw(f.store)))
+		}
+	}
+	for _, s := range []struct {
+		name string
+		at   span
+	}{{"previous_response_id", f.previousResponseID}, {"instructions", f.instructions}} {
+		if v := raw(s.at); s.at.present() && v[0] != '"' && string(v) != "null" {
+			return BadRequest(s.name, "%s must be a string, got %s", s.name, jsonscan.Kind(v))
+		}
+	}
+	if f.previousResponseID.present() && body[f.previousResponseID.start] == '"' {
+		if err := json.Unmarshal(raw(f.previousResponseID), &p.previousID); err != nil || p.previousID == "" {
+			return BadRequest("previous_response_id", "previous_response_id must be a response id")
+		}
+	}
+	if f.tools.present() && raw(f.tools)[0] != '[' && string(raw(f.tools)) != "null" {
+		return BadRequest("tools", "tools must be an array, got %s", jsonscan.Kind(raw(f.tools)))
 	}
 	return nil
 }

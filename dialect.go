@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/go-llm-proxy/llmproxy/internal/jsonscan"
 )
@@ -29,8 +30,9 @@ type dialect struct {
 	// writeEvent writes one stream event, framed; errors are the
 	// client's connection's.
 	writeEvent func(w io.Writer, data []byte) error
-	// appendErrorEvent appends a stream's final error event, framed.
-	appendErrorEvent func(e *Error, b []byte) []byte
+	// appendErrorEvent appends a stream's final error event, framed;
+	// sent is how many events went before it.
+	appendErrorEvent func(e *Error, b []byte, sent int) []byte
 	// end is written after the last event; nil for none.
 	end []byte
 	// textKeys start the JSON strings of an event that carry generated
@@ -60,7 +62,7 @@ var openAIDialect = &dialect{
 		_, err := w.Write(sseEnd)
 		return err
 	},
-	appendErrorEvent: func(e *Error, b []byte) []byte {
+	appendErrorEvent: func(e *Error, b []byte, _ int) []byte {
 		b = append(b, sseData...)
 		b = e.AppendJSON(b)
 		return append(b, sseEnd...)
@@ -85,20 +87,80 @@ var anthropicDialect = &dialect{
 		}
 		return false, false
 	},
-	writeEvent: func(w io.Writer, data []byte) error {
-		w.Write(sseEvent)
-		w.Write(eventName(data))
-		w.Write(sseEventData)
-		w.Write(data)
-		_, err := w.Write(sseEnd)
-		return err
-	},
-	appendErrorEvent: func(e *Error, b []byte) []byte {
+	writeEvent: writeNamedEvent,
+	appendErrorEvent: func(e *Error, b []byte, _ int) []byte {
 		b = append(b, "event: error\ndata: "...)
 		b = appendAnthropicError(e, b)
 		return append(b, sseEnd...)
 	},
 	textKeys: [][]byte{[]byte(`"text":"`), []byte(`"partial_json":"`), []byte(`"thinking":"`)},
+}
+
+// responsesDialect is OpenAI's Responses API: OpenAI's errors, events
+// named like Anthropic's, the usage in the response object (of the
+// terminal event, for a stream).
+var responsesDialect = &dialect{
+	appendError: (*Error).AppendJSON,
+	usage: func(body []byte) (Usage, bool) {
+		var u Usage
+		return u, responsesUsage(jsonscan.Field(body, "usage"), &u)
+	},
+	eventUsage: func(data []byte, u *Usage, _ bool) (final, hide bool) {
+		switch string(eventName(data)) {
+		case "response.completed", "response.incomplete", "response.failed":
+			return responsesUsage(jsonscan.Field(jsonscan.Field(data, "response"), "usage"), u), false
+		}
+		return false, false
+	},
+	writeEvent: writeNamedEvent,
+	appendErrorEvent: func(e *Error, b []byte, sent int) []byte {
+		b = append(b, `event: error`+"\n"+`data: {"type":"error","code":`...)
+		b = appendNullable(b, e.Code)
+		b = append(b, `,"message":`...)
+		b = AppendJSONString(b, e.Message)
+		b = append(b, `,"param":`...)
+		b = appendNullable(b, e.Param)
+		b = append(b, `,"sequence_number":`...)
+		b = strconv.AppendInt(b, int64(sent), 10)
+		b = append(b, '}')
+		return append(b, sseEnd...)
+	},
+	textKeys: [][]byte{[]byte(`"delta":"`)},
+}
+
+// writeNamedEvent writes an event whose SSE event line repeats its data's
+// "type", as Anthropic's and the Responses API's streams do.
+func writeNamedEvent(w io.Writer, data []byte) error {
+	w.Write(sseEvent)
+	w.Write(eventName(data))
+	w.Write(sseEventData)
+	w.Write(data)
+	_, err := w.Write(sseEnd)
+	return err
+}
+
+// responsesUsage reads a Responses API usage object into u: input_tokens
+// (cached ones included, as OpenAI counts them), output_tokens (reasoning
+// included) and input_tokens_details.cached_tokens.
+func responsesUsage(raw []byte, u *Usage) bool {
+	if len(raw) == 0 || raw[0] != '{' {
+		return false
+	}
+	count := func(obj []byte, name string) int64 {
+		v := jsonscan.Field(obj, name)
+		if len(v) == 0 || v[0] == 'n' {
+			return 0
+		}
+		n, _ := jsonscan.Count(v)
+		return n
+	}
+	u.PromptTokens = count(raw, "input_tokens")
+	u.CompletionTokens = count(raw, "output_tokens")
+	u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	if d := jsonscan.Field(raw, "input_tokens_details"); len(d) > 0 && d[0] == '{' {
+		u.CacheReadTokens = count(d, "cached_tokens")
+	}
+	return true
 }
 
 // countTokensDialect is Anthropic's, for answers that use no tokens.
@@ -115,6 +177,8 @@ func dialectOf(endpoint string) *dialect {
 		return anthropicDialect
 	case EndpointCountTokens:
 		return countTokensDialect
+	case EndpointResponses:
+		return responsesDialect
 	}
 	return openAIDialect
 }

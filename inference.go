@@ -26,6 +26,10 @@ type exchange struct {
 	reservedAt time.Time
 	tokenKey   string
 	info       RequestInfo
+	// capture, when set, sees every event of a stream before the client
+	// does (the Responses API's conversation state keeps what it needs).
+	capture func(data []byte)
+	resp    *responseState // a Responses API request's state; nil for others
 }
 
 // fail answers err and notes its status.
@@ -93,6 +97,12 @@ func (g *Gateway) serveInference(w http.ResponseWriter, r *http.Request, x *exch
 		return nil
 	}
 	x.info.Model = x.parsed.model
+	if endpoint == EndpointResponses {
+		if gs, err = g.prepareResponses(r.Context(), x, gs); err != nil {
+			x.fail(w, err)
+			return nil
+		}
+	}
 	gs = g.order(gs)
 	var lastErr error
 	var tried grant
@@ -243,6 +253,8 @@ func (g *Gateway) forward(ctx context.Context, r *http.Request, x *exchange, gr 
 		resp, err = messages(ctx, ce, req)
 	case EndpointCountTokens:
 		resp, err = countTokens(ctx, ce, req)
+	case EndpointResponses:
+		resp, err = g.responses(ctx, x, ce, req)
 	default:
 		resp, err = ce.provider.ChatCompletion(ctx, req)
 	}

@@ -149,11 +149,13 @@ func estimateTokens(x *exchange, defaultMax int64) int64 {
 		prompt = f.input.end - f.input.start
 	case EndpointMessages:
 		prompt += f.system.end - f.system.start + f.tools.end - f.tools.start
+	case EndpointResponses:
+		prompt = f.input.end - f.input.start + f.instructions.end - f.instructions.start + f.tools.end - f.tools.start
 	case EndpointCountTokens:
 		return 0
 	}
 	n := int64(prompt)/4 + 1
-	if x.endpoint == EndpointChat || x.endpoint == EndpointMessages {
+	if x.endpoint != EndpointEmbeddings {
 		if x.parsed.maxTokens > 0 {
 			n += x.parsed.maxTokens
 		} else {

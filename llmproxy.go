@@ -75,6 +75,10 @@ type Config struct {
 	// UsageFlushInterval is the longest a usage record waits before its
 	// batch is written; zero means 200ms.
 	UsageFlushInterval time.Duration
+	// ResponseRetention is how long the Responses API's stored responses
+	// are kept (when Storage is a ResponseStore); zero means 30 days.
+	// Expired ones are deleted in the background every hour.
+	ResponseRetention time.Duration
 }
 
 // Gateway is the LLM gateway: an http.Handler serving OpenAI's API
@@ -101,6 +105,7 @@ type Gateway struct {
 	hasMaster       bool
 	stop            context.CancelFunc
 	watchDone       chan struct{}
+	background      sync.WaitGroup // the other goroutines stop cancels
 	closeOnce       sync.Once
 	streams         atomic.Int64 // in flight
 }
@@ -172,6 +177,10 @@ func New(cfg Config) (*Gateway, error) {
 	watchCtx, g.stop = context.WithCancel(context.Background())
 	g.watchDone = make(chan struct{})
 	go g.watch(watchCtx)
+	if store, ok := cfg.Storage.(ResponseStore); ok {
+		g.background.Add(1)
+		go func() { defer g.background.Done(); g.expireResponses(watchCtx, store) }()
+	}
 	return g, nil
 }
 
@@ -186,6 +195,7 @@ func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
 		g.stop()
 		<-g.watchDone
+		g.background.Wait()
 		g.ledger.close()
 	})
 	return nil

@@ -48,6 +48,9 @@ func (g *Gateway) respond(w http.ResponseWriter, x *exchange, gr grant, resp *Re
 			f.Flush()
 		}
 		g.record(x, gr, status, u, !ok, false)
+		if x.resp != nil && status == http.StatusOK {
+			g.keepResponse(x, gr, resp.Body)
+		}
 		cancel(nil)
 		return nil
 	}
@@ -89,16 +92,19 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, x *exchange, gr 
 	ready, _ := st.(ReadyStream)
 	d := x.dialect
 	firstOut := true
+	sent := 0 // events written
 	var usage Usage
 	gotUsage := false
 	var textBytes int64
 	clientGone := false
+	completed := false // the upstream ended the stream
 	for {
 		data, err := g.next(st, x.reqID)
 		if err != nil {
 			err = scrub(&gr.upstream.Credentials, err)
 			watch.stop()
 			if err == io.EOF {
+				completed = true
 				if d.end != nil {
 					_, werr := w.Write(d.end)
 					clientGone = werr != nil
@@ -113,7 +119,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, x *exchange, gr 
 						Message: fmt.Sprintf("the upstream of connection %q sent nothing for %s; the stream was ended", gr.upstream.Name, idle)}
 				}
 				g.log.Warn("stream failed", "request_id", x.reqID, "connection", gr.upstream.ID, "err", err)
-				w.Write(d.appendErrorEvent(e, nil))
+				w.Write(d.appendErrorEvent(e, nil, sent))
 			}
 			break // written with the terminator when the handler returns, after the usage is settled
 		}
@@ -130,10 +136,14 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, x *exchange, gr 
 		for _, k := range d.textKeys {
 			textBytes += jsonscan.StringBytesAfter(data, k)
 		}
+		if x.capture != nil {
+			x.capture(data)
+		}
 		if err := d.writeEvent(w, data); err != nil {
 			clientGone = true
 			break
 		}
+		sent++
 		// The first event leaves at once (with the head, when they came
 		// together); later events that arrived together leave together:
 		// flush once the next one is not already here.
@@ -162,6 +172,9 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, x *exchange, gr 
 	// that the client's next request sees it).
 	g.settle(x, usage)
 	g.record(x, gr, status, usage, estimated, true)
+	if x.resp != nil && completed {
+		g.keepResponse(x, gr, nil)
+	}
 }
 
 // next reads the next event, turning a provider's panic into an error so

@@ -48,6 +48,12 @@ var routes = []route{
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, reqID, _ string) {
 			g.inference(w, r, reqID, EndpointCountTokens)
 		}},
+	{name: EndpointResponses, paths: []string{"/v1/responses", "/responses"}, methods: []string{http.MethodPost}, observed: true,
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, reqID, _ string) {
+			g.inference(w, r, reqID, EndpointResponses)
+		}},
+	{name: EndpointResponses, prefix: "/v1/responses/", methods: []string{http.MethodGet, http.MethodDelete},
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _, rest string) { g.serveResponse(w, r, rest) }},
 	{name: "models", paths: []string{"/v1/models", "/models"}, prefix: "/v1/models/", methods: []string{http.MethodGet, http.MethodHead},
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _, model string) { g.serveModels(w, r, model) }},
 	{name: "health", paths: []string{"/healthz", "/health"}, methods: []string{http.MethodGet, http.MethodHead},
@@ -99,14 +105,18 @@ var supported = func() string {
 		if b.Len() > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(rt.methods[0] + " " + rt.paths[0])
+		path := rt.prefix + "{id}"
+		if len(rt.paths) > 0 {
+			path = rt.paths[0]
+		}
+		b.WriteString(strings.Join(rt.methods, "/") + " " + path)
 	}
 	return b.String()
 }()
 
 // RouteOf names the route of a request as RequestInfo.Route does: "chat",
-// "embeddings", "messages", "count_tokens", "models", "health", "admin",
-// "metrics" or "other". observed reports whether the Gateway tells its
+// "embeddings", "messages", "count_tokens", "responses", "models",
+// "health", "admin", "metrics" or "other". observed reports whether the Gateway tells its
 // Observers about such a request itself (a POST to an inference route); middleware that counts or logs
 // requests should skip those, so that none is counted twice.
 func RouteOf(method, path string) (name string, observed bool) {

@@ -80,7 +80,8 @@ type options struct {
 }
 
 // Scenario names, in the order they run.
-var allScenarios = []string{"closed-50", "serial", "open-1k", "stream-50", "stream-1", "msg-serial", "msg-stream-1", "idle-10k"}
+var allScenarios = []string{"closed-50", "serial", "open-1k", "stream-50", "stream-1", "msg-serial", "msg-stream-1",
+	"resp-serial", "resp-stream-1", "resp-tr-serial", "resp-tr-stream-1", "idle-10k"}
 
 func parseFlags(args []string) (options, error) {
 	var o options
@@ -151,6 +152,11 @@ const (
 	// to an anthropic connection, passed through natively.
 	msgBody       = `{"model":"%s","system":"You are terse.","messages":[{"role":"user","content":"Say hello in a short sentence, please."}],"temperature":0.2,"max_tokens":64}`
 	msgStreamBody = `{"model":"%s","system":"You are terse.","messages":[{"role":"user","content":"Say hello in a short sentence, please."}],"temperature":0.2,"max_tokens":64,"stream":true}`
+	// OpenAI's Responses API (the resp-* scenarios): natively to a
+	// compatible connection that serves it, or (resp-tr-*) translated to
+	// chat; store false, as Codex sends it.
+	respBody       = `{"model":"%s","instructions":"You are terse.","input":"Say hello in a short sentence, please.","temperature":0.2,"max_output_tokens":64,"store":false}`
+	respStreamBody = `{"model":"%s","instructions":"You are terse.","input":"Say hello in a short sentence, please.","temperature":0.2,"max_output_tokens":64,"store":false,"stream":true}`
 )
 
 // bench is a running setup: the upstream, and a bare proxy (none with
@@ -310,16 +316,28 @@ type roundStat struct {
 // targets are a scenario's targets: direct, the bare proxies (unless
 // -no-bare), the gateways. The bare proxies get the direct request (the
 // upstream's model and key), as they forward it as is.
-func (b *bench) targets(stream, messages bool) []target {
-	body, path, alias := chatBody, "/v1/chat/completions", "bench"
-	if stream {
-		body = streamBody
-	}
-	if messages {
-		body, path, alias = msgBody, "/v1/messages", "bench-msg"
+// The direct and bare rows send the upstream's own API; the gateway rows
+// the scenario's (for resp-tr-*, the Responses API translated to the
+// chat the others send).
+func (b *bench) targets(scenario string) []target {
+	stream := strings.Contains(scenario, "stream")
+	pick := func(plain, streaming string) string {
 		if stream {
-			body = msgStreamBody
+			return streaming
 		}
+		return plain
+	}
+	body, path, alias := pick(chatBody, streamBody), "/v1/chat/completions", "bench"
+	gwBody, gwPath := body, path
+	switch {
+	case strings.HasPrefix(scenario, "msg-"):
+		body, path, alias = pick(msgBody, msgStreamBody), "/v1/messages", "bench-msg"
+		gwBody, gwPath = body, path
+	case strings.HasPrefix(scenario, "resp-tr-"):
+		gwBody, gwPath, alias = pick(respBody, respStreamBody), "/v1/responses", "bench-resp-tr"
+	case strings.HasPrefix(scenario, "resp-"):
+		body, path, alias = pick(respBody, respStreamBody), "/v1/responses", "bench-resp"
+		gwBody, gwPath = body, path
 	}
 	plain := []byte(fmt.Sprintf(body, "fake"))
 	ts := []target{{name: "direct", addr: b.up.addr,
@@ -330,7 +348,7 @@ func (b *bench) targets(stream, messages bool) []target {
 	}
 	for _, p := range b.gws {
 		ts = append(ts, target{name: "gateway", addr: p.addr, proxy: p,
-			req: buildRequest(p.addr, path, b.key, []byte(fmt.Sprintf(body, alias)))})
+			req: buildRequest(p.addr, gwPath, b.key, []byte(fmt.Sprintf(gwBody, alias)))})
 	}
 	return ts
 }
@@ -338,7 +356,7 @@ func (b *bench) targets(stream, messages bool) []target {
 // scenario runs one scenario through every target, in rounds.
 func (b *bench) scenario(name string) []row {
 	stream := strings.Contains(name, "stream")
-	targets := b.targets(stream, strings.HasPrefix(name, "msg-"))
+	targets := b.targets(name)
 	rows := make([]row, len(targets))
 	for i, t := range targets {
 		rows[i] = row{scenario: name, via: t.name, stream: stream}
@@ -416,13 +434,13 @@ func (b *bench) runOnce(name string, t target, d time.Duration) func() (outcome,
 		switch name {
 		case "closed-50":
 			o = closedLoop(t, b.opt.conns, b.opt.warmup, d, false)
-		case "serial", "msg-serial":
+		case "serial", "msg-serial", "resp-serial", "resp-tr-serial":
 			o = closedLoop(t, 1, b.opt.warmup, d, false)
 		case "open-1k":
 			o = openLoop(t, b.opt.rate, b.opt.workers, b.opt.warmup, d)
 		case "stream-50":
 			o = closedLoop(t, b.opt.conns, b.opt.warmup, d, true)
-		case "stream-1", "msg-stream-1":
+		case "stream-1", "msg-stream-1", "resp-stream-1", "resp-tr-stream-1":
 			o = closedLoop(t, 1, b.opt.warmup, d, true)
 		}
 		m := (<-measuring)()

@@ -240,12 +240,18 @@ func configureGateway(ctx context.Context, bin string, env []string, up *process
 	if err != nil {
 		return gatewaySetup{}, err
 	}
-	for _, m := range [][3]string{{"bench", "fake", conn}, {"bench-hold-h1", "hold", conn}, {"bench-hold", "hold", connH2}, {"bench-msg", "fake", connMsg}} {
+	connResp, err := cli("connection", "add", "--name", "fake-responses", "--provider", "compatible",
+		"--endpoint", "http://"+up.addr+"/v1", "--api-key", "sk-upstream", "--setting", "responses=native", "-q")
+	if err != nil {
+		return gatewaySetup{}, err
+	}
+	for _, m := range [][3]string{{"bench", "fake", conn}, {"bench-hold-h1", "hold", conn}, {"bench-hold", "hold", connH2},
+		{"bench-msg", "fake", connMsg}, {"bench-resp", "fake", connResp}, {"bench-resp-tr", "fake", conn}} {
 		if _, err := cli("model", "add", "--name", m[0], "--remote", m[1], "--conn-id", m[2], "-q"); err != nil {
 			return gatewaySetup{}, err
 		}
 	}
-	if _, err := cli("vkey", "add", "--name", "bench", "--key", benchKey, "--conn-id", conn, "--conn-id", connH2, "--conn-id", connMsg,
+	if _, err := cli("vkey", "add", "--name", "bench", "--key", benchKey, "--conn-id", conn, "--conn-id", connH2, "--conn-id", connMsg, "--conn-id", connResp,
 		"--tps", "10000000", "--token-limit", "1000000000000000", "--token-window", "24h", "-q"); err != nil {
 		return gatewaySetup{}, err
 	}

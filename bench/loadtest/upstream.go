@@ -80,6 +80,9 @@ func (u *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/v1/messages":
 		u.messages(w, r)
 		return
+	case "/v1/responses":
+		u.responses(w, r)
+		return
 	default:
 		http.NotFound(w, r)
 		return
@@ -184,6 +187,56 @@ func (u *fakeUpstream) messages(w http.ResponseWriter, r *http.Request) {
 		f.Flush()
 	}
 	w.Write(msgEnd)
+}
+
+// The answers of OpenAI's Responses API: a response object, and a stream
+// of as many output_text deltas as a chat stream has chunks, each event
+// with its sequence number.
+var (
+	respAnswer = []byte(`{"id":"resp_bench","object":"response","created_at":1700000000,"status":"completed","model":"fake","output":[{"id":"msg_bench","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","text":"Hello there, a short sentence.","annotations":[]}]}],"usage":{"input_tokens":12,"input_tokens_details":{"cached_tokens":0},"output_tokens":9,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":21}}`)
+	respHead   = "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_bench\",\"object\":\"response\",\"created_at\":1700000000,\"status\":\"in_progress\",\"model\":\"fake\",\"output\":[]}}\n\n" +
+		"event: response.in_progress\ndata: {\"type\":\"response.in_progress\",\"sequence_number\":1,\"response\":{\"id\":\"resp_bench\",\"object\":\"response\",\"created_at\":1700000000,\"status\":\"in_progress\",\"model\":\"fake\",\"output\":[]}}\n\n" +
+		"event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"sequence_number\":2,\"output_index\":0,\"item\":{\"id\":\"msg_bench\",\"type\":\"message\",\"status\":\"in_progress\",\"role\":\"assistant\",\"content\":[]}}\n\n" +
+		"event: response.content_part.added\ndata: {\"type\":\"response.content_part.added\",\"sequence_number\":3,\"item_id\":\"msg_bench\",\"output_index\":0,\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":\"\",\"annotations\":[]}}\n\n"
+	respDelta = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":%d,\"item_id\":\"msg_bench\",\"output_index\":0,\"content_index\":0,\"delta\":\"word \",\"logprobs\":[]}\n\n"
+	respTail  = "event: response.output_text.done\ndata: {\"type\":\"response.output_text.done\",\"sequence_number\":%d,\"item_id\":\"msg_bench\",\"output_index\":0,\"content_index\":0,\"text\":\"%s\",\"logprobs\":[]}\n\n" +
+		"event: response.content_part.done\ndata: {\"type\":\"response.content_part.done\",\"sequence_number\":%d,\"item_id\":\"msg_bench\",\"output_index\":0,\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":\"%s\",\"annotations\":[]}}\n\n" +
+		"event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"sequence_number\":%d,\"output_index\":0,\"item\":{\"id\":\"msg_bench\",\"type\":\"message\",\"status\":\"completed\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"%s\",\"annotations\":[]}]}}\n\n" +
+		"event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":%d,\"response\":{\"id\":\"resp_bench\",\"object\":\"response\",\"created_at\":1700000000,\"status\":\"completed\",\"model\":\"fake\",\"output\":[{\"id\":\"msg_bench\",\"type\":\"message\",\"status\":\"completed\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"%s\",\"annotations\":[]}]}],\"usage\":{\"input_tokens\":12,\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":20,\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":32}}}\n\n"
+)
+
+// responses answers POST /v1/responses as OpenAI's API does.
+func (u *fakeUpstream) responses(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	u.served.Add(1)
+	if u.cfg.Latency > 0 {
+		time.Sleep(u.cfg.Latency)
+	}
+	h := w.Header()
+	if !bytes.Contains(body, streamTrue) {
+		h["Content-Type"] = []string{"application/json"}
+		h["Content-Length"] = []string{strconv.Itoa(len(respAnswer))}
+		w.Write(respAnswer)
+		return
+	}
+	u.streaming.Add(1)
+	defer u.streaming.Add(-1)
+	h["Content-Type"] = []string{"text/event-stream"}
+	f := w.(http.Flusher)
+	io.WriteString(w, respHead)
+	seq := 4
+	for i := range u.cfg.Chunks {
+		if i > 0 && u.cfg.ChunkGap > 0 {
+			time.Sleep(u.cfg.ChunkGap)
+		}
+		if _, err := fmt.Fprintf(w, respDelta, seq); err != nil {
+			return
+		}
+		seq++
+		f.Flush()
+	}
+	text := strings.Repeat("word ", u.cfg.Chunks)
+	fmt.Fprintf(w, respTail, seq, text, seq+1, text, seq+2, text, seq+3, text)
 }
 
 // upstreamStats is /control/stats.

@@ -52,6 +52,9 @@ Unless GOGC or GOMEMLIMIT is set, the garbage collector lets the heap grow
 to 64 MiB between collections while little of it is live, instead of
 collecting many times a second for a few live MiB.
 
+RESPONSE_RETENTION (a duration, default 720h) is how long the Responses API's
+stored responses are kept; expired ones are deleted every hour.
+
 UPSTREAM_CLIENT=h1client calls plain-HTTP upstreams through a lean HTTP/1.1
 client instead of net/http's (faster; its limits are in llmproxy's
 HTTP1Transport documentation).
@@ -143,6 +146,13 @@ func (e *env) serve(ctx context.Context, addr, metricsAddr string, grace time.Du
 		MasterKey: e.getenv("MASTER_KEY"),
 		Logger:    log,
 		Observers: obs.observers(),
+	}
+	if v := e.getenv("RESPONSE_RETENTION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("RESPONSE_RETENTION=%q: want a positive duration such as 720h (30 days) or 24h", v)
+		}
+		cfg.ResponseRetention = d
 	}
 	switch v := e.getenv("UPSTREAM_CLIENT"); v {
 	case "", "net/http":
