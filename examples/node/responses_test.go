@@ -19,6 +19,7 @@ import (
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
+	"github.com/go-llm-proxy/llmproxy/internal/translate"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
 	"github.com/go-llm-proxy/llmproxy/storage/memory"
 )
@@ -64,6 +65,7 @@ type responsesGateway struct {
 	mu      sync.Mutex
 	paths   []string
 	streams []*bytes.Buffer
+	dropped []string // the X-Llm-Proxy-Dropped-Tools of each answer that had one
 }
 
 func newResponsesGateway(t *testing.T) *responsesGateway {
@@ -104,10 +106,16 @@ func newResponsesGateway(t *testing.T) *responsesGateway {
 		g.mu.Lock()
 		g.paths = append(g.paths, r.Method+" "+r.URL.Path)
 		g.mu.Unlock()
-		if r.URL.Path == "/v1/responses" {
-			w = &teeWriter{ResponseWriter: w, g: g}
+		if r.URL.Path != "/v1/responses" {
+			gw.ServeHTTP(w, r)
+			return
 		}
-		gw.ServeHTTP(w, r)
+		gw.ServeHTTP(&teeWriter{ResponseWriter: w, g: g}, r)
+		if d := w.Header().Get("X-Llm-Proxy-Dropped-Tools"); d != "" {
+			g.mu.Lock()
+			g.dropped = append(g.dropped, d)
+			g.mu.Unlock()
+		}
 	}))
 	t.Cleanup(func() { srv.Close(); gw.Close() })
 	g.URL = srv.URL
@@ -130,22 +138,34 @@ func (g *responsesGateway) key(rt respRoute) string {
 	return responsesKey
 }
 
-// needResponses skips rt's test while the Gateway does not serve
-// POST /v1/responses.
+// needResponses skips rt's test while what it needs has not landed:
+// native Responses in provider/openai, or internal/translate's
+// Responses⇄Chat translation.
 func (g *responsesGateway) needResponses(t *testing.T, rt respRoute) {
 	t.Helper()
-	if rt.name == "direct" {
-		return
+	switch rt.name {
+	case "native":
+		p, err := openai.New(llmproxy.Connection{Name: "probe", Provider: llmproxy.KindOpenAI, Endpoint: g.Native.URL}, llmproxy.ProviderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := p.(llmproxy.Responder); !ok {
+			t.Skip("waits for native Responses in provider/openai (an llmproxy.Responder)")
+		}
+	case "translated":
+		_, err := translate.ResponsesToChat([]byte(`{"model":"m","input":"hi"}`), translate.ResponsesOptions{Model: "m"})
+		if err != nil && err.Error() == "stub" {
+			t.Skip("waits for internal/translate's Responses⇄Chat translation (rtrans)")
+		}
 	}
-	req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/responses", strings.NewReader(`{}`))
-	req.Header.Set("Authorization", "Bearer "+responsesKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		t.Skip("waits for the Gateway's POST /v1/responses (issue 15): it answers 404")
+}
+
+// needResponseStore skips a test of conversation state while
+// storage/memory is not a ResponseStore.
+func needResponseStore(t *testing.T) {
+	t.Helper()
+	if _, ok := any(memory.New()).(llmproxy.ResponseStore); !ok {
+		t.Skip("waits for storage/memory's ResponseStore")
 	}
 }
 
@@ -154,6 +174,14 @@ func (g *responsesGateway) Paths() []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return append([]string(nil), g.paths...)
+}
+
+// Dropped returns the X-Llm-Proxy-Dropped-Tools headers the Gateway
+// answered so far.
+func (g *responsesGateway) Dropped() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.dropped...)
 }
 
 // Streams returns the raw event streams the Gateway answered on
@@ -235,18 +263,29 @@ func parseSSE(raw []byte) []sseEvent {
 	return events
 }
 
-// checkStreams checks every event stream the Gateway answered from the
-// first-th on: each event named as its data's type, sequence_numbers
-// strictly increasing, one terminal event last.
+// checkStreams checks every event stream given: with
+// translate.CheckResponsesEvents (the order of items, parts and deltas,
+// sequence_numbers), and the framing clients rely on (see checkEvents).
 func checkStreams(t *testing.T, streams [][]byte) {
 	t.Helper()
 	for i, raw := range streams {
-		if err := checkEvents(parseSSE(raw)); err != nil {
+		events := parseSSE(raw)
+		err := checkEvents(events)
+		if err == nil {
+			var data [][]byte
+			for _, e := range events {
+				data = append(data, e.data)
+			}
+			err = translate.CheckResponsesEvents(data)
+		}
+		if err != nil {
 			t.Errorf("stream %d: %v\n%s", i, err, raw)
 		}
 	}
 }
 
+// checkEvents checks a stream's framing: each event named as its data's
+// type, sequence_numbers strictly increasing, one terminal event last.
 func checkEvents(events []sseEvent) error {
 	last := -1
 	for i, e := range events {
