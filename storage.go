@@ -94,10 +94,12 @@ type ResponseStore interface {
 	// PutResponse stores r, replacing a response with the same ID.
 	PutResponse(ctx context.Context, r *StoredResponse) error
 	// GetResponse returns the response with id; ErrNotFound when there is
-	// none or it has expired (ExpiresAt is past), deleted or not yet.
+	// none or it has expired (ExpiresAt is not after now), deleted or not
+	// yet. A zero ExpiresAt never expires.
 	GetResponse(ctx context.Context, id string) (*StoredResponse, error)
 	// DeleteResponse deletes the response with id; ErrNotFound when there
-	// is none.
+	// is none or it has expired (the sweep deletes it). An empty id is
+	// ErrInvalid; MongoDB refuses a response over 16 MiB with ErrInvalid.
 	DeleteResponse(ctx context.Context, id string) error
 	// DeleteExpiredResponses deletes the responses whose ExpiresAt is
 	// before now and returns how many it deleted.

@@ -26,9 +26,18 @@ type Store struct {
 	keys        map[string]llmproxy.VirtualKey
 	usage       []llmproxy.UsageRecord
 	usageIDs    map[string]bool
+
+	// responses are the Responses API's stored responses (responses.go),
+	// under their own lock: their payloads are copied while it is held,
+	// which configuration reads should not wait for.
+	responsesMu sync.RWMutex
+	responses   map[string]llmproxy.StoredResponse
 }
 
-var _ llmproxy.Storage = (*Store)(nil)
+var (
+	_ llmproxy.Storage       = (*Store)(nil)
+	_ llmproxy.ResponseStore = (*Store)(nil)
+)
 
 // New returns an empty Store.
 func New() *Store {
@@ -37,6 +46,7 @@ func New() *Store {
 		models:      map[string]llmproxy.Model{},
 		keys:        map[string]llmproxy.VirtualKey{},
 		usageIDs:    map[string]bool{},
+		responses:   map[string]llmproxy.StoredResponse{},
 	}
 }
 

@@ -13,6 +13,8 @@
 //	models       one document per model
 //	keys         one document per virtual key, assignments embedded
 //	usage        the usage ledger, _id = UsageRecord.ID
+//	responses    the Responses API's stored responses, _id = their ID;
+//	             at most 16 MiB each, MongoDB's document limit
 //	meta         {_id:"config", version} and {_id:"schema", version}
 //
 // The code follows MongoDB's documented semantics. The tests run against
@@ -72,6 +74,7 @@ type Store struct {
 	models      *mongo.Collection
 	keys        *mongo.Collection
 	usage       *mongo.Collection
+	responses   *mongo.Collection
 	meta        *mongo.Collection
 }
 
@@ -87,6 +90,12 @@ const defaultServerSelectionTimeout = 5 * time.Second
 // SchemaVersion). The URI must name the database, e.g.
 // "mongodb://127.0.0.1:27017/llmproxy".
 func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
+	return open(ctx, uri, opts, 0)
+}
+
+// open is Open bringing the schema only up to version upTo (0: all the
+// way), for tests of upgrades.
+func open(ctx context.Context, uri string, opts Options, upTo int) (*Store, error) {
 	cs, err := connstring.ParseAndValidate(uri)
 	if err != nil {
 		return nil, fmt.Errorf("%w: mongodb URI: %v", llmproxy.ErrInvalid, redactURIError(err, uri))
@@ -115,13 +124,14 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 		models:      db.Collection("models"),
 		keys:        db.Collection("keys"),
 		usage:       db.Collection("usage"),
+		responses:   db.Collection("responses"),
 		meta:        db.Collection("meta"),
 	}
 	if s.ferretDB, err = isFerretDB(ctx, db); err != nil {
 		disconnect(client)
 		return nil, err
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, upTo); err != nil {
 		disconnect(client)
 		return nil, err
 	}

@@ -217,6 +217,10 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
+// schemaVersion is the schema version this build sets up: step 2 added
+// the responses collection.
+const schemaVersion = 2
+
 func TestSchemaSetupIsConcurrentAndRepeatable(t *testing.T) {
 	ctx := context.Background()
 	uri := newDatabase(t)
@@ -240,8 +244,8 @@ func TestSchemaSetupIsConcurrentAndRepeatable(t *testing.T) {
 
 	s := open(t, uri)
 	v, err := s.SchemaVersion(ctx)
-	if err != nil || v != 1 {
-		t.Fatalf("SchemaVersion = %d, %v; want 1", v, err)
+	if err != nil || v != schemaVersion {
+		t.Fatalf("SchemaVersion = %d, %v; want %d", v, err, schemaVersion)
 	}
 	// The unique indexes are in place once.
 	k := &llmproxy.VirtualKey{Name: "k", Hash: llmproxy.HashKey("secret")}
@@ -258,8 +262,8 @@ func TestSchemaSetupIsConcurrentAndRepeatable(t *testing.T) {
 	}
 	// Reopening changes nothing and keeps the data.
 	s2 := open(t, uri)
-	if v, err := s2.SchemaVersion(ctx); err != nil || v != 1 {
-		t.Errorf("SchemaVersion after reopening = %d, %v; want 1", v, err)
+	if v, err := s2.SchemaVersion(ctx); err != nil || v != schemaVersion {
+		t.Errorf("SchemaVersion after reopening = %d, %v; want %d", v, err, schemaVersion)
 	}
 	if _, err := s2.Key(ctx, k.ID); err != nil {
 		t.Errorf("key lost on reopening: %v", err)
@@ -340,15 +344,22 @@ type legacyUsageDoc struct {
 	Endpoint         string    `bson:"endpoint,omitempty"`
 }
 
-// TestUpgradeLedger reads a ledger that the builds before the cache
-// columns wrote: their documents lack the fields, which read as 0 without
-// any schema step rewriting them, and such a build may go on writing.
+// TestUpgradeLedger upgrades a database at schema version 1, whose ledger
+// the builds before the cache columns wrote: their documents lack the
+// fields, which read as 0 without any schema step rewriting them, and
+// such a build may go on writing. Step 2 adds the responses collection.
 func TestUpgradeLedger(t *testing.T) {
 	storagetest.RunUpgrade(t, func(t *testing.T) storagetest.Upgrade {
 		ctx := t.Context()
 		uri := newDatabase(t)
-		// The older build's schema: the same schema version (1) as now.
-		open(t, uri)
+		old, err := mongodb.OpenAtVersion(ctx, uri, mongodb.Options{Sealer: sealer}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := old.SchemaVersion(ctx); err != nil || v != 1 {
+			t.Fatalf("SchemaVersion of the old database = %d, %v; want 1", v, err)
+		}
+		old.Close()
 		client, err := mongo.Connect(options.Client().ApplyURI(uri))
 		if err != nil {
 			t.Fatal(err)
@@ -383,6 +394,9 @@ func TestUpgradeLedger(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Open: %v", err)
 				}
+				if v, err := s.SchemaVersion(t.Context()); err != nil || v != schemaVersion {
+					t.Fatalf("SchemaVersion after the upgrade = %d, %v; want %d", v, err, schemaVersion)
+				}
 				return s
 			},
 		}
@@ -406,4 +420,50 @@ func BenchmarkAppendUsage(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
+}
+
+// TestResponsesCollection checks what the conformance suite cannot see:
+// the expiry sweep's index exists, and a response larger than a document
+// holds is refused up front, as ErrInvalid, without its content in the
+// message.
+func TestResponsesCollection(t *testing.T) {
+	ctx := t.Context()
+	uri := newDatabase(t)
+	s := open(t, uri)
+
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	u, _ := url.Parse(uri)
+	cur, err := client.Database(strings.TrimPrefix(u.Path, "/")).Collection("responses").Indexes().List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type index struct {
+		Name string `bson:"name"`
+		Key  bson.D `bson:"key"`
+	}
+	var indexes []index
+	if err := cur.All(ctx, &indexes); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(indexes, func(ix index) bool { return len(ix.Key) == 1 && ix.Key[0].Key == "expires_at" }) {
+		t.Errorf("the responses collection has no index on expires_at: %+v", indexes)
+	}
+
+	big := strings.Repeat("SECRET", 3<<20) // 18 MiB
+	r := &llmproxy.StoredResponse{ID: "resp_big", Items: []byte(big[:12<<20]), Response: []byte(big[12<<20:]),
+		CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	err = s.PutResponse(ctx, r)
+	if !errors.Is(err, llmproxy.ErrInvalid) {
+		t.Errorf("PutResponse of 18 MiB: %v, want ErrInvalid", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("PutResponse error quotes the content")
+	}
+	if _, err := s.GetResponse(ctx, r.ID); !errors.Is(err, llmproxy.ErrNotFound) {
+		t.Errorf("GetResponse of the refused response: %v, want ErrNotFound", err)
+	}
 }

@@ -72,6 +72,19 @@ var migrations = []func(ctx context.Context, s *Store) error{
 		}
 		return nil
 	},
+	// 2: the Responses API's stored responses, with the index the expiry
+	// sweep (DeleteExpiredResponses) looks them up by. Creating the index
+	// creates the collection; older builds never read it.
+	func(ctx context.Context, s *Store) error {
+		_, err := s.responses.Indexes().CreateOne(ctx, mongo.IndexModel{
+			Keys:    bson.D{{Key: "expires_at", Value: 1}},
+			Options: options.Index().SetName("expires_at"),
+		})
+		if err != nil {
+			return fmt.Errorf("indexes of %s: %w", s.responses.Name(), err)
+		}
+		return nil
+	},
 }
 
 // SchemaVersion returns the version of the database's schema: the number
@@ -91,10 +104,11 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	return doc.Version, nil
 }
 
-// migrate applies the schema steps the database lacks. It is safe when
-// several processes run it at once: every step is idempotent, and the
-// recorded version only moves forward.
-func (s *Store) migrate(ctx context.Context) error {
+// migrate applies the schema steps the database lacks, up to version upTo
+// (all of them when upTo is 0: only tests of upgrades stop earlier). It is
+// safe when several processes run it at once: every step is idempotent,
+// and the recorded version only moves forward.
+func (s *Store) migrate(ctx context.Context, upTo int) error {
 	var err error
 	// Concurrent first starts may collide while the server creates the
 	// same collection twice (FerretDB on SQLite reports this as an error
@@ -107,7 +121,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			case <-time.After(time.Duration(attempt*attempt) * 50 * time.Millisecond):
 			}
 		}
-		if err = s.migrateOnce(ctx); err == nil {
+		if err = s.migrateOnce(ctx, upTo); err == nil {
 			return nil
 		}
 		if errors.Is(err, errSchemaTooNew) {
@@ -119,14 +133,17 @@ func (s *Store) migrate(ctx context.Context) error {
 
 var errSchemaTooNew = errors.New("schema too new")
 
-func (s *Store) migrateOnce(ctx context.Context) error {
+func (s *Store) migrateOnce(ctx context.Context, upTo int) error {
 	have, err := s.SchemaVersion(ctx)
 	if err != nil {
 		return err
 	}
+	if have > len(migrations) {
+		return fmt.Errorf("mongodb: %w: the database's schema is version %d, newer than this build knows (%d); upgrade llm-proxy", errSchemaTooNew, have, len(migrations))
+	}
 	want := len(migrations)
-	if have > want {
-		return fmt.Errorf("mongodb: %w: the database's schema is version %d, newer than this build knows (%d); upgrade llm-proxy", errSchemaTooNew, have, want)
+	if upTo > 0 {
+		want = min(upTo, want)
 	}
 	for v := have; v < want; v++ {
 		if err := migrations[v](ctx, s); err != nil {

@@ -41,8 +41,8 @@ type Options struct {
 // Store is an llmproxy.Storage on PostgreSQL, safe for concurrent use by
 // goroutines and by several processes on one database.
 //
-// Store implements every llmproxy.Storage method (promoted from the SQL
-// core it shares with the other SQL backend).
+// Store implements every llmproxy.Storage method and llmproxy.ResponseStore
+// (promoted from the SQL core it shares with the other SQL backend).
 type Store struct {
 	*core
 }
@@ -56,7 +56,10 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) { return s.core.
 // DB returns the underlying database handle, e.g. for health checks.
 func (s *Store) DB() *sql.DB { return s.core.DB() }
 
-var _ llmproxy.Storage = (*Store)(nil)
+var (
+	_ llmproxy.Storage       = (*Store)(nil)
+	_ llmproxy.ResponseStore = (*Store)(nil)
+)
 
 // migrationLockID is the advisory lock key held while migrating:
 // "llmproxy" in ASCII.

@@ -38,8 +38,8 @@ type Options struct {
 // Store is an llmproxy.Storage on a SQLite file. It is safe for concurrent
 // use, and several Stores (in one process or several) may share a file.
 //
-// Store implements every llmproxy.Storage method (promoted from the SQL
-// core it shares with the other SQL backend).
+// Store implements every llmproxy.Storage method and llmproxy.ResponseStore
+// (promoted from the SQL core it shares with the other SQL backend).
 type Store struct {
 	*core
 }
@@ -53,7 +53,10 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) { return s.core.
 // DB returns the underlying database handle, e.g. for health checks.
 func (s *Store) DB() *sql.DB { return s.core.DB() }
 
-var _ llmproxy.Storage = (*Store)(nil)
+var (
+	_ llmproxy.Storage       = (*Store)(nil)
+	_ llmproxy.ResponseStore = (*Store)(nil)
+)
 
 // busyTimeoutMS is how long a writer waits for another process's write
 // transaction before failing with "database is locked".

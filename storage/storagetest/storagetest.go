@@ -8,6 +8,10 @@
 // older build wrote. Errors are checked by kind (errors.Is against llmproxy's
 // sentinels), never by message.
 //
+// The Response tests (and their shared and upgrade parts) run on a Storage
+// that implements llmproxy.ResponseStore, as every standard backend does,
+// and skip on one that does not.
+//
 // Times the suite stores (ExpiresAt, usage times) are whole milliseconds,
 // the coarsest precision a backend may have. Times a backend sets itself
 // (CreatedAt, UpdatedAt) must read back equal to what it set on the
@@ -57,6 +61,12 @@ func Run(t *testing.T, open func(t *testing.T) llmproxy.Storage) {
 		{"UsageLargeBatch", testUsageLargeBatch},
 		{"UsageInvalid", testUsageInvalid},
 		{"Concurrent", testConcurrent},
+		{"ResponseRoundTrip", testResponseRoundTrip},
+		{"ResponseReplace", testResponseReplace},
+		{"ResponseNotFound", testResponseNotFound},
+		{"ResponseExpirySweep", testResponseExpirySweep},
+		{"ResponseInvalid", testResponseInvalid},
+		{"ResponseConcurrent", testResponseConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,6 +89,7 @@ func RunShared(t *testing.T, openPair func(t *testing.T) (a, b llmproxy.Storage)
 		{"ConfigVersion", testSharedConfigVersion},
 		{"UniqueNames", testSharedUniqueNames},
 		{"ConcurrentWrites", testSharedConcurrentWrites},
+		{"Responses", testSharedResponses},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,7 +23,9 @@ type Upgrade struct {
 // RunUpgrade checks an upgrade in place of a ledger written before it
 // had the prompt-cache columns: no record is lost, the old records read
 // 0 for the new columns, old and new writers then work side by side, and
-// opening again changes nothing. old returns a fresh database at the
+// opening again changes nothing. A backend that keeps Responses API
+// responses (llmproxy.ResponseStore) stores one after the upgrade, which
+// the older build had no place for, and reads it after opening again. old returns a fresh database at the
 // schema of the build before the cache columns (for a backend whose
 // schema version did not change, a database as that build wrote it).
 func RunUpgrade(t *testing.T, old func(t *testing.T) Upgrade) {
@@ -41,6 +43,13 @@ func RunUpgrade(t *testing.T, old func(t *testing.T) Upgrade) {
 
 	s := u.Open(t)
 	t.Cleanup(func() { s.Close() })
+	// The upgraded store keeps responses (the older build had no place
+	// for them), and they are there when it is opened again.
+	stored := newResponse("resp_after_upgrade", 50_000)
+	rs, keepsResponses := s.(llmproxy.ResponseStore)
+	if keepsResponses {
+		must(t, "PutResponse after the upgrade", rs.PutResponse(ctx, stored))
+	}
 	got, err := s.SumUsage(ctx, llmproxy.UsageFilter{})
 	must(t, "SumUsage after the upgrade", err)
 	checkSums(t, "SumUsage of the old records after the upgrade", got, sumReference(want[:30], llmproxy.UsageFilter{}))
@@ -67,4 +76,7 @@ func RunUpgrade(t *testing.T, old func(t *testing.T) Upgrade) {
 	got, err = again.SumUsage(ctx, llmproxy.UsageFilter{})
 	must(t, "SumUsage after opening again", err)
 	checkSums(t, "SumUsage after opening again", got, sumReference(want, llmproxy.UsageFilter{}))
+	if keepsResponses {
+		getResponse(t, responseStore(t, again), "response after opening again", stored)
+	}
 }

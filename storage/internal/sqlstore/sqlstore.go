@@ -7,8 +7,9 @@
 // Layout: one table per record kind, an assignments table whose rows
 // belong to a key (written with the key in one transaction, with foreign
 // keys to the connections and models they name), an append-only
-// usage_records ledger, and a one-row config_version counter bumped by
-// every configuration write in the same transaction. Times are stored as
+// usage_records ledger, a one-row config_version counter bumped by every
+// configuration write in the same transaction, and a responses table for
+// the Responses API's stored responses (responses.go). Times are stored as
 // UTC unix microseconds, durations as nanoseconds.
 package sqlstore
 
