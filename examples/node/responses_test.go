@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -413,4 +414,49 @@ func TestResponsesNodeSDK(t *testing.T) {
 			checkStreams(t, got)
 		})
 	}
+}
+
+// A three-turn conversation through the translated route with the Node
+// SDK: the second turn (streamed) and the third continue the previous
+// ones through previous_response_id, and the chat-only upstream sees
+// the whole history each time; the response is read back, deleted, and
+// is gone.
+func TestResponsesConversation(t *testing.T) {
+	install(t)
+	needResponseStore(t)
+	g := newResponsesGateway(t)
+	rt := respRoutes[2]
+	g.needResponses(t, rt)
+	before, streams := len(g.Chat.Requests()), len(g.Streams())
+	matchLines(t, g.runNode(t, rt, "responses.mjs", "conversation"), []*regexp.Regexp{
+		regexp.MustCompile(`^turn 1: You said: My name is Ada\. \(in: [1-9][0-9]*, out: [1-9][0-9]*\)$`),
+		regexp.MustCompile(`^turn 2: You said: What is my name\? \[continues turn 1: true\]$`),
+		regexp.MustCompile(`^turn 3: You said: Thanks\. \[continues turn 2: true\]$`),
+		regexp.MustCompile(`^retrieve: true You said: Thanks\.$`),
+		regexp.MustCompile(`^after delete: 404$`),
+	})
+	reqs := g.Chat.Requests()[before:]
+	if len(reqs) != 3 {
+		t.Fatalf("the upstream got %d calls, want 3\n%s", len(reqs), g.describe(rt))
+	}
+	// Each turn's request holds the turns before it, in order.
+	history := []string{"user: My name is Ada.", "assistant: You said: My name is Ada.",
+		"user: What is my name?", "assistant: You said: What is my name?", "user: Thanks."}
+	for i, r := range reqs {
+		var req struct {
+			Messages []struct {
+				Role    string          `json:"role"`
+				Content json.RawMessage `json:"content"`
+			} `json:"messages"`
+		}
+		json.Unmarshal(r.Body, &req)
+		var got []string
+		for _, m := range req.Messages {
+			got = append(got, m.Role+": "+contentText(m.Content))
+		}
+		if want := history[:2*i+1]; !slices.Equal(got, want) {
+			t.Errorf("turn %d: the upstream got the messages\n%q\nwant\n%q", i+1, got, want)
+		}
+	}
+	checkStreams(t, g.Streams()[streams:])
 }
