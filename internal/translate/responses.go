@@ -126,9 +126,9 @@ type ResponsesOptions struct {
 type ResponsesRequest struct {
 	// Chat is the Chat Completions request body for the upstream.
 	Chat []byte
-	// Input is the request's own input as a compact JSON array of input
-	// items (a string input becomes one user message item with an
-	// input_text part): the gateway stores History+Input.
+	// Input is the request's own input as a JSON array of input items,
+	// as the client sent it (a string input becomes one user message item
+	// with an input_text part): the gateway stores History+Input.
 	Input []byte
 	// DroppedTools are the hosted tools left out of the upstream request:
 	// their "type", or "namespace:NAME" / "custom:NAME".
@@ -396,7 +396,8 @@ func responseFormat(raw json.RawMessage) (json.RawMessage, error) {
 }
 
 // inputItems decodes input (a string, an array of items, or absent) and
-// returns its items and its canonical form, a compact array.
+// returns its items and the array to store: input as given, or the
+// string as one user message item.
 func inputItems(raw json.RawMessage) ([]respItem, []byte, error) {
 	raw = bytes.TrimSpace(raw)
 	switch {
@@ -419,10 +420,8 @@ func inputItems(raw json.RawMessage) ([]respItem, []byte, error) {
 	if err := json.Unmarshal(raw, &items); err != nil {
 		return nil, nil, itemErr(raw, "input", err)
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(raw))
-	_ = json.Compact(&buf, raw) // it decoded, so it is valid
-	return items, buf.Bytes(), nil
+	// raw is the decoder's copy, not the body: it can be kept as it is.
+	return items, raw, nil
 }
 
 // itemErr finds which item of an array failed to decode, to name it: an

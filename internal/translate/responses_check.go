@@ -93,7 +93,6 @@ type checkedPart struct {
 }
 
 type eventChecker struct {
-	n          int // events seen
 	lastSeq    int64
 	items      []*checkedItem
 	terminated bool
