@@ -140,8 +140,7 @@ func (g *responsesGateway) key(rt respRoute) string {
 }
 
 // needResponses skips rt's test while what it needs has not landed:
-// native Responses in provider/openai, or internal/translate's
-// Responses⇄Chat translation.
+// native Responses in provider/openai.
 func (g *responsesGateway) needResponses(t *testing.T, rt respRoute) {
 	t.Helper()
 	switch rt.name {
@@ -153,20 +152,6 @@ func (g *responsesGateway) needResponses(t *testing.T, rt respRoute) {
 		if _, ok := p.(llmproxy.Responder); !ok {
 			t.Skip("waits for native Responses in provider/openai (an llmproxy.Responder)")
 		}
-	case "translated":
-		_, err := translate.ResponsesToChat([]byte(`{"model":"m","input":"hi"}`), translate.ResponsesOptions{Model: "m"})
-		if err != nil && err.Error() == "stub" {
-			t.Skip("waits for internal/translate's Responses⇄Chat translation (rtrans)")
-		}
-	}
-}
-
-// needResponseStore skips a test of conversation state while
-// storage/memory is not a ResponseStore.
-func needResponseStore(t *testing.T) {
-	t.Helper()
-	if _, ok := any(memory.New()).(llmproxy.ResponseStore); !ok {
-		t.Skip("waits for storage/memory's ResponseStore")
 	}
 }
 
@@ -423,7 +408,6 @@ func TestResponsesNodeSDK(t *testing.T) {
 // is gone.
 func TestResponsesConversation(t *testing.T) {
 	install(t)
-	needResponseStore(t)
 	g := newResponsesGateway(t)
 	rt := respRoutes[2]
 	g.needResponses(t, rt)

@@ -126,8 +126,7 @@ func (e *env) calls(rt route) int {
 }
 
 // need skips rt's test while what it needs has not landed: native
-// Responses in provider/openai, or internal/translate's Responses⇄Chat
-// translation.
+// Responses in provider/openai.
 func need(t *testing.T, rt route) {
 	t.Helper()
 	switch rt.name {
@@ -138,11 +137,6 @@ func need(t *testing.T, rt route) {
 		}
 		if _, ok := p.(llmproxy.Responder); !ok {
 			t.Skip("waits for native Responses in provider/openai (an llmproxy.Responder)")
-		}
-	case "translated":
-		_, err := translate.ResponsesToChat([]byte(`{"model":"m","input":"hi"}`), translate.ResponsesOptions{Model: "m"})
-		if err != nil && err.Error() == "stub" {
-			t.Skip("waits for internal/translate's Responses⇄Chat translation (rtrans)")
 		}
 	}
 }
