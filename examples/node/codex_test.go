@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -20,6 +21,9 @@ import (
 // codexTimeout bounds one headless Codex run (it takes under a second
 // against a local fake).
 const codexTimeout = 90 * time.Second
+
+// tokensUsed is how Codex reports the usage of its turn.
+var tokensUsed = regexp.MustCompile(`(?m)^tokens used\n[1-9][0-9,]*$`)
 
 // A codexTask is the turn Codex must finish: the fake model has it run
 // cmd through exec_command, and answers with secret, which only cmd's
@@ -174,6 +178,10 @@ func TestCodex(t *testing.T) {
 			t.Logf("codex exec printed: %s", strings.TrimSpace(stdout))
 			if !strings.Contains(stdout, "The command printed "+task.secret) {
 				t.Errorf("stdout lacks the command's output %s:\n%s\nstderr:\n%s", task.secret, stdout, stderr)
+			}
+			// Codex reports the usage of response.completed.
+			if !tokensUsed.MatchString(stderr) {
+				t.Errorf("Codex reported no tokens used:\n%s", stderr)
 			}
 			if n := g.upstreamCalls(rt) - before; n != 2 {
 				t.Errorf("the upstream got %d calls, want the function call's and its output's", n)
