@@ -189,6 +189,9 @@ func TestCodex(t *testing.T) {
 			switch rt.name {
 			case "direct", "native":
 				checkCodexNative(t, g.Native.Calls()[before:], rt.name == "native")
+				if d := g.Dropped()[dropped:]; len(d) > 0 {
+					t.Errorf("a native connection dropped tools: %q", d)
+				}
 			case "translated":
 				checkCodexTranslated(t, g, before, g.Dropped()[dropped:])
 			}
