@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
@@ -16,8 +17,11 @@ import (
 // upstreamStatusError maps an upstream error answer to what the client
 // sees. The upstream's message is shown for request errors; an upstream
 // authentication failure is the gateway's problem, not the client's, so it
-// is a 502.
-func upstreamStatusError(name string, resp *http.Response) error {
+// is a 502. endpoint is the API called: for EndpointResponses the
+// upstream's error code of a request error is kept (Responses clients act
+// on codes such as previous_response_not_found); for endpointResource a
+// 404 is the client's (an unknown response id), passed on as it is.
+func upstreamStatusError(name, endpoint string, resp *http.Response) error {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var env struct {
 		Error struct {
@@ -52,8 +56,14 @@ func upstreamStatusError(name string, resp *http.Response) error {
 			e.Message += ": " + msg
 		}
 		e.RetryAfter = retryAfter(resp.Header)
+	case s == http.StatusNotFound && endpoint == endpointResource:
+		e.Type, e.Code = orDefault(env.Error.Type, llmproxy.TypeInvalidRequest), codeString(env.Error.Code)
+		e.Message = orDefault(msg, "no such response")
 	case s >= 400 && s < 500 && s != http.StatusNotFound:
 		e.Type, e.Code = llmproxy.TypeInvalidRequest, ""
+		if endpoint == llmproxy.EndpointResponses || endpoint == endpointResource {
+			e.Code = codeString(env.Error.Code)
+		}
 		e.Message = msg
 		if e.Message == "" {
 			e.Message = fmt.Sprintf("the upstream rejected the request with status %d", s)
@@ -119,4 +129,69 @@ func streamError(name string, d []byte) error {
 	}
 	return &llmproxy.Error{Status: http.StatusBadGateway, Type: llmproxy.TypeUpstream, Code: "upstream_error", Message: msg,
 		Err: errors.New("mid-stream error from connection " + strconv.Quote(name))}
+}
+
+// endpointResource names GET and DELETE /responses/{id}[/input_items] for
+// upstreamStatusError.
+const endpointResource = "responses/{id}"
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// codeString returns an error code that is a JSON string (OpenAI's codes
+// are strings or null; some servers send numbers, which are not kept).
+func codeString(raw json.RawMessage) string {
+	var c string
+	if json.Unmarshal(raw, &c) != nil {
+		return ""
+	}
+	return c
+}
+
+// responsesStreamError is the *llmproxy.Error of a Responses stream's
+// "error" event,
+//
+//	{"type":"error","code":"rate_limit_exceeded","message":"…","param":null,"sequence_number":3}
+//
+// (or a chat-style {"error":{…}} envelope from a compatible server). The
+// upstream's message and code are kept; the status follows the code: 429
+// for rate_limit_exceeded, 400 for a request the upstream found invalid
+// (an invalid_* or context_length_exceeded code, or an
+// invalid_request_error type), else 502.
+func responsesStreamError(name string, d []byte) error {
+	type fields struct {
+		Type    string          `json:"type"`
+		Code    json.RawMessage `json:"code"`
+		Message string          `json:"message"`
+		Param   *string         `json:"param"`
+	}
+	var ev struct {
+		fields
+		Error *fields `json:"error"`
+	}
+	json.Unmarshal(d, &ev)
+	f := ev.fields
+	if ev.Error != nil && f.Message == "" {
+		f = *ev.Error
+	} else if f.Type == "error" {
+		f.Type = ""
+	}
+	code := codeString(f.Code)
+	e := &llmproxy.Error{Status: http.StatusBadGateway, Type: llmproxy.TypeUpstream, Code: orDefault(code, "upstream_error"),
+		Message: orDefault(f.Message, "the upstream reported an error mid-stream"),
+		Err:     errors.New("mid-stream error from connection " + strconv.Quote(name))}
+	switch {
+	case code == "rate_limit_exceeded":
+		e.Status, e.Type = http.StatusTooManyRequests, llmproxy.TypeRateLimit
+	case f.Type == llmproxy.TypeInvalidRequest || strings.HasPrefix(code, "invalid") || code == "context_length_exceeded":
+		e.Status, e.Type = http.StatusBadRequest, llmproxy.TypeInvalidRequest
+		if f.Param != nil {
+			e.Param = *f.Param
+		}
+	}
+	return e
 }

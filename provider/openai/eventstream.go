@@ -11,7 +11,9 @@ import (
 )
 
 // EventStream relays an upstream's server-sent events. It implements
-// llmproxy.EventStream over any OpenAI-style SSE body.
+// llmproxy.EventStream over any OpenAI-style SSE body: a chat completion
+// stream (NewEventStream), which ends with [DONE], or a Responses API
+// stream (NewResponsesEventStream), which ends with its terminal event.
 //
 // It reads through a small buffer of its own (events are a few hundred
 // bytes) and borrows a large pooled one only while a longer line is being
@@ -31,6 +33,9 @@ type EventStream struct {
 	finished bool    // an event with a finish_reason was seen
 	done     bool
 	closed   bool
+	// responses: the body is a Responses API stream (see
+	// responsesEvent).
+	responses bool
 }
 
 const smallBuffer = 1 << 10
@@ -42,6 +47,19 @@ var bigPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }
 func NewEventStream(name string, body io.ReadCloser) *EventStream {
 	small := make([]byte, smallBuffer)
 	return &EventStream{name: name, body: body, buf: small, small: small}
+}
+
+// NewResponsesEventStream reads the events of a Responses API stream from
+// body. Next returns each event's data (a JSON object with its "type"),
+// the terminal event (response.completed, response.incomplete or
+// response.failed) included, then io.EOF without reading further. An
+// "error" event is returned as an *llmproxy.Error (see
+// responsesStreamError); a body that ends before the terminal event as a
+// broken-off stream. name names the connection in errors.
+func NewResponsesEventStream(name string, body io.ReadCloser) *EventStream {
+	s := NewEventStream(name, body)
+	s.responses = true
+	return s
 }
 
 var (
@@ -103,6 +121,9 @@ func (s *EventStream) event() ([]byte, error) {
 		s.done = true
 		return nil, io.EOF
 	}
+	if s.responses {
+		return s.responsesEvent(d)
+	}
 	if s.isError || (bytes.Contains(d, errorKey) && isErrorEvent(d)) {
 		s.done = true
 		return nil, streamError(s.name, d)
@@ -112,6 +133,44 @@ func (s *EventStream) event() ([]byte, error) {
 		return nil, llmproxy.UpstreamError(fmt.Sprintf("the stream from connection %q carried malformed JSON", s.name), nil)
 	}
 	if bytes.Contains(d, finishMarker) {
+		s.finished = true
+	}
+	return d, nil
+}
+
+// Terminal event types of a Responses stream.
+var (
+	typeCompleted  = []byte(`"response.completed"`)
+	typeIncomplete = []byte(`"response.incomplete"`)
+	typeFailed     = []byte(`"response.failed"`)
+	typeError      = []byte(`"error"`)
+)
+
+// responsesEvent checks the data d of a Responses event: a JSON object
+// with a string "type". An "error" event (by its event: line or its
+// type), or a chat-style error envelope from a compatible server, is the
+// stream's error; a terminal event is returned and ends the stream.
+// A [DONE] that some servers add is taken as the end.
+func (s *EventStream) responsesEvent(d []byte) ([]byte, error) {
+	if bytes.Contains(d, errorKey) && isErrorEvent(d) {
+		s.done = true
+		return nil, responsesStreamError(s.name, d)
+	}
+	if !jsonscan.Valid(d) {
+		s.done = true
+		return nil, llmproxy.UpstreamError(fmt.Sprintf("the stream from connection %q carried malformed JSON", s.name), nil)
+	}
+	typ := jsonscan.Field(d, "type")
+	if len(typ) < 2 || typ[0] != '"' {
+		s.done = true
+		return nil, llmproxy.UpstreamError(fmt.Sprintf("the stream from connection %q carried an event without a type", s.name), nil)
+	}
+	switch {
+	case s.isError || bytes.Equal(typ, typeError):
+		s.done = true
+		return nil, responsesStreamError(s.name, d)
+	case bytes.Equal(typ, typeCompleted) || bytes.Equal(typ, typeIncomplete) || bytes.Equal(typ, typeFailed):
+		s.done = true // the next call returns io.EOF without waiting
 		s.finished = true
 	}
 	return d, nil

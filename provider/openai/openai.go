@@ -1,8 +1,10 @@
 // Package openai is the provider for OpenAI, Gemini's OpenAI-compatible
 // endpoint, and any other OpenAI-compatible server. Requests are passed
 // through faithfully: the client's body is forwarded with only "model"
-// rewritten (and stream usage requested), and streams are relayed event by
-// event as they arrive.
+// rewritten (and chat stream usage requested), and streams are relayed
+// event by event as they arrive. That holds for chat completions,
+// embeddings and, where the upstream serves it (SettingResponses), the
+// Responses API: POST /responses and GET or DELETE /responses/{id}.
 //
 // Its Passthrough type is the reusable core for other providers that speak
 // OpenAI's wire format at a different URL or with different auth (Azure).
@@ -28,10 +30,58 @@ const (
 	DefaultGoogleEndpoint = "https://generativelanguage.googleapis.com/v1beta/openai"
 )
 
+// Settings: the keys of Connection.Settings an OpenAI, Google or
+// compatible connection reads.
+//
+//   - "responses" (SettingResponses): whether the upstream serves the
+//     Responses API itself. "native": Responses requests are forwarded to
+//     {endpoint}/responses (NativeResponses is true); "translate": the
+//     gateway serves them through chat completions; "auto" or unset:
+//     native for openai connections, translate for compatible ones (few
+//     OpenAI-compatible servers have the Responses API) and google ones
+//     (Gemini's OpenAI-compatible endpoint has none, so "native" is
+//     refused there).
+const SettingResponses = "responses"
+
+// Values of SettingResponses.
+const (
+	ResponsesAuto      = "auto"
+	ResponsesNative    = "native"
+	ResponsesTranslate = "translate"
+)
+
+// NativeResponsesSetting reads conn's SettingResponses: whether its
+// Responses requests go to the upstream as they are, with def for "auto"
+// or unset. A value other than auto, native or translate is an error
+// naming the setting, wrapping llmproxy.ErrInvalid.
+func NativeResponsesSetting(conn llmproxy.Connection, def bool) (bool, error) {
+	switch v := conn.Settings[SettingResponses]; v {
+	case "", ResponsesAuto:
+		return def, nil
+	case ResponsesNative:
+		return true, nil
+	case ResponsesTranslate:
+		return false, nil
+	default:
+		return false, fmt.Errorf("%w: connection %q: %s must be auto, native or translate, got %q",
+			llmproxy.ErrInvalid, conn.Name, SettingResponses, v)
+	}
+}
+
 // New builds the provider of an OpenAI, Google or compatible connection.
-// Requests go to Endpoint + "/chat/completions" (or "/embeddings") with
-// "Authorization: Bearer <api key>" when the connection has a key.
+// Requests go to Endpoint + "/chat/completions" (or "/embeddings",
+// "/responses") with "Authorization: Bearer <api key>" when the
+// connection has a key. A bad setting is an error wrapping
+// llmproxy.ErrInvalid.
 func New(conn llmproxy.Connection, opts llmproxy.ProviderOptions) (llmproxy.Provider, error) {
+	native, err := NativeResponsesSetting(conn, conn.Provider == llmproxy.KindOpenAI)
+	if err != nil {
+		return nil, err
+	}
+	if native && conn.Provider == llmproxy.KindGoogle {
+		return nil, fmt.Errorf("%w: google connection %q: %s=%s: Gemini's OpenAI-compatible endpoint has no Responses API",
+			llmproxy.ErrInvalid, conn.Name, SettingResponses, ResponsesNative)
+	}
 	base := conn.Endpoint
 	if base == "" {
 		switch conn.Provider {
@@ -45,17 +95,21 @@ func New(conn llmproxy.Connection, opts llmproxy.ProviderOptions) (llmproxy.Prov
 	}
 	base = strings.TrimRight(base, "/")
 	// Built once: a request allocates neither its URL nor its header.
-	chatURL, embeddingsURL := base+"/chat/completions", base+"/embeddings"
+	chatURL, embeddingsURL, responsesURL := base+"/chat/completions", base+"/embeddings", base+"/responses"
 	var auth []string
 	if conn.Credentials.APIKey != "" {
 		auth = []string{"Bearer " + conn.Credentials.APIKey}
 	}
 	return &Passthrough{
-		Name:   conn.Name,
-		Client: opts.HTTPClient,
+		Name:            conn.Name,
+		Client:          opts.HTTPClient,
+		ServesResponses: native,
 		URL: func(endpoint, _ string) string {
-			if endpoint == llmproxy.EndpointEmbeddings {
+			switch endpoint {
+			case llmproxy.EndpointEmbeddings:
 				return embeddingsURL
+			case llmproxy.EndpointResponses:
+				return responsesURL
 			}
 			return chatURL
 		},
@@ -74,12 +128,18 @@ type Passthrough struct {
 	Name string
 	// Client sends the upstream requests; nil means http.DefaultClient.
 	Client *http.Client
-	// URL returns the upstream URL for an endpoint (llmproxy.EndpointChat
-	// or llmproxy.EndpointEmbeddings) and remote model.
+	// URL returns the upstream URL for an endpoint (llmproxy.EndpointChat,
+	// llmproxy.EndpointEmbeddings or llmproxy.EndpointResponses) and
+	// remote model. A response's resources are under the Responses URL
+	// (with the remote model ""): {URL}/{id}, {URL}/{id}/input_items,
+	// with the URL's query, if any, before the client's.
 	URL func(endpoint, remoteModel string) string
 	// SetHeaders adds authentication (and any other fixed headers) to an
 	// upstream request.
 	SetHeaders func(h http.Header)
+	// ServesResponses reports that the upstream serves the Responses API
+	// (NativeResponses returns it).
+	ServesResponses bool
 
 	urlsMu sync.RWMutex
 	urls   map[[2]string]*url.URL // parsed results of URL
@@ -119,24 +179,27 @@ func (p *Passthrough) url(endpoint, remoteModel string) (*url.URL, error) {
 // transport called directly: that skips the copies http.Client makes to
 // follow redirects, which an API upstream rarely sends; one that does is
 // then asked again through the client, which follows it.
-func send(ctx context.Context, client *http.Client, u *url.URL, h http.Header, body []byte) (*http.Response, error) {
+func send(ctx context.Context, client *http.Client, method string, u *url.URL, h http.Header, body []byte) (*http.Response, error) {
 	direct := client.Transport != nil && client.Timeout == 0 && client.Jar == nil && client.CheckRedirect == nil
 	if direct {
-		resp, err := client.Transport.RoundTrip(newRequest(ctx, u, h, body))
+		resp, err := client.Transport.RoundTrip(newRequest(ctx, method, u, h, body))
 		if err != nil || !isRedirect(resp) {
 			return resp, err
 		}
 		resp.Body.Close()
 	}
-	return client.Do(newRequest(ctx, u, h, body))
+	return client.Do(newRequest(ctx, method, u, h, body))
 }
 
-func newRequest(ctx context.Context, u *url.URL, h http.Header, body []byte) *http.Request {
+// newRequest builds a request; a nil body (GET, DELETE) is none.
+func newRequest(ctx context.Context, method string, u *url.URL, h http.Header, body []byte) *http.Request {
 	r := http.Request{
-		Method: http.MethodPost, URL: u, Host: u.Host, Header: h,
+		Method: method, URL: u, Host: u.Host, Header: h,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Body: newBodyReader(body), ContentLength: int64(len(body)),
-		GetBody: func() (io.ReadCloser, error) { return newBodyReader(body), nil },
+	}
+	if body != nil {
+		r.Body, r.ContentLength = newBodyReader(body), int64(len(body))
+		r.GetBody = func() (io.ReadCloser, error) { return newBodyReader(body), nil }
 	}
 	return r.WithContext(ctx)
 }
@@ -198,11 +261,19 @@ func (p *Passthrough) do(ctx context.Context, endpoint string, req *llmproxy.Req
 	if p.SetHeaders != nil {
 		p.SetHeaders(h)
 	}
+	return p.exchange(ctx, http.MethodPost, endpoint, u, h, body, req.Stream)
+}
+
+// exchange sends one upstream request and reads its answer: an error
+// status as an *llmproxy.Error (upstreamStatusError), a stream (when
+// stream is set) as an EventStream for endpoint's API, any other answer
+// as a JSON Body.
+func (p *Passthrough) exchange(ctx context.Context, method, endpoint string, u *url.URL, h http.Header, body []byte, stream bool) (*llmproxy.Response, error) {
 	client := p.Client
 	if client == nil {
 		client = http.DefaultClient
 	}
-	resp, err := send(ctx, client, u, h, body)
+	resp, err := send(ctx, client, method, u, h, body)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -211,7 +282,7 @@ func (p *Passthrough) do(ctx context.Context, endpoint string, req *llmproxy.Req
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer resp.Body.Close()
-		return nil, upstreamStatusError(p.Name, resp)
+		return nil, upstreamStatusError(p.Name, endpoint, resp)
 	}
 	out := &llmproxy.Response{StatusCode: resp.StatusCode}
 	for _, k := range passHeaders {
@@ -222,13 +293,18 @@ func (p *Passthrough) do(ctx context.Context, endpoint string, req *llmproxy.Req
 			out.Header[k] = v
 		}
 	}
-	if req.Stream {
+	if stream {
 		ct := resp.Header.Get("Content-Type")
 		if !strings.HasPrefix(ct, "text/event-stream") {
 			resp.Body.Close()
 			return nil, llmproxy.UpstreamError(fmt.Sprintf("the upstream of connection %q answered a stream request with %q instead of an event stream", p.Name, ct), nil)
 		}
-		return out, setStream(out, p.Name, resp.Body)
+		if endpoint == llmproxy.EndpointResponses {
+			out.Stream = NewResponsesEventStream(p.Name, resp.Body)
+		} else {
+			out.Stream = NewEventStream(p.Name, resp.Body)
+		}
+		return out, nil
 	}
 	defer resp.Body.Close()
 	out.Body, err = readBody(resp)
@@ -242,11 +318,6 @@ func (p *Passthrough) do(ctx context.Context, endpoint string, req *llmproxy.Req
 		return nil, llmproxy.UpstreamError(fmt.Sprintf("the upstream of connection %q answered with malformed JSON", p.Name), nil)
 	}
 	return out, nil
-}
-
-func setStream(out *llmproxy.Response, name string, body io.ReadCloser) error {
-	out.Stream = NewEventStream(name, body)
-	return nil
 }
 
 // readBody reads a whole response body, sized by Content-Length when known.
