@@ -174,3 +174,30 @@ func TestSDKResponsesStreamError(t *testing.T) {
 		t.Fatalf("last event %+v", last)
 	}
 }
+
+// TestResponsesAnswer: a scripted Answer for SetAnswer carries the same
+// response, its stream written with event: lines and no [DONE].
+func TestResponsesAnswer(t *testing.T) {
+	s := fakeopenai.New(t, key)
+	s.SetAnswer(func(r fakeopenai.Request) *fakeopenai.Answer {
+		return fakeopenai.ResponsesAnswer(r, &fakeopenai.Turn{Text: "scripted answer", ErrorAfter: 5, ErrorMessage: "late failure"})
+	})
+	client := sdkClient(s)
+	ctx := context.Background()
+	params := responses.ResponseNewParams{Model: "m", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("x")}}
+	r, err := client.Responses.New(ctx, params)
+	if err != nil || r.OutputText() != "scripted answer" {
+		t.Fatalf("New: %v %v", r, err)
+	}
+	stream := client.Responses.NewStreaming(ctx, params)
+	var types []string
+	for stream.Next() {
+		types = append(types, string(stream.Current().Type))
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(types) != 6 || types[0] != "response.created" || types[4] != "response.output_text.delta" || types[5] != "error" {
+		t.Fatalf("events %v", types)
+	}
+}
