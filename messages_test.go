@@ -63,7 +63,7 @@ const msgKey = "sk-claude-code-team"
 func newMsgEnv(t *testing.T, limits llmproxy.Assignment) *msgEnv {
 	t.Helper()
 	ctx := context.Background()
-	e := &msgEnv{t: t, store: &ledgerSpy{Storage: memory.New()}, ant: anthropictest.New(t), oai: fakeopenai.New(t, upstreamKey)}
+	e := &msgEnv{t: t, store: &ledgerSpy{Store: memory.New()}, ant: anthropictest.New(t), oai: fakeopenai.New(t, upstreamKey)}
 	ant := &llmproxy.Connection{Name: "anthropic", Provider: llmproxy.KindAnthropic, Endpoint: e.ant.URL, Credentials: llmproxy.Credentials{APIKey: anthropictest.DefaultAPIKey}}
 	must(t, e.store.CreateConnection(ctx, ant))
 	oai := &llmproxy.Connection{Name: "compat", Provider: llmproxy.KindCompatible, Endpoint: e.oai.BaseURL(), Credentials: llmproxy.Credentials{APIKey: upstreamKey}}
@@ -94,10 +94,11 @@ func newMsgEnv(t *testing.T, limits llmproxy.Assignment) *msgEnv {
 	return e
 }
 
-// ledgerSpy is a Storage that keeps a copy of the usage records written
-// to it, so that a test can see every column.
+// ledgerSpy is the in-memory Storage (a ResponseStore too), keeping a
+// copy of the usage records written to it so that a test can see every
+// column.
 type ledgerSpy struct {
-	llmproxy.Storage
+	*memory.Store
 	mu   sync.Mutex
 	recs []llmproxy.UsageRecord
 }
@@ -106,7 +107,7 @@ func (s *ledgerSpy) AppendUsage(ctx context.Context, recs []llmproxy.UsageRecord
 	s.mu.Lock()
 	s.recs = append(s.recs, recs...)
 	s.mu.Unlock()
-	return s.Storage.AppendUsage(ctx, recs)
+	return s.Store.AppendUsage(ctx, recs)
 }
 
 // records closes the gateway (flushing the ledger) and returns the usage

@@ -82,8 +82,10 @@ func (g *Gateway) prepareResponses(ctx context.Context, x *exchange, gs []grant)
 	return on, nil
 }
 
+// previousNotFound is OpenAI's answer to an unknown previous_response_id:
+// a 400 naming the parameter, with code previous_response_not_found.
 func previousNotFound(id string) *Error {
-	return &Error{Status: http.StatusNotFound, Type: TypeInvalidRequest, Param: "previous_response_id", Code: "previous_response_not_found",
+	return &Error{Status: http.StatusBadRequest, Type: TypeInvalidRequest, Param: "previous_response_id", Code: "previous_response_not_found",
 		Message: fmt.Sprintf("Previous response with id '%s' not found.", sanitize(id))}
 }
 

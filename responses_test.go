@@ -1,13 +1,18 @@
 package llmproxy_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
 	"github.com/go-llm-proxy/llmproxy/internal/translate"
+	"github.com/go-llm-proxy/llmproxy/provider/openai"
+	"github.com/go-llm-proxy/llmproxy/storage/memory"
 )
 
 // TestResponsesBadInput: what the Responses API refuses is refused with a
@@ -30,7 +35,7 @@ func TestResponsesBadInput(t *testing.T) {
 		{"tools object", `{"model":"gpt-alias","input":"hi","tools":{}}`, 400, "tools"},
 		{"stream string", `{"model":"gpt-alias","input":"hi","stream":"yes"}`, 400, "stream"},
 		{"other key's model", `{"model":"other","input":"hi"}`, 404, "other"},
-		{"unknown previous", `{"model":"gpt-alias","input":"hi","previous_response_id":"resp_nope"}`, 404, "resp_nope"},
+		{"unknown previous", `{"model":"gpt-alias","input":"hi","previous_response_id":"resp_nope"}`, 400, "resp_nope"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -153,9 +158,12 @@ func TestResponsesTranslatedConversation(t *testing.T) {
 	if strings.Join(roles, ",") != "user,assistant,user" || !strings.Contains(string(second.Body), "My name is Ada.") {
 		t.Errorf("continued conversation sent as %v: %s", roles, second.Body)
 	}
-	// Another key cannot continue it.
+	// Another key cannot continue it: to it the id does not exist (OpenAI
+	// answers an unknown previous_response_id with a 400).
 	resp, body = sendResponses(t, e.srv.URL, masterKey, `{"model":"gpt-alias","input":"hi","previous_response_id":"`+r1.ID+`"}`)
-	checkError(t, resp, body, 404, r1.ID)
+	if e := checkError(t, resp, body, 400, r1.ID); deref(e.Error.Code) != "previous_response_not_found" {
+		t.Errorf("code %q", deref(e.Error.Code))
+	}
 
 	// Deleted: gone for everyone.
 	got, b = getAs(t, http.MethodDelete, e.srv.URL+"/v1/responses/"+r1.ID, keyModel)
@@ -167,7 +175,7 @@ func TestResponsesTranslatedConversation(t *testing.T) {
 	got, b = getAs(t, http.MethodGet, e.srv.URL+"/v1/responses/"+r1.ID, keyConn)
 	checkError(t, got, b, 404, r1.ID)
 	resp, body = sendResponses(t, e.srv.URL, keyConn, `{"model":"gpt-alias","input":"hi","previous_response_id":"`+r1.ID+`"}`)
-	checkError(t, resp, body, 404, r1.ID)
+	checkError(t, resp, body, 400, r1.ID)
 
 	sums := e.usage(llmproxy.UsageFilter{})
 	if len(sums) != 1 || sums[0].Requests != 2 || sums[0].PromptTokens == 0 {
@@ -234,5 +242,106 @@ func TestResponsesTranslatedStream(t *testing.T) {
 	got, b = getAs(t, http.MethodGet, e.srv.URL+"/v1/responses/"+r.ID, keyConn)
 	if resp2.StatusCode != 200 || got.StatusCode != 404 {
 		t.Errorf("store:false: %d, then GET %d %s", resp2.StatusCode, got.StatusCode, b)
+	}
+}
+
+// TestResponsesNative: on a connection that serves the Responses API the
+// body goes upstream as sent but for model and the stream is relayed as
+// it comes; usage is recorded from response.completed; the upstream keeps
+// the conversation, and the gateway keeps whose it is: another key
+// cannot read, continue or delete it, and GET and DELETE are forwarded.
+func TestResponsesNative(t *testing.T) {
+	ctx := context.Background()
+	fake := fakeopenai.New(t, upstreamKey)
+	store := memory.New()
+	conn := &llmproxy.Connection{Name: "native", Provider: llmproxy.KindCompatible, Endpoint: fake.BaseURL(),
+		Credentials: llmproxy.Credentials{APIKey: upstreamKey}, Settings: map[string]string{openai.SettingResponses: "native"}}
+	must(t, store.CreateConnection(ctx, conn))
+	must(t, store.CreateModel(ctx, &llmproxy.Model{Name: "gpt-native", Remote: "remote-model-1", ConnectionID: conn.ID}))
+	for _, k := range []string{keyConn, keyModel} {
+		must(t, store.CreateKey(ctx, &llmproxy.VirtualKey{Name: k, Hash: llmproxy.HashKey(k), Prefix: llmproxy.KeyPrefix(k),
+			Assignments: []llmproxy.Assignment{{ConnectionID: conn.ID}}}))
+	}
+	spy := &ledgerSpy{Store: store}
+	gw, err := llmproxy.New(llmproxy.Config{Storage: spy, Providers: map[string]llmproxy.NewProviderFunc{llmproxy.KindCompatible: openai.New}})
+	must(t, err)
+	srv := httptest.NewServer(gw)
+	t.Cleanup(func() { srv.Close(); gw.Close() })
+	fake.Responses.SetHandler(func(r *fakeopenai.ResponsesRequest) *fakeopenai.Turn {
+		return &fakeopenai.Turn{Text: "turn " + r.UserText(), Usage: &fakeopenai.ResponsesUsage{InputTokens: 30, CachedTokens: 20, OutputTokens: 5, ReasoningTokens: 2}}
+	})
+
+	body := `{"model":"gpt-native","input":"one","store":true,"prompt_cache_key":"k","include":["reasoning.encrypted_content"],"x_unknown":{"a":[1,2]}}`
+	resp, got := sendResponses(t, srv.URL, keyConn, body)
+	var r1 struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal([]byte(got), &r1); resp.StatusCode != 200 || !strings.HasPrefix(r1.ID, "resp") {
+		t.Fatalf("%d %s", resp.StatusCode, got)
+	}
+	var up []byte
+	for _, rq := range fake.Requests() {
+		if strings.HasSuffix(rq.Path, "/responses") {
+			up = rq.Body
+		}
+	}
+	if want := strings.Replace(body, `"gpt-native"`, `"remote-model-1"`, 1); string(up) != want {
+		t.Errorf("upstream body\n got %s\nwant %s", up, want)
+	}
+	got2, b := getAs(t, http.MethodGet, srv.URL+"/v1/responses/"+r1.ID, keyConn)
+	if got2.StatusCode != 200 || !strings.Contains(b, r1.ID) || !strings.Contains(b, "turn one") {
+		t.Errorf("GET forwarded: %d %s", got2.StatusCode, b)
+	}
+	got2, b = getAs(t, http.MethodGet, srv.URL+"/v1/responses/"+r1.ID, keyModel)
+	checkError(t, got2, b, 404, r1.ID)
+	resp, got = sendResponses(t, srv.URL, keyModel, `{"model":"gpt-native","input":"two","previous_response_id":"`+r1.ID+`"}`)
+	checkError(t, resp, got, 400, r1.ID)
+	got2, b = getAs(t, http.MethodDelete, srv.URL+"/v1/responses/"+r1.ID, keyModel)
+	checkError(t, got2, b, 404, r1.ID)
+
+	// Continued as a stream by its key: relayed as it comes, in order.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/responses", strings.NewReader(`{"model":"gpt-native","input":"two","stream":true,"previous_response_id":"`+r1.ID+`"}`))
+	req.Header.Set("Authorization", "Bearer "+keyConn)
+	sresp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer sresp.Body.Close()
+	evs := readEvents(t, sresp)
+	if len(evs) == 0 {
+		t.Fatalf("no events: %d", sresp.StatusCode)
+	}
+	var datas [][]byte
+	for _, ev := range evs {
+		datas = append(datas, []byte(ev.data))
+	}
+	if err := translate.CheckResponsesEvents(datas); err != nil || evs[len(evs)-1].name != "response.completed" {
+		t.Errorf("native stream: %v; last %+v", err, evs[len(evs)-1])
+	}
+	if !strings.Contains(evs[len(evs)-1].data, "turn two") {
+		t.Errorf("the upstream did not see the follow-up: %s", evs[len(evs)-1].data)
+	}
+
+	got2, b = getAs(t, http.MethodDelete, srv.URL+"/v1/responses/"+r1.ID, keyConn)
+	if got2.StatusCode != 200 || !strings.Contains(b, `"deleted":true`) {
+		t.Errorf("DELETE forwarded: %d %s", got2.StatusCode, b)
+	}
+	got2, b = getAs(t, http.MethodGet, srv.URL+"/v1/responses/"+r1.ID, keyConn)
+	checkError(t, got2, b, 404, r1.ID)
+
+	srv.Close()
+	must(t, gw.Close())
+	spy.mu.Lock()
+	defer spy.mu.Unlock()
+	n := 0
+	for _, rec := range spy.recs {
+		if rec.Status != 200 {
+			continue
+		}
+		n++
+		if rec.Endpoint != llmproxy.EndpointResponses || rec.PromptTokens != 30 || rec.CacheReadTokens != 20 || rec.CompletionTokens != 5 || rec.Estimated {
+			t.Errorf("record %+v", rec)
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d records of answered requests", n)
 	}
 }

@@ -1,9 +1,11 @@
 // Package fakeopenai is a stand-in for an OpenAI-compatible upstream, for
 // tests: it speaks OpenAI's wire format (JSON and server-sent events),
-// checks the bearer key, and records every request it receives.
+// checks the bearer key, and records every request it receives. It serves
+// chat completions, embeddings and the Responses API (see ResponsesAPI).
 package fakeopenai
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +21,9 @@ type Server struct {
 	*httptest.Server
 	// APIKey, when set, must arrive as "Authorization: Bearer APIKey".
 	APIKey string
+	// Responses serves /v1/responses and its resources; script its
+	// model with Responses.SetHandler.
+	Responses *ResponsesAPI
 
 	mu       sync.Mutex
 	requests []Request
@@ -62,6 +67,9 @@ type Answer struct {
 	// the data of each event, without "data: " and without the final
 	// [DONE], which the fake adds.
 	Events []string
+	// TypedEvents writes Events as the Responses API does: each with an
+	// "event:" line naming its "type", and no [DONE] at the end.
+	TypedEvents bool
 	// HoldHead makes the fake wait, before it answers anything, until
 	// the client goes away.
 	HoldHead bool
@@ -76,6 +84,7 @@ type Answer struct {
 // New starts a fake upstream; it stops at the end of the test.
 func New(t interface{ Cleanup(func()) }, apiKey string) *Server {
 	s := &Server{APIKey: apiKey, closing: make(chan struct{})}
+	s.Responses = NewResponsesAPI(s.closing, s.noteCancel)
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
 	return s
@@ -123,11 +132,13 @@ func (s *Server) SetFail(status int) {
 	s.mu.Unlock()
 }
 
-// SetDelay sets the wait before answering and between stream chunks.
+// SetDelay sets the wait before answering and between stream chunks (and
+// Responses API events).
 func (s *Server) SetDelay(first, perChunk time.Duration) {
 	s.mu.Lock()
 	s.delay, s.chunkDelay = first, perChunk
 	s.mu.Unlock()
+	s.Responses.SetEventDelay(perChunk)
 }
 
 // Cancelled counts requests whose client went away before the answer
@@ -148,6 +159,7 @@ const RequestID = "req_fake_upstream"
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Request-Id", RequestID)
 	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body)) // for Responses
 	var js map[string]any
 	json.Unmarshal(body, &js)
 	req := Request{Path: r.URL.Path, Header: r.Header.Clone(), Body: body, JSON: js, Done: r.Context().Done()}
@@ -183,6 +195,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.chat(w, r, js, chunkDelay)
 	case strings.HasSuffix(r.URL.Path, "/embeddings"):
 		embeddings(w, js)
+	case strings.Contains(r.URL.Path, "/responses"):
+		s.Responses.ServeHTTP(w, r)
 	default:
 		writeError(w, http.StatusNotFound, "no such path "+r.URL.Path)
 	}
@@ -226,7 +240,15 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, a *Answer) {
 	w.WriteHeader(status)
 	flusher := w.(http.Flusher)
 	for _, e := range a.Events {
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", e); err != nil {
+		var err error
+		if a.TypedEvents {
+			var ev struct{ Type string }
+			json.Unmarshal([]byte(e), &ev)
+			_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, e)
+		} else {
+			_, err = fmt.Fprintf(w, "data: %s\n\n", e)
+		}
+		if err != nil {
 			s.noteCancel()
 			return
 		}
@@ -239,7 +261,9 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, a *Answer) {
 	if a.Cut {
 		panic(http.ErrAbortHandler)
 	}
-	io.WriteString(w, "data: [DONE]\n\n")
+	if !a.TypedEvents {
+		io.WriteString(w, "data: [DONE]\n\n")
+	}
 }
 
 // ErrorAnswer is an error answer as OpenAI sends it.
@@ -456,4 +480,12 @@ func embeddings(w http.ResponseWriter, js map[string]any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": data, "model": js["model"],
 		"usage": map[string]any{"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)}})
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

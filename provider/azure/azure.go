@@ -6,6 +6,19 @@
 //
 // where the deployment is the model's remote name, with the connection's
 // key in the api-key header.
+//
+// The Responses API is served natively, through Azure's v1 API:
+//
+//	POST       {endpoint}/openai/v1/responses
+//	GET/DELETE {endpoint}/openai/v1/responses/{id}
+//	GET        {endpoint}/openai/v1/responses/{id}/input_items
+//
+// with the deployment in the body's "model" (the remote name, as for
+// chat) and no api-version: Microsoft's documentation gives the v1 API
+// (generally available since August 2025) as the one the Responses API
+// needs for its current features, without dated api-version values. The
+// older preview route, /openai/responses?api-version=2025-03-01-preview,
+// is not used; api_version applies to the deployment routes only.
 package azure
 
 import (
@@ -30,6 +43,11 @@ import (
 //     DefaultAPIVersion. Stream usage (stream_options), which the gateway
 //     relies on to account streamed tokens, needs 2024-09-01-preview or
 //     later.
+//   - "responses" (openai.SettingResponses): "native" (the default, also
+//     "auto") serves Responses requests through Azure's v1 Responses
+//     API; "translate" has the gateway serve them through chat
+//     completions instead (for a resource or region without the
+//     Responses API).
 //   - Endpoint (required): the resource's URL,
 //     https://{resource}.openai.azure.com.
 //   - Credentials.APIKey (required): one of the resource's keys.
@@ -62,6 +80,9 @@ func Validate(conn llmproxy.Connection) error {
 	if v, ok := conn.Settings[SettingAPIVersion]; ok && !apiVersionRE.MatchString(v) {
 		return invalidf("azure connection %q: %s must look like 2024-10-21 or 2025-01-01-preview, got %q", conn.Name, SettingAPIVersion, v)
 	}
+	if _, err := openai.NativeResponsesSetting(conn, true); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -76,8 +97,9 @@ type Provider struct {
 }
 
 var (
-	_ llmproxy.Provider = (*Provider)(nil)
-	_ llmproxy.Embedder = (*Provider)(nil)
+	_ llmproxy.Provider  = (*Provider)(nil)
+	_ llmproxy.Embedder  = (*Provider)(nil)
+	_ llmproxy.Responder = (*Provider)(nil)
 )
 
 // New builds the provider of an Azure OpenAI connection (a
@@ -95,10 +117,16 @@ func New(conn llmproxy.Connection, opts llmproxy.ProviderOptions) (llmproxy.Prov
 	}
 	query := "?api-version=" + url.QueryEscape(version)
 	key := []string{conn.Credentials.APIKey}
+	native, _ := openai.NativeResponsesSetting(conn, true) // checked by Validate
+	responsesURL := base + "/openai/v1/responses"
 	return &Provider{pass: &openai.Passthrough{
-		Name:   conn.Name,
-		Client: opts.HTTPClient,
+		Name:            conn.Name,
+		Client:          opts.HTTPClient,
+		ServesResponses: native,
 		URL: func(endpoint, deployment string) string {
+			if endpoint == llmproxy.EndpointResponses {
+				return responsesURL
+			}
 			op := "/chat/completions"
 			if endpoint == llmproxy.EndpointEmbeddings {
 				op = "/embeddings"
@@ -124,6 +152,22 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *llmproxy.Request) (*
 // req.RemoteModel.
 func (p *Provider) Embeddings(ctx context.Context, req *llmproxy.Request) (*llmproxy.Response, error) {
 	return p.pass.Embeddings(ctx, req)
+}
+
+// NativeResponses reports whether Responses requests go to Azure's
+// Responses API (the "responses" setting; true unless "translate").
+func (p *Provider) NativeResponses(deployment string) bool { return p.pass.NativeResponses(deployment) }
+
+// Responses forwards a Responses API request to the v1 Responses API,
+// with req.RemoteModel (the deployment) as the body's model.
+func (p *Provider) Responses(ctx context.Context, req *llmproxy.Request) (*llmproxy.Response, error) {
+	return p.pass.Responses(ctx, req)
+}
+
+// ResponseResource forwards GET or DELETE of a stored response (see
+// openai.Passthrough.ResponseResource).
+func (p *Provider) ResponseResource(ctx context.Context, method, path, rawQuery string) (*llmproxy.Response, error) {
+	return p.pass.ResponseResource(ctx, method, path, rawQuery)
 }
 
 // filterStream drops the chunks Azure adds to OpenAI's stream that carry

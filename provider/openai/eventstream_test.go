@@ -7,6 +7,7 @@ import (
 	"testing"
 	"testing/iotest"
 
+	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
 )
 
@@ -65,5 +66,68 @@ func TestEventStreamBrokenOff(t *testing.T) {
 	s.Close()
 	if _, err := s.Next(); err != io.EOF {
 		t.Fatalf("after Close: %v", err)
+	}
+}
+
+// TestResponsesEventStreamEnds: the terminal event is returned, then
+// io.EOF without waiting for the body to end.
+func TestResponsesEventStreamEnds(t *testing.T) {
+	for _, terminal := range []string{"response.completed", "response.incomplete", "response.failed"} {
+		pr, pw := io.Pipe()
+		go io.WriteString(pw, "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0}\n\n"+
+			"event: "+terminal+"\ndata: {\"type\":\""+terminal+"\",\"sequence_number\":1}\n\n") // never closed
+		s := openai.NewResponsesEventStream("c", pr)
+		for _, want := range []string{"response.created", terminal} {
+			d, err := s.Next()
+			if err != nil || !strings.Contains(string(d), `"type":"`+want+`"`) {
+				t.Fatalf("%s: got %s, %v", want, d, err)
+			}
+		}
+		if _, err := s.Next(); err != io.EOF {
+			t.Fatalf("after %s: %v", terminal, err)
+		}
+		if !s.Ready() {
+			t.Fatal("an ended stream is not Ready")
+		}
+		s.Close()
+		pw.Close()
+	}
+}
+
+// TestResponsesEventStreamBroken: what is not a well-formed Responses
+// stream ends it with a 502 *llmproxy.Error; a [DONE] ends it.
+func TestResponsesEventStreamBroken(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		events     int
+		eof        bool
+	}{
+		{"no terminal event", "data: {\"type\":\"response.created\"}\n\n", 1, false},
+		{"no type", "data: {\"choices\":[]}\n\n", 0, false},
+		{"type not a string", "data: {\"type\":1}\n\n", 0, false},
+		{"malformed", "data: {\"type\":\n\n", 0, false},
+		{"chat-style error", "data: {\"type\":\"response.created\"}\n\ndata: {\"error\":{\"message\":\"boom\"}}\n\n", 1, false},
+		{"error event named by its line", "event: error\ndata: {\"type\":\"weird\",\"message\":\"boom\"}\n\n", 0, false},
+		{"[DONE]", "data: {\"type\":\"response.created\"}\n\ndata: [DONE]\n\n", 1, true},
+		{"nested error is not an error", "data: {\"type\":\"response.created\",\"response\":{\"error\":null}}\n\ndata: {\"type\":\"response.completed\",\"response\":{\"error\":null}}\n\n", 2, true},
+	} {
+		s := openai.NewResponsesEventStream("c", io.NopCloser(strings.NewReader(tc.body)))
+		n := 0
+		var err error
+		for {
+			if _, err = s.Next(); err != nil {
+				break
+			}
+			n++
+		}
+		var e *llmproxy.Error
+		switch {
+		case n != tc.events:
+			t.Errorf("%s: %d events, want %d", tc.name, n, tc.events)
+		case tc.eof && err != io.EOF:
+			t.Errorf("%s: ended with %v, want io.EOF", tc.name, err)
+		case !tc.eof && (!errors.As(err, &e) || e.Status != 502):
+			t.Errorf("%s: ended with %v, want a 502 *llmproxy.Error", tc.name, err)
+		}
 	}
 }

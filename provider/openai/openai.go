@@ -1,8 +1,10 @@
 // Package openai is the provider for OpenAI, Gemini's OpenAI-compatible
 // endpoint, and any other OpenAI-compatible server. Requests are passed
 // through faithfully: the client's body is forwarded with only "model"
-// rewritten (and stream usage requested), and streams are relayed event by
-// event as they arrive.
+// rewritten (and chat stream usage requested), and streams are relayed
+// event by event as they arrive. That holds for chat completions,
+// embeddings and, where the upstream serves it (SettingResponses), the
+// Responses API: POST /responses and GET or DELETE /responses/{id}.
 //
 // Its Passthrough type is the reusable core for other providers that speak
 // OpenAI's wire format at a different URL or with different auth (Azure).
@@ -11,16 +13,12 @@ package openai
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/internal/jsonscan"
@@ -32,10 +30,58 @@ const (
 	DefaultGoogleEndpoint = "https://generativelanguage.googleapis.com/v1beta/openai"
 )
 
+// Settings: the keys of Connection.Settings an OpenAI, Google or
+// compatible connection reads.
+//
+//   - "responses" (SettingResponses): whether the upstream serves the
+//     Responses API itself. "native": Responses requests are forwarded to
+//     {endpoint}/responses (NativeResponses is true); "translate": the
+//     gateway serves them through chat completions; "auto" or unset:
+//     native for openai connections, translate for compatible ones (few
+//     OpenAI-compatible servers have the Responses API) and google ones
+//     (Gemini's OpenAI-compatible endpoint has none, so "native" is
+//     refused there).
+const SettingResponses = "responses"
+
+// Values of SettingResponses.
+const (
+	ResponsesAuto      = "auto"
+	ResponsesNative    = "native"
+	ResponsesTranslate = "translate"
+)
+
+// NativeResponsesSetting reads conn's SettingResponses: whether its
+// Responses requests go to the upstream as they are, with def for "auto"
+// or unset. A value other than auto, native or translate is an error
+// naming the setting, wrapping llmproxy.ErrInvalid.
+func NativeResponsesSetting(conn llmproxy.Connection, def bool) (bool, error) {
+	switch v := conn.Settings[SettingResponses]; v {
+	case "", ResponsesAuto:
+		return def, nil
+	case ResponsesNative:
+		return true, nil
+	case ResponsesTranslate:
+		return false, nil
+	default:
+		return false, fmt.Errorf("%w: connection %q: %s must be auto, native or translate, got %q",
+			llmproxy.ErrInvalid, conn.Name, SettingResponses, v)
+	}
+}
+
 // New builds the provider of an OpenAI, Google or compatible connection.
-// Requests go to Endpoint + "/chat/completions" (or "/embeddings") with
-// "Authorization: Bearer <api key>" when the connection has a key.
+// Requests go to Endpoint + "/chat/completions" (or "/embeddings",
+// "/responses") with "Authorization: Bearer <api key>" when the
+// connection has a key. A bad setting is an error wrapping
+// llmproxy.ErrInvalid.
 func New(conn llmproxy.Connection, opts llmproxy.ProviderOptions) (llmproxy.Provider, error) {
+	native, err := NativeResponsesSetting(conn, conn.Provider == llmproxy.KindOpenAI)
+	if err != nil {
+		return nil, err
+	}
+	if native && conn.Provider == llmproxy.KindGoogle {
+		return nil, fmt.Errorf("%w: google connection %q: %s=%s: Gemini's OpenAI-compatible endpoint has no Responses API",
+			llmproxy.ErrInvalid, conn.Name, SettingResponses, ResponsesNative)
+	}
 	base := conn.Endpoint
 	if base == "" {
 		switch conn.Provider {
@@ -49,17 +95,21 @@ func New(conn llmproxy.Connection, opts llmproxy.ProviderOptions) (llmproxy.Prov
 	}
 	base = strings.TrimRight(base, "/")
 	// Built once: a request allocates neither its URL nor its header.
-	chatURL, embeddingsURL := base+"/chat/completions", base+"/embeddings"
+	chatURL, embeddingsURL, responsesURL := base+"/chat/completions", base+"/embeddings", base+"/responses"
 	var auth []string
 	if conn.Credentials.APIKey != "" {
 		auth = []string{"Bearer " + conn.Credentials.APIKey}
 	}
 	return &Passthrough{
-		Name:   conn.Name,
-		Client: opts.HTTPClient,
+		Name:            conn.Name,
+		Client:          opts.HTTPClient,
+		ServesResponses: native,
 		URL: func(endpoint, _ string) string {
-			if endpoint == llmproxy.EndpointEmbeddings {
+			switch endpoint {
+			case llmproxy.EndpointEmbeddings:
 				return embeddingsURL
+			case llmproxy.EndpointResponses:
+				return responsesURL
 			}
 			return chatURL
 		},
@@ -78,12 +128,18 @@ type Passthrough struct {
 	Name string
 	// Client sends the upstream requests; nil means http.DefaultClient.
 	Client *http.Client
-	// URL returns the upstream URL for an endpoint (llmproxy.EndpointChat
-	// or llmproxy.EndpointEmbeddings) and remote model.
+	// URL returns the upstream URL for an endpoint (llmproxy.EndpointChat,
+	// llmproxy.EndpointEmbeddings or llmproxy.EndpointResponses) and
+	// remote model. A response's resources are under the Responses URL
+	// (with the remote model ""): {URL}/{id}, {URL}/{id}/input_items,
+	// with the URL's query, if any, before the client's.
 	URL func(endpoint, remoteModel string) string
 	// SetHeaders adds authentication (and any other fixed headers) to an
 	// upstream request.
 	SetHeaders func(h http.Header)
+	// ServesResponses reports that the upstream serves the Responses API
+	// (NativeResponses returns it).
+	ServesResponses bool
 
 	urlsMu sync.RWMutex
 	urls   map[[2]string]*url.URL // parsed results of URL
@@ -123,24 +179,27 @@ func (p *Passthrough) url(endpoint, remoteModel string) (*url.URL, error) {
 // transport called directly: that skips the copies http.Client makes to
 // follow redirects, which an API upstream rarely sends; one that does is
 // then asked again through the client, which follows it.
-func send(ctx context.Context, client *http.Client, u *url.URL, h http.Header, body []byte) (*http.Response, error) {
+func send(ctx context.Context, client *http.Client, method string, u *url.URL, h http.Header, body []byte) (*http.Response, error) {
 	direct := client.Transport != nil && client.Timeout == 0 && client.Jar == nil && client.CheckRedirect == nil
 	if direct {
-		resp, err := client.Transport.RoundTrip(newRequest(ctx, u, h, body))
+		resp, err := client.Transport.RoundTrip(newRequest(ctx, method, u, h, body))
 		if err != nil || !isRedirect(resp) {
 			return resp, err
 		}
 		resp.Body.Close()
 	}
-	return client.Do(newRequest(ctx, u, h, body))
+	return client.Do(newRequest(ctx, method, u, h, body))
 }
 
-func newRequest(ctx context.Context, u *url.URL, h http.Header, body []byte) *http.Request {
+// newRequest builds a request; a nil body (GET, DELETE) is none.
+func newRequest(ctx context.Context, method string, u *url.URL, h http.Header, body []byte) *http.Request {
 	r := http.Request{
-		Method: http.MethodPost, URL: u, Host: u.Host, Header: h,
+		Method: method, URL: u, Host: u.Host, Header: h,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Body: newBodyReader(body), ContentLength: int64(len(body)),
-		GetBody: func() (io.ReadCloser, error) { return newBodyReader(body), nil },
+	}
+	if body != nil {
+		r.Body, r.ContentLength = newBodyReader(body), int64(len(body))
+		r.GetBody = func() (io.ReadCloser, error) { return newBodyReader(body), nil }
 	}
 	return r.WithContext(ctx)
 }
@@ -202,11 +261,19 @@ func (p *Passthrough) do(ctx context.Context, endpoint string, req *llmproxy.Req
 	if p.SetHeaders != nil {
 		p.SetHeaders(h)
 	}
+	return p.exchange(ctx, http.MethodPost, endpoint, u, h, body, req.Stream)
+}
+
+// exchange sends one upstream request and reads its answer: an error
+// status as an *llmproxy.Error (upstreamStatusError), a stream (when
+// stream is set) as an EventStream for endpoint's API, any other answer
+// as a JSON Body.
+func (p *Passthrough) exchange(ctx context.Context, method, endpoint string, u *url.URL, h http.Header, body []byte, stream bool) (*llmproxy.Response, error) {
 	client := p.Client
 	if client == nil {
 		client = http.DefaultClient
 	}
-	resp, err := send(ctx, client, u, h, body)
+	resp, err := send(ctx, client, method, u, h, body)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -215,7 +282,7 @@ func (p *Passthrough) do(ctx context.Context, endpoint string, req *llmproxy.Req
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer resp.Body.Close()
-		return nil, upstreamStatusError(p.Name, resp)
+		return nil, upstreamStatusError(p.Name, endpoint, resp)
 	}
 	out := &llmproxy.Response{StatusCode: resp.StatusCode}
 	for _, k := range passHeaders {
@@ -226,13 +293,18 @@ func (p *Passthrough) do(ctx context.Context, endpoint string, req *llmproxy.Req
 			out.Header[k] = v
 		}
 	}
-	if req.Stream {
+	if stream {
 		ct := resp.Header.Get("Content-Type")
 		if !strings.HasPrefix(ct, "text/event-stream") {
 			resp.Body.Close()
 			return nil, llmproxy.UpstreamError(fmt.Sprintf("the upstream of connection %q answered a stream request with %q instead of an event stream", p.Name, ct), nil)
 		}
-		return out, setStream(out, p.Name, resp.Body)
+		if endpoint == llmproxy.EndpointResponses {
+			out.Stream = NewResponsesEventStream(p.Name, resp.Body)
+		} else {
+			out.Stream = NewEventStream(p.Name, resp.Body)
+		}
+		return out, nil
 	}
 	defer resp.Body.Close()
 	out.Body, err = readBody(resp)
@@ -248,11 +320,6 @@ func (p *Passthrough) do(ctx context.Context, endpoint string, req *llmproxy.Req
 	return out, nil
 }
 
-func setStream(out *llmproxy.Response, name string, body io.ReadCloser) error {
-	out.Stream = NewEventStream(name, body)
-	return nil
-}
-
 // readBody reads a whole response body, sized by Content-Length when known.
 func readBody(resp *http.Response) ([]byte, error) {
 	if n := resp.ContentLength; n > 0 && n < 64<<20 {
@@ -261,348 +328,4 @@ func readBody(resp *http.Response) ([]byte, error) {
 		return b, err
 	}
 	return io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-}
-
-// upstreamStatusError maps an upstream error answer to what the client
-// sees. The upstream's message is shown for request errors; an upstream
-// authentication failure is the gateway's problem, not the client's, so it
-// is a 502.
-func upstreamStatusError(name string, resp *http.Response) error {
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	var env struct {
-		Error struct {
-			Message string          `json:"message"`
-			Type    string          `json:"type"`
-			Param   json.RawMessage `json:"param"`
-			Code    json.RawMessage `json:"code"`
-		} `json:"error"`
-	}
-	msg := ""
-	// Some servers (Gemini) answer a list holding one error envelope.
-	trimmed := bytes.TrimSpace(raw)
-	if len(trimmed) > 0 && trimmed[0] == '[' {
-		var list []json.RawMessage
-		if json.Unmarshal(trimmed, &list) == nil && len(list) > 0 {
-			trimmed = list[0]
-		}
-	}
-	if json.Unmarshal(trimmed, &env) == nil {
-		msg = env.Error.Message
-	}
-	cause := fmt.Errorf("upstream %q answered %d: %.512s", name, resp.StatusCode, raw)
-	e := &llmproxy.Error{Status: resp.StatusCode, Type: llmproxy.TypeUpstream, Code: "upstream_error", Err: cause}
-	switch s := resp.StatusCode; {
-	case s == http.StatusUnauthorized || s == http.StatusForbidden:
-		e.Status = http.StatusBadGateway
-		e.Message = fmt.Sprintf("the upstream of connection %q rejected the gateway's credentials", name)
-	case s == http.StatusTooManyRequests:
-		e.Type, e.Code = llmproxy.TypeRateLimit, "rate_limit_exceeded"
-		e.Message = "the upstream provider is rate limiting requests; retry later"
-		if msg != "" {
-			e.Message += ": " + msg
-		}
-		e.RetryAfter = retryAfter(resp.Header)
-	case s >= 400 && s < 500 && s != http.StatusNotFound:
-		e.Type, e.Code = llmproxy.TypeInvalidRequest, ""
-		e.Message = msg
-		if e.Message == "" {
-			e.Message = fmt.Sprintf("the upstream rejected the request with status %d", s)
-		}
-		if env.Error.Param != nil {
-			json.Unmarshal(env.Error.Param, &e.Param)
-		}
-	case s == http.StatusNotFound:
-		e.Status = http.StatusBadGateway
-		e.Message = fmt.Sprintf("the upstream of connection %q answered 404 (unknown remote model or endpoint)", name)
-		if msg != "" {
-			e.Message += ": " + msg
-		}
-	case s == http.StatusServiceUnavailable || s == http.StatusGatewayTimeout:
-		e.Message = fmt.Sprintf("the upstream of connection %q is unavailable (%d)", name, s)
-		e.RetryAfter = retryAfter(resp.Header)
-	default:
-		e.Status = http.StatusBadGateway
-		e.Message = fmt.Sprintf("the upstream of connection %q failed (%d)", name, s)
-	}
-	return e
-}
-
-// retryAfter reads a Retry-After (seconds or HTTP date) or OpenAI's
-// retry-after-ms header; it defaults to one second.
-func retryAfter(h http.Header) time.Duration {
-	if ms, err := strconv.ParseFloat(h.Get("Retry-After-Ms"), 64); err == nil && ms > 0 {
-		return time.Duration(ms * float64(time.Millisecond))
-	}
-	v := h.Get("Retry-After")
-	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs > 0 {
-		return time.Duration(secs * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return time.Second
-}
-
-// EventStream relays an upstream's server-sent events. It implements
-// llmproxy.EventStream over any OpenAI-style SSE body.
-//
-// It reads through a small buffer of its own (events are a few hundred
-// bytes) and borrows a large pooled one only while a longer line is being
-// read, so that an idle stream, blocked waiting for its next event, holds
-// about 1 KiB rather than a large read buffer: 10,000 open streams stay
-// cheap.
-type EventStream struct {
-	name     string
-	body     io.ReadCloser
-	buf      []byte  // buf[r:w] is read and not yet consumed
-	r, w     int     // read and write offsets in buf
-	small    []byte  // the stream's own buffer; buf is small or *big
-	big      *[]byte // borrowed from bigPool while a long line needs it
-	err      error   // the body's sticky read error
-	data     []byte  // the current event's data, reused
-	isError  bool    // the current event is "event: error"
-	finished bool    // an event with a finish_reason was seen
-	done     bool
-	closed   bool
-}
-
-const smallBuffer = 1 << 10
-
-var bigPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
-
-// NewEventStream reads events from body. name names the connection in
-// errors.
-func NewEventStream(name string, body io.ReadCloser) *EventStream {
-	small := make([]byte, smallBuffer)
-	return &EventStream{name: name, body: body, buf: small, small: small}
-}
-
-var (
-	dataPrefix   = []byte("data:")
-	eventPrefix  = []byte("event:")
-	doneMarker   = []byte("[DONE]")
-	finishMarker = []byte(`"finish_reason":"`)
-	errorKey     = []byte(`"error"`)
-)
-
-// Next returns the next event's data.
-func (s *EventStream) Next() ([]byte, error) {
-	if s.done || s.closed {
-		return nil, io.EOF
-	}
-	s.data = s.data[:0]
-	s.isError = false
-	hasData := false
-	for {
-		line, err := s.readLine()
-		if err != nil {
-			if err == io.EOF && hasData {
-				return s.event()
-			}
-			if err == io.EOF && s.finished {
-				s.done = true // tolerate servers that omit [DONE] after a finished answer
-				return nil, io.EOF
-			}
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, llmproxy.UpstreamError(fmt.Sprintf("the stream from connection %q broke off", s.name), err)
-		}
-		switch {
-		case len(line) == 0: // end of an event
-			if hasData {
-				return s.event()
-			}
-		case bytes.HasPrefix(line, dataPrefix):
-			v := line[len(dataPrefix):]
-			if len(v) > 0 && v[0] == ' ' {
-				v = v[1:]
-			}
-			if hasData {
-				s.data = append(s.data, '\n')
-			}
-			s.data = append(s.data, v...)
-			hasData = true
-		case bytes.HasPrefix(line, eventPrefix):
-			s.isError = string(bytes.TrimSpace(line[len(eventPrefix):])) == "error"
-		}
-		// comments (":…"), id: and retry: lines are ignored
-	}
-}
-
-func (s *EventStream) event() ([]byte, error) {
-	d := s.data
-	if bytes.Equal(d, doneMarker) {
-		s.done = true
-		return nil, io.EOF
-	}
-	if s.isError || (bytes.Contains(d, errorKey) && isErrorEvent(d)) {
-		s.done = true
-		return nil, streamError(s.name, d)
-	}
-	if !jsonscan.Valid(d) {
-		s.done = true
-		return nil, llmproxy.UpstreamError(fmt.Sprintf("the stream from connection %q carried malformed JSON", s.name), nil)
-	}
-	if bytes.Contains(d, finishMarker) {
-		s.finished = true
-	}
-	return d, nil
-}
-
-// readLine returns the next line without its line ending, valid until the
-// next call. A last line without a line ending is returned at the end of
-// the body; then io.EOF. Any other read error is returned as it is.
-func (s *EventStream) readLine() ([]byte, error) {
-	for empty := 0; ; {
-		if i := bytes.IndexByte(s.buf[s.r:s.w], '\n'); i >= 0 {
-			line := s.buf[s.r : s.r+i]
-			s.r += i + 1
-			return bytes.TrimSuffix(line, []byte("\r")), nil
-		}
-		if s.err != nil {
-			if s.err == io.EOF && s.w > s.r {
-				line := s.buf[s.r:s.w]
-				s.r = s.w
-				return bytes.TrimSuffix(line, []byte("\r")), nil
-			}
-			return nil, s.err
-		}
-		n := s.fill()
-		if n == 0 && s.err == nil {
-			if empty++; empty >= 100 {
-				s.err = io.ErrNoProgress
-			}
-		}
-	}
-}
-
-// fill reads more of the body into buf, making room first: consumed bytes
-// are dropped, a drained borrowed buffer goes back to the pool (so a
-// stream waiting for its next event holds only its small one), and a
-// full buffer grows.
-func (s *EventStream) fill() int {
-	switch {
-	case s.r == s.w:
-		s.r, s.w = 0, 0
-		s.release()
-	case s.r > 0:
-		s.w = copy(s.buf, s.buf[s.r:s.w])
-		s.r = 0
-	}
-	if s.big == nil && s.w == 0 && bodyBuffered(s.body) > len(s.buf) {
-		// More has arrived than the small buffer holds: take it all in
-		// one read (the data is there, so the read does not wait), and
-		// the relay can send the events that came together in one write.
-		s.big = bigPool.Get().(*[]byte)
-		s.buf = *s.big
-	}
-	if s.w == len(s.buf) {
-		var nb []byte
-		if s.big == nil && len(s.buf) < 16<<10 {
-			s.big = bigPool.Get().(*[]byte)
-			nb = *s.big
-		} else {
-			// Longer than 16 KiB: grow on the heap; the borrowed
-			// buffer goes back.
-			nb = make([]byte, 2*len(s.buf))
-		}
-		copy(nb, s.buf[:s.w])
-		if s.big != nil && &nb[0] != &(*s.big)[0] {
-			bigPool.Put(s.big)
-			s.big = nil
-		}
-		s.buf = nb
-	}
-	n, err := s.body.Read(s.buf[s.w:])
-	s.w += n
-	if err != nil {
-		s.err = err
-	}
-	return n
-}
-
-// bodyBuffered is how many bytes body holds that it can return without
-// waiting, when it can tell (internal/h1client's bodies can).
-func bodyBuffered(body io.Reader) int {
-	if b, ok := body.(interface{ Buffered() int }); ok {
-		return b.Buffered()
-	}
-	return 0
-}
-
-// release goes back to the small buffer once buf is drained.
-func (s *EventStream) release() {
-	if s.big != nil {
-		bigPool.Put(s.big)
-		s.big = nil
-	}
-	s.buf = s.small
-}
-
-// isErrorEvent reports whether d is an error envelope rather than a chunk
-// that merely mentions "error" in its text.
-func isErrorEvent(d []byte) bool {
-	var env struct {
-		Error json.RawMessage `json:"error"`
-	}
-	return json.Unmarshal(d, &env) == nil && len(env.Error) > 0 && string(env.Error) != "null"
-}
-
-func streamError(name string, d []byte) error {
-	var env struct {
-		Error struct {
-			Message string `json:"message"`
-			Type    string `json:"type"`
-			Code    any    `json:"code"`
-		} `json:"error"`
-	}
-	json.Unmarshal(d, &env)
-	msg := env.Error.Message
-	if msg == "" {
-		msg = "the upstream reported an error mid-stream"
-	}
-	return &llmproxy.Error{Status: http.StatusBadGateway, Type: llmproxy.TypeUpstream, Code: "upstream_error", Message: msg,
-		Err: errors.New("mid-stream error from connection " + strconv.Quote(name))}
-}
-
-var (
-	_ llmproxy.BufferedStream = (*EventStream)(nil)
-	_ llmproxy.ReadyStream    = (*EventStream)(nil)
-)
-
-// Buffered reports how many bytes of the events still to come have
-// arrived: what this stream holds, plus what the body holds if it can
-// tell (see llmproxy.BufferedStream).
-func (s *EventStream) Buffered() int {
-	if s.closed {
-		return 0
-	}
-	return s.w - s.r + bodyBuffered(s.body)
-}
-
-// Ready reports whether Next would return without reading from the
-// upstream: a whole event (or the stream's end) is already buffered.
-func (s *EventStream) Ready() bool {
-	if s.done || s.closed || s.err != nil {
-		return true
-	}
-	b := s.buf[s.r:s.w]
-	return bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\n\r\n"))
-}
-
-// Close releases the upstream connection.
-func (s *EventStream) Close() error {
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	if s.big != nil {
-		bigPool.Put(s.big)
-		s.big = nil
-	}
-	s.buf, s.r, s.w = nil, 0, 0
-	return s.body.Close()
 }

@@ -8,9 +8,16 @@
 //
 // Its default model (Echo) answers "You said: …", calls the first tool
 // offered, and answers "The tool said: …" after a tool result.
+//
+// It also serves the Responses API as Azure's v1 API does, under
+// /openai/v1/responses (no deployment in the path: the body's "model"
+// names it; no api-version needed), with the api-key header: Server's
+// Responses field, a fakeopenai.ResponsesAPI, answers once the checks
+// pass.
 package azuretest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +26,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
 )
 
 // Server is a fake Azure OpenAI resource. Set its fields before the first
@@ -31,6 +40,9 @@ type Server struct {
 	Deployments []string
 	// Handler answers a call that passed the checks; nil means Echo.
 	Handler func(*Call) *Reply
+	// Responses answers Responses API calls that passed the checks;
+	// script it with Responses.SetHandler.
+	Responses *fakeopenai.ResponsesAPI
 
 	mu    sync.Mutex
 	calls []*Call
@@ -42,8 +54,12 @@ type Server struct {
 
 // Call is a request the fake received.
 type Call struct {
-	Operation  string // "chat/completions" or "embeddings"
-	Deployment string
+	// Operation is "chat/completions", "embeddings" or, for the
+	// Responses API, "responses" (create), "responses/{id}" or
+	// "responses/{id}/input_items" (with Method GET or DELETE).
+	Operation  string
+	Method     string
+	Deployment string // for a Responses create, the body's model
 	APIVersion string
 	Header     http.Header
 	Body       []byte
@@ -76,6 +92,7 @@ type Reply struct {
 // when done.
 func NewServer() *Server {
 	s := &Server{APIKey: "azure-test-key", closing: make(chan struct{})}
+	s.Responses = fakeopenai.NewResponsesAPI(s.closing, nil)
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
@@ -127,6 +144,10 @@ func Error(status int, code, message string) *Reply {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
+	if strings.HasPrefix(r.URL.Path, "/openai/v1/responses") {
+		s.serveResponses(w, r, body)
+		return
+	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/openai/deployments/")
 	dep, op, ok2 := strings.Cut(rest, "/")
 	if !ok || !ok2 || (op != "chat/completions" && op != "embeddings") || r.Method != http.MethodPost {
@@ -403,4 +424,50 @@ func embeddings(req *chatRequest, tokens int) *Reply {
 	}
 	b, _ := json.Marshal(map[string]any{"object": "list", "data": data, "model": "text-embedding-3-small", "usage": map[string]int{"prompt_tokens": tokens, "total_tokens": tokens}})
 	return &Reply{Body: b}
+}
+
+// v1Versions are the api-version values the v1 API accepts; it needs
+// none.
+var v1Versions = map[string]bool{"": true, "preview": true, "v1": true}
+
+// serveResponses checks a Responses API call as Azure's v1 API does, then
+// lets s.Responses answer it.
+func (s *Server) serveResponses(w http.ResponseWriter, r *http.Request, body []byte) {
+	if r.Header.Get("api-key") != s.APIKey || s.APIKey == "" {
+		write(w, Error(http.StatusUnauthorized, "401", "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."))
+		return
+	}
+	v := r.URL.Query().Get("api-version")
+	if !v1Versions[v] {
+		write(w, Error(http.StatusBadRequest, "BadRequest", "API version not supported"))
+		return
+	}
+	c := &Call{Operation: strings.TrimPrefix(r.URL.Path, "/openai/v1/"), Method: r.Method, APIVersion: v,
+		Header: r.Header.Clone(), Body: body, Done: r.Context().Done()}
+	if c.Operation == "responses" && r.Method == http.MethodPost {
+		var req struct{ Model string }
+		if json.Unmarshal(body, &req) != nil {
+			write(w, Error(http.StatusBadRequest, "BadRequest", "Invalid JSON body"))
+			return
+		}
+		if len(s.Deployments) > 0 && !contains(s.Deployments, req.Model) {
+			write(w, Error(http.StatusNotFound, "DeploymentNotFound", "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again."))
+			return
+		}
+		c.Deployment = req.Model
+	}
+	s.mu.Lock()
+	s.calls = append(s.calls, c)
+	s.mu.Unlock()
+	w.Header().Set("apim-request-id", "fake-apim-id")
+	w.Header().Set("X-Request-Id", "fake-request-id")
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	s.Responses.ServeHTTP(w, r)
+}
+
+// ErrorAnswer is Error as a Responses API answer, for a
+// fakeopenai.Turn's Error.
+func ErrorAnswer(status int, code, message string) *fakeopenai.Answer {
+	r := Error(status, code, message)
+	return &fakeopenai.Answer{Status: r.Status, Body: r.Body}
 }
