@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
 )
 
 // codexTimeout bounds one headless Codex run (it takes under a second
@@ -167,11 +169,10 @@ func TestCodex(t *testing.T) {
 	g := newResponsesGateway(t)
 	for _, rt := range respRoutes {
 		t.Run(rt.name, func(t *testing.T) {
-			g.needResponses(t, rt)
 			task := codexTask{cmd: "cat magic.txt", secret: fmt.Sprintf("KIWI-%d", time.Now().UnixNano()%100000)}
-			g.Native.SetModel(task.turn)
+			g.Native.Responses.SetHandler(responsesModel(task.turn))
 			g.Chat.SetAnswer(chatModel(task.turn))
-			t.Cleanup(func() { g.Native.SetModel(sdkTurn); g.Chat.SetAnswer(chatModel(sdkTurn)) })
+			t.Cleanup(func() { g.Native.Responses.SetHandler(responsesModel(sdkTurn)); g.Chat.SetAnswer(chatModel(sdkTurn)) })
 			before, beforePaths, streams, dropped := g.upstreamCalls(rt), len(g.Paths()), len(g.Streams()), len(g.Dropped())
 
 			stdout, stderr := codex(t, g.baseURL(rt), g.key(rt), rt.alias, task)
@@ -186,13 +187,12 @@ func TestCodex(t *testing.T) {
 			if n := g.upstreamCalls(rt) - before; n != 2 {
 				t.Errorf("the upstream got %d calls, want the function call's and its output's", n)
 			}
-			switch rt.name {
-			case "direct", "native":
-				checkCodexNative(t, g.Native.Calls()[before:], rt.name == "native")
+			if rt.native() {
+				checkCodexNative(t, g.Native.Requests()[before:], rt.name != "direct")
 				if d := g.Dropped()[dropped:]; len(d) > 0 {
 					t.Errorf("a native connection dropped tools: %q", d)
 				}
-			case "translated":
+			} else {
 				checkCodexTranslated(t, g, before, g.Dropped()[dropped:])
 			}
 			if rt.name != "direct" {
@@ -240,7 +240,7 @@ func (req *codexRequest) answered() bool {
 	for _, it := range req.Input {
 		switch it.Type {
 		case "function_call":
-			calls[it.CallID] = it.Name == "exec_command" && strings.HasPrefix(it.CallID, "call_fake")
+			calls[it.CallID] = it.Name == "exec_command" && it.CallID == "call_fake_1"
 		case "function_call_output":
 			outputs[it.CallID] = true
 		}
@@ -257,7 +257,7 @@ func (req *codexRequest) answered() bool {
 // its default settings unchanged (the Gateway passes the body through
 // with only the model renamed, when gateway is set), and the second
 // call carrying the function call's output.
-func checkCodexNative(t *testing.T, calls []respCall, gateway bool) {
+func checkCodexNative(t *testing.T, calls []fakeopenai.Request, gateway bool) {
 	t.Helper()
 	for i, c := range calls {
 		var req codexRequest

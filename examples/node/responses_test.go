@@ -35,8 +35,9 @@ const (
 // A respRoute is one way a Responses request can take: "direct" to the
 // Responses fake without the Gateway (the baseline that shows the fake
 // and the client agree), "native" through the Gateway's openai
-// connection to that fake, "translated" through its OpenAI-compatible
-// connection to a Chat Completions fake.
+// connection to that fake, "native-compatible" through a compatible
+// connection set to responses=native, "translated" through a compatible
+// connection to a chat-only fake (fakeopenai's chat completions).
 type respRoute struct {
 	name  string
 	alias string // the model the client asks for
@@ -45,8 +46,12 @@ type respRoute struct {
 var respRoutes = []respRoute{
 	{name: "direct", alias: nativeRemote},
 	{name: "native", alias: "gpt-native"},
+	{name: "native-compatible", alias: "gpt-native-compatible"},
 	{name: "translated", alias: "gpt-translated"},
 }
+
+// native reports whether rt's upstream is the Responses fake.
+func (rt respRoute) native() bool { return rt.name != "translated" }
 
 // Remote model names, as the fakes see them.
 const (
@@ -59,9 +64,9 @@ const (
 // it answers on /v1/responses as a stream is recorded raw, so that the
 // events every client read can be checked.
 type responsesGateway struct {
-	URL    string // the Gateway's root, without /v1
-	Native *respFake
-	Chat   *fakeopenai.Server
+	URL    string             // the Gateway's root, without /v1
+	Native *fakeopenai.Server // its Responses API
+	Chat   *fakeopenai.Server // its chat completions
 
 	mu      sync.Mutex
 	paths   []string
@@ -72,7 +77,8 @@ type responsesGateway struct {
 func newResponsesGateway(t *testing.T) *responsesGateway {
 	t.Helper()
 	ctx := context.Background()
-	g := &responsesGateway{Native: newRespFake(t, nativeKey), Chat: fakeopenai.New(t, upstreamKey)}
+	g := &responsesGateway{Native: fakeopenai.New(t, nativeKey), Chat: fakeopenai.New(t, upstreamKey)}
+	g.Native.Responses.SetHandler(responsesModel(sdkTurn))
 	g.Chat.SetAnswer(chatModel(sdkTurn))
 	store := memory.New()
 	svc := &admin.Service{Storage: store}
@@ -81,8 +87,11 @@ func newResponsesGateway(t *testing.T) *responsesGateway {
 		conn          llmproxy.Connection
 		alias, remote string
 	}{
-		{llmproxy.Connection{Name: "native", Provider: llmproxy.KindOpenAI, Endpoint: g.Native.URL + "/v1",
+		{llmproxy.Connection{Name: "native", Provider: llmproxy.KindOpenAI, Endpoint: g.Native.BaseURL(),
 			Credentials: llmproxy.Credentials{APIKey: nativeKey}}, "gpt-native", nativeRemote},
+		{llmproxy.Connection{Name: "native-compatible", Provider: llmproxy.KindCompatible, Endpoint: g.Native.BaseURL(),
+			Credentials: llmproxy.Credentials{APIKey: nativeKey},
+			Settings:    map[string]string{openai.SettingResponses: openai.ResponsesNative}}, "gpt-native-compatible", nativeRemote},
 		{llmproxy.Connection{Name: "chat-only", Provider: llmproxy.KindCompatible, Endpoint: g.Chat.BaseURL(),
 			Credentials: llmproxy.Credentials{APIKey: upstreamKey}}, "gpt-translated", translatedRemote},
 	} {
@@ -126,7 +135,7 @@ func newResponsesGateway(t *testing.T) *responsesGateway {
 // baseURL is where a client of rt sends its requests (ending in /v1).
 func (g *responsesGateway) baseURL(rt respRoute) string {
 	if rt.name == "direct" {
-		return g.Native.URL + "/v1"
+		return g.Native.BaseURL()
 	}
 	return g.URL + "/v1"
 }
@@ -137,22 +146,6 @@ func (g *responsesGateway) key(rt respRoute) string {
 		return nativeKey
 	}
 	return responsesKey
-}
-
-// needResponses skips rt's test while what it needs has not landed:
-// native Responses in provider/openai.
-func (g *responsesGateway) needResponses(t *testing.T, rt respRoute) {
-	t.Helper()
-	switch rt.name {
-	case "native":
-		p, err := openai.New(llmproxy.Connection{Name: "probe", Provider: llmproxy.KindOpenAI, Endpoint: g.Native.URL}, llmproxy.ProviderOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := p.(llmproxy.Responder); !ok {
-			t.Skip("waits for native Responses in provider/openai (an llmproxy.Responder)")
-		}
-	}
 }
 
 // Paths returns the method and path of every request the Gateway got.
@@ -187,7 +180,7 @@ func (g *responsesGateway) upstreamCalls(rt respRoute) int {
 	if rt.name == "translated" {
 		return len(g.Chat.Requests())
 	}
-	return len(g.Native.Calls())
+	return len(g.Native.Requests())
 }
 
 // A teeWriter records what the Gateway streams to a client.
@@ -342,7 +335,7 @@ func (g *responsesGateway) describe(rt respRoute) string {
 		}
 		return b.String()
 	}
-	for i, c := range g.Native.Calls() {
+	for i, c := range g.Native.Requests() {
 		fmt.Fprintf(&b, "responses upstream call %d: %s %s\n", i, c.Path, clip(c.Body))
 	}
 	return b.String()
@@ -386,7 +379,6 @@ func TestResponsesNodeSDK(t *testing.T) {
 	}
 	for _, rt := range respRoutes {
 		t.Run(rt.name, func(t *testing.T) {
-			g.needResponses(t, rt)
 			before, streams := g.upstreamCalls(rt), len(g.Streams())
 			matchLines(t, g.runNode(t, rt, "responses.mjs"), want)
 			if n := g.upstreamCalls(rt) - before; n != 6 {
@@ -409,8 +401,7 @@ func TestResponsesNodeSDK(t *testing.T) {
 func TestResponsesConversation(t *testing.T) {
 	install(t)
 	g := newResponsesGateway(t)
-	rt := respRoutes[2]
-	g.needResponses(t, rt)
+	rt := respRoutes[3]
 	before, streams := len(g.Chat.Requests()), len(g.Streams())
 	matchLines(t, g.runNode(t, rt, "responses.mjs", "conversation"), []*regexp.Regexp{
 		regexp.MustCompile(`^turn 1: You said: My name is Ada\. \(in: [1-9][0-9]*, out: [1-9][0-9]*\)$`),

@@ -18,7 +18,6 @@ func TestVercelAISDK(t *testing.T) {
 	}
 	for _, rt := range respRoutes {
 		t.Run(rt.name, func(t *testing.T) {
-			g.needResponses(t, rt)
 			before, streams := g.upstreamCalls(rt), len(g.Streams())
 			matchLines(t, g.runNode(t, rt, "vercel.mjs"), want)
 			if n := g.upstreamCalls(rt) - before; n != 6 {

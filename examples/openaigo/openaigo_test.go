@@ -40,9 +40,11 @@ const (
 	question    = "What is the weather in Paris?"
 )
 
-// A route is a way to the fake model: "direct" to the Responses fake,
-// "native" through the Gateway's openai connection to it, "translated"
-// through its compatible connection to a chat-only fake.
+// A route is a way to the fake model: "direct" to fakeopenai's
+// Responses API, "native" through the Gateway's openai connection to
+// it, "native-compatible" through a compatible connection set to
+// responses=native, "translated" through a compatible connection to a
+// chat-only fake (fakeopenai's chat completions).
 type route struct {
 	name   string
 	alias  string // the model the client asks for
@@ -52,20 +54,21 @@ type route struct {
 var routes = []route{
 	{name: "direct", alias: "gpt-5-codex", remote: "gpt-5-codex"},
 	{name: "native", alias: "gpt-native", remote: "gpt-5-codex"},
+	{name: "native-compatible", alias: "gpt-native-compatible", remote: "gpt-5-codex"},
 	{name: "translated", alias: "gpt-translated", remote: "gpt-4o"},
 }
 
 // env is a Gateway and the routes' fakes.
 type env struct {
-	gateway string // the Gateway's root URL
-	native  *respFake
-	chat    *fakeopenai.Server
+	gateway string             // the Gateway's root URL
+	native  *fakeopenai.Server // its Responses API, with its default model
+	chat    *fakeopenai.Server // its chat completions, with its default model
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{native: newRespFake(t, nativeKey), chat: fakeopenai.New(t, upstreamKey)}
+	e := &env{native: fakeopenai.New(t, nativeKey), chat: fakeopenai.New(t, upstreamKey)}
 	store := memory.New()
 	svc := &admin.Service{Storage: store}
 	var assignments []llmproxy.Assignment
@@ -73,10 +76,13 @@ func newEnv(t *testing.T) *env {
 		conn llmproxy.Connection
 		rt   route
 	}{
-		{llmproxy.Connection{Name: "native", Provider: llmproxy.KindOpenAI, Endpoint: e.native.URL + "/v1",
+		{llmproxy.Connection{Name: "native", Provider: llmproxy.KindOpenAI, Endpoint: e.native.BaseURL(),
 			Credentials: llmproxy.Credentials{APIKey: nativeKey}}, routes[1]},
+		{llmproxy.Connection{Name: "native-compatible", Provider: llmproxy.KindCompatible, Endpoint: e.native.BaseURL(),
+			Credentials: llmproxy.Credentials{APIKey: nativeKey},
+			Settings:    map[string]string{openaiprovider.SettingResponses: openaiprovider.ResponsesNative}}, routes[2]},
 		{llmproxy.Connection{Name: "chat-only", Provider: llmproxy.KindCompatible, Endpoint: e.chat.BaseURL(),
-			Credentials: llmproxy.Credentials{APIKey: upstreamKey}}, routes[2]},
+			Credentials: llmproxy.Credentials{APIKey: upstreamKey}}, routes[3]},
 	} {
 		conn := c.conn
 		if err := svc.AddConnection(ctx, &conn); err != nil {
@@ -105,7 +111,7 @@ func newEnv(t *testing.T) *env {
 // apiKey the key it sends.
 func (e *env) base(rt route) string {
 	if rt.name == "direct" {
-		return e.native.URL + "/v1"
+		return e.native.BaseURL()
 	}
 	return e.gateway + "/v1"
 }
@@ -122,23 +128,7 @@ func (e *env) calls(rt route) int {
 	if rt.name == "translated" {
 		return len(e.chat.Requests())
 	}
-	return e.native.Calls()
-}
-
-// need skips rt's test while what it needs has not landed: native
-// Responses in provider/openai.
-func need(t *testing.T, rt route) {
-	t.Helper()
-	switch rt.name {
-	case "native":
-		p, err := openaiprovider.New(llmproxy.Connection{Name: "probe", Provider: llmproxy.KindOpenAI, Endpoint: "http://127.0.0.1:1"}, llmproxy.ProviderOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := p.(llmproxy.Responder); !ok {
-			t.Skip("waits for native Responses in provider/openai (an llmproxy.Responder)")
-		}
-	}
+	return len(e.native.Requests())
 }
 
 // The SDK's Responses.New and Responses.NewStreaming through each
@@ -148,7 +138,6 @@ func TestResponses(t *testing.T) {
 	e := newEnv(t)
 	for _, rt := range routes {
 		t.Run(rt.name, func(t *testing.T) {
-			need(t, rt)
 			c := openai.NewClient(option.WithBaseURL(e.base(rt)), option.WithAPIKey(e.apiKey(rt)), option.WithMaxRetries(0))
 			for _, stream := range []bool{false, true} {
 				name := map[bool]string{false: "New", true: "NewStreaming"}[stream]
