@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/go-llm-proxy/llmproxy/internal/jsonscan"
@@ -20,25 +21,16 @@ import (
 // translation writes, byte for byte (FuzzFastMessagesToChat compares
 // them), and errors come from one place only.
 func fastMessagesToChat(body []byte, opts ChatOptions) (out []byte, ok bool) {
-	if !jsonscan.Valid(body) {
-		return nil, false
-	}
-	var req fastRequest
-	if !req.read(body) {
+	if !jsonscan.Valid(body) || body[jsonscan.SkipSpace(body, 0)] != '{' {
 		return nil, false
 	}
 	w := chatWriter{out: make([]byte, 0, len(body)+len(body)/8+512)}
 	w.out = append(w.out, `{"model":`...)
 	w.out = appendString(w.out, opts.Model, false)
 	w.out = append(w.out, `,"messages":[`...)
-	if !w.system(req.system) {
+	var req fastRequest
+	if !w.read(body, &req) {
 		return nil, false
-	}
-	msgs := cursor{b: req.messages}
-	for msgs.element() {
-		if !w.message(&msgs) {
-			return nil, false
-		}
 	}
 	w.out = append(w.out, ']')
 	if req.maxTokens != nil {
@@ -77,83 +69,127 @@ func (w *chatWriter) finish(req *fastRequest) ([]byte, bool) {
 }
 
 // fastRequest holds the raw values of the members of a Messages request
-// that the translation reads; nil is absent or null.
+// that the translation reads after the messages; nil is absent or null.
 type fastRequest struct {
-	maxTokens, system, messages, stop, temperature, topP, tools, toolChoice []byte
-	userID                                                                  []byte // metadata.user_id
+	maxTokens, stop, temperature, topP, tools, toolChoice []byte
+	userID                                                []byte // metadata.user_id
 }
 
-// read finds the members of a request body and checks the types of
-// those that msgRequest decodes.
-func (r *fastRequest) read(body []byte) bool {
-	if body[jsonscan.SkipSpace(body, 0)] != '{' {
-		return false
-	}
+// read reads the members of a request body, checking the types of those
+// that msgRequest decodes. It writes the system prompt and the messages,
+// which come first in the output, as it meets them, and keeps the rest
+// in req.
+func (w *chatWriter) read(body []byte, r *fastRequest) bool {
 	var seen uint32
+	var system []byte
+	messagesAt := -1 // where the messages begin in w.out, once written
 	c := cursor{b: body}
 	for key, more := c.member(); more; key, more = c.member() {
 		if !plainKey(key) {
 			return false
 		}
-		if string(key) == "metadata" {
-			if !firstTime(&seen, 1<<11) || !r.readMetadata(&c) {
-				return false
-			}
+		bit := requestMemberBit(string(key))
+		if bit == 0 {
+			c.value() // thinking and whatever else is dropped
 			continue
-		}
-		v := c.value()
-		var bit uint32
-		switch string(key) {
-		case "model":
-			bit = 1 << 0
-			if _, ok := stringOrNull(v); !ok {
-				return false
-			}
-		case "max_tokens":
-			bit = 1 << 1
-			r.maxTokens = nonNull(v)
-		case "system":
-			bit = 1 << 2
-			r.system = nonNull(v)
-		case "messages":
-			bit = 1 << 3
-			if v[0] != '[' {
-				return false // null or no array: refused
-			}
-			r.messages = v
-		case "stream":
-			bit = 1 << 4
-			if _, ok := boolOrNull(v); !ok {
-				return false
-			}
-		case "stop_sequences":
-			bit = 1 << 5
-			r.stop = nonNull(v)
-		case "temperature":
-			bit = 1 << 6
-			r.temperature = nonNull(v)
-		case "top_p":
-			bit = 1 << 7
-			r.topP = nonNull(v)
-		case "top_k":
-			bit = 1 << 8
-			if _, ok := smallInt(v); !ok && v[0] != 'n' {
-				return false
-			}
-		case "tools":
-			bit = 1 << 9
-			r.tools = nonNull(v)
-		case "tool_choice":
-			bit = 1 << 10
-			r.toolChoice = nonNull(v)
-		default:
-			continue // thinking and whatever else is dropped
 		}
 		if !firstTime(&seen, bit) {
 			return false
 		}
+		switch string(key) {
+		case "messages":
+			if c.peek() != '[' {
+				return false // null or no array: refused
+			}
+			messagesAt = len(w.out)
+			if !w.messages(&c, system) {
+				return false
+			}
+		case "metadata":
+			if !r.readMetadata(&c) {
+				return false
+			}
+		case "system":
+			if system = nonNull(c.value()); messagesAt >= 0 && !w.insertSystem(messagesAt, system) {
+				return false
+			}
+		default:
+			if !r.keep(string(key), c.value()) {
+				return false
+			}
+		}
 	}
-	return r.messages != nil
+	return messagesAt >= 0
+}
+
+// requestMemberBit numbers the members of a request that msgRequest
+// decodes, for read to see repeats; it is 0 for others.
+func requestMemberBit(key string) uint32 {
+	for i, name := range [...]string{"model", "max_tokens", "system", "messages", "stream", "stop_sequences", "temperature", "top_p", "top_k", "tools", "tool_choice", "metadata"} {
+		if key == name {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+// keep checks the type of a member of a request the translation reads
+// after the messages (or not at all), and keeps it.
+func (r *fastRequest) keep(key string, v []byte) bool {
+	switch key {
+	case "model":
+		_, ok := stringOrNull(v)
+		return ok
+	case "stream":
+		_, ok := boolOrNull(v)
+		return ok
+	case "top_k":
+		_, ok := smallInt(v)
+		return ok || v[0] == 'n'
+	case "max_tokens":
+		r.maxTokens = nonNull(v)
+	case "stop_sequences":
+		r.stop = nonNull(v)
+	case "temperature":
+		r.temperature = nonNull(v)
+	case "top_p":
+		r.topP = nonNull(v)
+	case "tools":
+		r.tools = nonNull(v)
+	case "tool_choice":
+		r.toolChoice = nonNull(v)
+	}
+	return true
+}
+
+// messages writes the system prompt (if met already) and the messages
+// at c.
+func (w *chatWriter) messages(c *cursor, system []byte) bool {
+	if _, ok := w.system(system); !ok {
+		return false
+	}
+	for c.element() {
+		if !w.message(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// insertSystem writes a system prompt met after the messages before
+// them, at w.out[at:].
+func (w *chatWriter) insertSystem(at int, system []byte) bool {
+	end := len(w.out)
+	wrote, ok := w.system(system)
+	if !ok || !wrote {
+		return ok
+	}
+	msg := append([]byte(nil), w.out[end:]...)
+	if end > at {
+		msg = append(msg, ',') // before the first message
+	}
+	w.out = slices.Insert(w.out[:end], at, msg...)
+	return true
 }
 
 // readMetadata reads metadata.user_id.

@@ -166,30 +166,26 @@ func readSource(c *cursor) (s rawSource, ok bool) {
 	return s, true
 }
 
-// system writes the top-level system prompt, if it has any text, as
-// the first message.
-func (w *chatWriter) system(v []byte) bool {
+// system writes the top-level system prompt as a system message, with
+// no comma before it, if it has any text.
+func (w *chatWriter) system(v []byte) (wrote, ok bool) {
 	if v == nil {
-		return true
+		return false, true
 	}
-	var ok bool
 	if w.blocks, _, ok = readRawBlocks(v, w.blocks); !ok {
-		return false
+		return false, false
 	}
 	mark := len(w.out)
-	w.comma()
 	w.out = append(w.out, `{"role":"system","content":`...)
-	wrote, ok := w.systemText()
-	if !ok {
-		return false
+	if wrote, ok = w.systemText(); !ok {
+		return false, false
 	}
 	if !wrote {
 		w.out = w.out[:mark]
-		return true
+		return false, true
 	}
 	w.out = append(w.out, '}')
-	w.lastTool = false
-	return true
+	return true, true
 }
 
 // systemText writes the blocks of a system prompt as one string, as

@@ -12,6 +12,9 @@ import (
 // fastSeeds are request bodies beyond the golden files, with what
 // encoding/json reads in its own way, that the fast translation answers.
 var fastSeeds = []string{
+	`{"messages":[{"role":"user","content":"x"}],"system":"s"}`,
+	`{"messages":[],"system":[{"type":"text","text":"s"}]}`,
+	`{"messages":[{"role":"user","content":"x"}],"system":""}`,
 	`{"messages":[{"role":"user","content":"a<b>&c \u2028 \u2029 \u00e9 \ud83d\ude00 \ud800 \udc00x \ud800\u0041 \/ \b\f\n\r\t\" \\ \u0000\u001f\u007f"}]}`,
 	"{\"messages\":[{\"role\":\"user\",\"content\":\"bad \xff\xfe utf8 \xed\xa0\x80 \xe2\x80\xa8 raw sep \xe2\x80\"}]}",
 	"{\"messages\":[{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t\xff\",\"name\":\"n<>\",\"input\":{ \"a\" : [1, 2.5e3, \"x \\\" \\\\ \\u2028 \xe2\x80\xa9 \xff <&>\"], \"b\":null }}]}]}",
@@ -129,8 +132,16 @@ func requestGoldens(tb testing.TB) [][]byte {
 		if err := json.Unmarshal(raw, &c); err != nil {
 			tb.Fatalf("%s: %v", file, err)
 		}
-		if c.Direction == "request" {
-			bodies = append(bodies, c.Input)
+		if c.Direction != "request" {
+			continue
+		}
+		bodies = append(bodies, c.Input)
+		// and with its members in another order (system after
+		// messages), as a client may send them
+		var members map[string]json.RawMessage
+		if json.Unmarshal(c.Input, &members) == nil {
+			sorted, _ := json.Marshal(members)
+			bodies = append(bodies, sorted)
 		}
 	}
 	return bodies
