@@ -10,8 +10,8 @@ import (
 // fastMessagesToChat is MessagesToChat without encoding/json: it scans
 // the body once, copies the values that pass unchanged (tool schemas,
 // tool inputs, texts) from it and writes the request into one buffer.
-// It was ten times faster, with a handful of allocations instead of
-// thousands, on a Claude Code-sized body.
+// On a 46 KB Claude Code-like body (BenchmarkMessagesToChat) it took an
+// eighth of the time, with 6 allocations instead of about 4,700.
 //
 // It handles what clients send and nothing else: whenever the body is
 // not valid JSON, would be refused, or holds something encoding/json
@@ -26,7 +26,7 @@ func fastMessagesToChat(body []byte, opts ChatOptions) (out []byte, ok bool) {
 	}
 	w := chatWriter{out: make([]byte, 0, len(body)+len(body)/8+512)}
 	w.out = append(w.out, `{"model":`...)
-	w.out = appendString(w.out, opts.Model, false)
+	w.out = appendGoString(w.out, opts.Model, false)
 	w.out = append(w.out, `,"messages":[`...)
 	var req fastRequest
 	if !w.read(body, &req) {
@@ -83,7 +83,7 @@ func (w *chatWriter) read(body []byte, r *fastRequest) bool {
 	var seen uint32
 	var system []byte
 	messagesAt := -1 // where the messages begin in w.out, once written
-	c := cursor{b: body}
+	c := jsonCursor{b: body}
 	for key, more := c.member(); more; key, more = c.member() {
 		if !plainKey(key) {
 			return false
@@ -164,7 +164,7 @@ func (r *fastRequest) keep(key string, v []byte) bool {
 
 // messages writes the system prompt (if met already) and the messages
 // at c.
-func (w *chatWriter) messages(c *cursor, system []byte) bool {
+func (w *chatWriter) messages(c *jsonCursor, system []byte) bool {
 	if _, ok := w.system(system); !ok {
 		return false
 	}
@@ -193,7 +193,7 @@ func (w *chatWriter) insertSystem(at int, system []byte) bool {
 }
 
 // readMetadata reads metadata.user_id.
-func (r *fastRequest) readMetadata(c *cursor) bool {
+func (r *fastRequest) readMetadata(c *jsonCursor) bool {
 	switch c.peek() {
 	case 'n':
 		c.value()
@@ -256,7 +256,7 @@ func (w *chatWriter) stop(v []byte) bool {
 	}
 	mark := len(w.out)
 	w.out = append(w.out, `,"stop":[`...)
-	c := cursor{b: v}
+	c := jsonCursor{b: v}
 	for c.element() {
 		s := c.value()
 		if s[0] != '"' {
@@ -286,7 +286,7 @@ func (w *chatWriter) float(member string, v []byte) bool {
 		return false
 	}
 	w.out = append(w.out, member...)
-	w.out = appendFloat(w.out, f)
+	w.out = appendJSONFloat(w.out, f)
 	return true
 }
 
@@ -298,7 +298,7 @@ func (w *chatWriter) tools(tools, choice []byte) bool {
 	}
 	mark := len(w.out)
 	w.out = append(w.out, `,"tools":[`...)
-	c := cursor{b: tools}
+	c := jsonCursor{b: tools}
 	for tools != nil && c.element() {
 		if !w.tool(&c) {
 			return false
@@ -340,7 +340,7 @@ func (w *chatWriter) tools(tools, choice []byte) bool {
 }
 
 // tool writes the element of tools at c, or nothing for a server tool.
-func (w *chatWriter) tool(c *cursor) bool {
+func (w *chatWriter) tool(c *jsonCursor) bool {
 	if c.peek() != '{' {
 		return false
 	}
@@ -393,7 +393,7 @@ func (w *chatWriter) tool(c *cursor) bool {
 	if schema == nil {
 		w.out = append(w.out, `{"type":"object","properties":{}}`...)
 	} else {
-		w.out = appendCompact(w.out, schema)
+		w.out = appendCompactValue(w.out, schema)
 	}
 	w.out = append(w.out, `}}`...)
 	return true
@@ -421,7 +421,7 @@ func readToolChoice(v []byte) (c fastToolChoice, ok bool) {
 		return c, false
 	}
 	var seen uint32
-	tc := cursor{b: v}
+	tc := jsonCursor{b: v}
 	for key, more := tc.member(); more; key, more = tc.member() {
 		if !plainKey(key) {
 			return c, false

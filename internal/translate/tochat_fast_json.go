@@ -16,18 +16,19 @@ import (
 // appendLitInner re-encodes a string literal as json.Unmarshal followed by
 // json.Marshal would, without the string in between.
 
-const hexDigits = "0123456789abcdef"
+const lowerHex = "0123456789abcdef"
 
-// cursor reads valid JSON front to back, each byte once: a function
-// that reads a value (with value, or member and element for the inside
+// jsonCursor reads valid JSON front to back, so that a value read
+// member by member is not also skipped whole first: a function that
+// reads a value (with value, or member and element for the inside
 // of an object or array) leaves the cursor after it.
-type cursor struct {
+type jsonCursor struct {
 	b []byte
 	i int
 }
 
 // peek returns the first byte of the value at the cursor.
-func (c *cursor) peek() byte {
+func (c *jsonCursor) peek() byte {
 	c.i = jsonscan.SkipSpace(c.b, c.i)
 	if c.i >= len(c.b) {
 		return 0
@@ -36,12 +37,12 @@ func (c *cursor) peek() byte {
 }
 
 // value returns the raw value at the cursor and moves past it.
-func (c *cursor) value() []byte {
+func (c *jsonCursor) value() []byte {
 	start := jsonscan.SkipSpace(c.b, c.i)
 	if start >= len(c.b) {
 		return nil
 	}
-	c.i = skipValue(c.b, start)
+	c.i = scanValue(c.b, start)
 	return c.b[start:c.i]
 }
 
@@ -49,7 +50,7 @@ func (c *cursor) value() []byte {
 // previous member's value it has read) and returns its key, as written,
 // with the cursor at the value, which the caller must read. After the
 // last member it returns ok false, past the closing brace.
-func (c *cursor) member() (key []byte, ok bool) {
+func (c *jsonCursor) member() (key []byte, ok bool) {
 	b := c.b
 	i := jsonscan.SkipSpace(b, c.i)
 	if i < len(b) && (b[i] == '{' || b[i] == ',') {
@@ -59,7 +60,7 @@ func (c *cursor) member() (key []byte, ok bool) {
 		c.i = min(i+1, len(b)) // past '}'
 		return nil, false
 	}
-	ke := skipString(b, i)
+	ke := scanString(b, i)
 	key = b[i+1 : max(ke-1, i+1)]
 	i = jsonscan.SkipSpace(b, ke)
 	c.i = jsonscan.SkipSpace(b, i+1) // past ':'
@@ -69,7 +70,7 @@ func (c *cursor) member() (key []byte, ok bool) {
 // element moves to the next element of the array at the cursor (or
 // whose previous element it has read), which the caller must read.
 // After the last element it returns false, past the closing bracket.
-func (c *cursor) element() bool {
+func (c *jsonCursor) element() bool {
 	b := c.b
 	i := jsonscan.SkipSpace(b, c.i)
 	if i < len(b) && (b[i] == '[' || b[i] == ',') {
@@ -83,18 +84,18 @@ func (c *cursor) element() bool {
 	return true
 }
 
-// skipValue is jsonscan.SkipValue with skipString: the values skipped
+// scanValue is jsonscan.SkipValue with scanString: the values skipped
 // are mostly long strings (prompts, files).
-func skipValue(b []byte, i int) int {
+func scanValue(b []byte, i int) int {
 	switch b[i] {
 	case '"':
-		return skipString(b, i)
+		return scanString(b, i)
 	case '{', '[':
 		depth := 0
 		for ; i < len(b); i++ {
 			switch b[i] {
 			case '"':
-				i = skipString(b, i) - 1
+				i = scanString(b, i) - 1
 			case '{', '[':
 				depth++
 			case '}', ']':
@@ -108,10 +109,10 @@ func skipValue(b []byte, i int) int {
 	return jsonscan.SkipValue(b, i)
 }
 
-// skipString is jsonscan.SkipString by bytes.IndexByte, which looks at
+// scanString is jsonscan.SkipString by bytes.IndexByte, which looks at
 // many bytes at a time: it returns the index after the string starting
 // at b[i] == '"' in valid JSON.
-func skipString(b []byte, i int) int {
+func scanString(b []byte, i int) int {
 	// Most strings are short (keys, types, ids), too short to pay for a
 	// call of IndexByte: look at their first bytes one by one.
 	for j := i + 1; j < min(len(b), i+24); j++ {
@@ -212,8 +213,8 @@ func smallInt(v []byte) (int64, bool) {
 	return n, ok
 }
 
-// appendFloat writes f as encoding/json writes a float64.
-func appendFloat(dst []byte, f float64) []byte {
+// appendJSONFloat writes f as encoding/json writes a float64.
+func appendJSONFloat(dst []byte, f float64) []byte {
 	abs := math.Abs(f)
 	format := byte('f')
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
@@ -280,13 +281,13 @@ func appendLitInner(dst, lit []byte, html bool) []byte {
 		if c < utf8.RuneSelf {
 			dst = append(dst, s[start:i]...)
 			if c != '\\' {
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+				dst = append(dst, '\\', 'u', '0', '0', lowerHex[c>>4], lowerHex[c&0xF])
 				i++
 			} else if i+1 < len(s) {
 				switch e := s[i+1]; e {
 				case 'u':
 					r, n := decodeEscapedRune(s[i:])
-					dst = appendRune(dst, r, html)
+					dst = appendJSONRune(dst, r, html)
 					i += n
 				default: // '/'
 					dst = append(dst, '/')
@@ -301,7 +302,7 @@ func appendLitInner(dst, lit []byte, html bool) []byte {
 		r, size := utf8.DecodeRune(s[i:])
 		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
 			dst = append(dst, s[start:i]...)
-			dst = appendRune(dst, r, html) // U+FFFD itself for a bad byte, as json.Unmarshal decodes it
+			dst = appendJSONRune(dst, r, html) // U+FFFD itself for a bad byte, as json.Unmarshal decodes it
 			i += size
 			start = i
 			continue
@@ -350,12 +351,12 @@ func hex4(s []byte) rune {
 	return r
 }
 
-// appendRune writes one decoded rune as encoding/json's string encoder
+// appendJSONRune writes one decoded rune as encoding/json's string encoder
 // does.
-func appendRune(dst []byte, r rune, html bool) []byte {
+func appendJSONRune(dst []byte, r rune, html bool) []byte {
 	if r >= utf8.RuneSelf {
 		if r == '\u2028' || r == '\u2029' {
-			return append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			return append(dst, '\\', 'u', '2', '0', '2', lowerHex[r&0xF])
 		}
 		return utf8.AppendRune(dst, r)
 	}
@@ -374,36 +375,36 @@ func appendRune(dst []byte, r rune, html bool) []byte {
 	case c == '\t':
 		return append(dst, '\\', 't')
 	case c < 0x20 || html && (c == '<' || c == '>' || c == '&'):
-		return append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+		return append(dst, '\\', 'u', '0', '0', lowerHex[c>>4], lowerHex[c&0xF])
 	}
 	return append(dst, c)
 }
 
-// appendString writes a Go string as encoding/json does: invalid UTF-8
+// appendGoString writes a Go string as encoding/json does: invalid UTF-8
 // becomes \ufffd.
-func appendString(dst []byte, s string, html bool) []byte {
+func appendGoString(dst []byte, s string, html bool) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, `\ufffd`...)
 		} else {
-			dst = appendRune(dst, r, html)
+			dst = appendJSONRune(dst, r, html)
 		}
 		i += size
 	}
 	return append(dst, '"')
 }
 
-// appendCompact writes a valid JSON value without insignificant
+// appendCompactValue writes a valid JSON value without insignificant
 // whitespace, as encoding/json writes a json.RawMessage: strings are
 // copied as they are, escapes and bad UTF-8 and all.
-func appendCompact(dst, v []byte) []byte {
+func appendCompactValue(dst, v []byte) []byte {
 	start := 0
 	for i := 0; i < len(v); {
 		switch v[i] {
 		case '"':
-			i = jsonscan.SkipString(v, i)
+			i = scanString(v, i)
 		case ' ', '\t', '\n', '\r':
 			dst = append(dst, v[start:i]...)
 			i = jsonscan.SkipSpace(v, i)
@@ -415,10 +416,10 @@ func appendCompact(dst, v []byte) []byte {
 	return append(dst, v[start:]...)
 }
 
-// appendCompactString writes a valid JSON value, compacted, as a JSON
+// appendCompactAsString writes a valid JSON value, compacted, as a JSON
 // string: what json.Compact and then a json.Encoder with
 // SetEscapeHTML(false) make of a tool_use input.
-func appendCompactString(dst, v []byte) []byte {
+func appendCompactAsString(dst, v []byte) []byte {
 	dst = append(dst, '"')
 	start := 0
 	inString := false
@@ -431,7 +432,7 @@ func appendCompactString(dst, v []byte) []byte {
 				if size == 1 {
 					dst = append(dst, `\ufffd`...) // the encoder's mark for a bad byte
 				} else {
-					dst = appendRune(dst, r, false)
+					dst = appendJSONRune(dst, r, false)
 				}
 				start = i + size
 			}

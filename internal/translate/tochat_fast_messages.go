@@ -24,7 +24,7 @@ var litText = []byte(`"text"`)
 // readBlocks reads a content field at c as contentBlocksKind does into
 // dst's array: a string is one text block; null or absent (c nil) is
 // none.
-func readBlocks(c *cursor, dst []rawBlock) (blocks []rawBlock, isString, ok bool) {
+func readBlocks(c *jsonCursor, dst []rawBlock) (blocks []rawBlock, isString, ok bool) {
 	blocks = dst[:0]
 	if c == nil {
 		return blocks, false, true
@@ -54,13 +54,13 @@ func readRawBlocks(v []byte, dst []rawBlock) (blocks []rawBlock, isString, ok bo
 	if v == nil {
 		return readBlocks(nil, dst)
 	}
-	return readBlocks(&cursor{b: v}, dst)
+	return readBlocks(&jsonCursor{b: v}, dst)
 }
 
 // readBlock reads the block at c, checking the type of every member
 // msgBlock decodes, of whatever block type: encoding/json refuses a wrong
 // type in a member the translation then drops.
-func readBlock(c *cursor) (b rawBlock, ok bool) {
+func readBlock(c *jsonCursor) (b rawBlock, ok bool) {
 	if c.peek() != '{' {
 		return b, false
 	}
@@ -131,7 +131,7 @@ func readBlock(c *cursor) (b rawBlock, ok bool) {
 }
 
 // readSource reads the source of an image or a document at c.
-func readSource(c *cursor) (s rawSource, ok bool) {
+func readSource(c *jsonCursor) (s rawSource, ok bool) {
 	if c.peek() != '{' {
 		return s, false
 	}
@@ -218,7 +218,7 @@ func (w *chatWriter) joinText(wrote bool, sep string, text []byte) bool {
 }
 
 // message writes the element of messages at c.
-func (w *chatWriter) message(c *cursor) bool {
+func (w *chatWriter) message(c *jsonCursor) bool {
 	if c.peek() != '{' {
 		return false
 	}
@@ -527,7 +527,7 @@ func (w *chatWriter) toolCalls() {
 		if b.input == nil || b.input[0] == 'n' {
 			w.out = append(w.out, `"{}"`...)
 		} else {
-			w.out = appendCompactString(w.out, b.input)
+			w.out = appendCompactAsString(w.out, b.input)
 		}
 		w.out = append(w.out, `}}`...)
 	}

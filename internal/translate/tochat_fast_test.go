@@ -154,9 +154,7 @@ func TestAppendLit(t *testing.T) {
 	for c := range 0x80 {
 		lits = append(lits, string(rune(c)))
 	}
-	for _, s := range []string{"\u2028\u2029", "é😀", "\xff", "\xed\xa0\x80", "\xe2\x80", "\xf0\x9f\x98"} {
-		lits = append(lits, s)
-	}
+	lits = append(lits, "\u2028\u2029", "é😀", "\xff", "\xed\xa0\x80", "\xe2\x80", "\xf0\x9f\x98")
 	var quoted []string
 	for _, s := range lits {
 		b, _ := json.Marshal(s)
@@ -187,7 +185,7 @@ func TestAppendLit(t *testing.T) {
 	}
 }
 
-// TestAppendString compares appendString with encoding/json.
+// TestAppendString compares appendGoString with encoding/json.
 func TestAppendString(t *testing.T) {
 	for _, s := range []string{"plain", "<a&b>\"\\\b\f\n\r\t\x00\x1f\x7f", "\u2028\u2029é😀", "\xff\xed\xa0\x80\xe2\x80"} {
 		for _, html := range []bool{true, false} {
@@ -195,8 +193,8 @@ func TestAppendString(t *testing.T) {
 			enc := json.NewEncoder(&buf)
 			enc.SetEscapeHTML(html)
 			_ = enc.Encode(s)
-			if got, want := string(appendString(nil, s, html)), strings.TrimSuffix(buf.String(), "\n"); got != want {
-				t.Errorf("appendString(%q, html %v) = %q; want %q", s, html, got, want)
+			if got, want := string(appendGoString(nil, s, html)), strings.TrimSuffix(buf.String(), "\n"); got != want {
+				t.Errorf("appendGoString(%q, html %v) = %q; want %q", s, html, got, want)
 			}
 		}
 	}
