@@ -300,6 +300,37 @@ func walkthrough(t *testing.T, dbType, dsn string) {
 			t.Errorf("the other upstream was called")
 		}
 	})
+	t.Run("responses conversation", func(t *testing.T) {
+		// A two-turn Responses API conversation on a translated connection
+		// (google has no Responses API): the second turn reaches the
+		// upstream with the first; the conversation is the key's alone.
+		resp, got := post(t, base+"/v1/responses", "sk-proxy-123", `{"model":"gemini-flash","instructions":"be brief","input":"My name is Ada."}`)
+		var r1 struct{ ID string }
+		if json.Unmarshal([]byte(got), &r1); resp.StatusCode != 200 || !strings.HasPrefix(r1.ID, "resp_") {
+			t.Fatalf("%d %s", resp.StatusCode, got)
+		}
+		resp, got = post(t, base+"/v1/responses", "sk-proxy-123", `{"model":"gemini-flash","input":"And my name?","previous_response_id":"`+r1.ID+`"}`)
+		if resp.StatusCode != 200 || !bytes.Contains(up.Last().Body, []byte("My name is Ada.")) || !bytes.Contains(up.Last().Body, []byte("And my name?")) {
+			t.Fatalf("second turn: %d %s; upstream saw %s", resp.StatusCode, got, up.Last().Body)
+		}
+		if resp, got := get(t, base+"/v1/responses/"+r1.ID, "sk-proxy-123"); resp.StatusCode != 200 || !strings.Contains(got, r1.ID) {
+			t.Errorf("GET: %d %s", resp.StatusCode, got)
+		}
+		if resp, got := get(t, base+"/v1/responses/"+r1.ID, "sk-tester-456"); resp.StatusCode != 404 {
+			t.Errorf("another key read it: %d %s", resp.StatusCode, got)
+		}
+		if resp, got := post(t, base+"/v1/responses", "sk-tester-456", `{"model":"gemini-flash","input":"hi","previous_response_id":"`+r1.ID+`"}`); resp.StatusCode != 400 || !strings.Contains(got, "previous_response_not_found") {
+			t.Errorf("another key continued it: %d %s", resp.StatusCode, got)
+		}
+		req, _ := http.NewRequest(http.MethodDelete, base+"/v1/responses/"+r1.ID, nil)
+		req.Header.Set("Authorization", "Bearer sk-proxy-123")
+		if resp, got := do(t, req); resp.StatusCode != 200 || !strings.Contains(got, `"deleted":true`) {
+			t.Errorf("DELETE: %d %s", resp.StatusCode, got)
+		}
+		if resp, got := get(t, base+"/v1/responses/"+r1.ID, "sk-proxy-123"); resp.StatusCode != 404 {
+			t.Errorf("GET after DELETE: %d %s", resp.StatusCode, got)
+		}
+	})
 	t.Run("models", func(t *testing.T) {
 		for _, tt := range []struct {
 			key  string

@@ -118,7 +118,22 @@ func decodeErr(prefix string, err error) error {
 // MessagesToChat translates an Anthropic Messages request body into a
 // Chat Completions request body. The table at the top of this file says
 // what becomes of each field. Errors are *RequestError.
+//
+// It scans the body and copies the values that pass unchanged
+// (tochat_fast.go); a body the scan leaves alone, every refused one
+// among them, is decoded with encoding/json instead, which gives the
+// same bytes.
 func MessagesToChat(body []byte, opts ChatOptions) ([]byte, error) {
+	if out, ok := fastMessagesToChat(body, opts); ok {
+		return out, nil
+	}
+	return decodedMessagesToChat(body, opts)
+}
+
+// decodedMessagesToChat is MessagesToChat by encoding/json: the
+// reference for fastMessagesToChat, and the translation of whatever that
+// gives up on, refusals included.
+func decodedMessagesToChat(body []byte, opts ChatOptions) ([]byte, error) {
 	var req msgRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, decodeErr("", err)

@@ -230,6 +230,21 @@ func BenchmarkMessagesToChat(b *testing.B) {
 	}
 }
 
+// BenchmarkMessagesToChatUnescaped is BenchmarkMessagesToChat on a body
+// written as JavaScript's JSON.stringify writes it (Claude Code's): <, >
+// and & unescaped, which the translation escapes in message content.
+func BenchmarkMessagesToChatUnescaped(b *testing.B) {
+	body := claudeCodeBody(b, 50_000)
+	body = []byte(strings.NewReplacer(`\u003c`, "<", `\u003e`, ">", `\u0026`, "&").Replace(string(body)))
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := translate.MessagesToChat(body, translate.ChatOptions{Model: "gpt-5", Stream: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // sliceStream is a Stream over fixed events; an element {"error": M}
 // is returned as an error.
 type sliceStream struct {
