@@ -1,6 +1,6 @@
 // Package node runs the Node examples (the official openai and Anthropic
-// SDKs, LangChain JS) and Claude Code, headless, against a real Gateway
-// and fake upstreams. It needs node and npm: without them the tests skip,
+// SDKs, LangChain JS, the Vercel AI SDK) and the coding agents Claude Code
+// and Codex, headless, against a real Gateway and fake upstreams. It needs node and npm: without them the tests skip,
 // or fail when CI=true.
 package node_test
 
