@@ -11,6 +11,7 @@ import (
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
 	"github.com/go-llm-proxy/llmproxy/internal/translate"
+	"github.com/go-llm-proxy/llmproxy/provider/anthropic/anthropictest"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
 	"github.com/go-llm-proxy/llmproxy/storage/memory"
 )
@@ -343,5 +344,51 @@ func TestResponsesNative(t *testing.T) {
 	}
 	if n != 2 {
 		t.Errorf("%d records of answered requests", n)
+	}
+}
+
+// TestResponsesLimitsAndMetrics: the Responses API is limited, counted and
+// recorded as chat is, and reaches every kind of upstream: here an
+// anthropic connection, through Chat Completions and then Messages.
+func TestResponsesLimitsAndMetrics(t *testing.T) {
+	e := newMsgEnv(t, llmproxy.Assignment{TPS: 1, Burst: 1}) // per assignment: one per connection
+	e.ant.Reply(anthropictest.Reply(anthropictest.Message{
+		Content: []anthropictest.Block{anthropictest.TextBlock("Bonjour")},
+		Usage:   anthropictest.Usage{InputTokens: 4, OutputTokens: 2, CacheReadInputTokens: 6},
+	}))
+	resp, body := sendResponses(t, e.url, msgKey, `{"model":"claude","input":"hello","max_output_tokens":50}`)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"text":"Bonjour"`) || !strings.Contains(body, `"input_tokens":10`) || !strings.Contains(body, `"cached_tokens":6`) {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if c := e.ant.LastCall(); !strings.Contains(string(c.Body), `"max_tokens":50`) || !strings.Contains(string(c.Body), `"text":"hello"`) && !strings.Contains(string(c.Body), `"content":"hello"`) {
+		t.Errorf("anthropic upstream body %s", c.Body)
+	}
+	resp, body = sendResponses(t, e.url, msgKey, `{"model":"gpt","input":"hi"}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	resp, body = sendResponses(t, e.url, msgKey, `{"model":"gpt","input":"hi"}`)
+	checkError(t, resp, body, 429, "Rate limit")
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+	waitFor(t, func() bool {
+		return e.metric("llmproxy_requests_total", map[string]string{"route": "responses", "status_class": "4xx"}) == 1 &&
+			e.metric("llmproxy_requests_total", map[string]string{"route": "responses", "model": "claude", "status_class": "2xx"}) == 1
+	})
+	if got := e.metric("llmproxy_tokens_total", map[string]string{"model": "claude", "type": "cache_read"}); got != 6 {
+		t.Errorf("cache_read tokens %v", got)
+	}
+	var n int
+	for _, r := range e.records() {
+		if r.Endpoint == llmproxy.EndpointResponses {
+			n++
+		}
+		if r.Model == "claude" && (r.PromptTokens != 10 || r.CacheReadTokens != 6 || r.CompletionTokens != 2) {
+			t.Errorf("record %+v", r)
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d responses records, want 3 (the refusal included)", n)
 	}
 }
