@@ -160,6 +160,12 @@ var (
 // starts with message_start and the first block together, as Anthropic
 // sends them.
 func (u *fakeUpstream) messages(w http.ResponseWriter, r *http.Request) {
+	u.answerDialect(w, r, msgAnswer, msgStart, func(int) []byte { return msgDelta }, msgEnd)
+}
+
+// answerDialect answers a Messages or Responses request: answer as JSON,
+// or a stream of head, one delta(i) per chunk (each flushed), then tail.
+func (u *fakeUpstream) answerDialect(w http.ResponseWriter, r *http.Request, answer, head []byte, delta func(i int) []byte, tail []byte) {
 	body, _ := io.ReadAll(r.Body)
 	u.served.Add(1)
 	if u.cfg.Latency > 0 {
@@ -168,25 +174,25 @@ func (u *fakeUpstream) messages(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	if !bytes.Contains(body, streamTrue) {
 		h["Content-Type"] = []string{"application/json"}
-		h["Content-Length"] = []string{strconv.Itoa(len(msgAnswer))}
-		w.Write(msgAnswer)
+		h["Content-Length"] = []string{strconv.Itoa(len(answer))}
+		w.Write(answer)
 		return
 	}
 	u.streaming.Add(1)
 	defer u.streaming.Add(-1)
 	h["Content-Type"] = []string{"text/event-stream"}
 	f := w.(http.Flusher)
-	w.Write(msgStart)
+	w.Write(head)
 	for i := range u.cfg.Chunks {
 		if i > 0 && u.cfg.ChunkGap > 0 {
 			time.Sleep(u.cfg.ChunkGap)
 		}
-		if _, err := w.Write(msgDelta); err != nil {
+		if _, err := w.Write(delta(i)); err != nil {
 			return
 		}
 		f.Flush()
 	}
-	w.Write(msgEnd)
+	w.Write(tail)
 }
 
 // The answers of OpenAI's Responses API: a response object, and a stream
@@ -207,36 +213,11 @@ var (
 
 // responses answers POST /v1/responses as OpenAI's API does.
 func (u *fakeUpstream) responses(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	u.served.Add(1)
-	if u.cfg.Latency > 0 {
-		time.Sleep(u.cfg.Latency)
-	}
-	h := w.Header()
-	if !bytes.Contains(body, streamTrue) {
-		h["Content-Type"] = []string{"application/json"}
-		h["Content-Length"] = []string{strconv.Itoa(len(respAnswer))}
-		w.Write(respAnswer)
-		return
-	}
-	u.streaming.Add(1)
-	defer u.streaming.Add(-1)
-	h["Content-Type"] = []string{"text/event-stream"}
-	f := w.(http.Flusher)
-	io.WriteString(w, respHead)
-	seq := 4
-	for i := range u.cfg.Chunks {
-		if i > 0 && u.cfg.ChunkGap > 0 {
-			time.Sleep(u.cfg.ChunkGap)
-		}
-		if _, err := fmt.Fprintf(w, respDelta, seq); err != nil {
-			return
-		}
-		seq++
-		f.Flush()
-	}
-	text := strings.Repeat("word ", u.cfg.Chunks)
-	fmt.Fprintf(w, respTail, seq, text, seq+1, text, seq+2, text, seq+3, text)
+	const first = 4 // the sequence number of the first delta
+	n := u.cfg.Chunks
+	text := strings.Repeat("word ", n)
+	tail := fmt.Appendf(nil, respTail, first+n, text, first+n+1, text, first+n+2, text, first+n+3, text)
+	u.answerDialect(w, r, respAnswer, []byte(respHead), func(i int) []byte { return fmt.Appendf(nil, respDelta, first+i) }, tail)
 }
 
 // upstreamStats is /control/stats.
