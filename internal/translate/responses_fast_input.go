@@ -1,5 +1,7 @@
 package translate
 
+import "slices"
+
 // The fast translation of instructions and input items: the same
 // decisions as chatBuilder in responses_input.go, on raw values. Whatever
 // that refuses, these give up on (return false).
@@ -22,13 +24,26 @@ type respWriter struct {
 	// counts them.
 	media  []byte
 	nMedia int
+	// contentScratch and outputScratch are scratch space for the parts of
+	// the item being read.
+	contentScratch, outputScratch []rawPart
 }
 
 // rawItem is an input item as respItem decodes it: string literals as
-// written, any JSON for content and output; nil when absent or null.
+// written, nil when absent or null.
 type rawItem struct {
 	typ, role, callID, name, args []byte
-	content, output               []byte
+	content, output               rawContent
+}
+
+// rawContent is a content or output member: raw is its value as
+// written, nil when absent or null; parts are an array's parts, read as
+// the item is, and bad says that the array is not one of parts respPart
+// decodes (refused if the item is of a type that reads it).
+type rawContent struct {
+	raw   []byte
+	parts []rawPart
+	bad   bool
 }
 
 // rawPart is a content part as respPart decodes it: string literals as
@@ -37,40 +52,55 @@ type rawPart struct {
 	typ, text, refusal, imageURL, detail, fileData, filename []byte
 }
 
-// messages writes the instructions, the history items and the input,
-// and checks that there is a message.
-func (w *respWriter) messages(req *fastRespRequest, history []byte) bool {
-	if !isEmptyLit(req.instructions) {
-		w.out = append(w.out, `{"role":"system","content":`...)
-		w.out = appendLit(w.out, req.instructions, true)
-		w.out = append(w.out, '}')
+// instructions writes the instructions as the first message: at the
+// end of w.out while it has no message, else inserted at the start of
+// the messages, at.
+func (w *respWriter) instructions(at int, lit []byte) {
+	if isEmptyLit(lit) {
+		return
 	}
-	if len(history) > 0 && !w.items(history) {
+	end := len(w.out)
+	w.out = append(w.out, `{"role":"system","content":`...)
+	w.out = appendLit(w.out, lit, true)
+	w.out = append(w.out, '}')
+	if end == at {
+		return
+	}
+	msg := append([]byte(nil), w.out[end:]...)
+	w.out = slices.Insert(w.out[:end], at, append(msg, ',')...)
+}
+
+// conversation writes the history items and then the input at c (nil
+// when the body has none), and closes what they leave open.
+func (w *respWriter) conversation(c *jsonCursor, history []byte) bool {
+	if len(history) > 0 && !w.items(&jsonCursor{b: history}) {
 		return false
 	}
-	switch in := req.input; {
-	case in == nil:
-	case in[0] == '"':
-		if !w.user(in) {
+	if c != nil {
+		switch c.peek() {
+		case 'n':
+			c.value()
+		case '"':
+			if !w.user(rawContent{raw: c.value()}) {
+				return false
+			}
+		case '[':
+			if !w.items(c) {
+				return false
+			}
+		default:
 			return false
 		}
-	case in[0] == '[':
-		if !w.items(in) {
-			return false
-		}
-	default:
-		return false
 	}
 	w.closeAssistant()
 	w.flushMedia()
-	return w.out[len(w.out)-1] != '[' // "input is required"
+	return true
 }
 
-// items writes the items of the array arr.
-func (w *respWriter) items(arr []byte) bool {
-	c := jsonCursor{b: arr}
+// items writes the items of the array at c.
+func (w *respWriter) items(c *jsonCursor) bool {
 	for c.element() {
-		it, ok := readItem(&c)
+		it, ok := w.readItem(c)
 		if !ok || !w.add(&it) {
 			return false
 		}
@@ -79,8 +109,9 @@ func (w *respWriter) items(arr []byte) bool {
 }
 
 // readItem reads the item at c, checking the type of every member
-// respItem decodes, of whatever item type.
-func readItem(c *jsonCursor) (it rawItem, ok bool) {
+// respItem decodes, of whatever item type. The parts of its content and
+// output go to w's scratch space, reused from item to item.
+func (w *respWriter) readItem(c *jsonCursor) (it rawItem, ok bool) {
 	if c.peek() != '{' {
 		return it, false // null would be a message without a role
 	}
@@ -89,39 +120,59 @@ func readItem(c *jsonCursor) (it rawItem, ok bool) {
 		if !plainKey(key) {
 			return it, false
 		}
-		v := c.value()
 		var bit uint32
 		ok := true
 		switch string(key) {
-		case "type":
-			bit = 1 << 0
-			it.typ, ok = stringOrNull(v)
-		case "role":
-			bit = 1 << 1
-			it.role, ok = stringOrNull(v)
-		case "call_id":
-			bit = 1 << 2
-			it.callID, ok = stringOrNull(v)
-		case "name":
-			bit = 1 << 3
-			it.name, ok = stringOrNull(v)
-		case "arguments":
-			bit = 1 << 4
-			it.args, ok = stringOrNull(v)
 		case "content":
 			bit = 1 << 5
-			it.content = nonNull(v)
+			it.content = readContent(c, &w.contentScratch)
 		case "output":
 			bit = 1 << 6
-			it.output = nonNull(v)
+			it.output = readContent(c, &w.outputScratch)
+		case "type":
+			bit = 1 << 0
+			it.typ, ok = stringOrNull(c.value())
+		case "role":
+			bit = 1 << 1
+			it.role, ok = stringOrNull(c.value())
+		case "call_id":
+			bit = 1 << 2
+			it.callID, ok = stringOrNull(c.value())
+		case "name":
+			bit = 1 << 3
+			it.name, ok = stringOrNull(c.value())
+		case "arguments":
+			bit = 1 << 4
+			it.args, ok = stringOrNull(c.value())
 		default:
-			continue // id, status, summary, encrypted_content, …
+			c.value() // id, status, summary, encrypted_content, …
+			continue
 		}
 		if !ok || !firstTime(&seen, bit) {
 			return it, false
 		}
 	}
 	return it, true
+}
+
+// readContent reads the content or output member at c, an array's
+// parts into *scratch.
+func readContent(c *jsonCursor, scratch *[]rawPart) rawContent {
+	if c.peek() != '[' {
+		return rawContent{raw: nonNull(c.value())}
+	}
+	start := c.i
+	parts := (*scratch)[:0]
+	for c.element() {
+		p, ok := readPart(c)
+		if !ok {
+			c.i = start
+			return rawContent{raw: c.value(), bad: true}
+		}
+		parts = append(parts, p)
+	}
+	*scratch = parts
+	return rawContent{raw: c.b[start:c.i], parts: parts}
 }
 
 // readPart reads the content part at c, checking the type of every
@@ -198,38 +249,35 @@ func (w *respWriter) message(it *rawItem) bool {
 		w.flushMedia()
 		w.comma()
 		w.out = append(w.out, `{"role":"system","content":"`...)
-		if _, ok = w.joinTexts(it.content, false, false); !ok {
+		if _, ok = w.joinTexts(&it.content, false, false); !ok {
 			return false
 		}
 		w.out = append(w.out, `"}`...)
 		return true
 	case litIs(it.role, "assistant"):
 		w.openAssistant()
-		w.asstText, ok = w.joinTexts(it.content, w.asstText, true)
+		w.asstText, ok = w.joinTexts(&it.content, w.asstText, true)
 		return ok
 	}
 	return false
 }
 
 // joinTexts writes the texts of content (a string, an array of text
-// parts, refusal parts too for an assistant, or nil) joined with "\n\n"
-// after what wrote says was written before, as partsText and the
+// parts, refusal parts too for an assistant, or nothing) joined with
+// "\n\n" after what wrote says was written before, as partsText and the
 // assistant's run do together: empty texts take no separator.
-func (w *respWriter) joinTexts(content []byte, wrote, assistant bool) (bool, bool) {
-	switch {
-	case content == nil:
+func (w *respWriter) joinTexts(content *rawContent, wrote, assistant bool) (bool, bool) {
+	switch raw := content.raw; {
+	case raw == nil:
 		return wrote, true
-	case content[0] == '"':
-		return w.joinText(wrote, `\n\n`, content), true
-	case content[0] != '[':
+	case raw[0] == '"':
+		return w.joinText(wrote, `\n\n`, raw), true
+	case raw[0] != '[' || content.bad:
 		return wrote, false
 	}
-	c := jsonCursor{b: content}
-	for c.element() {
-		p, ok := readPart(&c)
+	for i := range content.parts {
+		p := &content.parts[i]
 		switch {
-		case !ok:
-			return wrote, false
 		case litIs(p.typ, "input_text"), litIs(p.typ, "output_text"):
 			wrote = w.joinText(wrote, `\n\n`, p.text)
 		case assistant && litIs(p.typ, "refusal"):
@@ -242,16 +290,19 @@ func (w *respWriter) joinTexts(content []byte, wrote, assistant bool) (bool, boo
 }
 
 // user writes a user message of content (a string, an array of parts or
-// nil), with the media of tool outputs first, as chatBuilder.user does.
-func (w *respWriter) user(content []byte) bool {
-	if content != nil && content[0] != '"' && content[0] != '[' {
+// nothing), with the media of tool outputs first, as chatBuilder.user
+// does.
+func (w *respWriter) user(content rawContent) bool {
+	raw := content.raw
+	if raw != nil && (raw[0] != '"' && raw[0] != '[' || content.bad) {
 		return false
 	}
 	w.closeAssistant()
-	if content != nil && content[0] == '"' && w.nMedia == 0 {
+	isString := raw != nil && raw[0] == '"'
+	if isString && w.nMedia == 0 {
 		w.comma()
 		w.out = append(w.out, `{"role":"user","content":`...)
-		w.out = appendLit(w.out, content, true)
+		w.out = appendLit(w.out, raw, true)
 		w.out = append(w.out, '}')
 		return true
 	}
@@ -262,25 +313,23 @@ func (w *respWriter) user(content []byte) bool {
 	w.out = append(w.out, w.media...)
 	n := w.nMedia
 	w.media, w.nMedia = w.media[:0], 0
-	if content != nil && content[0] == '"' {
+	if isString {
 		w.comma()
-		w.textPart(content)
+		w.textPart(raw)
 		n++
-	} else if content != nil {
-		c := jsonCursor{b: content}
-		for c.element() {
-			p, ok := readPart(&c)
-			if !ok {
+	}
+	for i := range content.parts {
+		p := &content.parts[i]
+		w.comma()
+		if litIs(p.typ, "input_text") || litIs(p.typ, "output_text") {
+			w.textPart(p.text)
+		} else {
+			var ok bool
+			if w.out, ok = appendMediaPart(w.out, p); !ok {
 				return false
 			}
-			w.comma()
-			if litIs(p.typ, "input_text") || litIs(p.typ, "output_text") {
-				w.textPart(p.text)
-			} else if w.out, ok = appendMediaPart(w.out, &p); !ok {
-				return false
-			}
-			n++
 		}
+		n++
 	}
 	w.closeUser(mark, partsStart, n) // lastTool is false: never drops it
 	return true
@@ -427,7 +476,7 @@ func (w *respWriter) functionCallOutput(it *rawItem) bool {
 	if isEmptyLit(it.callID) {
 		return false
 	}
-	out := it.output
+	out := it.output.raw
 	w.closeAssistant()
 	w.comma()
 	w.out = append(w.out, `{"role":"tool","content":`...)
@@ -436,8 +485,8 @@ func (w *respWriter) functionCallOutput(it *rawItem) bool {
 		w.out = append(w.out, `""`...)
 	case out[0] == '"':
 		w.out = appendLit(w.out, out, true)
-	case out[0] == '[':
-		if !w.outputParts(out) {
+	case out[0] == '[' && !it.output.bad:
+		if !w.outputParts(it.output.parts) {
 			return false
 		}
 	default:
@@ -452,15 +501,11 @@ func (w *respWriter) functionCallOutput(it *rawItem) bool {
 // outputParts writes the text parts of a tool output joined with "\n",
 // as functionCallOutput does (an empty text after another still takes a
 // separator), and keeps its media.
-func (w *respWriter) outputParts(arr []byte) bool {
+func (w *respWriter) outputParts(parts []rawPart) bool {
 	w.out = append(w.out, '"')
 	wrote := false
-	c := jsonCursor{b: arr}
-	for c.element() {
-		p, ok := readPart(&c)
-		if !ok {
-			return false
-		}
+	for i := range parts {
+		p := &parts[i]
 		if litIs(p.typ, "input_text") || litIs(p.typ, "output_text") {
 			if wrote {
 				w.out = append(w.out, `\n`...)
@@ -472,7 +517,8 @@ func (w *respWriter) outputParts(arr []byte) bool {
 		if w.nMedia > 0 {
 			w.media = append(w.media, ',')
 		}
-		if w.media, ok = appendMediaPart(w.media, &p); !ok {
+		var ok bool
+		if w.media, ok = appendMediaPart(w.media, p); !ok {
 			return false
 		}
 		w.nMedia++

@@ -47,7 +47,13 @@ var respFastSeeds = []string{
 	`{"input":"x","tools":[{"type":"function","name":"f"}],"tool_choice":{"type":"allowed_tools","mode":"auto","tools":[{"type":"function","name":"g"}]},"parallel_tool_calls":true}`,
 	`{"input":"x","tools":[{"type":"function","name":"f"}],"tool_choice":{"type":"allowed_tools","mode":"auto","tools":null,"name":"f"}}`,
 	`{"input":"x","tools":[]}`,
+	`{"input":[{"role":"user","content":"u"}],"instructions":"late <b>"}`,
+	`{"input":null,"instructions":"late"}`,
+	`{"tools":[{"type":"function","name":"f"}],"instructions":"no input at all","metadata":{}}`,
 }
+
+// respHistory is a stored conversation the tests put before bodies.
+const respHistory = `[{"role":"user","content":"q"},{"type":"function_call","call_id":"c","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c","output":[{"type":"input_image","image_url":"u"}]}]`
 
 // respOddSeeds are bodies the fast translation may leave to
 // encoding/json: repeated keys, keys in another case, escapes where the
@@ -102,8 +108,9 @@ func FuzzFastResponsesToChat(f *testing.F) {
 	for _, s := range append(respFastSeeds, respOddSeeds...) {
 		f.Add([]byte(s), []byte(nil), false, true)
 	}
-	history := `[{"type":"function_call","call_id":"c","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c","output":[{"type":"input_image","image_url":"u"}]}]`
-	f.Add([]byte(`{"input":"next"}`), []byte(history), false, false)
+	f.Add([]byte(`{"input":"next"}`), []byte(respHistory), false, false)
+	f.Add([]byte(`{"input":[],"instructions":"late"}`), []byte(respHistory), false, false)
+	f.Add([]byte(`{"instructions":"only"}`), []byte(respHistory), false, false)
 	f.Add([]byte(`{"input":[{"role":"assistant","content":"a"}]}`), []byte(` [ {"role":"assistant","content":"h"} ] `), false, false)
 	f.Add([]byte(`{"input":"x"}`), []byte(`{"not":"items"}`), false, false)
 	f.Add([]byte(`{"input":"x"}`), []byte(`null`), false, false)
@@ -139,7 +146,7 @@ func compareResponsesRequests(t *testing.T, body []byte, fast, want *ResponsesRe
 func TestFastResponsesToChatAnswers(t *testing.T) {
 	cases := respRequestGoldens(t)
 	for _, s := range respFastSeeds {
-		cases = append(cases, respGolden{body: []byte(s)})
+		cases = append(cases, respGolden{body: []byte(s)}, respGolden{body: []byte(s), history: json.RawMessage(respHistory)})
 	}
 	for _, c := range cases {
 		for _, stream := range []bool{false, true} {
