@@ -211,7 +211,22 @@ type respChatFunction struct {
 // the top of this file says what becomes of each field. Errors are
 // *RequestError for the client's body; an error of another kind means
 // opts.History is not a JSON array of items.
+//
+// It scans the body and copies the values that pass unchanged
+// (responses_fast.go); a body the scan leaves alone, every refused one
+// among them, is decoded with encoding/json instead, which gives the
+// same result.
 func ResponsesToChat(body []byte, opts ResponsesOptions) (*ResponsesRequest, error) {
+	if r, ok := fastResponsesToChat(body, opts); ok {
+		return r, nil
+	}
+	return decodedResponsesToChat(body, opts)
+}
+
+// decodedResponsesToChat is ResponsesToChat by encoding/json: the
+// reference for fastResponsesToChat, and the translation of whatever
+// that gives up on, refusals included.
+func decodedResponsesToChat(body []byte, opts ResponsesOptions) (*ResponsesRequest, error) {
 	var req respRequest
 	if err := decodeResponsesRequest(body, &req); err != nil {
 		return nil, err
