@@ -250,7 +250,7 @@ func (s *chatToResponses) read(data []byte) (*streamChunk, error) {
 	c.ID, c.Usage, c.Choices = nil, d.Usage, c.Choices[:0]
 	for i := range d.Choices {
 		dc := &d.Choices[i]
-		ch := nextChoice(c)
+		ch := nextChunkChoice(c)
 		ch.Index, ch.FinishReason = dc.Index, dc.FinishReason
 		ch.Delta.Content, ch.Delta.Refusal = dc.Delta.Content, dc.Delta.Refusal
 		for j := range dc.Delta.ToolCalls {
