@@ -99,10 +99,11 @@ type chatToResponses struct {
 	output []byte // the finished items, comma-separated, for the terminal event
 }
 
-// respChunk is the part of a chat.completion.chunk the translation reads;
-// raw fields so that decoding into a reused chunk allocates nothing once
-// the buffers have grown, and so that fragments, already JSON strings,
-// are copied into events as they are.
+// respChunk is what a chunk that scanChunk leaves to encoding/json is
+// decoded into: a streamChunk without the id, kept apart so that
+// decoding errors name the types they always named. Raw fields, so that
+// decoding into a reused chunk allocates nothing once the buffers have
+// grown.
 type respChunk struct {
 	Choices []respChunkChoice `json:"choices"`
 	Usage   json.RawMessage   `json:"usage"`

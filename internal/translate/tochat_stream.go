@@ -203,11 +203,12 @@ type chatToMessages struct {
 	usage                                     chatUsage
 }
 
-// streamChunk is the part of a chat.completion.chunk the translation
-// reads. Fields are raw so that decoding into a reused chunk allocates
-// nothing once the buffers have grown, and so that text and argument
-// fragments, already valid JSON strings, are copied into the events as
-// they are.
+// streamChunk is the part of a chat.completion.chunk the translations
+// (this one and ChatStreamToResponses) read. Fields are raw so that text
+// and argument fragments, already valid JSON strings, are copied into
+// the events as they are; scanChunk fills them with slices of the chunk,
+// and a chunk it leaves to encoding/json is decoded into a reused one,
+// which allocates nothing once its buffers have grown.
 type streamChunk struct {
 	ID      json.RawMessage `json:"id"`
 	Choices []streamChoice  `json:"choices"`
