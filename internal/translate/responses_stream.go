@@ -74,7 +74,8 @@ type chatToResponses struct {
 	next int
 	seq  int64
 
-	chunk respChunk // reused: its RawMessages keep their capacity
+	chunk   respChunk   // decoded into when scanChunk gives up; reused, its RawMessages keep their capacity
+	scanned streamChunk // what the translation reads: scanned into, or copied from chunk
 
 	started, finished, usageAfterFinish, done bool
 	finish                                    string
@@ -98,10 +99,11 @@ type chatToResponses struct {
 	output []byte // the finished items, comma-separated, for the terminal event
 }
 
-// respChunk is the part of a chat.completion.chunk the translation reads;
-// raw fields so that decoding into a reused chunk allocates nothing once
-// the buffers have grown, and so that fragments, already JSON strings,
-// are copied into events as they are.
+// respChunk is what a chunk that scanChunk leaves to encoding/json is
+// decoded into: a streamChunk without the id, kept apart so that
+// decoding errors name the types they always named. Raw fields, so that
+// decoding into a reused chunk allocates nothing once the buffers have
+// grown.
 type respChunk struct {
 	Choices []respChunkChoice `json:"choices"`
 	Usage   json.RawMessage   `json:"usage"`
@@ -200,10 +202,9 @@ func (s *chatToResponses) Close() error { return s.src.Close() }
 
 // translate queues the events one upstream chunk causes.
 func (s *chatToResponses) translate(data []byte) error {
-	c := &s.chunk
-	c.reset()
-	if err := json.Unmarshal(data, c); err != nil {
-		return fmt.Errorf("translate: upstream chat.completion.chunk: %w", err)
+	c, err := s.read(data)
+	if err != nil {
+		return err
 	}
 	for i := range c.Choices {
 		ch := &c.Choices[i]
@@ -234,7 +235,36 @@ func (s *chatToResponses) translate(data []byte) error {
 	return nil
 }
 
-func (s *chatToResponses) delta(d *respChunkDelta) error {
+// read reads a chunk with scanChunk or, when it leaves the chunk to
+// encoding/json, decodes it into s.chunk (whose type names its errors
+// give) and copies that into s.scanned.
+func (s *chatToResponses) read(data []byte) (*streamChunk, error) {
+	c := &s.scanned
+	if scanChunk(data, c) {
+		return c, nil
+	}
+	d := &s.chunk
+	d.reset()
+	if err := json.Unmarshal(data, d); err != nil {
+		return nil, fmt.Errorf("translate: upstream chat.completion.chunk: %w", err)
+	}
+	c.ID, c.Usage, c.Choices = nil, d.Usage, c.Choices[:0]
+	for i := range d.Choices {
+		dc := &d.Choices[i]
+		ch := nextChunkChoice(c)
+		ch.Index, ch.FinishReason = dc.Index, dc.FinishReason
+		ch.Delta.Content, ch.Delta.Refusal = dc.Delta.Content, dc.Delta.Refusal
+		for j := range dc.Delta.ToolCalls {
+			dt := &dc.Delta.ToolCalls[j]
+			ch.Delta.ToolCalls = append(ch.Delta.ToolCalls, streamToolCall{Index: dt.Index, ID: dt.ID})
+			ch.Delta.ToolCalls[j].Function.Name = dt.Function.Name
+			ch.Delta.ToolCalls[j].Function.Arguments = dt.Function.Arguments
+		}
+	}
+	return c, nil
+}
+
+func (s *chatToResponses) delta(d *streamDelta) error {
 	if err := s.textDelta(d.Content, textPart); err != nil {
 		return err
 	}
@@ -448,7 +478,7 @@ func (s *chatToResponses) closeItem(status string) {
 
 // toolCall queues a tool call fragment: a new call index, or a new id
 // (some servers number every call 0), starts a function_call item.
-func (s *chatToResponses) toolCall(tc *respChunkToolCall) error {
+func (s *chatToResponses) toolCall(tc *streamToolCall) error {
 	hasID := !isNone(tc.ID) && tc.ID[0] == '"' && string(tc.ID) != `""`
 	if s.open != functionItem || tc.Index != s.toolIndex || (hasID && !bytes.Equal(tc.ID, s.toolID)) {
 		if !hasID {
@@ -475,7 +505,7 @@ func (s *chatToResponses) toolCall(tc *respChunkToolCall) error {
 
 // startCall queues the output_item.added of a function_call item; a call
 // without an id gets one made of the response id and the item index.
-func (s *chatToResponses) startCall(tc *respChunkToolCall, hasID bool) {
+func (s *chatToResponses) startCall(tc *streamToolCall, hasID bool) {
 	s.closeItem("completed")
 	s.open = functionItem
 	s.items++

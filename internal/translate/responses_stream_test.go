@@ -232,3 +232,25 @@ func BenchmarkChatStreamToResponses(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(events), "ns/event")
 }
+
+// BenchmarkChatStreamToResponsesEvent measures one event in steady
+// state: a text delta, or a tool call's arguments.
+func BenchmarkChatStreamToResponsesEvent(b *testing.B) {
+	r := mustResponsesRequest(b, `{"input":"hi","tools":[{"type":"function","name":"Read","parameters":{"type":"object","properties":{"file":{"type":"string"}}}}]}`)
+	for _, bc := range streamEventCases {
+		b.Run(bc.name, func(b *testing.B) {
+			s := translate.ChatStreamToResponses(&loopChunks{chunks: bc.chunks, first: 1}, r, testMeta(""))
+			for range 6 { // created, in_progress, the item's (and part's) start, the first delta
+				if _, err := s.Next(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Next(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

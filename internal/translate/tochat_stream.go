@@ -189,7 +189,8 @@ type chatToMessages struct {
 	ends []int
 	next int
 
-	chunk streamChunk // reused: its RawMessages keep their capacity
+	chunk   streamChunk // decoded into when scanChunk gives up; reused, its RawMessages keep their capacity
+	scanned streamChunk // scanned into: slices of the chunk read last
 
 	started, finished, usageAfterFinish, done bool
 	open                                      blockKind
@@ -202,11 +203,12 @@ type chatToMessages struct {
 	usage                                     chatUsage
 }
 
-// streamChunk is the part of a chat.completion.chunk the translation
-// reads. Fields are raw so that decoding into a reused chunk allocates
-// nothing once the buffers have grown, and so that text and argument
-// fragments, already valid JSON strings, are copied into the events as
-// they are.
+// streamChunk is the part of a chat.completion.chunk the translations
+// (this one and ChatStreamToResponses) read. Fields are raw so that text
+// and argument fragments, already valid JSON strings, are copied into
+// the events as they are; scanChunk fills them with slices of the chunk,
+// and a chunk it leaves to encoding/json is decoded into a reused one,
+// which allocates nothing once its buffers have grown.
 type streamChunk struct {
 	ID      json.RawMessage `json:"id"`
 	Choices []streamChoice  `json:"choices"`
@@ -258,6 +260,19 @@ func (c *streamChunk) reset() {
 	c.Choices = c.Choices[:0]
 }
 
+// readChunk reads a chunk into scanned, or, when scanChunk leaves it to
+// encoding/json, decodes it into decoded.
+func readChunk(data []byte, scanned, decoded *streamChunk) (*streamChunk, error) {
+	if scanChunk(data, scanned) {
+		return scanned, nil
+	}
+	decoded.reset()
+	if err := json.Unmarshal(data, decoded); err != nil {
+		return nil, fmt.Errorf("translate: upstream chat.completion.chunk: %w", err)
+	}
+	return decoded, nil
+}
+
 // isNone reports whether a raw field was absent or null.
 func isNone(raw json.RawMessage) bool {
 	return len(raw) == 0 || raw[0] == 'n'
@@ -307,10 +322,9 @@ func (s *chatToMessages) Close() error { return s.src.Close() }
 
 // translate queues the events one upstream chunk causes.
 func (s *chatToMessages) translate(data []byte) error {
-	c := &s.chunk
-	c.reset()
-	if err := json.Unmarshal(data, c); err != nil {
-		return fmt.Errorf("translate: upstream chat.completion.chunk: %w", err)
+	c, err := readChunk(data, &s.scanned, &s.chunk)
+	if err != nil {
+		return err
 	}
 	if !s.started {
 		if len(c.ID) > 2 && c.ID[0] == '"' {

@@ -228,3 +228,59 @@ func BenchmarkChatStreamToMessages(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(events), "ns/event")
 }
+
+// loopChunks yields its first chunks once, then the rest over and over,
+// as a long answer does, in a reused buffer.
+type loopChunks struct {
+	chunks []string
+	first  int // chunks[:first] come once
+	next   int
+	buf    []byte
+}
+
+func (s *loopChunks) Next() ([]byte, error) {
+	s.buf = append(s.buf[:0], s.chunks[s.next]...)
+	if s.next++; s.next == len(s.chunks) {
+		s.next = s.first
+	}
+	return s.buf, nil
+}
+
+func (s *loopChunks) Close() error { return nil }
+
+// streamEventCases are streams whose chunks after the first ones each
+// cause one event: a text delta, or a tool call's arguments.
+var streamEventCases = []struct {
+	name   string
+	chunks []string
+}{
+	{"text_delta", []string{
+		`{"id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4.1-2025-04-14","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}`,
+		`{"id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4.1-2025-04-14","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":" the quick"},"logprobs":null,"finish_reason":null}],"usage":null}`,
+	}},
+	{"tool_args", []string{
+		`{"id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4.1-2025-04-14","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_x","type":"function","function":{"name":"Read","arguments":""}}],"refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}`,
+		`{"id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4.1-2025-04-14","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"file\":"}}]},"logprobs":null,"finish_reason":null}],"usage":null}`,
+	}},
+}
+
+// BenchmarkChatStreamToMessagesEvent measures one event in steady
+// state: a text delta, or a tool call's arguments.
+func BenchmarkChatStreamToMessagesEvent(b *testing.B) {
+	for _, bc := range streamEventCases {
+		b.Run(bc.name, func(b *testing.B) {
+			s := translate.ChatStreamToMessages(&loopChunks{chunks: bc.chunks, first: 1}, "claude-sonnet")
+			for range 4 { // message_start, the block's start, the first delta
+				if _, err := s.Next(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Next(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
