@@ -59,20 +59,16 @@ const (
 	refusalPart
 )
 
-// chatToResponses is the stream ChatStreamToResponses returns. Its events
-// are queued back to back in buf, ends holding where each ends; the queue
-// is emptied before the next upstream chunk is read, so that what Next
-// returned stays valid until the next call.
+// chatToResponses is the stream ChatStreamToResponses returns; its eventQueue holds
+// the events of the chunk read last.
 type chatToResponses struct {
 	src  Stream
 	r    *ResponsesRequest
 	m    ResponseMeta
 	base string
 
-	buf  []byte
-	ends []int
-	next int
-	seq  int64
+	eventQueue
+	seq int64
 
 	chunk   respChunk   // decoded into when scanChunk gives up; reused, its RawMessages keep their capacity
 	scanned streamChunk // what the translation reads: scanned into, or copied from chunk
@@ -157,16 +153,10 @@ func (c *respChunk) reset() {
 // Next returns the next event's data.
 func (s *chatToResponses) Next() ([]byte, error) {
 	for {
-		if s.next < len(s.ends) {
-			start := 0
-			if s.next > 0 {
-				start = s.ends[s.next-1]
-			}
-			end := s.ends[s.next]
-			s.next++
-			return s.buf[start:end], nil
+		if ev, ok := s.pop(); ok {
+			return ev, nil
 		}
-		s.buf, s.ends, s.next = s.buf[:0], s.ends[:0], 0
+		s.clear()
 		if !s.started {
 			s.start()
 			continue
@@ -195,7 +185,7 @@ func (s *chatToResponses) Next() ([]byte, error) {
 
 // Ready reports whether Next would return without reading the upstream:
 // the gateway flushes what it wrote once it is false.
-func (s *chatToResponses) Ready() bool { return s.next < len(s.ends) || !s.started }
+func (s *chatToResponses) Ready() bool { return s.queued() || !s.started }
 
 // Close closes the upstream stream.
 func (s *chatToResponses) Close() error { return s.src.Close() }
@@ -292,7 +282,7 @@ func (s *chatToResponses) begin(typ string) {
 // emit ends the event begun last.
 func (s *chatToResponses) emit() {
 	s.buf = append(s.buf, '}')
-	s.ends = append(s.ends, len(s.buf))
+	s.endEvent()
 }
 
 // itemRef appends the item_id and output_index of the open item.

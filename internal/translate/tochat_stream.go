@@ -177,17 +177,13 @@ const (
 	toolBlock
 )
 
-// chatToMessages is the stream ChatStreamToMessages returns. Its events
-// are queued back to back in buf, ends holding where each ends; the queue
-// is emptied before the next upstream chunk is read, so that what Next
-// returned stays valid until the next call, as EventStream promises.
+// chatToMessages is the stream ChatStreamToMessages returns; its eventQueue holds
+// the events of the chunk read last.
 type chatToMessages struct {
 	src   Stream
 	model string
 
-	buf  []byte
-	ends []int
-	next int
+	eventQueue
 
 	chunk   streamChunk // decoded into when scanChunk gives up; reused, its RawMessages keep their capacity
 	scanned streamChunk // scanned into: slices of the chunk read last
@@ -281,16 +277,10 @@ func isNone(raw json.RawMessage) bool {
 // Next returns the next event's data.
 func (s *chatToMessages) Next() ([]byte, error) {
 	for {
-		if s.next < len(s.ends) {
-			start := 0
-			if s.next > 0 {
-				start = s.ends[s.next-1]
-			}
-			end := s.ends[s.next]
-			s.next++
-			return s.buf[start:end], nil
+		if ev, ok := s.pop(); ok {
+			return ev, nil
 		}
-		s.buf, s.ends, s.next = s.buf[:0], s.ends[:0], 0
+		s.clear()
 		data, err := s.src.Next()
 		if s.done {
 			// The client has its whole message: drain the upstream and
@@ -315,7 +305,7 @@ func (s *chatToMessages) Next() ([]byte, error) {
 
 // Ready reports whether Next would return without reading the upstream:
 // the gateway flushes what it wrote once it is false.
-func (s *chatToMessages) Ready() bool { return s.next < len(s.ends) }
+func (s *chatToMessages) Ready() bool { return s.queued() }
 
 // Close closes the upstream stream.
 func (s *chatToMessages) Close() error { return s.src.Close() }
@@ -393,14 +383,14 @@ func (s *chatToMessages) text(raw json.RawMessage) error {
 		s.buf = append(s.buf, `{"type":"content_block_start","index":`...)
 		s.buf = strconv.AppendInt(s.buf, int64(s.blocks-1), 10)
 		s.buf = append(s.buf, `,"content_block":{"type":"text","text":""}}`...)
-		s.ends = append(s.ends, len(s.buf))
+		s.endEvent()
 	}
 	s.buf = append(s.buf, `{"type":"content_block_delta","index":`...)
 	s.buf = strconv.AppendInt(s.buf, int64(s.blocks-1), 10)
 	s.buf = append(s.buf, `,"delta":{"type":"text_delta","text":`...)
 	s.buf = append(s.buf, raw...) // a valid JSON string already
 	s.buf = append(s.buf, "}}"...)
-	s.ends = append(s.ends, len(s.buf))
+	s.endEvent()
 	return nil
 }
 
@@ -428,7 +418,7 @@ func (s *chatToMessages) toolCall(tc *streamToolCall) error {
 	s.buf = append(s.buf, `,"delta":{"type":"input_json_delta","partial_json":`...)
 	s.buf = append(s.buf, args...) // a valid JSON string already
 	s.buf = append(s.buf, "}}"...)
-	s.ends = append(s.ends, len(s.buf))
+	s.endEvent()
 	return nil
 }
 
@@ -460,7 +450,7 @@ func (s *chatToMessages) startTool(tc *streamToolCall, hasID bool) {
 		s.buf = append(s.buf, tc.Function.Name...)
 	}
 	s.buf = append(s.buf, `,"input":{}}}`...)
-	s.ends = append(s.ends, len(s.buf))
+	s.endEvent()
 }
 
 // start queues message_start.
@@ -474,7 +464,7 @@ func (s *chatToMessages) start() {
 	s.buf = append(s.buf, `","type":"message","role":"assistant","model":`...)
 	s.buf = appendJSONString(s.buf, s.model)
 	s.buf = append(s.buf, `,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,"output_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0}}}`...)
-	s.ends = append(s.ends, len(s.buf))
+	s.endEvent()
 }
 
 // closeBlock queues the content_block_stop of the open block, if any.
@@ -486,7 +476,7 @@ func (s *chatToMessages) closeBlock() {
 	s.buf = append(s.buf, `{"type":"content_block_stop","index":`...)
 	s.buf = strconv.AppendInt(s.buf, int64(s.blocks-1), 10)
 	s.buf = append(s.buf, '}')
-	s.ends = append(s.ends, len(s.buf))
+	s.endEvent()
 }
 
 // end queues what finishes the message: message_start if the upstream
@@ -510,9 +500,9 @@ func (s *chatToMessages) end() {
 	s.buf = append(s.buf, `,"cache_read_input_tokens":`...)
 	s.buf = strconv.AppendInt(s.buf, u.CacheReadInputTokens, 10)
 	s.buf = append(s.buf, `,"cache_creation_input_tokens":0}}`...)
-	s.ends = append(s.ends, len(s.buf))
+	s.endEvent()
 	s.buf = append(s.buf, `{"type":"message_stop"}`...)
-	s.ends = append(s.ends, len(s.buf))
+	s.endEvent()
 }
 
 // newID makes an id for an answer whose upstream gave none: "gw" and
