@@ -297,16 +297,9 @@ func litString(lit []byte) (string, bool) {
 func (w *respWriter) limits(req *fastRespRequest, opts ResponsesOptions) {
 	if req.maxOutput != nil {
 		n, _ := smallInt(req.maxOutput)
-		if opts.MaxCompletionTokens {
-			w.out = append(w.out, `,"max_completion_tokens":`...)
-		} else {
-			w.out = append(w.out, `,"max_tokens":`...)
-		}
-		w.out = strconv.AppendInt(w.out, n, 10)
+		w.out = appendMaxTokens(w.out, n, opts.MaxCompletionTokens)
 	}
-	if opts.Stream {
-		w.out = append(w.out, `,"stream":true,"stream_options":{"include_usage":true}`...)
-	}
+	w.out = appendStream(w.out, opts.Stream)
 	for _, m := range [...]struct {
 		member string
 		v      optFloat

@@ -38,17 +38,30 @@ func fastMessagesToChat(body []byte, opts ChatOptions) (out []byte, ok bool) {
 		if !ok {
 			return nil, false
 		}
-		if opts.MaxCompletionTokens {
-			w.out = append(w.out, `,"max_completion_tokens":`...)
-		} else {
-			w.out = append(w.out, `,"max_tokens":`...)
-		}
-		w.out = strconv.AppendInt(w.out, n, 10)
+		w.out = appendMaxTokens(w.out, n, opts.MaxCompletionTokens)
 	}
-	if opts.Stream {
-		w.out = append(w.out, `,"stream":true,"stream_options":{"include_usage":true}`...)
-	}
+	w.out = appendStream(w.out, opts.Stream)
 	return w.finish(&req)
+}
+
+// appendMaxTokens writes the output limit n as max_completion_tokens
+// (which newer OpenAI models require) or max_tokens.
+func appendMaxTokens(dst []byte, n int64, completion bool) []byte {
+	if completion {
+		dst = append(dst, `,"max_completion_tokens":`...)
+	} else {
+		dst = append(dst, `,"max_tokens":`...)
+	}
+	return strconv.AppendInt(dst, n, 10)
+}
+
+// appendStream writes, for a streamed request, "stream" and the
+// stream_options that make the upstream send its usage in a last chunk.
+func appendStream(dst []byte, stream bool) []byte {
+	if !stream {
+		return dst
+	}
+	return append(dst, `,"stream":true,"stream_options":{"include_usage":true}`...)
 }
 
 // finish writes the members after "stream": stop, temperature, top_p,
