@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,51 +163,23 @@ func requestOutput(body []byte, opts translate.ResponsesOptions, model string) (
 // events as a JSON array; an error from the stream becomes a last element
 // {"error": M}. A stream that ended must pass CheckResponsesEvents.
 func responsesStreamEvents(t testing.TB, chunks json.RawMessage, r *translate.ResponsesRequest, m translate.ResponseMeta) ([]byte, error) {
-	var in []json.RawMessage
-	if err := json.Unmarshal(chunks, &in); err != nil {
+	src, err := newSliceStream(chunks)
+	if err != nil {
 		return nil, err
 	}
-	src := &sliceStream{}
-	for _, c := range in {
-		src.events = append(src.events, c)
-	}
-	s := translate.ChatStreamToResponses(src, r, m)
-	var out []json.RawMessage
-	var events [][]byte
-	ended := false
-	for {
-		ev, err := s.Next()
-		if err == io.EOF {
-			ended = true
-			break
-		}
-		if err != nil {
-			e, _ := json.Marshal(map[string]string{"error": err.Error()})
-			out = append(out, e)
-			break
-		}
-		if !json.Valid(ev) || bytes.ContainsAny(ev, "\r\n") {
-			t.Fatalf("event is not one line of JSON: %q", ev)
-		}
-		ev = append([]byte(nil), ev...)
-		events = append(events, ev)
-		out = append(out, ev)
-	}
-	if err := s.Close(); err != nil || !src.closed {
-		t.Fatalf("Close: %v, upstream closed %v", err, src.closed)
-	}
+	events, out, ended := drainEvents(t, translate.ChatStreamToResponses(src, r, m), src)
 	if ended {
 		if err := translate.CheckResponsesEvents(events); err != nil {
 			t.Fatalf("CheckResponsesEvents: %v", err)
 		}
 	}
-	return json.Marshal(out)
+	return out, nil
 }
 
 // TestResponsesToChatRefuses checks that what cannot be translated is a
 // RequestError naming the field.
 func TestResponsesToChatRefuses(t *testing.T) {
-	for _, c := range []struct{ body, param string }{
+	checkRefusals(t, []refusal{
 		{`{`, ""},
 		{`[]`, ""},
 		{`{"input":"hi"} {}`, ""},
@@ -252,17 +223,10 @@ func TestResponsesToChatRefuses(t *testing.T) {
 		{`{"input":"hi","text":{"format":{"type":"json_schema","schema":{}}}}`, "text.format.name"},
 		{`{"input":"hi","text":{"format":{"type":"json_schema","name":"n"}}}`, "text.format.schema"},
 		{`{"input":"hi","reasoning":{"effort":5}}`, "reasoning.effort"},
-	} {
-		_, err := translate.ResponsesToChat([]byte(c.body), translate.ResponsesOptions{Model: "m"})
-		var re *translate.RequestError
-		if !errors.As(err, &re) {
-			t.Errorf("%s: err = %v; want a *RequestError", c.body, err)
-			continue
-		}
-		if re.Param != c.param {
-			t.Errorf("%s: param = %q (%v); want %q", c.body, re.Param, err, c.param)
-		}
-	}
+	}, func(body []byte) error {
+		_, err := translate.ResponsesToChat(body, translate.ResponsesOptions{Model: "m"})
+		return err
+	})
 }
 
 // TestResponsesToChatHistoryErrors checks that a stored conversation that

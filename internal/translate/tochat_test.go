@@ -108,7 +108,7 @@ func compact(t *testing.T, b []byte) []byte {
 // TestMessagesToChatRefuses checks that what cannot be translated is a
 // RequestError naming the field.
 func TestMessagesToChatRefuses(t *testing.T) {
-	for _, c := range []struct{ body, param string }{
+	checkRefusals(t, []refusal{
 		{`{`, ""},
 		{`[]`, ""},
 		{`{"model":"m","max_tokens":5}`, "messages"},
@@ -133,8 +133,22 @@ func TestMessagesToChatRefuses(t *testing.T) {
 		{`{"messages":[],"tools":[{"name":"f","input_schema":{}}],"tool_choice":{"type":"tool"}}`, "tool_choice.name"},
 		{`{"messages":[],"max_tokens":"ten"}`, "max_tokens"},
 		{`{"messages":[],"stop_sequences":"x"}`, "stop_sequences"},
-	} {
-		_, err := translate.MessagesToChat([]byte(c.body), translate.ChatOptions{Model: "m"})
+	}, func(body []byte) error {
+		_, err := translate.MessagesToChat(body, translate.ChatOptions{Model: "m"})
+		return err
+	})
+}
+
+// refusal is a request body a translation must refuse, and the param
+// its RequestError must name.
+type refusal struct{ body, param string }
+
+// checkRefusals checks that translating each body gives a RequestError
+// naming its param.
+func checkRefusals(t *testing.T, cases []refusal, translateBody func([]byte) error) {
+	t.Helper()
+	for _, c := range cases {
+		err := translateBody([]byte(c.body))
 		var re *translate.RequestError
 		if !errors.As(err, &re) {
 			t.Errorf("%s: err = %v; want a *RequestError", c.body, err)
@@ -269,10 +283,8 @@ func (s *sliceStream) Next() ([]byte, error) {
 
 func (s *sliceStream) Close() error { s.closed = true; return nil }
 
-// streamEvents translates a JSON array of chunks and returns the events
-// as a JSON array; an error from the stream becomes a last element
-// {"error": M}.
-func streamEvents(t testing.TB, chunks json.RawMessage, model string) ([]byte, error) {
+// newSliceStream is a sliceStream over a JSON array of chunks.
+func newSliceStream(chunks json.RawMessage) (*sliceStream, error) {
 	var in []json.RawMessage
 	if err := json.Unmarshal(chunks, &in); err != nil {
 		return nil, fmt.Errorf("input is no array of chunks: %w", err)
@@ -281,25 +293,52 @@ func streamEvents(t testing.TB, chunks json.RawMessage, model string) ([]byte, e
 	for _, c := range in {
 		src.events = append(src.events, c)
 	}
-	s := translate.ChatStreamToMessages(src, model)
-	var out []json.RawMessage
+	return src, nil
+}
+
+// drainEvents reads s, a translation of src, to its end, checking that
+// every event is one line of JSON and that Close closes src. It returns
+// the events, and the same as a JSON array in which an error from the
+// stream is a last element {"error": M}; ended is whether s ended
+// without an error.
+func drainEvents(t testing.TB, s translate.Stream, src *sliceStream) (events [][]byte, out []byte, ended bool) {
+	var all []json.RawMessage
 	for {
 		ev, err := s.Next()
 		if err == io.EOF {
+			ended = true
 			break
 		}
 		if err != nil {
 			e, _ := json.Marshal(map[string]string{"error": err.Error()})
-			out = append(out, e)
+			all = append(all, e)
 			break
 		}
-		if !json.Valid(ev) {
-			t.Fatalf("event is not JSON: %s", ev)
+		if !json.Valid(ev) || bytes.ContainsAny(ev, "\r\n") {
+			t.Fatalf("event is not one line of JSON: %q", ev)
 		}
-		out = append(out, append([]byte(nil), ev...))
+		ev = append([]byte(nil), ev...)
+		events = append(events, ev)
+		all = append(all, ev)
 	}
 	if err := s.Close(); err != nil || !src.closed {
 		t.Fatalf("Close: %v, upstream closed %v", err, src.closed)
 	}
-	return json.Marshal(out)
+	out, err := json.Marshal(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events, out, ended
+}
+
+// streamEvents translates a JSON array of chunks and returns the events
+// as a JSON array; an error from the stream becomes a last element
+// {"error": M}.
+func streamEvents(t testing.TB, chunks json.RawMessage, model string) ([]byte, error) {
+	src, err := newSliceStream(chunks)
+	if err != nil {
+		return nil, err
+	}
+	_, out, _ := drainEvents(t, translate.ChatStreamToMessages(src, model), src)
+	return out, nil
 }
