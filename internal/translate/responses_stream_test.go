@@ -31,7 +31,6 @@ func TestResponsesStreamNoBuffering(t *testing.T) {
 		`{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}`,
 	}}
 	s := translate.ChatStreamToResponses(src, mustResponsesRequest(t, `{"input":"hi"}`), testMeta(""))
-	r, _ := s.(interface{ Ready() bool })
 	want := [][]string{
 		{"response.created", "response.in_progress"},
 		{"response.output_item.added", "response.content_part.added", "response.output_text.delta"},
@@ -39,25 +38,7 @@ func TestResponsesStreamNoBuffering(t *testing.T) {
 		{"response.function_call_arguments.done", "response.output_item.done"},
 		{"response.completed"},
 	}
-	for i, types := range want {
-		for j, typ := range types {
-			e, err := s.Next()
-			if err != nil {
-				t.Fatalf("chunk %d event %d: %v", i, j, err)
-			}
-			var ev struct{ Type string }
-			_ = json.Unmarshal(e, &ev)
-			if ev.Type != typ || src.read != i {
-				t.Fatalf("chunk %d event %d: %s after reading %d chunks; want %s after %d", i, j, ev.Type, src.read, typ, i)
-			}
-		}
-		if r != nil && r.Ready() {
-			t.Errorf("after chunk %d: Ready with nothing queued", i)
-		}
-	}
-	if _, err := s.Next(); err != io.EOF {
-		t.Fatalf("end: %v", err)
-	}
+	checkNoBuffering(t, s, src, want, 0)
 }
 
 // TestResponsesStreamUpstreamError checks that an upstream error comes

@@ -115,13 +115,22 @@ func TestStreamNoBuffering(t *testing.T) {
 		`{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}`,
 	}}
 	s := translate.ChatStreamToMessages(src, "m")
-	r, _ := s.(interface{ Ready() bool })
 	want := [][]string{
 		{"message_start", "content_block_start", "content_block_delta"},
 		{"content_block_stop", "content_block_start", "content_block_delta"},
 		{"content_block_stop"},
 		{"message_delta", "message_stop"},
 	}
+	checkNoBuffering(t, s, src, want, 1)
+}
+
+// checkNoBuffering reads s, a translation of src, and checks that the
+// events of want[i] come, in that order, once src has given i+first
+// chunks and no more, that s is not Ready once they have, and that s
+// ends after the last.
+func checkNoBuffering(t *testing.T, s translate.Stream, src *stepStream, want [][]string, first int) {
+	t.Helper()
+	r, _ := s.(interface{ Ready() bool })
 	for i, types := range want {
 		for j, typ := range types {
 			e, err := s.Next()
@@ -130,8 +139,8 @@ func TestStreamNoBuffering(t *testing.T) {
 			}
 			var ev struct{ Type string }
 			_ = json.Unmarshal(e, &ev)
-			if ev.Type != typ || src.read != i+1 {
-				t.Fatalf("chunk %d event %d: %s after reading %d chunks; want %s after %d", i, j, ev.Type, src.read, typ, i+1)
+			if ev.Type != typ || src.read != i+first {
+				t.Fatalf("chunk %d event %d: %s after reading %d chunks; want %s after %d", i, j, ev.Type, src.read, typ, i+first)
 			}
 		}
 		if r != nil && r.Ready() {
