@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-llm-proxy/llmproxy/pricing"
 )
 
 // Provider kinds understood by the standard providers. A Connection's
@@ -109,7 +111,10 @@ type Model struct {
 	ConnectionID string
 	// Weight is the share of requests this model gets among the models
 	// with the same alias. Zero means 1.
-	Weight    int
+	Weight int
+	// Price, when set, overrides the price table (package pricing) for
+	// this model: what its requests cost, in dollars per million tokens.
+	Price     *pricing.Price
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -243,6 +248,11 @@ type UsageRecord struct {
 	// and written to the upstream's prompt cache (part of PromptTokens).
 	CacheReadTokens  int64
 	CacheWriteTokens int64
+	// CostMicros is what the request cost, in micro-dollars, from its
+	// usage and the model's price; CostKnown is false (and the ledger
+	// holds NULL) when the model has no known price.
+	CostMicros int64
+	CostKnown  bool
 	// Estimated is true when the counts are the gateway's estimate
 	// rather than the upstream's report (e.g. a client hung up mid-stream
 	// before the usage arrived).
@@ -278,6 +288,11 @@ type UsageSummary struct {
 	// columns count 0.
 	CacheReadTokens  int64
 	CacheWriteTokens int64
+	// CostMicros sums the known costs, in micro-dollars; UnknownCost
+	// counts the requests whose cost is unknown (no price for their
+	// model), which CostMicros leaves out.
+	CostMicros  int64
+	UnknownCost int64
 }
 
 // HashKey returns the stored form of a virtual key's secret: the hex
