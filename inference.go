@@ -289,6 +289,7 @@ func (g *Gateway) record(x *exchange, gr grant, status int, u Usage, estimated, 
 		Latency:          time.Since(x.start),
 		CacheReadTokens:  u.CacheReadTokens,
 		CacheWriteTokens: u.CacheWriteTokens,
+		CostKnown:        gr.priced,
 		Streamed:         streamed,
 		Endpoint:         x.endpoint,
 	}
@@ -298,7 +299,11 @@ func (g *Gateway) record(x *exchange, gr grant, status int, u Usage, estimated, 
 	if gr.assignment != nil {
 		rec.AssignmentID = gr.assignment.ID
 	}
+	if gr.priced {
+		rec.CostMicros = gr.price.Cost(u.PromptTokens, u.CompletionTokens, u.CacheReadTokens, u.CacheWriteTokens)
+	}
 	x.info.Status, x.info.Usage, x.info.Estimated, x.info.Streamed = status, u, estimated, streamed
+	x.info.CostMicros, x.info.CostKnown = rec.CostMicros, rec.CostKnown
 	g.ledger.add(rec)
 }
 

@@ -37,6 +37,11 @@ type RequestInfo struct {
 	Streamed      bool
 	Usage         Usage
 	Estimated     bool
+	// CostMicros is what the request cost in micro-dollars, from its
+	// usage and its model's price; CostKnown is false when the model has
+	// no known price.
+	CostMicros int64
+	CostKnown  bool
 	// Refused is "requests" or "tokens" when a limit refused the request.
 	Refused string
 	// UpstreamError is set when the answer is an upstream failure (or

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/go-llm-proxy/llmproxy/pricing"
 	"math/rand/v2"
 	"sort"
 	"sync/atomic"
@@ -38,6 +39,21 @@ type target struct {
 	model    Model
 	upstream *upstream
 	weight   int
+	// price is what the model's requests cost, when priced: its own
+	// override, else the price table's entry for its remote name.
+	price  pricing.Price
+	priced bool
+}
+
+// priceOf is the price model m is charged at on a connection of kind
+// provider: its override, else the price table's; ok is false when
+// neither knows it.
+func priceOf(m Model, provider string) (p pricing.Price, ok bool) {
+	if m.Price != nil {
+		return *m.Price, true
+	}
+	p, _, ok = pricing.Lookup(provider, m.Remote)
+	return p, ok
 }
 
 // grant is a target a key may use, and the assignment whose limits apply.
@@ -120,6 +136,7 @@ func (g *Gateway) loadSnapshot(ctx context.Context, prev *snapshot) (*snapshot, 
 			continue
 		}
 		r := &target{model: m, upstream: ce, weight: max(m.Weight, 1)}
+		r.price, r.priced = priceOf(m, ce.Provider)
 		routesByModel[m.ID] = r
 		routesByConn[m.ConnectionID] = append(routesByConn[m.ConnectionID], r)
 		s.aliases[m.Name] = append(s.aliases[m.Name], grant{target: r})

@@ -51,6 +51,8 @@ type Metrics struct {
 	overhead       *prometheus.HistogramVec // route
 	firstToken     *prometheus.HistogramVec // model
 	tokens         *prometheus.CounterVec   // key, model, type
+	cost           *prometheus.CounterVec   // key, model
+	unknownCost    *prometheus.CounterVec   // model
 	refusals       *prometheus.CounterVec   // kind
 	upstreamErrors *prometheus.CounterVec   // connection
 }
@@ -92,6 +94,14 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: Namespace, Name: "tokens_total",
 			Help: "Tokens used, by virtual key name, model alias and type: prompt (every input token, cached ones included), completion, and cache_read and cache_write (the prompt tokens read from or written to the upstream's prompt cache); estimated counts included.",
 		}, []string{"key", "model", "type"}),
+		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "cost_usd_total",
+			Help: "What requests cost in US dollars, by virtual key name and model alias, from their usage and the model's price; requests of models without a known price are counted in unknown_cost_requests_total instead.",
+		}, []string{"key", "model"}),
+		unknownCost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "unknown_cost_requests_total",
+			Help: "Requests that used tokens of a model without a known price (no price table entry and no override), by model alias.",
+		}, []string{"model"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "limit_refusals_total",
 			Help: "Requests refused by a limit, by kind: requests (rate) or tokens.",
@@ -101,7 +111,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Requests answered with an upstream failure (5xx, 429, unreachable, broken stream), by connection name.",
 		}, []string{"connection"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstream, m.overhead, m.firstToken, m.tokens, m.refusals, m.upstreamErrors} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstream, m.overhead, m.firstToken, m.tokens, m.cost, m.unknownCost, m.refusals, m.upstreamErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -144,6 +154,11 @@ func (m *Metrics) ObserveRequest(info *llmproxy.RequestInfo) {
 		}
 		if u.CacheWriteTokens > 0 {
 			m.tokens.WithLabelValues(key, model, "cache_write").Add(float64(u.CacheWriteTokens))
+		}
+		if info.CostKnown {
+			m.cost.WithLabelValues(key, model).Add(float64(info.CostMicros) / 1e6)
+		} else {
+			m.unknownCost.WithLabelValues(model).Inc()
 		}
 	}
 	if info.Refused != "" {
