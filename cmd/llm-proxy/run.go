@@ -87,6 +87,7 @@ Environment:
 		newModelCmd(e),
 		newVKeyCmd(e),
 		newUsageCmd(e),
+		newPricesCmd(e),
 		newMigrateCmd(e),
 		newApplyCmd(e),
 		newRotateCmd(e),
