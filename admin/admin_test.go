@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/admin"
+	"github.com/go-llm-proxy/llmproxy/pricing"
 	"github.com/go-llm-proxy/llmproxy/secret"
 	"github.com/go-llm-proxy/llmproxy/storage/memory"
 	"github.com/go-llm-proxy/llmproxy/storage/sqlite"
@@ -787,4 +789,32 @@ func TestAdminUpdateModel(t *testing.T) {
 			t.Errorf("the configuration version did not change")
 		}
 	})
+}
+
+// TestAdminModelPrice: a model's price override is checked (finite, not
+// negative, named in the error), replaced and cleared by UpdateModel.
+func TestAdminModelPrice(t *testing.T) {
+	ctx := context.Background()
+	a := &admin.Service{Storage: memory.New(), Kinds: standardKinds}
+	c := &llmproxy.Connection{Name: "o", Provider: "openai", Credentials: llmproxy.Credentials{APIKey: "sk-upstream-secret"}}
+	if err := a.AddConnection(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	bad := &llmproxy.Model{Name: "m", Remote: "r", ConnectionID: c.ID, Price: &pricing.Price{Input: -1, Output: 2}}
+	wantErr(t, a.AddModel(ctx, bad), llmproxy.ErrInvalid, "input price")
+	bad.Price = &pricing.Price{Input: 1, Output: math.Inf(1)}
+	wantErr(t, a.AddModel(ctx, bad), llmproxy.ErrInvalid, "output price")
+	m := &llmproxy.Model{Name: "m", Remote: "r", ConnectionID: c.ID, Price: &pricing.Price{Input: 1, Output: 2, CachedInput: 0.5}}
+	if err := a.AddModel(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.UpdateModel(ctx, m.ID, admin.ModelUpdate{Price: &pricing.Price{Input: 3, Output: 15}})
+	if err != nil || got.Price == nil || got.Price.Input != 3 {
+		t.Fatalf("update price: %v %+v", err, got)
+	}
+	_, err = a.UpdateModel(ctx, m.ID, admin.ModelUpdate{Price: &pricing.Price{Input: 3}, ClearPrice: true})
+	wantErr(t, err, llmproxy.ErrInvalid, "not both")
+	if got, err = a.UpdateModel(ctx, m.ID, admin.ModelUpdate{ClearPrice: true}); err != nil || got.Price != nil {
+		t.Fatalf("clear price: %v %+v", err, got)
+	}
 }

@@ -1,9 +1,12 @@
 package admin
 
 import (
+	"math"
+
 	"context"
 	"errors"
 	"fmt"
+	"github.com/go-llm-proxy/llmproxy/pricing"
 	"strings"
 
 	"github.com/go-llm-proxy/llmproxy"
@@ -61,6 +64,25 @@ func checkModelFields(m *llmproxy.Model) error {
 	case m.Weight > MaxModelWeight:
 		return adminErrorf(llmproxy.ErrInvalid, "model %q: weight must be at most %d", m.Name, MaxModelWeight)
 	}
+	return checkPrice(m)
+}
+
+// checkPrice checks a model's price override: dollars per million
+// tokens, each finite and not negative.
+func checkPrice(m *llmproxy.Model) error {
+	p := m.Price
+	if p == nil {
+		return nil
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"input price", p.Input}, {"output price", p.Output}, {"cached input price", p.CachedInput},
+		{"cache write price", p.CacheWrite}, {"1-hour cache write price", p.CacheWrite1h}} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
+			return adminErrorf(llmproxy.ErrInvalid, "model %q: the %s must be a non-negative number of dollars per million tokens, got %v", m.Name, f.name, f.v)
+		}
+	}
 	return nil
 }
 
@@ -102,11 +124,16 @@ type ModelUpdate struct {
 	// or lose it. Add the model on the other connection and delete this
 	// one instead.
 	ConnectionID *string
+	// Price, when set, replaces the model's price override (dollars per
+	// million tokens); ClearPrice removes it, so that the price table
+	// applies again.
+	Price      *pricing.Price
+	ClearPrice bool
 }
 
 // IsZero reports whether u changes nothing.
 func (u ModelUpdate) IsZero() bool {
-	return u.Name == nil && u.Remote == nil && u.Weight == nil && u.ConnectionID == nil
+	return u.Name == nil && u.Remote == nil && u.Weight == nil && u.ConnectionID == nil && u.Price == nil && !u.ClearPrice
 }
 
 // UpdateModel changes the model with the given ID, in one write, and
@@ -118,7 +145,7 @@ func (a *Service) UpdateModel(ctx context.Context, id string, u ModelUpdate) (*l
 		return nil, err
 	}
 	if u.IsZero() {
-		return nil, adminErrorf(llmproxy.ErrInvalid, "nothing to change: give a name, a remote model name or a weight")
+		return nil, adminErrorf(llmproxy.ErrInvalid, "nothing to change: give a name, a remote model name, a weight or a price")
 	}
 	c, err := a.Storage.Connection(ctx, cur.ConnectionID)
 	if err != nil {
@@ -141,6 +168,15 @@ func (a *Service) UpdateModel(ctx context.Context, id string, u ModelUpdate) (*l
 	}
 	if u.Weight != nil {
 		m.Weight = *u.Weight
+	}
+	switch {
+	case u.Price != nil && u.ClearPrice:
+		return nil, adminErrorf(llmproxy.ErrInvalid, "give a price or clear it, not both")
+	case u.Price != nil:
+		p := *u.Price
+		m.Price = &p
+	case u.ClearPrice:
+		m.Price = nil
 	}
 	if err := checkModelFields(&m); err != nil {
 		return nil, err

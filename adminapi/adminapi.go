@@ -392,7 +392,7 @@ func (h *handler) addModel(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	m := &llmproxy.Model{Name: in.Name, Remote: in.Remote, ConnectionID: in.ConnectionID, Weight: in.Weight}
+	m := &llmproxy.Model{Name: in.Name, Remote: in.Remote, ConnectionID: in.ConnectionID, Weight: in.Weight, Price: in.Price}
 	if err := h.admin.AddModel(r.Context(), m); err != nil {
 		return h.internal(r, err)
 	}

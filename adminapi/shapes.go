@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"fmt"
+	"github.com/go-llm-proxy/llmproxy/pricing"
 	"strings"
 	"time"
 
@@ -77,18 +78,21 @@ func (u *ConnectionUpdate) update() admin.ConnectionUpdate {
 // Model is a model as answered and as created (id and times are ignored
 // on input; connection_id may name the connection on input).
 type Model struct {
-	ID           string    `json:"id,omitempty"`
-	Name         string    `json:"name"`
-	Remote       string    `json:"remote"`
-	ConnectionID string    `json:"connection_id"`
-	Weight       int       `json:"weight,omitempty"`
-	CreatedAt    time.Time `json:"created_at,omitzero"`
-	UpdatedAt    time.Time `json:"updated_at,omitzero"`
+	ID           string `json:"id,omitempty"`
+	Name         string `json:"name"`
+	Remote       string `json:"remote"`
+	ConnectionID string `json:"connection_id"`
+	Weight       int    `json:"weight,omitempty"`
+	// Price overrides the price table for this model (dollars per
+	// million tokens); absent when the table applies.
+	Price     *pricing.Price `json:"price,omitempty"`
+	CreatedAt time.Time      `json:"created_at,omitzero"`
+	UpdatedAt time.Time      `json:"updated_at,omitzero"`
 }
 
 // ModelView is m as answered.
 func ModelView(m *llmproxy.Model) Model {
-	return Model{m.ID, m.Name, m.Remote, m.ConnectionID, m.Weight, m.CreatedAt, m.UpdatedAt}
+	return Model{m.ID, m.Name, m.Remote, m.ConnectionID, m.Weight, m.Price, m.CreatedAt, m.UpdatedAt}
 }
 
 // ModelUpdate is the body of PATCH /models/{id}: the fields given
@@ -99,10 +103,13 @@ type ModelUpdate struct {
 	Remote       *string `json:"remote,omitempty"`
 	Weight       *int    `json:"weight,omitempty"`
 	ConnectionID *string `json:"connection_id,omitempty"`
+	// Price replaces the model's price override; clear_price removes it.
+	Price      *pricing.Price `json:"price,omitempty"`
+	ClearPrice bool           `json:"clear_price,omitempty"`
 }
 
 func (u *ModelUpdate) update() admin.ModelUpdate {
-	return admin.ModelUpdate{Name: u.Name, Remote: u.Remote, Weight: u.Weight, ConnectionID: u.ConnectionID}
+	return admin.ModelUpdate{Name: u.Name, Remote: u.Remote, Weight: u.Weight, ConnectionID: u.ConnectionID, Price: u.Price, ClearPrice: u.ClearPrice}
 }
 
 // Assignment is a key's right to a connection or a model, with limits.

@@ -42,7 +42,7 @@ func TestModelUpdate(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no flags", []string{modelID}, "nothing to change: give --name, --remote or --weight" + help},
+		{"no flags", []string{modelID}, "nothing to change: give --name, --remote, --weight, a price flag or --clear-price" + help},
 		{"no model", []string{"--weight", "2"}, "llm-proxy model update takes one argument: the model's ID"},
 		{"unknown model", []string{"model_nope", "--weight", "2"}, `model "model_nope" not found`},
 		{"move", []string{modelID, "--conn-id", "backup"}, `model "gemini-flash" (` + modelID + `) cannot move from connection "google-ai" to "backup": add the model on that connection and delete this one`},
