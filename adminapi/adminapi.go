@@ -578,6 +578,7 @@ func (h *handler) usage(w http.ResponseWriter, r *http.Request) error {
 			KeyID: s.KeyID, KeyName: names[s.KeyID], Model: s.Model, Requests: s.Requests,
 			PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens, TotalTokens: s.TotalTokens,
 			EstimatedTokens: s.EstimatedTokens, CacheReadTokens: s.CacheReadTokens, CacheWriteTokens: s.CacheWriteTokens,
+			CostUSD: float64(s.CostMicros) / 1e6, CostMicros: s.CostMicros, UnknownCost: s.UnknownCost,
 		})
 	}
 	return writeJSON(w, http.StatusOK, out)

@@ -403,7 +403,8 @@ func TestOperations(t *testing.T) {
 
 	// ---- usage ----
 	s.store.AppendUsage(context.Background(), []llmproxy.UsageRecord{
-		{ID: "use_1", Time: time.Now(), KeyID: keyID, Model: "gpt-alias", PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7, CacheReadTokens: 2, CacheWriteTokens: 1, Status: 200, Endpoint: "chat"},
+		{ID: "use_1", Time: time.Now(), KeyID: keyID, Model: "gpt-alias", PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7, CacheReadTokens: 2, CacheWriteTokens: 1, Status: 200, Endpoint: "chat",
+			CostMicros: 2_500_375, CostKnown: true},
 		{ID: "use_2", Time: time.Now(), KeyID: gen.str("id"), Model: "gemini-flash", PromptTokens: 1, TotalTokens: 1, Status: 200, Endpoint: "chat"},
 	})
 	us := s.master("GET", "/admin/v1/usage?key_id=Mobile-App&since=2020-01-01", nil, 200).data()
@@ -416,12 +417,19 @@ func TestOperations(t *testing.T) {
 		row["cache_read_tokens"] != 2.0 || row["cache_write_tokens"] != 1.0 {
 		t.Errorf("usage row: %v", row)
 	}
-	// The cache counts are there when zero too, as the OpenAPI document
-	// says they always are.
+	// The cost in micro-dollars and in dollars agree (the gateway's own
+	// request may add a cost of its own, or an unknown one).
+	if row := us[0].(map[string]any); row["cost_micros"].(float64) < 2_500_375 || row["cost_usd"] != row["cost_micros"].(float64)/1e6 {
+		t.Errorf("usage row cost: %v", row)
+	}
+	// The cache counts and the cost are there when zero too, as the
+	// OpenAPI document says they always are; a record without a known
+	// cost counts as unknown.
 	if us := s.master("GET", "/admin/v1/usage?model=gemini-flash", nil, 200).data(); len(us) != 1 {
 		t.Errorf("usage by model: %d rows", len(us))
-	} else if row := us[0].(map[string]any); row["cache_read_tokens"] != 0.0 || row["cache_write_tokens"] != 0.0 {
-		t.Errorf("usage row without cache: %v", row)
+	} else if row := us[0].(map[string]any); row["cache_read_tokens"] != 0.0 || row["cache_write_tokens"] != 0.0 ||
+		row["cost_usd"] != 0.0 || row["cost_micros"] != 0.0 || row["unknown_cost"] != 1.0 {
+		t.Errorf("usage row without cache or cost: %v", row)
 	}
 	s.master("GET", "/admin/v1/usage?since=tomorrow", nil, 400)
 	s.master("GET", "/admin/v1/usage?since=2026-02-01&until=2026-01-01", nil, 400)

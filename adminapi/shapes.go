@@ -223,6 +223,13 @@ type Usage struct {
 	// cache (part of PromptTokens).
 	CacheReadTokens  int64 `json:"cache_read_tokens"`
 	CacheWriteTokens int64 `json:"cache_write_tokens"`
+	// CostUSD and CostMicros are the known cost, in dollars and exactly
+	// in micro-dollars; UnknownCost counts the requests whose cost is
+	// unknown (no price for their model, or written before the ledger
+	// recorded cost), which they leave out.
+	CostUSD     float64 `json:"cost_usd"`
+	CostMicros  int64   `json:"cost_micros"`
+	UnknownCost int64   `json:"unknown_cost"`
 }
 
 // List is the answer of a listing.

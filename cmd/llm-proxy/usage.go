@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,6 +26,12 @@ type usageJSON struct {
 	// cache (part of prompt_tokens).
 	CacheReadTokens  int64 `json:"cache_read_tokens"`
 	CacheWriteTokens int64 `json:"cache_write_tokens"`
+	// The known cost in dollars and in micro-dollars (exact), and how
+	// many requests had no known cost (no price for their model, or
+	// written before the ledger recorded cost), which it leaves out.
+	CostUSD     float64 `json:"cost_usd"`
+	CostMicros  int64   `json:"cost_micros"`
+	UnknownCost int64   `json:"unknown_cost"`
 }
 
 func newUsageCmd(e *env) *cobra.Command {
@@ -34,7 +41,7 @@ func newUsageCmd(e *env) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "usage [--key ID] [--model ALIAS] [--since 24h] [--json]",
-		Short: "Report token usage by key and model",
+		Short: "Report token usage and its cost by key and model",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -64,13 +71,16 @@ func newUsageCmd(e *env) *cobra.Command {
 							KeyID: s.KeyID, KeyName: keyNames[s.KeyID], Model: s.Model, Requests: s.Requests,
 							PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens, TotalTokens: s.TotalTokens,
 							EstimatedTokens: s.EstimatedTokens, CacheReadTokens: s.CacheReadTokens, CacheWriteTokens: s.CacheWriteTokens,
+							CostUSD: float64(s.CostMicros) / 1e6, CostMicros: s.CostMicros, UnknownCost: s.UnknownCost,
 						})
 					}
 					return writeJSON(e.stdout, out)
 				}
 				t := table(e.stdout)
-				// The cache columns follow PROMPT, of which they are part.
-				row(t, "KEY", "MODEL", "REQUESTS", "PROMPT", "CACHE-READ", "CACHE-WRITE", "COMPLETION", "TOTAL", "ESTIMATED")
+				// The cache columns follow PROMPT, of which they are part;
+				// UNKNOWN-COST counts the requests that COST leaves out.
+				row(t, "KEY", "MODEL", "REQUESTS", "PROMPT", "CACHE-READ", "CACHE-WRITE", "COMPLETION", "TOTAL", "ESTIMATED",
+					"COST", "UNKNOWN-COST")
 				var total llmproxy.UsageSummary
 				for _, s := range sums {
 					k := "(master key)"
@@ -88,6 +98,8 @@ func newUsageCmd(e *env) *cobra.Command {
 					total.CompletionTokens += s.CompletionTokens
 					total.TotalTokens += s.TotalTokens
 					total.EstimatedTokens += s.EstimatedTokens
+					total.CostMicros += s.CostMicros
+					total.UnknownCost += s.UnknownCost
 				}
 				if len(sums) > 1 {
 					usageRow(t, "TOTAL", "", total)
@@ -107,7 +119,22 @@ func newUsageCmd(e *env) *cobra.Command {
 // usageRow writes one row of the usage table.
 func usageRow(t io.Writer, key, model string, s llmproxy.UsageSummary) {
 	row(t, key, model, itoa(s.Requests), itoa(s.PromptTokens), itoa(s.CacheReadTokens), itoa(s.CacheWriteTokens),
-		itoa(s.CompletionTokens), itoa(s.TotalTokens), itoa(s.EstimatedTokens))
+		itoa(s.CompletionTokens), itoa(s.TotalTokens), itoa(s.EstimatedTokens), formatUSD(s.CostMicros), itoa(s.UnknownCost))
+}
+
+// formatUSD writes micro-dollars as dollars: "$" and at least 2 decimals
+// (cents), up to 6 (every micro-dollar) without trailing zeros beyond the
+// cents, so that $12.50 and $0.000375 both read naturally and exactly.
+func formatUSD(micros int64) string {
+	sign := ""
+	if micros < 0 {
+		sign, micros = "-", -micros
+	}
+	frac := strings.TrimRight(fmt.Sprintf("%06d", micros%1_000_000), "0")
+	if len(frac) < 2 {
+		frac += strings.Repeat("0", 2-len(frac))
+	}
+	return sign + "$" + itoa(micros/1_000_000) + "." + frac
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

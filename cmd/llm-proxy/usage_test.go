@@ -34,8 +34,10 @@ func TestUsage(t *testing.T) {
 	}
 	now := time.Now().UTC()
 	recs := []llmproxy.UsageRecord{
-		{ID: "r1", Time: now.Add(-time.Hour), KeyID: ids["Mobile-App"], Model: "gemini-flash", PromptTokens: 10, CompletionTokens: 20, TotalTokens: 30, CacheReadTokens: 6, CacheWriteTokens: 2, Status: 200},
-		{ID: "r2", Time: now.Add(-time.Minute), KeyID: ids["Mobile-App"], Model: "gemini-flash", PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, CacheReadTokens: 1, Estimated: true, Status: 200},
+		{ID: "r1", Time: now.Add(-time.Hour), KeyID: ids["Mobile-App"], Model: "gemini-flash", PromptTokens: 10, CompletionTokens: 20, TotalTokens: 30, CacheReadTokens: 6, CacheWriteTokens: 2, Status: 200,
+			CostMicros: 12_500_000, CostKnown: true},
+		{ID: "r2", Time: now.Add(-time.Minute), KeyID: ids["Mobile-App"], Model: "gemini-flash", PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, CacheReadTokens: 1, Estimated: true, Status: 200,
+			CostMicros: 375, CostKnown: true},
 		{ID: "r3", Time: now.Add(-72 * time.Hour), KeyID: ids["Tester"], Model: "gemini-flash", PromptTokens: 5, CompletionTokens: 5, TotalTokens: 10, Status: 200},
 		{ID: "r4", Time: now.Add(-time.Minute), Model: "gemini-flash", PromptTokens: 7, CompletionTokens: 0, TotalTokens: 7, CacheWriteTokens: 7, Status: 200},
 	}
@@ -45,15 +47,18 @@ func TestUsage(t *testing.T) {
 	s.Close()
 
 	type sum struct {
-		KeyID      string `json:"key_id"`
-		KeyName    string `json:"key_name"`
-		Model      string `json:"model"`
-		Requests   int64  `json:"requests"`
-		Prompt     int64  `json:"prompt_tokens"`
-		Total      int64  `json:"total_tokens"`
-		Estimated  int64  `json:"estimated_tokens"`
-		CacheRead  int64  `json:"cache_read_tokens"`
-		CacheWrite int64  `json:"cache_write_tokens"`
+		KeyID      string  `json:"key_id"`
+		KeyName    string  `json:"key_name"`
+		Model      string  `json:"model"`
+		Requests   int64   `json:"requests"`
+		Prompt     int64   `json:"prompt_tokens"`
+		Total      int64   `json:"total_tokens"`
+		Estimated  int64   `json:"estimated_tokens"`
+		CacheRead  int64   `json:"cache_read_tokens"`
+		CacheWrite int64   `json:"cache_write_tokens"`
+		CostUSD    float64 `json:"cost_usd"`
+		CostMicros int64   `json:"cost_micros"`
+		Unknown    int64   `json:"unknown_cost"`
 	}
 	parse := func(out string) []sum {
 		var s []sum
@@ -66,7 +71,7 @@ func TestUsage(t *testing.T) {
 		t.Fatalf("usage --json: %+v", got)
 	}
 	got := parse(c.ok("usage", "--key", "Mobile-App", "--since", "24h", "--json"))
-	if len(got) != 1 || (got[0] != sum{ids["Mobile-App"], "Mobile-App", "gemini-flash", 2, 11, 33, 3, 7, 2}) {
+	if len(got) != 1 || (got[0] != sum{ids["Mobile-App"], "Mobile-App", "gemini-flash", 2, 11, 33, 3, 7, 2, 12.500375, 12_500_375, 0}) {
 		t.Fatalf("usage --key Mobile-App --since 24h: %+v", got)
 	}
 	if got := parse(c.ok("usage", "--key", ids["Tester"], "--since", "24h", "--json")); len(got) != 0 {
@@ -75,11 +80,13 @@ func TestUsage(t *testing.T) {
 	if got := parse(c.ok("usage", "--model", "other", "--json")); len(got) != 0 {
 		t.Fatalf("--model other: %+v", got)
 	}
-	// The cache counts are written when zero too, as every count is.
+	// The cache counts and the cost are written when zero too, as every
+	// count is; a record without a known cost counts as unknown.
 	var raw []map[string]any
 	json.Unmarshal([]byte(c.ok("usage", "--key", "Tester", "--json")), &raw)
-	if len(raw) != 1 || raw[0]["cache_read_tokens"] != 0.0 || raw[0]["cache_write_tokens"] != 0.0 {
-		t.Errorf("usage --key Tester --json: %v, want the cache counts at 0", raw)
+	if len(raw) != 1 || raw[0]["cache_read_tokens"] != 0.0 || raw[0]["cache_write_tokens"] != 0.0 ||
+		raw[0]["cost_usd"] != 0.0 || raw[0]["cost_micros"] != 0.0 || raw[0]["unknown_cost"] != 1.0 {
+		t.Errorf("usage --key Tester --json: %v, want the cache counts and cost at 0, one unknown cost", raw)
 	}
 
 	out := c.ok("usage", "--since", "24h")
@@ -91,10 +98,10 @@ func TestUsage(t *testing.T) {
 	// Every row has its counts under the right heading, the rows in order
 	// (master key first, as SumUsage orders them).
 	want := []string{
-		"KEY MODEL REQUESTS PROMPT CACHE-READ CACHE-WRITE COMPLETION TOTAL ESTIMATED",
-		"(master key) gemini-flash 1 7 0 7 0 7 0",
-		"Mobile-App (" + ids["Mobile-App"] + ") gemini-flash 2 11 7 2 22 33 3",
-		"TOTAL 3 18 7 9 22 40 3",
+		"KEY MODEL REQUESTS PROMPT CACHE-READ CACHE-WRITE COMPLETION TOTAL ESTIMATED COST UNKNOWN-COST",
+		"(master key) gemini-flash 1 7 0 7 0 7 0 $0.00 1",
+		"Mobile-App (" + ids["Mobile-App"] + ") gemini-flash 2 11 7 2 22 33 3 $12.500375 0",
+		"TOTAL 3 18 7 9 22 40 3 $12.500375 1",
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	for i := range max(len(lines), len(want)) {
@@ -107,6 +114,24 @@ func TestUsage(t *testing.T) {
 		}
 		if got != w {
 			t.Errorf("usage table line %d\n got %q\nwant %q\nin:\n%s", i+1, got, w, out)
+		}
+	}
+}
+
+func TestFormatUSD(t *testing.T) {
+	for micros, want := range map[int64]string{
+		0:              "$0.00",
+		1:              "$0.000001",
+		375:            "$0.000375",
+		10_000:         "$0.01",
+		12_500_000:     "$12.50",
+		12_500_375:     "$12.500375",
+		1_234_000_000:  "$1234.00",
+		-1_500_000:     "-$1.50",
+		27_000_000_071: "$27000.000071",
+	} {
+		if got := formatUSD(micros); got != want {
+			t.Errorf("formatUSD(%d) = %q, want %q", micros, got, want)
 		}
 	}
 }

@@ -91,8 +91,6 @@ func list[T any](m map[string]T, opts llmproxy.ListOptions, clone func(T) T) []T
 	return out
 }
 
-func same[T any](v T) T { return v }
-
 // ---- connections ----
 
 func (s *Store) connectionNameTaken(name, except string) bool {
@@ -205,6 +203,16 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 
 // ---- models ----
 
+// copyModel copies m with its own Price, so that neither the caller nor
+// the store can change the other's through the pointer.
+func copyModel(m llmproxy.Model) llmproxy.Model {
+	if m.Price != nil {
+		p := *m.Price
+		m.Price = &p
+	}
+	return m
+}
+
 func (s *Store) checkModel(m *llmproxy.Model) error {
 	if _, ok := s.connections[m.ConnectionID]; !ok {
 		return fmt.Errorf("%w: connection %q of model %q", llmproxy.ErrNotFound, m.ConnectionID, m.Name)
@@ -236,7 +244,7 @@ func (s *Store) CreateModel(ctx context.Context, m *llmproxy.Model) error {
 	}
 	t := now()
 	m.ID, m.CreatedAt, m.UpdatedAt = probe.ID, t, t
-	s.models[m.ID] = *m
+	s.models[m.ID] = copyModel(*m)
 	s.version++
 	return nil
 }
@@ -249,6 +257,7 @@ func (s *Store) Model(ctx context.Context, id string) (*llmproxy.Model, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: model %q", llmproxy.ErrNotFound, id)
 	}
+	m = copyModel(m)
 	return &m, nil
 }
 
@@ -256,7 +265,7 @@ func (s *Store) Model(ctx context.Context, id string) (*llmproxy.Model, error) {
 func (s *Store) Models(ctx context.Context, opts llmproxy.ListOptions) ([]llmproxy.Model, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return list(s.models, opts, same), nil
+	return list(s.models, opts, copyModel), nil
 }
 
 // UpdateModel replaces the stored model with m.ID.
@@ -274,7 +283,7 @@ func (s *Store) UpdateModel(ctx context.Context, m *llmproxy.Model) error {
 		return err
 	}
 	m.CreatedAt, m.UpdatedAt = old.CreatedAt, now()
-	s.models[m.ID] = *m
+	s.models[m.ID] = copyModel(*m)
 	s.version++
 	return nil
 }
@@ -440,6 +449,9 @@ func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord)
 			continue
 		}
 		s.usageIDs[r.ID] = true
+		if !r.CostKnown {
+			r.CostMicros = 0 // unknown, as the SQL ledger's NULL
+		}
 		s.usage = append(s.usage, r)
 	}
 	return nil
@@ -475,6 +487,11 @@ func (s *Store) SumUsage(ctx context.Context, f llmproxy.UsageFilter) ([]llmprox
 		u.CacheWriteTokens += r.CacheWriteTokens
 		if r.Estimated {
 			u.EstimatedTokens += r.TotalTokens
+		}
+		if r.CostKnown {
+			u.CostMicros += r.CostMicros
+		} else {
+			u.UnknownCost++
 		}
 	}
 	out := make([]llmproxy.UsageSummary, 0, len(sums))

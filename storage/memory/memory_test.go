@@ -24,7 +24,7 @@ func TestShared(t *testing.T) {
 
 // TestUpgrade runs the upgrade suite on a Store that has no schema: an
 // older build's records are the same records with the cache counts
-// left out. It checks the suite against the reference backend.
+// and the cost left out. It checks the suite against the reference backend.
 func TestUpgrade(t *testing.T) {
 	storagetest.RunUpgrade(t, func(*testing.T) storagetest.Upgrade {
 		s := memory.New()
@@ -33,6 +33,7 @@ func TestUpgrade(t *testing.T) {
 				old := make([]llmproxy.UsageRecord, len(records))
 				for i, r := range records {
 					r.CacheReadTokens, r.CacheWriteTokens = 0, 0
+					r.CostMicros, r.CostKnown = 0, false
 					old[i] = r
 				}
 				return s.AppendUsage(ctx, old)

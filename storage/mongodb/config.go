@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/pricing"
 	"github.com/go-llm-proxy/llmproxy/secret"
 )
 
@@ -210,13 +211,40 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) error {
 
 // modelDoc is the stored form of a Model.
 type modelDoc struct {
-	ID           string    `bson:"_id"`
-	Name         string    `bson:"name"`
-	Remote       string    `bson:"remote"`
-	ConnectionID string    `bson:"connection_id"`
-	Weight       int       `bson:"weight"`
-	CreatedAt    time.Time `bson:"created_at"`
-	UpdatedAt    time.Time `bson:"updated_at"`
+	ID           string `bson:"_id"`
+	Name         string `bson:"name"`
+	Remote       string `bson:"remote"`
+	ConnectionID string `bson:"connection_id"`
+	Weight       int    `bson:"weight"`
+	// Price came after the first release: absent (in documents written
+	// before too) means no override, so no schema step rewrites models.
+	Price     *priceDoc `bson:"price,omitempty"`
+	CreatedAt time.Time `bson:"created_at"`
+	UpdatedAt time.Time `bson:"updated_at"`
+}
+
+// priceDoc is the stored form of a Model's price override, in US
+// dollars per million tokens.
+type priceDoc struct {
+	Input        float64 `bson:"input"`
+	Output       float64 `bson:"output"`
+	CachedInput  float64 `bson:"cached_input"`
+	CacheWrite   float64 `bson:"cache_write"`
+	CacheWrite1h float64 `bson:"cache_write_1h"`
+}
+
+func newPriceDoc(p *pricing.Price) *priceDoc {
+	if p == nil {
+		return nil
+	}
+	return &priceDoc{Input: p.Input, Output: p.Output, CachedInput: p.CachedInput, CacheWrite: p.CacheWrite, CacheWrite1h: p.CacheWrite1h}
+}
+
+func (d *priceDoc) price() *pricing.Price {
+	if d == nil {
+		return nil
+	}
+	return &pricing.Price{Input: d.Input, Output: d.Output, CachedInput: d.CachedInput, CacheWrite: d.CacheWrite, CacheWrite1h: d.CacheWrite1h}
 }
 
 func (d *modelDoc) model() llmproxy.Model {
@@ -226,6 +254,7 @@ func (d *modelDoc) model() llmproxy.Model {
 		Remote:       d.Remote,
 		ConnectionID: d.ConnectionID,
 		Weight:       d.Weight,
+		Price:        d.Price.price(),
 		CreatedAt:    d.CreatedAt,
 		UpdatedAt:    d.UpdatedAt,
 	}
@@ -263,6 +292,7 @@ func (s *Store) CreateModel(ctx context.Context, m *llmproxy.Model) error {
 		Remote:       m.Remote,
 		ConnectionID: m.ConnectionID,
 		Weight:       m.Weight,
+		Price:        newPriceDoc(m.Price),
 		CreatedAt:    m.CreatedAt,
 		UpdatedAt:    m.UpdatedAt,
 	})
@@ -308,13 +338,20 @@ func (s *Store) UpdateModel(ctx context.Context, m *llmproxy.Model) error {
 		return err
 	}
 	updatedAt := now()
-	createdAt, err := s.update(ctx, s.models, m.ID, bson.D{{Key: "$set", Value: bson.D{
+	set := bson.D{
 		{Key: "name", Value: m.Name},
 		{Key: "remote", Value: m.Remote},
 		{Key: "connection_id", Value: m.ConnectionID},
 		{Key: "weight", Value: m.Weight},
 		{Key: "updated_at", Value: updatedAt},
-	}}})
+	}
+	upd := bson.D{{Key: "$set", Value: set}}
+	if m.Price != nil {
+		upd[0].Value = append(set, bson.E{Key: "price", Value: newPriceDoc(m.Price)})
+	} else {
+		upd = append(upd, bson.E{Key: "$unset", Value: bson.D{{Key: "price", Value: ""}}})
+	}
+	createdAt, err := s.update(ctx, s.models, m.ID, upd)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return fmt.Errorf("%w: model %s", llmproxy.ErrNotFound, m.ID)

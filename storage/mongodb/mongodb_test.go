@@ -297,7 +297,8 @@ func TestAppendUsageIsIdempotent(t *testing.T) {
 	t0 := time.Date(2025, 1, 2, 3, 4, 5, 6789, time.UTC)
 	batch := make([]llmproxy.UsageRecord, 10)
 	for i := range batch {
-		batch[i] = llmproxy.UsageRecord{ID: llmproxy.NewID("use"), Time: t0.Add(time.Duration(i) * time.Nanosecond), KeyID: "key_a", Model: "m", PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, Estimated: i%2 == 0}
+		batch[i] = llmproxy.UsageRecord{ID: llmproxy.NewID("use"), Time: t0.Add(time.Duration(i) * time.Nanosecond), KeyID: "key_a", Model: "m", PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, Estimated: i%2 == 0,
+			CostMicros: 100, CostKnown: i%2 == 1}
 	}
 	if err := s.AppendUsage(ctx, batch[:4]); err != nil {
 		t.Fatal(err)
@@ -310,7 +311,7 @@ func TestAppendUsageIsIdempotent(t *testing.T) {
 		t.Fatalf("batch stored twice: %v", err)
 	}
 	got, err := s.SumUsage(ctx, llmproxy.UsageFilter{})
-	want := []llmproxy.UsageSummary{{KeyID: "key_a", Model: "m", Requests: 10, PromptTokens: 10, CompletionTokens: 20, TotalTokens: 30, EstimatedTokens: 15}}
+	want := []llmproxy.UsageSummary{{KeyID: "key_a", Model: "m", Requests: 10, PromptTokens: 10, CompletionTokens: 20, TotalTokens: 30, EstimatedTokens: 15, CostMicros: 500, UnknownCost: 5}}
 	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("SumUsage = %+v, %v; want %+v", got, err, want)
 	}
@@ -345,8 +346,9 @@ type legacyUsageDoc struct {
 }
 
 // TestUpgradeLedger upgrades a database at schema version 1, whose ledger
-// the builds before the cache columns wrote: their documents lack the
-// fields, which read as 0 without any schema step rewriting them, and
+// the builds before the cache and cost fields wrote: their documents lack
+// them, which read as 0 tokens and an unknown cost without any schema
+// step rewriting them, and
 // such a build may go on writing. Step 2 adds the responses collection.
 func TestUpgradeLedger(t *testing.T) {
 	storagetest.RunUpgrade(t, func(t *testing.T) storagetest.Upgrade {

@@ -45,6 +45,12 @@ type usageDoc struct {
 	// nothing to a $sum, so no schema step rewrites the ledger.
 	CacheReadTokens  int64 `bson:"cache_read_tokens"`
 	CacheWriteTokens int64 `bson:"cache_write_tokens"`
+	// CostMicros is the known cost, absent when unknown (never 0 for
+	// unknown); CostKnown is 1 beside it, so that SumUsage counts the
+	// known costs with a $sum of a field (see EstimatedTokens). Documents
+	// written before cost was recorded lack both and count as unknown.
+	CostMicros *int64 `bson:"cost_micros,omitempty"`
+	CostKnown  int64  `bson:"cost_known,omitempty"`
 }
 
 // AppendUsage inserts records into the ledger in one unordered InsertMany
@@ -90,6 +96,10 @@ func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord)
 			CacheReadTokens:  r.CacheReadTokens,
 			CacheWriteTokens: r.CacheWriteTokens,
 		}
+		if r.CostKnown {
+			d := docs[i].(*usageDoc)
+			d.CostMicros, d.CostKnown = &r.CostMicros, 1
+		}
 	}
 	_, err := s.usage.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 	if err == nil || s.onlyDuplicates(err) {
@@ -122,11 +132,13 @@ var sumAccumulators = []bson.E{
 	{Key: "estimated", Value: bson.D{{Key: "$sum", Value: "$estimated_tokens"}}},
 	{Key: "cache_read", Value: bson.D{{Key: "$sum", Value: "$cache_read_tokens"}}},
 	{Key: "cache_write", Value: bson.D{{Key: "$sum", Value: "$cache_write_tokens"}}},
+	{Key: "cost", Value: bson.D{{Key: "$sum", Value: "$cost_micros"}}},
+	{Key: "cost_known", Value: bson.D{{Key: "$sum", Value: "$cost_known"}}},
 }
 
 // SumUsage sums the records that f selects, grouped by key and model alias
 // and ordered by key then model, with one aggregation
-// ($match, $group with $sum, $sort) on MongoDB, one per sum (seven) on
+// ($match, $group with $sum, $sort) on MongoDB, one per sum (nine) on
 // FerretDB.
 func (s *Store) SumUsage(ctx context.Context, f llmproxy.UsageFilter) ([]llmproxy.UsageSummary, error) {
 	match := bson.D{}
@@ -189,6 +201,8 @@ func (s *Store) SumUsage(ctx context.Context, f llmproxy.UsageFilter) ([]llmprox
 			Estimated  int64 `bson:"estimated"`
 			CacheRead  int64 `bson:"cache_read"`
 			CacheWrite int64 `bson:"cache_write"`
+			Cost       int64 `bson:"cost"`
+			CostKnown  int64 `bson:"cost_known"`
 		}
 		if err := cur.All(ctx, &rows); err != nil {
 			return nil, fmt.Errorf("mongodb: sum usage: %w", err)
@@ -207,7 +221,15 @@ func (s *Store) SumUsage(ctx context.Context, f llmproxy.UsageFilter) ([]llmprox
 			sum.EstimatedTokens += r.Estimated
 			sum.CacheReadTokens += r.CacheRead
 			sum.CacheWriteTokens += r.CacheWrite
+			sum.CostMicros += r.Cost
+			// Unknown costs are the requests less the known ones; the
+			// two are summed apart on FerretDB, so count here and
+			// subtract once all the stages are in.
+			sum.UnknownCost -= r.CostKnown
 		}
+	}
+	for _, sum := range sums {
+		sum.UnknownCost += sum.Requests
 	}
 	out := make([]llmproxy.UsageSummary, 0, len(sums))
 	for _, sum := range sums {

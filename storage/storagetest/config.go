@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/pricing"
 )
 
 func testConnectionCreate(t *testing.T, s llmproxy.Storage) {
@@ -122,12 +123,18 @@ func testModelRoundTrip(t *testing.T, s llmproxy.Storage) {
 	checkStamps(t, "CreateModel", m.CreatedAt, m.UpdatedAt, before, after)
 	zero := &llmproxy.Model{Name: "zero-weight", Remote: "r", ConnectionID: c.ID}
 	must(t, "CreateModel zero weight", s.CreateModel(ctx, zero))
-	given := &llmproxy.Model{ID: "model_given", Name: "given", Remote: "anthropic.claude-3-5-sonnet-20240620-v1:0", ConnectionID: c.ID, Weight: 1000}
+	// A price override whose every field differs (fractions a float32
+	// or a decimal column of few places would not keep), and a free
+	// model: a zero price is a price, not none.
+	given := &llmproxy.Model{ID: "model_given", Name: "given", Remote: "anthropic.claude-3-5-sonnet-20240620-v1:0", ConnectionID: c.ID, Weight: 1000,
+		Price: &pricing.Price{Input: 3, Output: 15.000001, CachedInput: 0.3, CacheWrite: 3.75, CacheWrite1h: 6.1234567891}}
 	must(t, "CreateModel given ID", s.CreateModel(ctx, given))
 	if given.ID != "model_given" {
 		t.Errorf("CreateModel replaced the given ID with %q", given.ID)
 	}
-	want := map[string]*llmproxy.Model{m.ID: m, zero.ID: zero, given.ID: given}
+	free := &llmproxy.Model{Name: "free", Remote: "r", ConnectionID: c.ID, Price: &pricing.Price{}}
+	must(t, "CreateModel free", s.CreateModel(ctx, free))
+	want := map[string]*llmproxy.Model{m.ID: m, zero.ID: zero, given.ID: given, free.ID: free}
 	for _, w := range want {
 		got, err := s.Model(ctx, w.ID)
 		must(t, "Model", err)
@@ -153,6 +160,25 @@ func testModelUpdate(t *testing.T, s llmproxy.Storage) {
 	got, err := s.Model(ctx, m.ID)
 	must(t, "Model", err)
 	equalModel(t, "after update", got, upd)
+
+	// An update sets the price override, replaces it, and clears it.
+	for _, p := range []*pricing.Price{
+		{Input: 0.075, Output: 0.3, CachedInput: 0.01875},
+		{Input: 5, Output: 25, CachedInput: 0.5, CacheWrite: 6.25, CacheWrite1h: 10},
+		nil,
+	} {
+		upd.Price = p
+		must(t, "UpdateModel price", s.UpdateModel(ctx, upd))
+		got, err := s.Model(ctx, m.ID)
+		must(t, "Model", err)
+		equalModel(t, fmt.Sprintf("after updating the price to %v", p), got, upd)
+		list, err := s.Models(ctx, llmproxy.ListOptions{})
+		must(t, "Models", err)
+		if len(list) != 1 {
+			t.Fatalf("Models lists %d models, want 1", len(list))
+		}
+		equalModel(t, fmt.Sprintf("Models after updating the price to %v", p), &list[0], upd)
+	}
 }
 
 func testKeyRoundTrip(t *testing.T, s llmproxy.Storage) {

@@ -125,6 +125,14 @@ func equalModel(t *testing.T, what string, got, want *llmproxy.Model) {
 		t.Errorf("%s: times %v/%v, want %v/%v", what, g.CreatedAt, g.UpdatedAt, w.CreatedAt, w.UpdatedAt)
 	}
 	g.CreatedAt, g.UpdatedAt, w.CreatedAt, w.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	// The prices by value: nil only for nil.
+	switch {
+	case (g.Price == nil) != (w.Price == nil):
+		t.Errorf("%s: price %v, want %v", what, g.Price, w.Price)
+	case g.Price != nil && *g.Price != *w.Price:
+		t.Errorf("%s: price %+v, want %+v", what, *g.Price, *w.Price)
+	}
+	g.Price, w.Price = nil, nil
 	if g != w {
 		t.Errorf("%s: got %+v, want %+v", what, g, w)
 	}

@@ -10,7 +10,8 @@ import (
 // Upgrade is a database as an older build left it, for RunUpgrade.
 type Upgrade struct {
 	// AppendOld appends records as that build wrote them: every field
-	// but CacheReadTokens and CacheWriteTokens, which it did not know,
+	// but CacheReadTokens, CacheWriteTokens, CostMicros and CostKnown,
+	// which it did not know,
 	// skipping IDs already stored. It must keep working after Open has
 	// migrated the database, as an older replica still running during a
 	// rolling upgrade does.
@@ -21,8 +22,9 @@ type Upgrade struct {
 }
 
 // RunUpgrade checks an upgrade in place of a ledger written before it
-// had the prompt-cache columns: no record is lost, the old records read
-// 0 for the new columns, old and new writers then work side by side, and
+// had the prompt-cache and cost columns: no record is lost, the old
+// records read 0 for the cache counts and an unknown cost (they had no
+// price when they were written, so their cost is unknown, not free), old and new writers then work side by side, and
 // opening again changes nothing. A backend that keeps Responses API
 // responses (llmproxy.ResponseStore) stores one after the upgrade, which
 // the older build had no place for, and reads it after opening again. old returns a fresh database at the
@@ -33,11 +35,12 @@ func RunUpgrade(t *testing.T, old func(t *testing.T) Upgrade) {
 	u := old(t)
 	records := usageFixture()
 	// What the ledger must hold: the cache counts of the records that
-	// the old build wrote are lost, and read 0.
+	// the old build wrote are lost, and read 0; their costs are unknown.
 	want := make([]llmproxy.UsageRecord, len(records))
 	copy(want, records)
 	for i := range want[:40] {
 		want[i].CacheReadTokens, want[i].CacheWriteTokens = 0, 0
+		want[i].CostMicros, want[i].CostKnown = 0, false
 	}
 	must(t, "AppendOld before the upgrade", u.AppendOld(ctx, records[:30]))
 

@@ -16,7 +16,8 @@ var usageEpoch = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 // usageFixture returns records over two keys, the master key (empty
 // KeyID), two aliases on two connections, spread one minute apart. Some
 // records read from or wrote to the prompt cache, some both, some
-// neither.
+// neither. Most have a known cost, one in seven of them a known zero (a
+// free model); one in four has an unknown cost.
 func usageFixture() []llmproxy.UsageRecord {
 	var out []llmproxy.UsageRecord
 	keys := []string{"key_b", "key_a", ""}
@@ -44,6 +45,13 @@ func usageFixture() []llmproxy.UsageRecord {
 			Streamed:         i%2 == 0,
 			Endpoint:         "chat",
 		})
+		if i%4 != 3 {
+			r := &out[len(out)-1]
+			r.CostKnown = true
+			if i%7 != 0 {
+				r.CostMicros = int64(1_000 + 37*i)
+			}
+		}
 	}
 	return out
 }
@@ -72,6 +80,11 @@ func sumReference(records []llmproxy.UsageRecord, f llmproxy.UsageFilter) []llmp
 		u.CacheWriteTokens += r.CacheWriteTokens
 		if r.Estimated {
 			u.EstimatedTokens += r.TotalTokens
+		}
+		if r.CostKnown {
+			u.CostMicros += r.CostMicros
+		} else {
+			u.UnknownCost++
 		}
 	}
 	var out []llmproxy.UsageSummary
@@ -118,19 +131,38 @@ func testUsageSum(t *testing.T, s llmproxy.Storage) {
 		t.Fatalf("fixture sums unexpected: %+v", want)
 	}
 	checkSums(t, "SumUsage", sums, want)
-	var requests, estimated, cacheRead, cacheWrite int64
+	var requests, estimated, cacheRead, cacheWrite, cost, unknown int64
 	for _, u := range sums {
 		requests += u.Requests
 		estimated += u.EstimatedTokens
 		cacheRead += u.CacheReadTokens
 		cacheWrite += u.CacheWriteTokens
+		cost += u.CostMicros
+		unknown += u.UnknownCost
 	}
 	// The fixture's own sums, so that a backend summing one cache column
-	// into the other, or neither, cannot pass.
+	// into the other, or neither, or counting an unknown cost as a known
+	// zero (or a known zero as unknown), cannot pass.
 	if requests != 60 || estimated == 0 || cacheRead != 180 || cacheWrite != 60 {
 		t.Errorf("SumUsage counts %d requests, %d estimated, %d cache-read and %d cache-write tokens; want 60, more than 0, 180 and 60",
 			requests, estimated, cacheRead, cacheWrite)
 	}
+	if wantCost, wantUnknown := fixtureCost(records); cost != wantCost || unknown != 15 || wantUnknown != 15 {
+		t.Errorf("SumUsage costs %d µ$ with %d unknown; want %d µ$ with 15 unknown", cost, unknown, wantCost)
+	}
+}
+
+// fixtureCost is the known cost and the count of unknown costs of
+// records, computed apart from sumReference.
+func fixtureCost(records []llmproxy.UsageRecord) (micros, unknown int64) {
+	for _, r := range records {
+		if r.CostKnown {
+			micros += r.CostMicros
+		} else {
+			unknown++
+		}
+	}
+	return micros, unknown
 }
 
 // testUsageRoundTrip stores records whose every count differs from the
@@ -139,11 +171,14 @@ func testUsageSum(t *testing.T, s llmproxy.Storage) {
 func testUsageRoundTrip(t *testing.T, s llmproxy.Storage) {
 	ctx := t.Context()
 	records := []llmproxy.UsageRecord{
-		{PromptTokens: 1_000_003, CompletionTokens: 20_011, TotalTokens: 1_020_014, CacheReadTokens: 700_001, CacheWriteTokens: 300_002},
-		{PromptTokens: 9_000_000_019, CompletionTokens: 7, TotalTokens: 9_000_000_026, CacheReadTokens: 6_000_000_005, CacheWriteTokens: 3_000_000_013, Estimated: true},
-		{PromptTokens: 41, CompletionTokens: 43, TotalTokens: 84, CacheWriteTokens: 41},
+		{PromptTokens: 1_000_003, CompletionTokens: 20_011, TotalTokens: 1_020_014, CacheReadTokens: 700_001, CacheWriteTokens: 300_002,
+			CostMicros: 3_301_247, CostKnown: true},
+		{PromptTokens: 9_000_000_019, CompletionTokens: 7, TotalTokens: 9_000_000_026, CacheReadTokens: 6_000_000_005, CacheWriteTokens: 3_000_000_013, Estimated: true,
+			CostMicros: 27_000_000_071, CostKnown: true},
+		{PromptTokens: 41, CompletionTokens: 43, TotalTokens: 84, CacheWriteTokens: 41, CostKnown: true},
 		{PromptTokens: 53, CompletionTokens: 59, TotalTokens: 112, CacheReadTokens: 53},
-		{PromptTokens: 61, CompletionTokens: 67, TotalTokens: 128},
+		// A cost without CostKnown is unknown: not stored, not summed.
+		{PromptTokens: 61, CompletionTokens: 67, TotalTokens: 128, CostMicros: 999},
 	}
 	for i := range records {
 		r := &records[i]
@@ -165,6 +200,11 @@ func testUsageRoundTrip(t *testing.T, s llmproxy.Storage) {
 		}
 		if r.Estimated {
 			want.EstimatedTokens = r.TotalTokens
+		}
+		if r.CostKnown {
+			want.CostMicros = r.CostMicros
+		} else {
+			want.UnknownCost = 1
 		}
 		checkSums(t, "SumUsage of "+r.ID, got, []llmproxy.UsageSummary{want})
 	}

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/pricing"
 	"github.com/go-llm-proxy/llmproxy/secret"
 )
 
@@ -400,16 +401,34 @@ func (s *Store) deleteErr(err error, what, id string) error {
 
 // ---- models ----
 
-const modelColumns = `id, name, remote, connection_id, weight, created_at, updated_at`
+// modelColumns are the models table's columns; the five prices, NULL
+// together, are Model.Price (migration 0004).
+const modelColumns = `id, name, remote, connection_id, weight, created_at, updated_at,
+	input_price, output_price, cached_input_price, cache_write_price, cache_write_1h_price`
 
 func scanModel(r scanner) (llmproxy.Model, error) {
 	var (
 		m                    llmproxy.Model
 		createdAt, updatedAt int64
+		price                [5]sql.NullFloat64
 	)
-	err := r.Scan(&m.ID, &m.Name, &m.Remote, &m.ConnectionID, &m.Weight, &createdAt, &updatedAt)
+	err := r.Scan(&m.ID, &m.Name, &m.Remote, &m.ConnectionID, &m.Weight, &createdAt, &updatedAt,
+		&price[0], &price[1], &price[2], &price[3], &price[4])
 	m.CreatedAt, m.UpdatedAt = fromMicros(createdAt), fromMicros(updatedAt)
+	if price[0].Valid {
+		m.Price = &pricing.Price{Input: price[0].Float64, Output: price[1].Float64, CachedInput: price[2].Float64,
+			CacheWrite: price[3].Float64, CacheWrite1h: price[4].Float64}
+	}
 	return m, err
+}
+
+// priceArgs are the price columns' values of p: all NULL for no price.
+func priceArgs(p *pricing.Price) []any {
+	if p == nil {
+		var null sql.NullFloat64
+		return []any{null, null, null, null, null}
+	}
+	return []any{p.Input, p.Output, p.CachedInput, p.CacheWrite, p.CacheWrite1h}
 }
 
 func (s *Store) checkConnection(ctx context.Context, tx *sql.Tx, id, of string) error {
@@ -453,8 +472,8 @@ func (s *Store) CreateModel(ctx context.Context, m *llmproxy.Model) error {
 		if err := s.checkConnection(ctx, tx, m.ConnectionID, fmt.Sprintf("model %q", m.Name)); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO models (`+modelColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-			id, m.Name, m.Remote, m.ConnectionID, m.Weight, toMicros(t), toMicros(t))
+		args := append([]any{id, m.Name, m.Remote, m.ConnectionID, m.Weight, toMicros(t), toMicros(t)}, priceArgs(m.Price)...)
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO models (`+modelColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), args...)
 		return err
 	})
 	probe := *m
@@ -507,8 +526,10 @@ func (s *Store) UpdateModel(ctx context.Context, m *llmproxy.Model) error {
 		if err := s.checkConnection(ctx, tx, m.ConnectionID, fmt.Sprintf("model %q", m.Name)); err != nil {
 			return err
 		}
-		return tx.QueryRowContext(ctx, s.q(`UPDATE models SET name = ?, remote = ?, connection_id = ?, weight = ?, updated_at = ? WHERE id = ? RETURNING created_at`),
-			m.Name, m.Remote, m.ConnectionID, m.Weight, toMicros(t), m.ID).Scan(&createdAt)
+		args := append([]any{m.Name, m.Remote, m.ConnectionID, m.Weight, toMicros(t)}, priceArgs(m.Price)...)
+		return tx.QueryRowContext(ctx, s.q(`UPDATE models SET name = ?, remote = ?, connection_id = ?, weight = ?, updated_at = ?,
+			input_price = ?, output_price = ?, cached_input_price = ?, cache_write_price = ?, cache_write_1h_price = ?
+			WHERE id = ? RETURNING created_at`), append(args, m.ID)...).Scan(&createdAt)
 	})
 	if err := s.modelWriteErr(err, "update", m); err != nil {
 		return err
@@ -742,7 +763,7 @@ func (s *Store) DeleteKey(ctx context.Context, id string) error {
 
 // ---- usage ----
 
-const usageColumns = `id, time, request_id, key_id, assignment_id, model, remote_model, connection_id, prompt_tokens, completion_tokens, total_tokens, estimated, status, latency, streamed, endpoint, cache_read_tokens, cache_write_tokens`
+const usageColumns = `id, time, request_id, key_id, assignment_id, model, remote_model, connection_id, prompt_tokens, completion_tokens, total_tokens, estimated, status, latency, streamed, endpoint, cache_read_tokens, cache_write_tokens, cost_micros`
 
 // usageColumnCount is the number of usageColumns: the parameters of one
 // record in the INSERT.
@@ -751,7 +772,7 @@ var usageColumnCount = strings.Count(usageColumns, ",") + 1
 // usageRowPlaceholders is one record's "(?, ?, …)" in the INSERT.
 var usageRowPlaceholders = "(" + strings.Repeat("?, ", usageColumnCount-1) + "?)"
 
-// usageChunk is the most records in one INSERT: 18 columns each, 9,216
+// usageChunk is the most records in one INSERT: 19 columns each, 9,728
 // parameters, well under SQLite's (32,766) and PostgreSQL's (65,535)
 // limits on bound parameters.
 const usageChunk = 512
@@ -831,7 +852,7 @@ func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord)
 			for _, r := range rest[:c.n] {
 				args = append(args, r.ID, toMicros(r.Time), r.RequestID, r.KeyID, r.AssignmentID, r.Model, r.RemoteModel, r.ConnectionID,
 					r.PromptTokens, r.CompletionTokens, r.TotalTokens, r.Estimated, r.Status, int64(r.Latency), r.Streamed, r.Endpoint,
-					r.CacheReadTokens, r.CacheWriteTokens)
+					r.CacheReadTokens, r.CacheWriteTokens, sql.NullInt64{Int64: r.CostMicros, Valid: r.CostKnown})
 			}
 			rest = rest[c.n:]
 			if _, err := tx.StmtContext(ctx, c.stmt).ExecContext(ctx, args...); err != nil {
@@ -875,7 +896,8 @@ func (s *Store) SumUsage(ctx context.Context, f llmproxy.UsageFilter) ([]llmprox
 		add("time < ?", toMicros(f.Until))
 	}
 	query := `SELECT key_id, model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens),
-		SUM(CASE WHEN estimated THEN total_tokens ELSE 0 END), SUM(cache_read_tokens), SUM(cache_write_tokens)
+		SUM(CASE WHEN estimated THEN total_tokens ELSE 0 END), SUM(cache_read_tokens), SUM(cache_write_tokens),
+		COALESCE(SUM(cost_micros), 0), COUNT(*) - COUNT(cost_micros)
 		FROM usage_records`
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
@@ -890,7 +912,7 @@ func (s *Store) SumUsage(ctx context.Context, f llmproxy.UsageFilter) ([]llmprox
 	for rows.Next() {
 		var u llmproxy.UsageSummary
 		if err := rows.Scan(&u.KeyID, &u.Model, &u.Requests, &u.PromptTokens, &u.CompletionTokens, &u.TotalTokens, &u.EstimatedTokens,
-			&u.CacheReadTokens, &u.CacheWriteTokens); err != nil {
+			&u.CacheReadTokens, &u.CacheWriteTokens, &u.CostMicros, &u.UnknownCost); err != nil {
 			return nil, fmt.Errorf("sum usage: %w", err)
 		}
 		out = append(out, u)
