@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/go-llm-proxy/llmproxy/pricing"
 )
 
 // TestPrices lists models priced from the table, unknown to it, and
@@ -45,5 +47,26 @@ func TestPrices(t *testing.T) {
 	}
 	if out := c.fail("prices", "--model", "nope"); !strings.Contains(out, `"nope"`) {
 		t.Errorf("unknown alias: %s", out)
+	}
+
+	// An override set with model add/update wins over the table, and
+	// --clear-price returns the model to the table.
+	id := strings.TrimSpace(c.ok("model", "add", "--name", "own", "--remote", "gemini-9-ultra", "--conn-id", connID,
+		"--input-price", "4", "--output-price", "20", "-q"))
+	c.ok("model", "update", id, "--cached-input-price", "0.4")
+	json.Unmarshal([]byte(c.ok("prices", "--model", "own", "--json")), &ps)
+	if len(ps) != 1 || ps[0].From != "override" || ps[0].Price == nil || *ps[0].Price != (pricing.Price{Input: 4, Output: 20, CachedInput: 0.4}) {
+		t.Errorf("override: %+v", ps)
+	}
+	if out := c.fail("model", "add", "--name", "half", "--remote", "x", "--conn-id", connID, "--input-price", "1"); !strings.Contains(out, "--output-price") {
+		t.Errorf("an input price alone: %s", out)
+	}
+	if out := c.fail("model", "update", id, "--input-price", "-1"); !strings.Contains(out, "input price") {
+		t.Errorf("a negative price: %s", out)
+	}
+	c.ok("model", "update", id, "--clear-price")
+	json.Unmarshal([]byte(c.ok("prices", "--model", "own", "--json")), &ps)
+	if len(ps) != 1 || ps[0].From != "unknown" {
+		t.Errorf("after --clear-price: %+v", ps)
 	}
 }
