@@ -144,7 +144,10 @@ type VirtualKey struct {
 	Hash   string // HashKey of the secret
 	Prefix string // KeyPrefix of the secret, safe to show
 	// ExpiresAt is when the key stops working. Zero means never.
-	ExpiresAt   time.Time
+	ExpiresAt time.Time
+	// Budget, when set, limits what the key may spend in dollars, over
+	// all its assignments together.
+	Budget      *Budget
 	Assignments []Assignment
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
@@ -196,6 +199,32 @@ type Assignment struct {
 	// TokenWindow is the window of TokenLimit, e.g. 24h. Zero means the
 	// limit is a lifetime quota.
 	TokenWindow time.Duration
+	// Budget, when set, limits what the assignment's requests may spend
+	// in dollars.
+	Budget *Budget
+}
+
+// Budget periods: a budget starts again at midnight (daily), on Monday
+// at midnight (weekly) or on the 1st at midnight (monthly), in its time
+// zone; a total budget never starts again.
+const (
+	BudgetDaily   = "daily"
+	BudgetWeekly  = "weekly"
+	BudgetMonthly = "monthly"
+	BudgetTotal   = "total"
+)
+
+// Budget is a spending limit in US dollars per calendar period. It is
+// enforced as token limits are: an estimate of a request's cost is
+// reserved before it is forwarded and settled to the real cost after.
+type Budget struct {
+	// USD is what may be spent per period.
+	USD float64
+	// Period is BudgetDaily, BudgetWeekly, BudgetMonthly or BudgetTotal.
+	Period string
+	// TZ is the IANA time zone (e.g. "Asia/Bangkok") whose midnight
+	// starts a period; empty means UTC.
+	TZ string
 }
 
 // Target describes what a is for, e.g. "connection conn_…".
