@@ -235,3 +235,39 @@ func TestBudgetReplicas(t *testing.T) {
 		t.Errorf("one budget across 3 replicas: %v, spent %d µ$", counts, total)
 	}
 }
+
+// A key's budget counts all its assignments; the headers show the
+// tighter of the key's and the assignment's budgets.
+func TestKeyBudgetCountsAllAssignments(t *testing.T) {
+	ctx := context.Background()
+	fake := fakeopenai.New(t, upstreamKey)
+	s := memory.New()
+	price := budgetPrice
+	var as []llmproxy.Assignment
+	for _, name := range []string{"a", "b"} {
+		c := &llmproxy.Connection{Name: name, Provider: llmproxy.KindCompatible, Endpoint: fake.BaseURL(), Credentials: llmproxy.Credentials{APIKey: upstreamKey}}
+		must(t, s.CreateConnection(ctx, c))
+		must(t, s.CreateModel(ctx, &llmproxy.Model{Name: name, Remote: "remote-" + name, ConnectionID: c.ID, Price: &price}))
+		as = append(as, llmproxy.Assignment{ConnectionID: c.ID, Budget: &llmproxy.Budget{USD: 1, Period: llmproxy.BudgetMonthly}})
+	}
+	must(t, s.CreateKey(ctx, &llmproxy.VirtualKey{Name: "k", Hash: llmproxy.HashKey(keyConn), Assignments: as,
+		Budget: &llmproxy.Budget{USD: 0.001, Period: llmproxy.BudgetTotal}}))
+	_, srv := (&budgetStore{Store: s}).gateway(t, nil)
+	ask := func(model string) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"`+model+`","max_tokens":10,"messages":[{"role":"user","content":"x"}]}`))
+		req.Header.Set("Authorization", "Bearer "+keyConn)
+		return do(t, req)
+	}
+	for _, m := range []string{"a", "b"} {
+		resp, body := ask(m)
+		if resp.StatusCode != 200 || resp.Header.Get(llmproxy.HeaderBudgetReset) != "" {
+			t.Fatalf("%s: %d %s %v", m, resp.StatusCode, body, resp.Header)
+		}
+	}
+	// 700 µ$ spent on a and b together; 480 more would pass $0.001.
+	resp, body := ask("a")
+	if resp.StatusCode != 429 || !strings.Contains(body, "the key's total budget of $0.001 has $0.0007 spent") ||
+		resp.Header.Get("Retry-After") != "" || resp.Header.Get(llmproxy.HeaderBudgetRemaining) != "0.0003" {
+		t.Errorf("third request: %d %s %v", resp.StatusCode, body, resp.Header)
+	}
+}
