@@ -25,6 +25,7 @@ type exchange struct {
 	reserved   int64       // tokens reserved against its token limit
 	reservedAt time.Time
 	tokenKey   string
+	spend      *spending // what is reserved against budgets
 	info       RequestInfo
 	// capture, when set, sees every event of a stream before the client
 	// does (the Responses API's conversation state keeps what it needs).
@@ -107,16 +108,19 @@ func (g *Gateway) serveInference(w http.ResponseWriter, r *http.Request, x *exch
 	var lastErr error
 	var tried grant
 	for i, gr := range gs {
-		if gr.assignment != x.limited || i == 0 {
+		if gr.assignment != x.limited || i == 0 || x.spend != nil { // a budget reserves at the price of the model tried
 			if err := g.takeLimits(r.Context(), w, x, gr); err != nil {
-				var e *Error
-				if errors.As(err, &e) && e.Code == "rate_limit_exceeded" {
+				e := AsError(err)
+				switch {
+				case e.Code == "rate_limit_exceeded":
 					x.info.Refused = "requests"
-				} else {
+				case e.Type == TypeInsufficientQuota || e.Code == "model_not_priced":
+					x.info.Refused = "budget"
+				default:
 					x.info.Refused = "tokens"
 				}
 				x.noteRoute(gr)
-				g.record(x, gr, http.StatusTooManyRequests, Usage{}, false, false)
+				g.record(x, gr, e.Status, Usage{}, false, false)
 				x.fail(w, err)
 				return nil
 			}

@@ -9,9 +9,22 @@ import (
 )
 
 // takeLimits applies gr's assignment's request rate and token limit, and
-// sets the x-ratelimit-* headers.
+// sets the x-ratelimit-* headers; then the budgets of the assignment and
+// the key.
 func (g *Gateway) takeLimits(ctx context.Context, w http.ResponseWriter, x *exchange, gr grant) error {
 	g.settle(x, Usage{}) // release a reservation made for an earlier route
+	if err := g.takeRates(ctx, w, x, gr); err != nil {
+		return err
+	}
+	if err := g.takeBudgets(ctx, w, x, gr); err != nil {
+		g.settle(x, Usage{}) // release the tokens reserved above
+		return err
+	}
+	return nil
+}
+
+// takeRates applies gr's assignment's request rate and token limit.
+func (g *Gateway) takeRates(ctx context.Context, w http.ResponseWriter, x *exchange, gr grant) error {
 	as := gr.assignment
 	if as == nil || (as.TPS <= 0 && as.TokenLimit <= 0) {
 		return nil
@@ -116,53 +129,50 @@ func (g *Gateway) limit(f func(Limiter) error) error {
 	return f(g.local)
 }
 
-// settle corrects the token reservation with the real usage.
+// settle corrects the token and budget reservations with the real usage.
 func (g *Gateway) settle(x *exchange, u Usage) {
+	g.settleBudgets(x, u)
 	if x.limited == nil {
 		return
 	}
 	delta := u.TotalTokens - x.reserved
 	key, window, at := x.tokenKey, x.limited.TokenWindow, x.reservedAt
 	x.limited, x.reserved = nil, 0
-	if delta == 0 {
-		return
-	}
-	if g.limiter == Limiter(g.local) {
-		g.local.AdjustTokens(context.Background(), key, delta, window, at)
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := g.limiter.AdjustTokens(ctx, key, delta, window, at); err != nil {
-		g.local.AdjustTokens(ctx, key, delta, window, at)
-	}
+	g.adjust(key, delta, window, at)
 }
 
 // estimateTokens is the reservation for a request: its prompt at about
 // four bytes a token, plus the completion it may produce. Counting tokens
 // uses none.
 func estimateTokens(x *exchange, defaultMax int64) int64 {
+	prompt, completion := estimateSplit(x, defaultMax)
+	return prompt + completion
+}
+
+// estimateSplit is estimateTokens in its two parts, prompt and completion,
+// which are priced apart.
+func estimateSplit(x *exchange, defaultMax int64) (prompt, completion int64) {
 	f := &x.parsed.fields
-	prompt := f.messages.end - f.messages.start
+	bytes := f.messages.end - f.messages.start
 	switch x.endpoint {
 	case EndpointEmbeddings:
-		prompt = f.input.end - f.input.start
+		bytes = f.input.end - f.input.start
 	case EndpointMessages:
-		prompt += f.system.end - f.system.start + f.tools.end - f.tools.start
+		bytes += f.system.end - f.system.start + f.tools.end - f.tools.start
 	case EndpointResponses:
-		prompt = f.input.end - f.input.start + f.instructions.end - f.instructions.start + f.tools.end - f.tools.start
+		bytes = f.input.end - f.input.start + f.instructions.end - f.instructions.start + f.tools.end - f.tools.start
 	case EndpointCountTokens:
-		return 0
+		return 0, 0
 	}
-	n := int64(prompt)/4 + 1
+	prompt = int64(bytes)/4 + 1
 	if x.endpoint != EndpointEmbeddings {
 		if x.parsed.maxTokens > 0 {
-			n += x.parsed.maxTokens
+			completion = x.parsed.maxTokens
 		} else {
-			n += defaultMax
+			completion = defaultMax
 		}
 	}
-	return n
+	return prompt, completion
 }
 
 func windowName(w time.Duration) string {

@@ -128,6 +128,7 @@ func (g *Gateway) loadSnapshot(ctx context.Context, prev *snapshot) (*snapshot, 
 		s.conns[c.ID] = e
 	}
 	g.restoreTokenWindows(ctx, prev, keys)
+	g.restoreBudgets(ctx, prev, keys)
 	routesByModel := make(map[string]*target, len(models))
 	routesByConn := make(map[string][]*target)
 	for _, m := range models {
