@@ -42,7 +42,8 @@ type RequestInfo struct {
 	// no known price.
 	CostMicros int64
 	CostKnown  bool
-	// Refused is "requests" or "tokens" when a limit refused the request.
+	// Refused is "requests", "tokens" or "budget" when a limit refused the
+	// request.
 	Refused string
 	// UpstreamError is set when the answer is an upstream failure (or
 	// the stream broke off) rather than the client's error.

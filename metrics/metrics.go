@@ -104,7 +104,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"model"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "limit_refusals_total",
-			Help: "Requests refused by a limit, by kind: requests (rate) or tokens.",
+			Help: "Requests refused by a limit, by kind: requests (rate), tokens or budget (dollars).",
 		}, []string{"kind"}),
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "upstream_errors_total",
@@ -116,9 +116,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, err
 		}
 	}
-	// Both kinds show as 0 from the start, so that rate() works at once.
+	// Every kind shows as 0 from the start, so that rate() works at once.
 	m.refusals.WithLabelValues("requests")
 	m.refusals.WithLabelValues("tokens")
+	m.refusals.WithLabelValues("budget")
 	return m, nil
 }
 
@@ -163,8 +164,8 @@ func (m *Metrics) ObserveRequest(info *llmproxy.RequestInfo) {
 	}
 	if info.Refused != "" {
 		kind := "tokens"
-		if info.Refused == "requests" {
-			kind = "requests"
+		if info.Refused == "requests" || info.Refused == "budget" {
+			kind = info.Refused
 		}
 		m.refusals.WithLabelValues(kind).Inc()
 	}
