@@ -33,6 +33,9 @@ func (a *Service) AddKey(ctx context.Context, k *llmproxy.VirtualKey, secret str
 	if !k.ExpiresAt.IsZero() && !k.ExpiresAt.After(time.Now()) {
 		return "", adminErrorf(llmproxy.ErrInvalid, "key %q would expire in the past (%s)", k.Name, k.ExpiresAt.Format(time.RFC3339))
 	}
+	if err := CheckBudget(k.Budget); err != nil {
+		return "", err
+	}
 	for i := range k.Assignments {
 		k.Assignments[i].ID = ""
 		if err := a.resolveAssignment(ctx, &k.Assignments[i]); err != nil {
@@ -105,7 +108,40 @@ func (a *Service) resolveAssignment(ctx context.Context, as *llmproxy.Assignment
 			return err
 		}
 	}
+	if err := CheckBudget(as.Budget); err != nil {
+		return err
+	}
 	return checkLimits(as)
+}
+
+// CheckBudget checks a budget of a key or an assignment; nil (no budget)
+// is fine. An empty Period becomes BudgetMonthly; an empty TZ stays, and
+// means UTC. The errors name the field (budget, budget period, budget
+// time zone) and the bad value.
+func CheckBudget(b *llmproxy.Budget) error {
+	if b == nil {
+		return nil
+	}
+	if math.IsNaN(b.USD) || math.IsInf(b.USD, 0) || b.USD <= 0 {
+		return adminErrorf(llmproxy.ErrInvalid, "budget must be a positive number of US dollars, not %v", b.USD)
+	}
+	b.Period = strings.TrimSpace(b.Period)
+	switch b.Period {
+	case "":
+		b.Period = llmproxy.BudgetMonthly
+	case llmproxy.BudgetDaily, llmproxy.BudgetWeekly, llmproxy.BudgetMonthly, llmproxy.BudgetTotal:
+	default:
+		return adminErrorf(llmproxy.ErrInvalid, "budget period %q: want daily, weekly, monthly or total", b.Period)
+	}
+	b.TZ = strings.TrimSpace(b.TZ)
+	if b.TZ != "" {
+		// time.LoadLocation also takes "Local", which would make the
+		// period depend on the machine the proxy runs on.
+		if _, err := time.LoadLocation(b.TZ); err != nil || b.TZ == "Local" {
+			return adminErrorf(llmproxy.ErrInvalid, "budget time zone %q is not an IANA time zone name (e.g. UTC, Asia/Bangkok)", b.TZ)
+		}
+	}
+	return nil
 }
 
 func checkLimits(as *llmproxy.Assignment) error {
@@ -290,6 +326,11 @@ type KeyUpdate struct {
 	Limits       LimitChange
 	// ExpiresAt, when not nil, sets the expiry; a zero time removes it.
 	ExpiresAt *time.Time
+	// Budget, when not nil, replaces the key's own budget (over all its
+	// assignments); ClearBudget removes it. Assignments' budgets are set
+	// with AssignKey.
+	Budget      *llmproxy.Budget
+	ClearBudget bool
 }
 
 // UpdateKey changes the limits and expiry of the key whose ID or name is
@@ -299,8 +340,14 @@ func (a *Service) UpdateKey(ctx context.Context, keyID string, u KeyUpdate) (*ll
 	if err != nil {
 		return nil, err
 	}
-	if u.Limits.IsZero() && u.ExpiresAt == nil {
-		return nil, adminErrorf(llmproxy.ErrInvalid, "nothing to change: give a limit or an expiry")
+	switch {
+	case u.Limits.IsZero() && u.ExpiresAt == nil && u.Budget == nil && !u.ClearBudget:
+		return nil, adminErrorf(llmproxy.ErrInvalid, "nothing to change: give a limit, an expiry or a budget")
+	case u.Budget != nil && u.ClearBudget:
+		return nil, adminErrorf(llmproxy.ErrInvalid, "set a budget or clear it, not both")
+	}
+	if err := CheckBudget(u.Budget); err != nil {
+		return nil, err
 	}
 	if !u.Limits.IsZero() {
 		var sel []int
@@ -331,6 +378,13 @@ func (a *Service) UpdateKey(ctx context.Context, keyID string, u KeyUpdate) (*ll
 			return nil, adminErrorf(llmproxy.ErrInvalid, "key %q would expire in the past (%s)", k.Name, u.ExpiresAt.Format(time.RFC3339))
 		}
 		k.ExpiresAt = *u.ExpiresAt
+	}
+	switch {
+	case u.Budget != nil:
+		b := *u.Budget
+		k.Budget = &b
+	case u.ClearBudget:
+		k.Budget = nil
 	}
 	return k, a.writeKey(ctx, k)
 }
