@@ -90,6 +90,10 @@ func checkKeySecret(s string) error {
 // resolveAssignment checks as's target exists and its limits make sense,
 // and turns a connection name into its ID.
 func (a *Service) resolveAssignment(ctx context.Context, as *llmproxy.Assignment) error {
+	// The budget is checked first: bad input is named before any lookup.
+	if err := CheckBudget(as.Budget); err != nil {
+		return err
+	}
 	as.ConnectionID = strings.TrimSpace(as.ConnectionID)
 	as.ModelID = strings.TrimSpace(as.ModelID)
 	switch {
@@ -107,9 +111,6 @@ func (a *Service) resolveAssignment(ctx context.Context, as *llmproxy.Assignment
 		if _, err := a.Model(ctx, as.ModelID); err != nil {
 			return err
 		}
-	}
-	if err := CheckBudget(as.Budget); err != nil {
-		return err
 	}
 	return checkLimits(as)
 }
