@@ -288,17 +288,20 @@ func findAssignment(as []llmproxy.Assignment, connectionID, modelID string) int 
 }
 
 // LimitChange changes an assignment's limits. Nil fields stay as they
-// are; a zero value removes that limit.
+// are; a zero value removes that limit. Budget, when not nil, replaces
+// the assignment's budget; ClearBudget removes it.
 type LimitChange struct {
 	TPS         *float64
 	Burst       *int
 	TokenLimit  *int64
 	TokenWindow *time.Duration
+	Budget      *llmproxy.Budget
+	ClearBudget bool
 }
 
 // IsZero reports whether l changes nothing.
 func (l LimitChange) IsZero() bool {
-	return l.TPS == nil && l.Burst == nil && l.TokenLimit == nil && l.TokenWindow == nil
+	return l.TPS == nil && l.Burst == nil && l.TokenLimit == nil && l.TokenWindow == nil && l.Budget == nil && !l.ClearBudget
 }
 
 // Apply sets the limits of as that l changes.
@@ -315,6 +318,13 @@ func (l LimitChange) Apply(as *llmproxy.Assignment) {
 	if l.TokenWindow != nil {
 		as.TokenWindow = *l.TokenWindow
 	}
+	switch {
+	case l.Budget != nil:
+		b := *l.Budget
+		as.Budget = &b
+	case l.ClearBudget:
+		as.Budget = nil
+	}
 }
 
 // KeyUpdate is a change to a virtual key.
@@ -328,8 +338,8 @@ type KeyUpdate struct {
 	// ExpiresAt, when not nil, sets the expiry; a zero time removes it.
 	ExpiresAt *time.Time
 	// Budget, when not nil, replaces the key's own budget (over all its
-	// assignments); ClearBudget removes it. Assignments' budgets are set
-	// with AssignKey.
+	// assignments); ClearBudget removes it. An assignment's budget is
+	// changed through Limits.
 	Budget      *llmproxy.Budget
 	ClearBudget bool
 }
@@ -344,11 +354,13 @@ func (a *Service) UpdateKey(ctx context.Context, keyID string, u KeyUpdate) (*ll
 	switch {
 	case u.Limits.IsZero() && u.ExpiresAt == nil && u.Budget == nil && !u.ClearBudget:
 		return nil, adminErrorf(llmproxy.ErrInvalid, "nothing to change: give a limit, an expiry or a budget")
-	case u.Budget != nil && u.ClearBudget:
+	case u.Budget != nil && u.ClearBudget, u.Limits.Budget != nil && u.Limits.ClearBudget:
 		return nil, adminErrorf(llmproxy.ErrInvalid, "set a budget or clear it, not both")
 	}
-	if err := CheckBudget(u.Budget); err != nil {
-		return nil, err
+	for _, b := range []*llmproxy.Budget{u.Budget, u.Limits.Budget} {
+		if err := CheckBudget(b); err != nil {
+			return nil, err
+		}
 	}
 	if !u.Limits.IsZero() {
 		var sel []int

@@ -207,7 +207,8 @@ type KeyInput struct {
 // the assignment that connection_id or model_id selects, or on every
 // assignment when neither is given. A zero limit removes it. expires_at
 // null or absent leaves the expiry; "" removes it. budget replaces the
-// key's own budget; clear_budget removes it.
+// key's own budget, or with connection_id or model_id that assignment's;
+// clear_budget removes it.
 type KeyUpdate struct {
 	ConnectionID string   `json:"connection_id,omitempty"`
 	ModelID      string   `json:"model_id,omitempty"`
@@ -222,8 +223,12 @@ type KeyUpdate struct {
 
 func (u *KeyUpdate) update() (admin.KeyUpdate, error) {
 	ku := admin.KeyUpdate{ConnectionID: u.ConnectionID, ModelID: u.ModelID,
-		Limits: admin.LimitChange{TPS: u.TPS, Burst: u.Burst, TokenLimit: u.TokenLimit},
-		Budget: u.Budget.budget(), ClearBudget: u.ClearBudget}
+		Limits: admin.LimitChange{TPS: u.TPS, Burst: u.Burst, TokenLimit: u.TokenLimit}}
+	if u.ConnectionID != "" || u.ModelID != "" {
+		ku.Limits.Budget, ku.Limits.ClearBudget = u.Budget.budget(), u.ClearBudget
+	} else {
+		ku.Budget, ku.ClearBudget = u.Budget.budget(), u.ClearBudget
+	}
 	if u.TokenWindow != nil {
 		w, err := llmproxy.ParseWindow(*u.TokenWindow)
 		if err != nil {

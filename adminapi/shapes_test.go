@@ -45,6 +45,10 @@ func TestKeyBudgets(t *testing.T) {
 	check("PATCH budget", k, `{"period":"total","usd":100}`, wantAsg)
 	k = s.master("PATCH", "/admin/v1/keys/"+id, map[string]any{"clear_budget": true}, 200)
 	check("PATCH clear_budget", k, "null", wantAsg)
+	k = s.master("PATCH", "/admin/v1/keys/"+id, map[string]any{"connection_id": "fixture", "budget": map[string]any{"usd": 3, "period": "daily", "tz": "UTC"}}, 200)
+	check("PATCH an assignment's budget", k, "null", `{"period":"daily","tz":"UTC","usd":3}`)
+	k = s.master("PATCH", "/admin/v1/keys/"+id, map[string]any{"connection_id": "fixture", "clear_budget": true}, 200)
+	check("PATCH clear an assignment's budget", k, "null", "null")
 	if strings.Contains(k.raw, `"budget":null`) {
 		t.Errorf("a key without a budget is answered with budget null, want it absent: %s", k.raw)
 	}

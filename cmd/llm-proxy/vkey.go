@@ -84,7 +84,7 @@ func (b *budgetFlags) register(f *pflag.FlagSet, of string, clear bool) {
 	f.StringVar(&b.period, "budget-period", llmproxy.BudgetMonthly, "period of --budget: daily, weekly, monthly or total (never starts again)")
 	f.StringVar(&b.tz, "budget-tz", "UTC", "IANA time zone whose midnight starts a budget period, e.g. Asia/Bangkok")
 	if clear {
-		f.BoolVar(&b.clear, "clear-budget", false, "remove the key's budget")
+		f.BoolVar(&b.clear, "clear-budget", false, "remove the budget (the key's, or the selected assignment's)")
 	}
 }
 
@@ -355,9 +355,9 @@ func newVKeyUpdateCmd(e *env) *cobra.Command {
 		Long: `Change a key's limits, expiry or budget; a running server applies the change
 within 2 seconds. Only the flags given change. Limits apply to every assignment
 of the key, or with --conn-id/--model-id to that one. A limit of 0 removes it;
---expires never removes the expiry. --budget replaces the key's own budget
-(--budget-period and --budget-tz take their defaults when not given) and
---clear-budget removes it; an assignment's budget is set by assign.`,
+--expires never removes the expiry. --budget replaces the key's own budget,
+or with --conn-id/--model-id that assignment's (--budget-period and
+--budget-tz take their defaults when not given); --clear-budget removes it.`,
 		Args: exactArgs("the key's ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -366,10 +366,17 @@ of the key, or with --conn-id/--model-id to that one. A limit of 0 removes it;
 			if u.Limits, err = lim.change(cmd.Flags()); err != nil {
 				return err
 			}
-			if u.Budget, err = budget.budget(cmd.Flags()); err != nil {
+			b, err := budget.budget(cmd.Flags())
+			if err != nil {
 				return err
 			}
-			u.ClearBudget = budget.clear
+			// With --conn-id or --model-id the budget is that
+			// assignment's, as the limits are; without, the key's.
+			if connID != "" || modelID != "" {
+				u.Limits.Budget, u.Limits.ClearBudget = b, budget.clear
+			} else {
+				u.Budget, u.ClearBudget = b, budget.clear
+			}
 			if cmd.Flags().Changed("expires") {
 				t, err := parseExpiry(expires, time.Now())
 				if err != nil {

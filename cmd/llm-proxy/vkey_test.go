@@ -56,6 +56,16 @@ func TestVKeyBudget(t *testing.T) {
 	if out := c.ok("vkey", "show", id); strings.Contains(out, "Budget:") {
 		t.Errorf("show printed a cleared budget:\n%s", out)
 	}
+	// With --model-id, the assignment's budget changes, not the key's.
+	k = keyJSON("vkey", "update", id, "--model-id", modelID, "--budget", "9", "--budget-period", "weekly", "--json")
+	as = k["assignments"].([]any)
+	if _, ok := k["budget"]; ok || budgetOf(as[1].(map[string]any)["budget"]) != `{"period":"weekly","tz":"UTC","usd":9}` {
+		t.Errorf("update --model-id --budget: key budget %s, assignments %s", budgetOf(k["budget"]), budgetOf(as))
+	}
+	k = keyJSON("vkey", "update", id, "--model-id", modelID, "--clear-budget", "--json")
+	if as = k["assignments"].([]any); budgetOf(as[1].(map[string]any)["budget"]) != "null" {
+		t.Errorf("update --model-id --clear-budget: assignments %s", budgetOf(as))
+	}
 
 	before := c.ok("vkey", "list", "--json")
 	for _, tt := range []struct {
