@@ -33,6 +33,9 @@ func (a *Service) AddKey(ctx context.Context, k *llmproxy.VirtualKey, secret str
 	if !k.ExpiresAt.IsZero() && !k.ExpiresAt.After(time.Now()) {
 		return "", adminErrorf(llmproxy.ErrInvalid, "key %q would expire in the past (%s)", k.Name, k.ExpiresAt.Format(time.RFC3339))
 	}
+	if err := CheckBudget(k.Budget); err != nil {
+		return "", err
+	}
 	for i := range k.Assignments {
 		k.Assignments[i].ID = ""
 		if err := a.resolveAssignment(ctx, &k.Assignments[i]); err != nil {
@@ -87,6 +90,10 @@ func checkKeySecret(s string) error {
 // resolveAssignment checks as's target exists and its limits make sense,
 // and turns a connection name into its ID.
 func (a *Service) resolveAssignment(ctx context.Context, as *llmproxy.Assignment) error {
+	// The budget is checked first: bad input is named before any lookup.
+	if err := CheckBudget(as.Budget); err != nil {
+		return err
+	}
 	as.ConnectionID = strings.TrimSpace(as.ConnectionID)
 	as.ModelID = strings.TrimSpace(as.ModelID)
 	switch {
@@ -106,6 +113,36 @@ func (a *Service) resolveAssignment(ctx context.Context, as *llmproxy.Assignment
 		}
 	}
 	return checkLimits(as)
+}
+
+// CheckBudget checks a budget of a key or an assignment; nil (no budget)
+// is fine. An empty Period becomes BudgetMonthly; an empty TZ stays, and
+// means UTC. The errors name the field (budget, budget period, budget
+// time zone) and the bad value.
+func CheckBudget(b *llmproxy.Budget) error {
+	if b == nil {
+		return nil
+	}
+	if math.IsNaN(b.USD) || math.IsInf(b.USD, 0) || b.USD <= 0 {
+		return adminErrorf(llmproxy.ErrInvalid, "budget must be a positive number of US dollars, not %v", b.USD)
+	}
+	b.Period = strings.TrimSpace(b.Period)
+	switch b.Period {
+	case "":
+		b.Period = llmproxy.BudgetMonthly
+	case llmproxy.BudgetDaily, llmproxy.BudgetWeekly, llmproxy.BudgetMonthly, llmproxy.BudgetTotal:
+	default:
+		return adminErrorf(llmproxy.ErrInvalid, "budget period %q: want daily, weekly, monthly or total", b.Period)
+	}
+	b.TZ = strings.TrimSpace(b.TZ)
+	if b.TZ != "" {
+		// time.LoadLocation also takes "Local", which would make the
+		// period depend on the machine the proxy runs on.
+		if _, err := time.LoadLocation(b.TZ); err != nil || b.TZ == "Local" {
+			return adminErrorf(llmproxy.ErrInvalid, "budget time zone %q is not an IANA time zone name (e.g. UTC, Asia/Bangkok)", b.TZ)
+		}
+	}
+	return nil
 }
 
 func checkLimits(as *llmproxy.Assignment) error {
@@ -251,17 +288,20 @@ func findAssignment(as []llmproxy.Assignment, connectionID, modelID string) int 
 }
 
 // LimitChange changes an assignment's limits. Nil fields stay as they
-// are; a zero value removes that limit.
+// are; a zero value removes that limit. Budget, when not nil, replaces
+// the assignment's budget; ClearBudget removes it.
 type LimitChange struct {
 	TPS         *float64
 	Burst       *int
 	TokenLimit  *int64
 	TokenWindow *time.Duration
+	Budget      *llmproxy.Budget
+	ClearBudget bool
 }
 
 // IsZero reports whether l changes nothing.
 func (l LimitChange) IsZero() bool {
-	return l.TPS == nil && l.Burst == nil && l.TokenLimit == nil && l.TokenWindow == nil
+	return l.TPS == nil && l.Burst == nil && l.TokenLimit == nil && l.TokenWindow == nil && l.Budget == nil && !l.ClearBudget
 }
 
 // Apply sets the limits of as that l changes.
@@ -278,6 +318,13 @@ func (l LimitChange) Apply(as *llmproxy.Assignment) {
 	if l.TokenWindow != nil {
 		as.TokenWindow = *l.TokenWindow
 	}
+	switch {
+	case l.Budget != nil:
+		b := *l.Budget
+		as.Budget = &b
+	case l.ClearBudget:
+		as.Budget = nil
+	}
 }
 
 // KeyUpdate is a change to a virtual key.
@@ -290,6 +337,11 @@ type KeyUpdate struct {
 	Limits       LimitChange
 	// ExpiresAt, when not nil, sets the expiry; a zero time removes it.
 	ExpiresAt *time.Time
+	// Budget, when not nil, replaces the key's own budget (over all its
+	// assignments); ClearBudget removes it. An assignment's budget is
+	// changed through Limits.
+	Budget      *llmproxy.Budget
+	ClearBudget bool
 }
 
 // UpdateKey changes the limits and expiry of the key whose ID or name is
@@ -299,8 +351,16 @@ func (a *Service) UpdateKey(ctx context.Context, keyID string, u KeyUpdate) (*ll
 	if err != nil {
 		return nil, err
 	}
-	if u.Limits.IsZero() && u.ExpiresAt == nil {
-		return nil, adminErrorf(llmproxy.ErrInvalid, "nothing to change: give a limit or an expiry")
+	switch {
+	case u.Limits.IsZero() && u.ExpiresAt == nil && u.Budget == nil && !u.ClearBudget:
+		return nil, adminErrorf(llmproxy.ErrInvalid, "nothing to change: give a limit, an expiry or a budget")
+	case u.Budget != nil && u.ClearBudget, u.Limits.Budget != nil && u.Limits.ClearBudget:
+		return nil, adminErrorf(llmproxy.ErrInvalid, "set a budget or clear it, not both")
+	}
+	for _, b := range []*llmproxy.Budget{u.Budget, u.Limits.Budget} {
+		if err := CheckBudget(b); err != nil {
+			return nil, err
+		}
 	}
 	if !u.Limits.IsZero() {
 		var sel []int
@@ -331,6 +391,13 @@ func (a *Service) UpdateKey(ctx context.Context, keyID string, u KeyUpdate) (*ll
 			return nil, adminErrorf(llmproxy.ErrInvalid, "key %q would expire in the past (%s)", k.Name, u.ExpiresAt.Format(time.RFC3339))
 		}
 		k.ExpiresAt = *u.ExpiresAt
+	}
+	switch {
+	case u.Budget != nil:
+		b := *u.Budget
+		k.Budget = &b
+	case u.ClearBudget:
+		k.Budget = nil
 	}
 	return k, a.writeKey(ctx, k)
 }

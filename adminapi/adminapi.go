@@ -453,7 +453,7 @@ func (h *handler) addKey(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	k := &llmproxy.VirtualKey{Name: in.Name}
+	k := &llmproxy.VirtualKey{Name: in.Name, Budget: in.Budget.budget()}
 	if in.ExpiresAt != nil {
 		k.ExpiresAt = *in.ExpiresAt
 	}

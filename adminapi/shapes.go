@@ -123,6 +123,8 @@ type Assignment struct {
 	Burst        int     `json:"burst,omitempty"`
 	TokenLimit   int64   `json:"token_limit,omitempty"`
 	TokenWindow  string  `json:"token_window,omitempty"`
+	// Budget limits what this assignment's requests may spend.
+	Budget *Budget `json:"budget,omitempty"`
 }
 
 func (a *Assignment) assignment() (llmproxy.Assignment, error) {
@@ -130,16 +132,43 @@ func (a *Assignment) assignment() (llmproxy.Assignment, error) {
 	if err != nil {
 		return llmproxy.Assignment{}, fmt.Errorf("token_window: %w", err)
 	}
-	return llmproxy.Assignment{ConnectionID: a.ConnectionID, ModelID: a.ModelID, TPS: a.TPS, Burst: a.Burst, TokenLimit: a.TokenLimit, TokenWindow: w}, nil
+	return llmproxy.Assignment{ConnectionID: a.ConnectionID, ModelID: a.ModelID, TPS: a.TPS, Burst: a.Burst, TokenLimit: a.TokenLimit,
+		TokenWindow: w, Budget: a.Budget.budget()}, nil
+}
+
+// Budget is a spending limit in US dollars per calendar period: period
+// is daily, weekly, monthly (when omitted) or total; tz is the IANA time
+// zone whose midnight starts a period (omitted: UTC).
+type Budget struct {
+	USD    float64 `json:"usd"`
+	Period string  `json:"period,omitempty"`
+	TZ     string  `json:"tz,omitempty"`
+}
+
+// BudgetView is b as answered; nil for no budget.
+func BudgetView(b *llmproxy.Budget) *Budget {
+	if b == nil {
+		return nil
+	}
+	return &Budget{USD: b.USD, Period: b.Period, TZ: b.TZ}
+}
+
+func (b *Budget) budget() *llmproxy.Budget {
+	if b == nil {
+		return nil
+	}
+	return &llmproxy.Budget{USD: b.USD, Period: b.Period, TZ: b.TZ}
 }
 
 // Key is a virtual key as answered: never its secret, except Key in the
 // answer of POST /keys when the secret was generated.
 type Key struct {
-	ID          string       `json:"id"`
-	Name        string       `json:"name"`
-	Prefix      string       `json:"prefix"`
-	ExpiresAt   *time.Time   `json:"expires_at,omitempty"`
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Prefix    string     `json:"prefix"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Budget limits what the key may spend over all its assignments.
+	Budget      *Budget      `json:"budget,omitempty"`
 	Assignments []Assignment `json:"assignments"`
 	CreatedAt   time.Time    `json:"created_at"`
 	UpdatedAt   time.Time    `json:"updated_at"`
@@ -148,13 +177,14 @@ type Key struct {
 
 // KeyView is k as answered, without its secret.
 func KeyView(k *llmproxy.VirtualKey) Key {
-	v := Key{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Assignments: []Assignment{}, CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt}
+	v := Key{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Budget: BudgetView(k.Budget), Assignments: []Assignment{}, CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt}
 	if !k.ExpiresAt.IsZero() {
 		t := k.ExpiresAt
 		v.ExpiresAt = &t
 	}
 	for _, a := range k.Assignments {
-		aj := Assignment{ID: a.ID, ConnectionID: a.ConnectionID, ModelID: a.ModelID, TPS: a.TPS, Burst: a.Burst, TokenLimit: a.TokenLimit}
+		aj := Assignment{ID: a.ID, ConnectionID: a.ConnectionID, ModelID: a.ModelID, TPS: a.TPS, Burst: a.Burst, TokenLimit: a.TokenLimit,
+			Budget: BudgetView(a.Budget)}
 		if a.TokenWindow > 0 {
 			aj.TokenWindow = llmproxy.FormatWindow(a.TokenWindow)
 		}
@@ -169,13 +199,16 @@ type KeyInput struct {
 	Name        string       `json:"name"`
 	Key         string       `json:"key,omitempty"`
 	ExpiresAt   *time.Time   `json:"expires_at,omitempty"`
+	Budget      *Budget      `json:"budget,omitempty"`
 	Assignments []Assignment `json:"assignments"`
 }
 
 // KeyUpdate is the body of PATCH /keys/{id}: the limits given change, on
 // the assignment that connection_id or model_id selects, or on every
 // assignment when neither is given. A zero limit removes it. expires_at
-// null or absent leaves the expiry; "" removes it.
+// null or absent leaves the expiry; "" removes it. budget replaces the
+// key's own budget, or with connection_id or model_id that assignment's;
+// clear_budget removes it.
 type KeyUpdate struct {
 	ConnectionID string   `json:"connection_id,omitempty"`
 	ModelID      string   `json:"model_id,omitempty"`
@@ -184,11 +217,18 @@ type KeyUpdate struct {
 	TokenLimit   *int64   `json:"token_limit,omitempty"`
 	TokenWindow  *string  `json:"token_window,omitempty"`
 	ExpiresAt    *string  `json:"expires_at,omitempty"`
+	Budget       *Budget  `json:"budget,omitempty"`
+	ClearBudget  bool     `json:"clear_budget,omitempty"`
 }
 
 func (u *KeyUpdate) update() (admin.KeyUpdate, error) {
 	ku := admin.KeyUpdate{ConnectionID: u.ConnectionID, ModelID: u.ModelID,
 		Limits: admin.LimitChange{TPS: u.TPS, Burst: u.Burst, TokenLimit: u.TokenLimit}}
+	if u.ConnectionID != "" || u.ModelID != "" {
+		ku.Limits.Budget, ku.Limits.ClearBudget = u.Budget.budget(), u.ClearBudget
+	} else {
+		ku.Budget, ku.ClearBudget = u.Budget.budget(), u.ClearBudget
+	}
 	if u.TokenWindow != nil {
 		w, err := llmproxy.ParseWindow(*u.TokenWindow)
 		if err != nil {

@@ -259,14 +259,21 @@ func apply(ctx context.Context, a *admin.Service, f *File, opts Options) ([]Chan
 		if err != nil {
 			return changes, err
 		}
+		budget, err := checkedBudget(fk.Budget, fmt.Sprintf("key %q budget", fk.Name))
+		if err != nil {
+			return changes, err
+		}
 		i := slices.IndexFunc(keys, func(k llmproxy.VirtualKey) bool { return k.Name == fk.Name })
 		if i < 0 {
-			k := &llmproxy.VirtualKey{Name: fk.Name, ExpiresAt: fk.ExpiresAt, Assignments: want}
+			k := &llmproxy.VirtualKey{Name: fk.Name, ExpiresAt: fk.ExpiresAt, Budget: budget, Assignments: want}
 			secret, err := a.AddKey(ctx, k, fk.Key)
 			if err != nil {
 				return changes, err
 			}
 			c := Change{Op: "create", Kind: "key", Name: fk.Name}
+			if budget != nil {
+				c.Details = append(c.Details, "budget "+budgetText(budget))
+			}
 			for _, as := range want {
 				c.Details = append(c.Details, "+ "+st.describe(&as))
 			}
@@ -277,7 +284,7 @@ func apply(ctx context.Context, a *admin.Service, f *File, opts Options) ([]Chan
 			add(c)
 			continue
 		}
-		c, err := st.updateKey(ctx, a, keys, &keys[i], fk, want)
+		c, err := st.updateKey(ctx, a, keys, &keys[i], fk, budget, want)
 		if err != nil {
 			return changes, err
 		}
@@ -394,7 +401,11 @@ func (st *state) assignments(fk Key) ([]llmproxy.Assignment, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: token_window: %v", llmproxy.ErrInvalid, at, err)
 		}
-		as := llmproxy.Assignment{TPS: fa.TPS, Burst: fa.Burst, TokenLimit: fa.TokenLimit, TokenWindow: w}
+		b, err := checkedBudget(fa.Budget, at+".budget")
+		if err != nil {
+			return nil, err
+		}
+		as := llmproxy.Assignment{TPS: fa.TPS, Burst: fa.Burst, TokenLimit: fa.TokenLimit, TokenWindow: w, Budget: b}
 		switch {
 		case (fa.Connection == "") == (fa.Model == ""):
 			return nil, fmt.Errorf("%w: %s: give a connection or a model", llmproxy.ErrInvalid, at)
@@ -428,6 +439,46 @@ func (st *state) assignments(fk Key) ([]llmproxy.Assignment, error) {
 	return out, nil
 }
 
+// budget is b as stored; nil for no budget.
+func (b *Budget) budget() *llmproxy.Budget {
+	if b == nil {
+		return nil
+	}
+	return &llmproxy.Budget{USD: b.USD, Period: b.Period, TZ: b.TZ}
+}
+
+// checkedBudget is b as stored, checked as the CLI and the admin API
+// check one (an empty period becomes monthly), its error prefixed with
+// at; nil for no budget.
+func checkedBudget(b *Budget, at string) (*llmproxy.Budget, error) {
+	out := b.budget()
+	if err := admin.CheckBudget(out); err != nil {
+		return nil, fmt.Errorf("%s: %w", at, err)
+	}
+	return out, nil
+}
+
+// budgetText describes a budget, e.g. "$50/monthly(Asia/Bangkok)";
+// "none" for no budget.
+func budgetText(b *llmproxy.Budget) string {
+	if b == nil {
+		return "none"
+	}
+	tz := b.TZ
+	if tz == "" {
+		tz = "UTC"
+	}
+	return "$" + strconv.FormatFloat(b.USD, 'f', -1, 64) + "/" + b.Period + "(" + tz + ")"
+}
+
+// sameBudget reports whether a and b are the same budget (or both none).
+func sameBudget(a, b *llmproxy.Budget) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
 // describe names an assignment's target and limits, e.g.
 // "connection google-ai tps=5 tokens=100000/24h".
 func (st *state) describe(a *llmproxy.Assignment) string {
@@ -456,17 +507,22 @@ func limits(a *llmproxy.Assignment) string {
 		}
 		l = append(l, fmt.Sprintf("tokens=%d/%s", a.TokenLimit, w))
 	}
+	if a.Budget != nil {
+		l = append(l, "budget="+budgetText(a.Budget))
+	}
 	return strings.Join(l, " ")
 }
 
 func sameLimits(a, b *llmproxy.Assignment) bool {
-	return a.TPS == b.TPS && a.Burst == b.Burst && a.TokenLimit == b.TokenLimit && a.TokenWindow == b.TokenWindow
+	return a.TPS == b.TPS && a.Burst == b.Burst && a.TokenLimit == b.TokenLimit && a.TokenWindow == b.TokenWindow &&
+		sameBudget(a.Budget, b.Budget)
 }
 
 // updateKey brings an existing key to fk: its assignments through the
-// Admin's assign, unassign and update operations, its expiry, and its
-// secret when the file gives a different one.
-func (st *state) updateKey(ctx context.Context, a *admin.Service, all []llmproxy.VirtualKey, cur *llmproxy.VirtualKey, fk Key, want []llmproxy.Assignment) (Change, error) {
+// Admin's assign, unassign and update operations, its expiry, its budget,
+// and its secret when the file gives a different one.
+func (st *state) updateKey(ctx context.Context, a *admin.Service, all []llmproxy.VirtualKey, cur *llmproxy.VirtualKey, fk Key,
+	budget *llmproxy.Budget, want []llmproxy.Assignment) (Change, error) {
 	c := Change{Op: "update", Kind: "key", Name: fk.Name}
 	find := func(as []llmproxy.Assignment, t *llmproxy.Assignment) int {
 		return slices.IndexFunc(as, func(x llmproxy.Assignment) bool { return x.ConnectionID == t.ConnectionID && x.ModelID == t.ModelID })
@@ -493,7 +549,8 @@ func (st *state) updateKey(ctx context.Context, a *admin.Service, all []llmproxy
 			continue
 		}
 		u := admin.KeyUpdate{ConnectionID: as.ConnectionID, ModelID: as.ModelID,
-			Limits: admin.LimitChange{TPS: &as.TPS, Burst: &as.Burst, TokenLimit: &as.TokenLimit, TokenWindow: &as.TokenWindow}}
+			Limits: admin.LimitChange{TPS: &as.TPS, Burst: &as.Burst, TokenLimit: &as.TokenLimit, TokenWindow: &as.TokenWindow,
+				Budget: as.Budget, ClearBudget: as.Budget == nil}}
 		if _, err := a.UpdateKey(ctx, cur.ID, u); err != nil {
 			return c, err
 		}
@@ -506,6 +563,13 @@ func (st *state) updateKey(ctx context.Context, a *admin.Service, all []llmproxy
 			return c, err
 		}
 		c.Details = append(c.Details, fmt.Sprintf("expires_at %s -> %s", when(cur.ExpiresAt), when(fk.ExpiresAt)))
+	}
+	if !sameBudget(cur.Budget, budget) {
+		u := admin.KeyUpdate{Budget: budget, ClearBudget: budget == nil}
+		if _, err := a.UpdateKey(ctx, cur.ID, u); err != nil {
+			return c, err
+		}
+		c.Details = append(c.Details, fmt.Sprintf("budget %s -> %s", budgetText(cur.Budget), budgetText(budget)))
 	}
 	if fk.Key != "" && llmproxy.HashKey(fk.Key) != cur.Hash {
 		if err := rotate(ctx, a, all, cur.ID, fk.Key); err != nil {

@@ -131,10 +131,22 @@ type Model struct {
 // Key is a virtual key, by its unique name. Key is its secret: empty
 // keeps an existing key's secret or generates a new key's.
 type Key struct {
-	Name        string       `yaml:"name"`
-	Key         string       `yaml:"key"`
-	ExpiresAt   time.Time    `yaml:"expires_at"`
+	Name      string    `yaml:"name"`
+	Key       string    `yaml:"key"`
+	ExpiresAt time.Time `yaml:"expires_at"`
+	// Budget limits what the key may spend over all its assignments;
+	// absent, the key has none (an existing key's budget is removed).
+	Budget      *Budget      `yaml:"budget"`
 	Assignments []Assignment `yaml:"assignments"`
+}
+
+// Budget is a spending limit in US dollars per calendar period: Period
+// is daily, weekly, monthly (when empty) or total; TZ is the IANA time
+// zone whose midnight starts a period (empty: UTC).
+type Budget struct {
+	USD    float64 `yaml:"usd"`
+	Period string  `yaml:"period"`
+	TZ     string  `yaml:"tz"`
 }
 
 // Assignment gives a key a whole connection (Connection, by name) or one
@@ -149,6 +161,9 @@ type Assignment struct {
 	Burst           int     `yaml:"burst"`
 	TokenLimit      int64   `yaml:"token_limit"`
 	TokenWindow     string  `yaml:"token_window"`
+	// Budget limits what this assignment's requests may spend; absent,
+	// it has none.
+	Budget *Budget `yaml:"budget"`
 }
 
 // Load reads the file at path; see Parse.
@@ -223,6 +238,14 @@ func Parse(data []byte, getenv func(string) string) (*File, error) {
 			x.expand(at+".model", &a.Model, false)
 			x.expand(at+".model_connection", &a.ModelConnection, false)
 			x.expand(at+".token_window", &a.TokenWindow, false)
+			if a.Budget != nil {
+				x.expand(at+".budget.period", &a.Budget.Period, false)
+				x.expand(at+".budget.tz", &a.Budget.TZ, false)
+			}
+		}
+		if k.Budget != nil {
+			x.expand(at+" budget.period", &k.Budget.Period, false)
+			x.expand(at+" budget.tz", &k.Budget.TZ, false)
 		}
 	}
 	if len(x.errs) > 0 {

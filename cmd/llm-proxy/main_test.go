@@ -289,7 +289,7 @@ func TestErrors(t *testing.T) {
 		{"assign twice", []string{"vkey", "assign", "Mobile-App", "--conn-id", connID}, `key "Mobile-App" is already assigned connection ` + connID + `; change its limits with update`},
 		{"assign both", []string{"vkey", "assign", "Mobile-App", "--conn-id", connID, "--model-id", modelID}, `if any flags in the group [conn-id model-id] are set none of the others can be; [conn-id model-id] were all set`},
 		{"unassign not assigned", []string{"vkey", "unassign", "Tester", "--conn-id", connID}, `key "Tester" is not assigned connection ` + connID},
-		{"update nothing", []string{"vkey", "update", "Tester"}, `nothing to change: give a limit or an expiry`},
+		{"update nothing", []string{"vkey", "update", "Tester"}, `nothing to change: give a limit, an expiry or a budget`},
 		{"update burst only", []string{"vkey", "update", "Tester", "--burst", "3"}, `burst needs a tps limit`},
 		{"unknown command", []string{"conection", "list"}, `unknown command "conection" for "llm-proxy" Did you mean this? connection`},
 		{"bad since", []string{"usage", "--since", "yesterday"}, `--since: "yesterday" is not a duration (24h, 30d), a date (2026-01-31) or an RFC 3339 time`},

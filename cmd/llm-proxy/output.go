@@ -129,10 +129,26 @@ func assignmentText(a *llmproxy.Assignment, n names) string {
 		}
 		lim = append(lim, fmt.Sprintf("tokens=%d/%s", a.TokenLimit, w))
 	}
+	if a.Budget != nil {
+		lim = append(lim, "budget="+budgetText(a.Budget))
+	}
 	if len(lim) > 0 {
 		s += " " + strings.Join(lim, " ")
 	}
 	return s
+}
+
+// budgetText describes b, e.g. "$50/monthly(Asia/Bangkok)"; "-" for
+// no budget.
+func budgetText(b *llmproxy.Budget) string {
+	if b == nil {
+		return "-"
+	}
+	tz := b.TZ
+	if tz == "" {
+		tz = "UTC"
+	}
+	return "$" + strconv.FormatFloat(b.USD, 'f', -1, 64) + "/" + b.Period + "(" + tz + ")"
 }
 
 func printKey(w io.Writer, k *llmproxy.VirtualKey, n names) error {
@@ -142,6 +158,9 @@ func printKey(w io.Writer, k *llmproxy.VirtualKey, n names) error {
 	row(t, "Prefix:", k.Prefix+"…")
 	if !k.ExpiresAt.IsZero() {
 		row(t, "Expires:", date(k.ExpiresAt))
+	}
+	if k.Budget != nil {
+		row(t, "Budget:", budgetText(k.Budget))
 	}
 	if len(k.Assignments) == 0 {
 		row(t, "Assigned:", "nothing")
@@ -159,14 +178,14 @@ func printKey(w io.Writer, k *llmproxy.VirtualKey, n names) error {
 
 func printKeys(w io.Writer, ks []llmproxy.VirtualKey, n names) error {
 	t := table(w)
-	row(t, "ID", "NAME", "PREFIX", "EXPIRES", "ASSIGNED", "CREATED")
+	row(t, "ID", "NAME", "PREFIX", "EXPIRES", "BUDGET", "ASSIGNED", "CREATED")
 	for i := range ks {
 		k := &ks[i]
 		var as []string
 		for j := range k.Assignments {
 			as = append(as, assignmentText(&k.Assignments[j], n))
 		}
-		row(t, k.ID, k.Name, k.Prefix+"…", date(k.ExpiresAt), orDash(strings.Join(as, "; ")), date(k.CreatedAt))
+		row(t, k.ID, k.Name, k.Prefix+"…", date(k.ExpiresAt), budgetText(k.Budget), orDash(strings.Join(as, "; ")), date(k.CreatedAt))
 	}
 	return t.Flush()
 }

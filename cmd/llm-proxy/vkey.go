@@ -20,7 +20,7 @@ func newVKeyCmd(e *env) *cobra.Command {
 		Aliases: []string{"vkeys", "key"},
 		Short:   "Manage virtual keys and what they may use",
 	}
-	cmd.AddCommand(newVKeyAddCmd(e), newVKeyListCmd(e), newVKeyDeleteCmd(e),
+	cmd.AddCommand(newVKeyAddCmd(e), newVKeyListCmd(e), newVKeyShowCmd(e), newVKeyDeleteCmd(e),
 		newVKeyAssignCmd(e), newVKeyUnassignCmd(e), newVKeyUpdateCmd(e))
 	return cmd
 }
@@ -69,6 +69,39 @@ func (l *limitFlags) change(f *pflag.FlagSet) (admin.LimitChange, error) {
 }
 
 // parseWindow parses a Go duration, also accepting whole days ("30d").
+// budgetFlags are the flags of a budget: of the key (add, update) or of
+// one assignment (assign).
+type budgetFlags struct {
+	usd        float64
+	period, tz string
+	clear      bool
+}
+
+// register adds --budget, --budget-period and --budget-tz, and with
+// clear --clear-budget; of says whose budget it is, for the help.
+func (b *budgetFlags) register(f *pflag.FlagSet, of string, clear bool) {
+	f.Float64Var(&b.usd, "budget", 0, "US dollars "+of+" may spend per --budget-period")
+	f.StringVar(&b.period, "budget-period", llmproxy.BudgetMonthly, "period of --budget: daily, weekly, monthly or total (never starts again)")
+	f.StringVar(&b.tz, "budget-tz", "UTC", "IANA time zone whose midnight starts a budget period, e.g. Asia/Bangkok")
+	if clear {
+		f.BoolVar(&b.clear, "clear-budget", false, "remove the budget (the key's, or the selected assignment's)")
+	}
+}
+
+// budget returns the budget the flags give, or nil without --budget;
+// --budget-period and --budget-tz alone are an error, not ignored.
+func (b *budgetFlags) budget(f *pflag.FlagSet) (*llmproxy.Budget, error) {
+	if !f.Changed("budget") {
+		for _, name := range []string{"budget-period", "budget-tz"} {
+			if f.Changed(name) {
+				return nil, fmt.Errorf("--%s needs --budget", name)
+			}
+		}
+		return nil, nil
+	}
+	return &llmproxy.Budget{USD: b.usd, Period: b.period, TZ: b.tz}, nil
+}
+
 func parseWindow(s string) (time.Duration, error) {
 	d, err := llmproxy.ParseWindow(s)
 	if err != nil {
@@ -102,6 +135,7 @@ func newVKeyAddCmd(e *env) *cobra.Command {
 		name, secret, expires string
 		connIDs, modelIDs     []string
 		lim                   limitFlags
+		budget                budgetFlags
 		quiet, asJSON         bool
 	)
 	cmd := &cobra.Command{
@@ -109,14 +143,16 @@ func newVKeyAddCmd(e *env) *cobra.Command {
 		Short: "Add a virtual key",
 		Long: `Add a virtual key with the right to use a whole connection (--conn-id: every
 model on it, models added later included) or single models (--model-id,
-repeatable), with optional limits on each assignment.
+repeatable), with optional limits on each assignment, and an optional budget in
+US dollars over all of them (--budget, per --budget-period in --budget-tz).
 
 Without --key a secret is generated and printed once: store it, it cannot be
 shown again. With -q, the new ID is printed, and a generated secret on the
 line after it.`,
 		Example: `  llm-proxy vkey add --name "Mobile-App" --key "sk-proxy-123" --conn-id "<CONN_ID>"
   llm-proxy vkey add --name "Tester" --key "sk-tester-456" --model-id "<MODEL_ID>"
-  llm-proxy vkey add --name "batch" --conn-id "<CONN_ID>" --tps 5 --token-limit 100000 --token-window 24h`,
+  llm-proxy vkey add --name "batch" --conn-id "<CONN_ID>" --tps 5 --token-limit 100000 --token-window 24h
+  llm-proxy vkey add --name "team" --conn-id "<CONN_ID>" --budget 50 --budget-period monthly --budget-tz Asia/Bangkok`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -125,6 +161,9 @@ line after it.`,
 				return err
 			}
 			k := llmproxy.VirtualKey{Name: name}
+			if k.Budget, err = budget.budget(cmd.Flags()); err != nil {
+				return err
+			}
 			if k.ExpiresAt, err = parseExpiry(expires, time.Now()); err != nil {
 				return err
 			}
@@ -174,6 +213,7 @@ line after it.`,
 	f.StringArrayVar(&modelIDs, "model-id", nil, "a model ID the key may use; repeatable")
 	f.StringVar(&expires, "expires", "", "when the key stops working: a duration (720h, 30d), a date or an RFC 3339 time")
 	lim.register(f)
+	budget.register(f, "the key", false)
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the new key's ID (and a generated secret on the next line)")
 	f.BoolVar(&asJSON, "json", false, "print the new key as JSON")
 	cmd.MarkFlagRequired("name")
@@ -233,16 +273,23 @@ func newVKeyAssignCmd(e *env) *cobra.Command {
 	var (
 		connID, modelID string
 		lim             limitFlags
+		budget          budgetFlags
 		asJSON          bool
 	)
 	cmd := &cobra.Command{
-		Use:   "assign KEY_ID (--conn-id ID | --model-id ID) [limits]",
+		Use:   "assign KEY_ID (--conn-id ID | --model-id ID) [limits] [--budget USD]",
 		Short: "Give a key the right to a connection or a model",
-		Args:  exactArgs("the key's ID"),
+		Long: `Give a key the right to a connection or a model, with optional limits and an
+optional budget in US dollars for this assignment's requests (--budget, per
+--budget-period in --budget-tz), apart from the key's own budget.`,
+		Args: exactArgs("the key's ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			as, err := lim.assignment()
 			if err != nil {
+				return err
+			}
+			if as.Budget, err = budget.budget(cmd.Flags()); err != nil {
 				return err
 			}
 			as.ConnectionID, as.ModelID = connID, modelID
@@ -259,6 +306,7 @@ func newVKeyAssignCmd(e *env) *cobra.Command {
 	f.StringVar(&connID, "conn-id", "", "the connection (ID or name) to assign")
 	f.StringVar(&modelID, "model-id", "", "the model ID to assign")
 	lim.register(f)
+	budget.register(f, "this assignment's requests", false)
 	f.BoolVar(&asJSON, "json", false, "print the key as JSON")
 	cmd.MarkFlagsOneRequired("conn-id", "model-id")
 	cmd.MarkFlagsMutuallyExclusive("conn-id", "model-id")
@@ -298,15 +346,18 @@ func newVKeyUpdateCmd(e *env) *cobra.Command {
 	var (
 		connID, modelID, expires string
 		lim                      limitFlags
+		budget                   budgetFlags
 		asJSON                   bool
 	)
 	cmd := &cobra.Command{
-		Use:   "update KEY_ID [--conn-id ID | --model-id ID] [limits] [--expires WHEN]",
-		Short: "Change a key's limits or expiry",
-		Long: `Change a key's limits or expiry; a running server applies the change within
-2 seconds. Only the flags given change. Limits apply to every assignment of the
-key, or with --conn-id/--model-id to that one. A limit of 0 removes it;
---expires never removes the expiry.`,
+		Use:   "update KEY_ID [--conn-id ID | --model-id ID] [limits] [--expires WHEN] [--budget USD | --clear-budget]",
+		Short: "Change a key's limits, expiry or budget",
+		Long: `Change a key's limits, expiry or budget; a running server applies the change
+within 2 seconds. Only the flags given change. Limits apply to every assignment
+of the key, or with --conn-id/--model-id to that one. A limit of 0 removes it;
+--expires never removes the expiry. --budget replaces the key's own budget,
+or with --conn-id/--model-id that assignment's (--budget-period and
+--budget-tz take their defaults when not given); --clear-budget removes it.`,
 		Args: exactArgs("the key's ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -314,6 +365,17 @@ key, or with --conn-id/--model-id to that one. A limit of 0 removes it;
 			var err error
 			if u.Limits, err = lim.change(cmd.Flags()); err != nil {
 				return err
+			}
+			b, err := budget.budget(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			// With --conn-id or --model-id the budget is that
+			// assignment's, as the limits are; without, the key's.
+			if connID != "" || modelID != "" {
+				u.Limits.Budget, u.Limits.ClearBudget = b, budget.clear
+			} else {
+				u.Budget, u.ClearBudget = b, budget.clear
 			}
 			if cmd.Flags().Changed("expires") {
 				t, err := parseExpiry(expires, time.Now())
@@ -336,8 +398,31 @@ key, or with --conn-id/--model-id to that one. A limit of 0 removes it;
 	f.StringVar(&modelID, "model-id", "", "change only the assignment of this model ID")
 	f.StringVar(&expires, "expires", "", "when the key stops working: a duration (720h, 30d), a date, an RFC 3339 time, or never")
 	lim.register(f)
+	budget.register(f, "the key", true)
 	f.BoolVar(&asJSON, "json", false, "print the key as JSON")
 	cmd.MarkFlagsMutuallyExclusive("conn-id", "model-id")
+	cmd.MarkFlagsMutuallyExclusive("budget", "clear-budget")
+	return cmd
+}
+
+func newVKeyShowCmd(e *env) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show ID|NAME",
+		Short: "Show a virtual key (its prefix, never its secret)",
+		Args:  exactArgs("the key's ID or name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			return e.admin(ctx, func(a *admin.Service) error {
+				k, err := a.KeyByIDOrName(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				return e.printKey(ctx, a, k, asJSON)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 

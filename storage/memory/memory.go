@@ -64,12 +64,26 @@ func copyConnection(c llmproxy.Connection) llmproxy.Connection {
 }
 
 func copyKey(k llmproxy.VirtualKey) llmproxy.VirtualKey {
+	k.Budget = copyBudget(k.Budget)
 	if len(k.Assignments) == 0 {
 		k.Assignments = nil
 	} else {
 		k.Assignments = slices.Clone(k.Assignments)
+		for i := range k.Assignments {
+			k.Assignments[i].Budget = copyBudget(k.Assignments[i].Budget)
+		}
 	}
 	return k
+}
+
+// copyBudget copies b, so that neither the caller nor the store can
+// change the other's budget through the pointer.
+func copyBudget(b *llmproxy.Budget) *llmproxy.Budget {
+	if b == nil {
+		return nil
+	}
+	c := *b
+	return &c
 }
 
 // list returns the records of m after opts.After in ID order.

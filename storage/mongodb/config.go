@@ -387,11 +387,14 @@ func (s *Store) DeleteModel(ctx context.Context, id string) error {
 // keyDoc is the stored form of a VirtualKey: the key and its assignments
 // in one document, so that both change in one atomic write.
 type keyDoc struct {
-	ID          string          `bson:"_id"`
-	Name        string          `bson:"name"`
-	Hash        string          `bson:"hash"`
-	Prefix      string          `bson:"prefix"`
-	ExpiresAt   *time.Time      `bson:"expires_at,omitempty"`
+	ID        string     `bson:"_id"`
+	Name      string     `bson:"name"`
+	Hash      string     `bson:"hash"`
+	Prefix    string     `bson:"prefix"`
+	ExpiresAt *time.Time `bson:"expires_at,omitempty"`
+	// Budget came after the first release: absent (in documents written
+	// before too) means no budget, so no schema step rewrites keys.
+	Budget      *budgetDoc      `bson:"budget,omitempty"`
 	Assignments []assignmentDoc `bson:"assignments"`
 	CreatedAt   time.Time       `bson:"created_at"`
 	UpdatedAt   time.Time       `bson:"updated_at"`
@@ -405,6 +408,29 @@ type assignmentDoc struct {
 	Burst        int     `bson:"burst"`
 	TokenLimit   int64   `bson:"token_limit"`
 	TokenWindow  int64   `bson:"token_window_ns"`
+	// Budget, as keyDoc's, is absent for no budget.
+	Budget *budgetDoc `bson:"budget,omitempty"`
+}
+
+// budgetDoc is the stored form of a Budget.
+type budgetDoc struct {
+	USD    float64 `bson:"usd"`
+	Period string  `bson:"period"`
+	TZ     string  `bson:"tz"`
+}
+
+func newBudgetDoc(b *llmproxy.Budget) *budgetDoc {
+	if b == nil {
+		return nil
+	}
+	return &budgetDoc{USD: b.USD, Period: b.Period, TZ: b.TZ}
+}
+
+func (d *budgetDoc) budget() *llmproxy.Budget {
+	if d == nil {
+		return nil
+	}
+	return &llmproxy.Budget{USD: d.USD, Period: d.Period, TZ: d.TZ}
 }
 
 func newKeyDoc(k *llmproxy.VirtualKey) *keyDoc {
@@ -413,6 +439,7 @@ func newKeyDoc(k *llmproxy.VirtualKey) *keyDoc {
 		Name:        k.Name,
 		Hash:        k.Hash,
 		Prefix:      k.Prefix,
+		Budget:      newBudgetDoc(k.Budget),
 		Assignments: make([]assignmentDoc, len(k.Assignments)),
 		CreatedAt:   k.CreatedAt,
 		UpdatedAt:   k.UpdatedAt,
@@ -430,6 +457,7 @@ func newKeyDoc(k *llmproxy.VirtualKey) *keyDoc {
 			Burst:        a.Burst,
 			TokenLimit:   a.TokenLimit,
 			TokenWindow:  int64(a.TokenWindow),
+			Budget:       newBudgetDoc(a.Budget),
 		}
 	}
 	return d
@@ -441,6 +469,7 @@ func (d *keyDoc) key() llmproxy.VirtualKey {
 		Name:      d.Name,
 		Hash:      d.Hash,
 		Prefix:    d.Prefix,
+		Budget:    d.Budget.budget(),
 		CreatedAt: d.CreatedAt,
 		UpdatedAt: d.UpdatedAt,
 	}
@@ -459,6 +488,7 @@ func (d *keyDoc) key() llmproxy.VirtualKey {
 			Burst:        a.Burst,
 			TokenLimit:   a.TokenLimit,
 			TokenWindow:  time.Duration(a.TokenWindow),
+			Budget:       a.Budget.budget(),
 		}
 	}
 	return k
@@ -574,11 +604,20 @@ func (s *Store) UpdateKey(ctx context.Context, k *llmproxy.VirtualKey) error {
 		{Key: "assignments", Value: d.Assignments},
 		{Key: "updated_at", Value: updatedAt},
 	}
-	update := bson.D{}
+	var unset bson.D
 	if d.ExpiresAt != nil {
 		set = append(set, bson.E{Key: "expires_at", Value: *d.ExpiresAt})
 	} else {
-		update = append(update, bson.E{Key: "$unset", Value: bson.D{{Key: "expires_at", Value: ""}}})
+		unset = append(unset, bson.E{Key: "expires_at", Value: ""})
+	}
+	if d.Budget != nil {
+		set = append(set, bson.E{Key: "budget", Value: d.Budget})
+	} else {
+		unset = append(unset, bson.E{Key: "budget", Value: ""})
+	}
+	update := bson.D{}
+	if len(unset) > 0 {
+		update = append(update, bson.E{Key: "$unset", Value: unset})
 	}
 	update = append(update, bson.E{Key: "$set", Value: set})
 	createdAt, err := s.update(ctx, s.keys, k.ID, update)

@@ -345,6 +345,19 @@ type legacyUsageDoc struct {
 	Endpoint         string    `bson:"endpoint,omitempty"`
 }
 
+// legacyKeyDoc is k as the builds before budgets wrote it: without the
+// budget fields of the key and its (connection-wide) assignments.
+func legacyKeyDoc(k *llmproxy.VirtualKey) bson.D {
+	as := bson.A{}
+	for _, a := range k.Assignments {
+		as = append(as, bson.D{{Key: "id", Value: a.ID}, {Key: "connection_id", Value: a.ConnectionID}, {Key: "tps", Value: a.TPS},
+			{Key: "burst", Value: a.Burst}, {Key: "token_limit", Value: int64(0)}, {Key: "token_window_ns", Value: int64(0)}})
+	}
+	now := time.Now().UTC()
+	return bson.D{{Key: "_id", Value: k.ID}, {Key: "name", Value: k.Name}, {Key: "hash", Value: k.Hash}, {Key: "prefix", Value: k.Prefix},
+		{Key: "assignments", Value: as}, {Key: "created_at", Value: now}, {Key: "updated_at", Value: now}}
+}
+
 // TestUpgradeLedger upgrades a database at schema version 1, whose ledger
 // the builds before the cache and cost fields wrote: their documents lack
 // them, which read as 0 tokens and an unknown cost without any schema
@@ -369,7 +382,12 @@ func TestUpgradeLedger(t *testing.T) {
 		t.Cleanup(func() { client.Disconnect(context.Background()) })
 		u, _ := url.Parse(uri)
 		usage := client.Database(strings.TrimPrefix(u.Path, "/")).Collection("usage")
+		keys := client.Database(strings.TrimPrefix(u.Path, "/")).Collection("keys")
 		return storagetest.Upgrade{
+			CreateOldKey: func(ctx context.Context, k *llmproxy.VirtualKey) error {
+				_, err := keys.InsertOne(ctx, legacyKeyDoc(k))
+				return err
+			},
 			AppendOld: func(ctx context.Context, records []llmproxy.UsageRecord) error {
 				docs := make([]any, len(records))
 				for i, r := range records {

@@ -174,6 +174,28 @@ func TestConcurrentMigrations(t *testing.T) {
 	}
 }
 
+// createLegacyKey writes k as the builds before budgets (schema version
+// 4 and earlier) did: without the budget columns; its assignments are
+// connection-wide.
+func createLegacyKey(ctx context.Context, db *sql.DB, k *llmproxy.VirtualKey) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	now := time.Now().UnixMicro()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO keys (id, name, hash, prefix, expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, NULL, $5, $6)`, k.ID, k.Name, k.Hash, k.Prefix, now, now); err != nil {
+		return err
+	}
+	for i, a := range k.Assignments {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO assignments (id, key_id, position, connection_id, model_id, tps, burst, token_limit, token_window) VALUES ($1, $2, $3, $4, NULL, $5, $6, 0, 0)`,
+			a.ID, k.ID, i, a.ConnectionID, a.TPS, a.Burst); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
 // legacyUsageInsert is the ledger's INSERT of one record by the builds
 // before the cache columns (schema version 1).
 const legacyUsageInsert = `INSERT INTO usage_records (id, time, request_id, key_id, assignment_id, model, remote_model, connection_id,
@@ -201,6 +223,9 @@ func TestUpgradeLedger(t *testing.T) {
 		}
 		t.Cleanup(func() { insert.Close() })
 		return storagetest.Upgrade{
+			CreateOldKey: func(ctx context.Context, k *llmproxy.VirtualKey) error {
+				return createLegacyKey(ctx, old.DB(), k)
+			},
 			AppendOld: func(ctx context.Context, records []llmproxy.UsageRecord) error {
 				for _, r := range records {
 					if _, err := insert.ExecContext(ctx, r.ID, r.Time.UnixMicro(), r.RequestID, r.KeyID, r.AssignmentID, r.Model, r.RemoteModel, r.ConnectionID,

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) llmproxy.Storage) {
 		{"ModelUpdate", testModelUpdate},
 		{"KeyRoundTrip", testKeyRoundTrip},
 		{"KeyUpdateReplacesAssignments", testKeyUpdateReplacesAssignments},
+		{"KeyBudgets", testKeyBudgets},
 		{"RecordsAreCopies", testRecordsAreCopies},
 		{"AlreadyExists", testAlreadyExists},
 		{"SameAliasOnTwoConnections", testSameAliasOnTwoConnections},

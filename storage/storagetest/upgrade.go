@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/go-llm-proxy/llmproxy"
@@ -16,6 +17,11 @@ type Upgrade struct {
 	// migrated the database, as an older replica still running during a
 	// rolling upgrade does.
 	AppendOld func(ctx context.Context, records []llmproxy.UsageRecord) error
+	// CreateOldKey, when set, stores k (ID, name, hash, prefix and its
+	// assignments, which have IDs) as that build wrote keys, without
+	// budgets, which it did not know. Like AppendOld it must keep working
+	// after the upgrade. Nil skips the check that old keys read no budget.
+	CreateOldKey func(ctx context.Context, k *llmproxy.VirtualKey) error
 	// Open opens this build's Store on the same database, migrating it.
 	// It is called more than once; the suite closes what it returns.
 	Open func(t *testing.T) llmproxy.Storage
@@ -43,6 +49,10 @@ func RunUpgrade(t *testing.T, old func(t *testing.T) Upgrade) {
 		want[i].CostMicros, want[i].CostKnown = 0, false
 	}
 	must(t, "AppendOld before the upgrade", u.AppendOld(ctx, records[:30]))
+	oldKey := &llmproxy.VirtualKey{ID: "key_old", Name: "old", Hash: llmproxy.HashKey("sk-old-key"), Prefix: "sk-old"}
+	if u.CreateOldKey != nil {
+		must(t, "CreateOldKey before the upgrade", u.CreateOldKey(ctx, oldKey))
+	}
 
 	s := u.Open(t)
 	t.Cleanup(func() { s.Close() })
@@ -74,6 +84,10 @@ func RunUpgrade(t *testing.T, old func(t *testing.T) Upgrade) {
 		checkSums(t, "SumUsage of old and new records", got, sumReference(want, f))
 	}
 
+	if u.CreateOldKey != nil {
+		checkOldKeys(t, s, u, oldKey)
+	}
+
 	again := u.Open(t)
 	t.Cleanup(func() { again.Close() })
 	got, err = again.SumUsage(ctx, llmproxy.UsageFilter{})
@@ -82,4 +96,36 @@ func RunUpgrade(t *testing.T, old func(t *testing.T) Upgrade) {
 	if keepsResponses {
 		getResponse(t, responseStore(t, again), "response after opening again", stored)
 	}
+}
+
+// checkOldKeys checks that keys an older build wrote, before the upgrade
+// (oldKey) and after it (with an assignment), read no budget, and that
+// this build can then give them budgets.
+func checkOldKeys(t *testing.T, s llmproxy.Storage, u Upgrade, oldKey *llmproxy.VirtualKey) {
+	ctx := t.Context()
+	c := createConnection(t, s, "after-upgrade")
+	later := &llmproxy.VirtualKey{ID: "key_old_later", Name: "old-later", Hash: llmproxy.HashKey("sk-old-later"), Prefix: "sk-old",
+		Assignments: []llmproxy.Assignment{{ID: "asg_old_later", ConnectionID: c.ID, TPS: 2, Burst: 3}}}
+	must(t, "CreateOldKey after the upgrade", u.CreateOldKey(ctx, later))
+	for _, k := range []*llmproxy.VirtualKey{oldKey, later} {
+		got, err := s.Key(ctx, k.ID)
+		must(t, "Key of an old key", err)
+		if got.Budget != nil || len(got.Assignments) != len(k.Assignments) ||
+			slices.ContainsFunc(got.Assignments, func(a llmproxy.Assignment) bool { return a.Budget != nil }) {
+			t.Errorf("old key %s after the upgrade: %+v, want no budgets and %d assignments", k.Name, got, len(k.Assignments))
+		}
+	}
+	keys, err := s.Keys(ctx, llmproxy.ListOptions{})
+	must(t, "Keys", err)
+	if len(keys) != 2 || keys[0].Budget != nil || keys[1].Budget != nil {
+		t.Errorf("old keys listed after the upgrade: %+v, want 2 without budgets", keys)
+	}
+	got, err := s.Key(ctx, later.ID)
+	must(t, "Key", err)
+	got.Budget = &llmproxy.Budget{USD: 10, Period: llmproxy.BudgetMonthly, TZ: "UTC"}
+	got.Assignments[0].Budget = &llmproxy.Budget{USD: 1, Period: llmproxy.BudgetDaily}
+	must(t, "UpdateKey of an old key", s.UpdateKey(ctx, got))
+	back, err := s.Key(ctx, later.ID)
+	must(t, "Key", err)
+	equalKey(t, "old key given budgets", back, got)
 }

@@ -555,10 +555,38 @@ func (s *Store) DeleteModel(ctx context.Context, id string) error {
 
 // ---- keys ----
 
+// keyColumns and assignmentColumns are the columns scanKeys reads; the
+// three budget columns of each, NULL together, are its Budget (migration
+// 0005).
 const (
-	keyColumns        = `k.id, k.name, k.hash, k.prefix, k.expires_at, k.created_at, k.updated_at`
-	assignmentColumns = `a.id, a.connection_id, a.model_id, a.tps, a.burst, a.token_limit, a.token_window`
+	keyColumns        = `k.id, k.name, k.hash, k.prefix, k.expires_at, k.created_at, k.updated_at, k.budget_usd, k.budget_period, k.budget_tz`
+	assignmentColumns = `a.id, a.connection_id, a.model_id, a.tps, a.burst, a.token_limit, a.token_window, a.budget_usd, a.budget_period, a.budget_tz`
 )
+
+// budgetArgs are the budget columns' values of b: all NULL for no budget.
+func budgetArgs(b *llmproxy.Budget) []any {
+	if b == nil {
+		return []any{sql.NullFloat64{}, sql.NullString{}, sql.NullString{}}
+	}
+	return []any{b.USD, b.Period, b.TZ}
+}
+
+// budgetColumns receives the three budget columns of a row.
+type budgetColumns struct {
+	usd        sql.NullFloat64
+	period, tz sql.NullString
+}
+
+// dest is the Scan destinations of the columns.
+func (c *budgetColumns) dest() []any { return []any{&c.usd, &c.period, &c.tz} }
+
+// budget is the scanned Budget: nil when budget_usd is NULL.
+func (c *budgetColumns) budget() *llmproxy.Budget {
+	if !c.usd.Valid {
+		return nil
+	}
+	return &llmproxy.Budget{USD: c.usd.Float64, Period: c.period.String, TZ: c.tz.String}
+}
 
 // keyWriteErr maps the error of a key insert or update.
 func (s *Store) keyWriteErr(err error, op string, k *llmproxy.VirtualKey) error {
@@ -598,8 +626,10 @@ func (s *Store) insertAssignments(ctx context.Context, tx *sql.Tx, k *llmproxy.V
 		if !ok {
 			return fmt.Errorf("%w: %s assigned to key %q", llmproxy.ErrNotFound, a.Target(), k.Name)
 		}
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO assignments (id, key_id, position, connection_id, model_id, tps, burst, token_limit, token_window) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			a.ID, k.ID, i, nullString(a.ConnectionID), nullString(a.ModelID), a.TPS, a.Burst, a.TokenLimit, int64(a.TokenWindow))
+		args := append([]any{a.ID, k.ID, i, nullString(a.ConnectionID), nullString(a.ModelID), a.TPS, a.Burst, a.TokenLimit, int64(a.TokenWindow)},
+			budgetArgs(a.Budget)...)
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO assignments (id, key_id, position, connection_id, model_id, tps, burst, token_limit, token_window,
+			budget_usd, budget_period, budget_tz) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), args...)
 		if err != nil {
 			return err
 		}
@@ -634,8 +664,9 @@ func (s *Store) CreateKey(ctx context.Context, k *llmproxy.VirtualKey) error {
 	as := withAssignmentIDs(k.Assignments)
 	t := now()
 	err := s.configWrite(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO keys (id, name, hash, prefix, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-			probe.ID, k.Name, k.Hash, k.Prefix, nullMicros(k.ExpiresAt), toMicros(t), toMicros(t))
+		args := append([]any{probe.ID, k.Name, k.Hash, k.Prefix, nullMicros(k.ExpiresAt), toMicros(t), toMicros(t)}, budgetArgs(k.Budget)...)
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO keys (id, name, hash, prefix, expires_at, created_at, updated_at,
+			budget_usd, budget_period, budget_tz) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), args...)
 		if err != nil {
 			return err
 		}
@@ -658,8 +689,9 @@ func (s *Store) UpdateKey(ctx context.Context, k *llmproxy.VirtualKey) error {
 	t := now()
 	var createdAt int64
 	err := s.configWrite(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, s.q(`UPDATE keys SET name = ?, hash = ?, prefix = ?, expires_at = ?, updated_at = ? WHERE id = ? RETURNING created_at`),
-			k.Name, k.Hash, k.Prefix, nullMicros(k.ExpiresAt), toMicros(t), k.ID).Scan(&createdAt)
+		args := append([]any{k.Name, k.Hash, k.Prefix, nullMicros(k.ExpiresAt), toMicros(t)}, budgetArgs(k.Budget)...)
+		err := tx.QueryRowContext(ctx, s.q(`UPDATE keys SET name = ?, hash = ?, prefix = ?, expires_at = ?, updated_at = ?,
+			budget_usd = ?, budget_period = ?, budget_tz = ? WHERE id = ? RETURNING created_at`), append(args, k.ID)...).Scan(&createdAt)
 		if err != nil {
 			return err
 		}
@@ -689,9 +721,12 @@ func scanKeys(rows *sql.Rows) ([]llmproxy.VirtualKey, error) {
 			tps                  sql.NullFloat64
 			burst                sql.NullInt64
 			limit, window        sql.NullInt64
+			kBudget, aBudget     budgetColumns
 		)
-		if err := rows.Scan(&k.ID, &k.Name, &k.Hash, &k.Prefix, &expiresAt, &createdAt, &updatedAt,
-			&aID, &aConn, &aModel, &tps, &burst, &limit, &window); err != nil {
+		dest := []any{&k.ID, &k.Name, &k.Hash, &k.Prefix, &expiresAt, &createdAt, &updatedAt}
+		dest = append(dest, kBudget.dest()...)
+		dest = append(dest, &aID, &aConn, &aModel, &tps, &burst, &limit, &window)
+		if err := rows.Scan(append(dest, aBudget.dest()...)...); err != nil {
 			return nil, err
 		}
 		if n := len(out); n == 0 || out[n-1].ID != k.ID {
@@ -699,6 +734,7 @@ func scanKeys(rows *sql.Rows) ([]llmproxy.VirtualKey, error) {
 				k.ExpiresAt = fromMicros(expiresAt.Int64)
 			}
 			k.CreatedAt, k.UpdatedAt = fromMicros(createdAt), fromMicros(updatedAt)
+			k.Budget = kBudget.budget()
 			out = append(out, k)
 		}
 		if aID.Valid {
@@ -711,6 +747,7 @@ func scanKeys(rows *sql.Rows) ([]llmproxy.VirtualKey, error) {
 				Burst:        int(burst.Int64),
 				TokenLimit:   limit.Int64,
 				TokenWindow:  time.Duration(window.Int64),
+				Budget:       aBudget.budget(),
 			})
 		}
 	}
