@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/go-llm-proxy/llmproxy/pricing"
 	"maps"
 	"slices"
 	"strconv"
@@ -217,7 +218,7 @@ func apply(ctx context.Context, a *admin.Service, f *File, opts Options) ([]Chan
 		}
 		i := slices.IndexFunc(st.models, func(m llmproxy.Model) bool { return m.Name == fm.Name && m.ConnectionID == conn.ID })
 		if i < 0 {
-			m := &llmproxy.Model{Name: fm.Name, Remote: fm.Remote, ConnectionID: conn.ID, Weight: fm.Weight}
+			m := &llmproxy.Model{Name: fm.Name, Remote: fm.Remote, ConnectionID: conn.ID, Weight: fm.Weight, Price: fm.Price.price()}
 			if err := a.AddModel(ctx, m); err != nil {
 				return changes, err
 			}
@@ -234,6 +235,11 @@ func apply(ctx context.Context, a *admin.Service, f *File, opts Options) ([]Chan
 		if max(cur.Weight, 1) != max(fm.Weight, 1) {
 			d = append(d, fmt.Sprintf("weight %d -> %d", max(cur.Weight, 1), max(fm.Weight, 1)))
 			u.Weight = &fm.Weight
+		}
+		// A price the file no longer has is cleared, as limits are.
+		if want := fm.Price.price(); !samePrice(cur.Price, want) {
+			d = append(d, fmt.Sprintf("price %s -> %s", priceText(cur.Price), priceText(want)))
+			u.Price, u.ClearPrice = want, want == nil
 		}
 		if len(d) == 0 {
 			continue
@@ -625,4 +631,15 @@ func when(t time.Time) string {
 		return "never"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+func samePrice(a, b *pricing.Price) bool {
+	return a == b || (a != nil && b != nil && *a == *b)
+}
+
+func priceText(p *pricing.Price) string {
+	if p == nil {
+		return "the table's"
+	}
+	return fmt.Sprintf("$%g in / $%g out per Mtok", p.Input, p.Output)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/config"
+	"github.com/go-llm-proxy/llmproxy/pricing"
 )
 
 // budgetBase is a connection and a model for the budget files.
@@ -118,6 +119,49 @@ func TestApplyBudgets(t *testing.T) {
 			}
 			if after := snapshot(t, store); after != before {
 				t.Errorf("a refused budget changed the configuration")
+			}
+		})
+	}
+}
+
+// TestApplyModelPrice: a model's price: block is stored as its override,
+// changed, and cleared when the file no longer has it; a bad price is
+// refused naming it.
+func TestApplyModelPrice(t *testing.T) {
+	for name, store := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			a := &admin.Service{Storage: store}
+			apply := func(yaml string) ([]config.Change, error) {
+				t.Helper()
+				f, err := config.Parse([]byte(yaml), getenv)
+				must(t, err)
+				return config.Apply(ctx, a, f, config.Options{})
+			}
+			price := func() *pricing.Price {
+				t.Helper()
+				ms, err := a.ListModels(ctx, llmproxy.ListOptions{})
+				must(t, err)
+				return ms[0].Price
+			}
+			const base = "connections:\n  - {name: local, provider: compatible, endpoint: http://localhost:8000/v1}\nmodels:\n  - name: m\n    remote: r\n    connection: local\n"
+			_, err := apply(base + "    price: {input: 3, output: 15, cached_input: 0.3}\n")
+			must(t, err)
+			if p := price(); p == nil || *p != (pricing.Price{Input: 3, Output: 15, CachedInput: 0.3}) {
+				t.Fatalf("created with price %+v", p)
+			}
+			cs, err := apply(base + "    price: {input: 4, output: 15, cached_input: 0.3}\n")
+			must(t, err)
+			if len(cs) != 1 || !strings.Contains(cs[0].String(), "price") || price().Input != 4 {
+				t.Errorf("changed: %v, price %+v", cs, price())
+			}
+			_, err = apply(base)
+			must(t, err)
+			if p := price(); p != nil {
+				t.Errorf("a price the file no longer has: %+v", p)
+			}
+			if _, err := apply(base + "    price: {input: -1, output: 2}\n"); err == nil || !strings.Contains(err.Error(), "input price") {
+				t.Errorf("a negative price: %v", err)
 			}
 		})
 	}

@@ -40,6 +40,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/go-llm-proxy/llmproxy/pricing"
 	"io"
 	"os"
 	"regexp"
@@ -126,6 +127,25 @@ type Model struct {
 	Remote     string `yaml:"remote"`
 	Connection string `yaml:"connection"`
 	Weight     int    `yaml:"weight"`
+	// Price overrides the price table for this model (dollars per
+	// million tokens); absent, the table applies.
+	Price *Price `yaml:"price"`
+}
+
+// Price is a model's price override in the file.
+type Price struct {
+	Input       float64 `yaml:"input"`
+	Output      float64 `yaml:"output"`
+	CachedInput float64 `yaml:"cached_input"`
+	CacheWrite  float64 `yaml:"cache_write"`
+}
+
+// price is p as the model's override; nil for none.
+func (p *Price) price() *pricing.Price {
+	if p == nil {
+		return nil
+	}
+	return &pricing.Price{Input: p.Input, Output: p.Output, CachedInput: p.CachedInput, CacheWrite: p.CacheWrite}
 }
 
 // Key is a virtual key, by its unique name. Key is its secret: empty
