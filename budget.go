@@ -115,6 +115,7 @@ func formatUSD(micros int64) string {
 type budgetHold struct {
 	key string
 	n   int64
+	of  budgetOf // the budget, for alerts
 }
 
 // spending is what a request holds against its budgets, settled to its
@@ -122,6 +123,7 @@ type budgetHold struct {
 type spending struct {
 	price pricing.Price
 	holds []budgetHold
+	who   alertWho
 }
 
 // budgetOf is one budget that applies to a request.
@@ -129,8 +131,10 @@ type budgetOf struct {
 	b     *Budget
 	owner string // "the key's" or "the assignment's", for messages
 	key   string
-	start time.Time
-	end   time.Time
+	// assignment is set for an assignment's budget (a key's otherwise).
+	assignment bool
+	start      time.Time
+	end        time.Time
 }
 
 // takeBudgets reserves the request's estimated cost against the budgets
@@ -147,7 +151,7 @@ func (g *Gateway) takeBudgets(ctx context.Context, w http.ResponseWriter, x *exc
 			return
 		}
 		start, end := b.period(now)
-		bs[n] = budgetOf{b: b, owner: owner, key: counterKey(id, start), start: start, end: end}
+		bs[n] = budgetOf{b: b, owner: owner, key: counterKey(id, start), start: start, end: end, assignment: id[:2] == "b:"}
 		n++
 	}
 	if a := gr.assignment; a != nil {
@@ -167,6 +171,12 @@ func (g *Gateway) takeBudgets(ctx context.Context, w http.ResponseWriter, x *exc
 	prompt, completion := estimateSplit(x, g.cfg.DefaultMaxTokens)
 	est := gr.price.Cost(prompt, completion, 0, 0)
 	sp := &spending{price: gr.price}
+	if x.caller.key != nil {
+		sp.who.keyID, sp.who.keyName = x.caller.key.key.ID, x.caller.key.key.Name
+	}
+	if gr.assignment != nil {
+		sp.who.assignmentID = gr.assignment.ID
+	}
 	var tight Decision
 	var tightOf *budgetOf
 	for i := range n {
@@ -186,7 +196,7 @@ func (g *Gateway) takeBudgets(ctx context.Context, w http.ResponseWriter, x *exc
 		if !d.Allowed {
 			break
 		}
-		sp.holds = append(sp.holds, budgetHold{key: bo.key, n: est})
+		sp.holds = append(sp.holds, budgetHold{key: bo.key, n: est, of: *bo})
 	}
 	h := w.Header()
 	h.Set(HeaderBudgetRemaining, formatUSD(tight.Remaining))
@@ -226,6 +236,7 @@ func (g *Gateway) settleBudgets(x *exchange, u Usage) {
 	cost := sp.price.Cost(u.PromptTokens, u.CompletionTokens, u.CacheReadTokens, u.CacheWriteTokens)
 	for _, h := range sp.holds {
 		g.adjust(h.key, cost-h.n, 0, time.Time{})
+		g.checkAlerts(h, sp.who, cost)
 	}
 }
 
@@ -295,6 +306,7 @@ func (g *Gateway) restoreBudgets(ctx context.Context, prev *snapshot, keys []Vir
 			spent += s.CostMicros
 		}
 		g.local.SetTokensUsed(counterKey(owner, start), spent, 0, now)
+		g.local.SetTokensUsed(alertCounter(counterKey(owner, start)), spent, 0, now)
 	}
 	for i := range keys {
 		k := &keys[i]

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,6 +80,16 @@ type Config struct {
 	// are kept (when Storage is a ResponseStore); zero means 30 days.
 	// Expired ones are deleted in the background every hour.
 	ResponseRetention time.Duration
+	// AlertWebhooks are the URLs budget alerts are POSTed to (see
+	// AlertOutbox); none means no alerts. Storage must implement
+	// AlertOutbox, as every standard backend does.
+	AlertWebhooks []string
+	// AlertWebhookSecret, when set, signs every alert's body
+	// (HeaderAlertSignature).
+	AlertWebhookSecret string
+	// AlertRetryBase is the wait after an alert's first failed delivery,
+	// doubled after each further one up to an hour; zero means 1s.
+	AlertRetryBase time.Duration
 }
 
 // Gateway is the LLM gateway: an http.Handler serving OpenAI's API
@@ -108,6 +119,13 @@ type Gateway struct {
 	background      sync.WaitGroup // the other goroutines stop cancels
 	closeOnce       sync.Once
 	streams         atomic.Int64 // in flight
+	// outbox is set when budget alerts are on (webhooks configured).
+	outbox          AlertOutbox
+	alertWake       chan struct{}
+	alertClient     *http.Client
+	alertsEnqueued  atomic.Int64
+	alertsDelivered atomic.Int64
+	alertFailures   atomic.Int64
 }
 
 // Stats returns the Gateway's live gauges and counters.
@@ -119,6 +137,9 @@ func (g *Gateway) Stats() Stats {
 		LedgerDropped:   g.ledger.dropped.Load(),
 		LedgerFailures:  g.ledger.failures.Load(),
 		LedgerLastFlush: time.Duration(g.ledger.lastFlush.Load()),
+		AlertsEnqueued:  g.alertsEnqueued.Load(),
+		AlertsDelivered: g.alertsDelivered.Load(),
+		AlertFailures:   g.alertFailures.Load(),
 	}
 }
 
@@ -162,6 +183,22 @@ func New(cfg Config) (*Gateway, error) {
 	if g.limiter == nil {
 		g.limiter = g.local
 	}
+	if g.cfg.AlertRetryBase <= 0 {
+		g.cfg.AlertRetryBase = time.Second
+	}
+	if len(cfg.AlertWebhooks) > 0 {
+		ob, ok := cfg.Storage.(AlertOutbox)
+		if !ok {
+			return nil, fmt.Errorf("llmproxy: Config.AlertWebhooks is set but %T keeps no alert outbox", cfg.Storage)
+		}
+		for _, u := range cfg.AlertWebhooks {
+			if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+				return nil, fmt.Errorf("llmproxy: Config.AlertWebhooks: %q is not an http(s) URL", u)
+			}
+		}
+		g.outbox, g.alertWake = ob, make(chan struct{}, 1)
+		g.alertClient = &http.Client{Transport: NewTransport()}
+	}
 	if cfg.MasterKey != "" {
 		g.master, g.hasMaster = sha256.Sum256([]byte(cfg.MasterKey)), true
 	}
@@ -180,6 +217,10 @@ func New(cfg Config) (*Gateway, error) {
 	if store, ok := cfg.Storage.(ResponseStore); ok {
 		g.background.Add(1)
 		go func() { defer g.background.Done(); g.expireResponses(watchCtx, store) }()
+	}
+	if g.outbox != nil {
+		g.background.Add(1)
+		go func() { defer g.background.Done(); g.sendAlerts(watchCtx) }()
 	}
 	return g, nil
 }

@@ -74,6 +74,10 @@ type Stats struct {
 	LedgerFailures int64
 	// LedgerLastFlush is how long the last batch write took.
 	LedgerLastFlush time.Duration
+	// AlertsEnqueued counts budget alert deliveries enqueued by this
+	// process, AlertsDelivered those it delivered, and AlertFailures its
+	// failed deliveries and enqueues.
+	AlertsEnqueued, AlertsDelivered, AlertFailures int64
 }
 
 // StatusWriter is an http.ResponseWriter that remembers the status

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,6 +30,7 @@ func newServeCmd(e *env) *cobra.Command {
 		metricsAddr string
 		noMetrics   bool
 		debugAddr   string
+		alertHooks  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -51,6 +53,11 @@ LOG_LEVEL debug, info, warn or error.
 Unless GOGC or GOMEMLIMIT is set, the garbage collector lets the heap grow
 to 64 MiB between collections while little of it is live, instead of
 collecting many times a second for a few live MiB.
+
+Budget alerts (50%, 80% and 100% of a budget spent in its period) are POSTed
+as JSON to every --alert-webhook URL and ALERT_WEBHOOKS (comma-separated),
+retried until accepted, with X-Llm-Proxy-Signature: sha256=HMAC of the body
+under ALERT_WEBHOOK_SECRET when it is set.
 
 RESPONSE_RETENTION (a duration, default 720h) is how long the Responses API's
 stored responses are kept; expired ones are deleted every hour.
@@ -91,7 +98,7 @@ models and keys are not applied by serve: see "llm-proxy apply".`,
 				}
 				defer stop()
 			}
-			return e.serve(cmd.Context(), addr, metricsAddr, grace)
+			return e.serve(cmd.Context(), addr, metricsAddr, grace, alertHooks)
 		},
 	}
 	defPort := 8080
@@ -113,6 +120,7 @@ models and keys are not applied by serve: see "llm-proxy apply".`,
 	f.StringVar(&configPath, "config", "", "YAML configuration file (see above)")
 	f.StringVar(&metricsAddr, "metrics-addr", e.getenv("METRICS_ADDR"), "serve /metrics on this address instead of the main one, e.g. 127.0.0.1:9090 (env METRICS_ADDR)")
 	f.BoolVar(&noMetrics, "no-metrics", false, "do not serve /metrics (env METRICS=off)")
+	f.StringArrayVar(&alertHooks, "alert-webhook", nil, "POST budget alerts to this URL; repeatable (env ALERT_WEBHOOKS, comma-separated)")
 	f.StringVar(&debugAddr, "debug-addr", e.getenv("DEBUG_ADDR"), "serve /debug/pprof/ on this private address, e.g. 127.0.0.1:6060 (env DEBUG_ADDR)")
 	return cmd
 }
@@ -120,7 +128,7 @@ models and keys are not applied by serve: see "llm-proxy apply".`,
 // serve runs the gateway on addr until ctx is cancelled, then shuts down
 // gracefully. metricsAddr is "" for /metrics on addr, "off" for none, or
 // the address of a listener of its own.
-func (e *env) serve(ctx context.Context, addr, metricsAddr string, grace time.Duration) error {
+func (e *env) serve(ctx context.Context, addr, metricsAddr string, grace time.Duration, alertHooks []string) error {
 	// Log lines are batched (see logBuffer) so that requests do not pay a
 	// write syscall each; the deferred Close, run last, writes what is
 	// left on every way out.
@@ -154,6 +162,12 @@ func (e *env) serve(ctx context.Context, addr, metricsAddr string, grace time.Du
 		}
 		cfg.ResponseRetention = d
 	}
+	for _, u := range strings.Split(e.getenv("ALERT_WEBHOOKS"), ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			alertHooks = append(alertHooks, u)
+		}
+	}
+	cfg.AlertWebhooks, cfg.AlertWebhookSecret = alertHooks, e.getenv("ALERT_WEBHOOK_SECRET")
 	switch v := e.getenv("UPSTREAM_CLIENT"); v {
 	case "", "net/http":
 	case "h1client":

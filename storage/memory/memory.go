@@ -32,6 +32,8 @@ type Store struct {
 	// which configuration reads should not wait for.
 	responsesMu sync.RWMutex
 	responses   map[string]llmproxy.StoredResponse
+
+	outbox outbox // budget alert deliveries (outbox.go)
 }
 
 var (

@@ -68,6 +68,8 @@ func Run(t *testing.T, open func(t *testing.T) llmproxy.Storage) {
 		{"ResponseExpirySweep", testResponseExpirySweep},
 		{"ResponseInvalid", testResponseInvalid},
 		{"ResponseConcurrent", testResponseConcurrent},
+		{"Outbox", testOutbox},
+		{"OutboxConcurrentEnqueue", testOutboxConcurrentEnqueue},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
