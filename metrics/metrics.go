@@ -243,10 +243,17 @@ var (
 		"Failed batch writes of usage records (each is retried).", nil, nil)
 	descFlush = prometheus.NewDesc(Namespace+"_ledger_last_flush_seconds",
 		"How long the last batch write of usage records took.", nil, nil)
+	descAlerts = prometheus.NewDesc(Namespace+"_budget_alerts_total",
+		"Budget alert deliveries (one per threshold crossing and webhook) enqueued by this process.", nil, nil)
+	descAlertsDelivered = prometheus.NewDesc(Namespace+"_budget_alerts_delivered_total",
+		"Budget alert deliveries this process delivered.", nil, nil)
+	descAlertFailures = prometheus.NewDesc(Namespace+"_budget_alert_failures_total",
+		"Failed budget alert deliveries (each is retried with backoff).", nil, nil)
 )
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descStreams, descPending, descWritten, descDropped, descFailures, descFlush} {
+	for _, d := range []*prometheus.Desc{descStreams, descPending, descWritten, descDropped, descFailures, descFlush,
+		descAlerts, descAlertsDelivered, descAlertFailures} {
 		ch <- d
 	}
 }
@@ -259,4 +266,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(s.LedgerDropped))
 	ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(s.LedgerFailures))
 	ch <- prometheus.MustNewConstMetric(descFlush, prometheus.GaugeValue, s.LedgerLastFlush.Seconds())
+	ch <- prometheus.MustNewConstMetric(descAlerts, prometheus.CounterValue, float64(s.AlertsEnqueued))
+	ch <- prometheus.MustNewConstMetric(descAlertsDelivered, prometheus.CounterValue, float64(s.AlertsDelivered))
+	ch <- prometheus.MustNewConstMetric(descAlertFailures, prometheus.CounterValue, float64(s.AlertFailures))
 }
