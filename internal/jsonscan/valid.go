@@ -52,19 +52,19 @@ func Valid(b []byte) bool {
 				return false
 			}
 		case 't':
-			if i = literal(b, i, "true"); i < 0 {
+			if i = LiteralEnd(b, i, "true"); i < 0 {
 				return false
 			}
 		case 'f':
-			if i = literal(b, i, "false"); i < 0 {
+			if i = LiteralEnd(b, i, "false"); i < 0 {
 				return false
 			}
 		case 'n':
-			if i = literal(b, i, "null"); i < 0 {
+			if i = LiteralEnd(b, i, "null"); i < 0 {
 				return false
 			}
 		default:
-			if i = number(b, i); i < 0 {
+			if i = NumberEnd(b, i); i < 0 {
 				return false
 			}
 		}
@@ -154,16 +154,19 @@ func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-func literal(b []byte, i int, lit string) int {
+// LiteralEnd returns the index after lit (true, false or null) at b[i], or
+// -1 when b does not hold it there.
+func LiteralEnd(b []byte, i int, lit string) int {
 	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
 		return -1
 	}
 	return i + len(lit)
 }
 
-// number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? and returns
-// the index after it, or -1.
-func number(b []byte, i int) int {
+// NumberEnd reads the JSON number
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? at b[i] and returns the
+// index after it, or -1.
+func NumberEnd(b []byte, i int) int {
 	if i < len(b) && b[i] == '-' {
 		i++
 	}

@@ -117,7 +117,7 @@ func chunkNameFold(key []byte, name string) bool {
 // scanChunkChoices reads the choices array (or null) into c.Choices.
 func scanChunkChoices(b []byte, i, depth int, c *streamChunk) int {
 	if b[i] == 'n' {
-		return chunkLiteralEnd(b, i, "null") // none, as encoding/json leaves it
+		return jsonscan.LiteralEnd(b, i, "null") // none, as encoding/json leaves it
 	}
 	a, ok := openChunkArray(b, i, depth)
 	if !ok {
@@ -179,7 +179,7 @@ func scanChunkChoice(b []byte, i, depth int, ch *streamChoice) int {
 
 func scanChunkDelta(b []byte, i, depth int, d *streamDelta) int {
 	if b[i] == 'n' {
-		return chunkLiteralEnd(b, i, "null")
+		return jsonscan.LiteralEnd(b, i, "null")
 	}
 	o, ok := openChunkObject(b, i, depth)
 	if !ok {
@@ -212,7 +212,7 @@ func scanChunkDelta(b []byte, i, depth int, d *streamDelta) int {
 
 func scanChunkToolCalls(b []byte, i, depth int, d *streamDelta) int {
 	if b[i] == 'n' {
-		return chunkLiteralEnd(b, i, "null")
+		return jsonscan.LiteralEnd(b, i, "null")
 	}
 	a, ok := openChunkArray(b, i, depth)
 	if !ok {
@@ -260,7 +260,7 @@ func scanChunkToolCall(b []byte, i, depth int, tc *streamToolCall) int {
 
 func scanChunkFunction(b []byte, i, depth int, tc *streamToolCall) int {
 	if b[i] == 'n' {
-		return chunkLiteralEnd(b, i, "null")
+		return jsonscan.LiteralEnd(b, i, "null")
 	}
 	o, ok := openChunkObject(b, i, depth)
 	if !ok {

@@ -152,63 +152,13 @@ func chunkValueEnd(b []byte, i, depth int) int {
 		}
 		return end
 	case 't':
-		return chunkLiteralEnd(b, i, "true")
+		return jsonscan.LiteralEnd(b, i, "true")
 	case 'f':
-		return chunkLiteralEnd(b, i, "false")
+		return jsonscan.LiteralEnd(b, i, "false")
 	case 'n':
-		return chunkLiteralEnd(b, i, "null")
+		return jsonscan.LiteralEnd(b, i, "null")
 	}
-	return chunkNumberEnd(b, i)
-}
-
-// chunkLiteralEnd returns the index after lit at b[i], or -1.
-func chunkLiteralEnd(b []byte, i int, lit string) int {
-	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-		return -1
-	}
-	return i + len(lit)
-}
-
-// chunkNumberEnd returns the index after the number
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? at b[i], or -1.
-func chunkNumberEnd(b []byte, i int) int {
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && '1' <= b[i] && b[i] <= '9':
-		i = chunkDigitsEnd(b, i+1)
-	default:
-		return -1
-	}
-	if i < len(b) && b[i] == '.' {
-		j := chunkDigitsEnd(b, i+1)
-		if j == i+1 {
-			return -1
-		}
-		i = j
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		j := chunkDigitsEnd(b, i)
-		if j == i {
-			return -1
-		}
-		i = j
-	}
-	return i
-}
-
-func chunkDigitsEnd(b []byte, i int) int {
-	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-		i++
-	}
-	return i
+	return jsonscan.NumberEnd(b, i)
 }
 
 // Classes of bytes in a JSON string, for chunkStringEnd.
