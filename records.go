@@ -1,12 +1,14 @@
 package llmproxy
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -322,6 +324,210 @@ type UsageSummary struct {
 	// model), which CostMicros leaves out.
 	CostMicros  int64
 	UnknownCost int64
+}
+
+// UsageGroup is a dimension a usage report groups by.
+type UsageGroup string
+
+// The dimensions of a usage report (UsageReporter.UsageReport).
+const (
+	GroupKey        UsageGroup = "key"
+	GroupAssignment UsageGroup = "assignment"
+	GroupModel      UsageGroup = "model"
+	GroupConnection UsageGroup = "connection"
+	GroupDay        UsageGroup = "day" // UTC
+)
+
+// UsageGroups are the valid UsageGroup values, in report order.
+var UsageGroups = []UsageGroup{GroupKey, GroupAssignment, GroupModel, GroupConnection, GroupDay}
+
+// ParseUsageGroups parses a list of dimensions ("key", "model", …, each
+// possibly a comma-separated list). A dimension named twice counts once;
+// an unknown one is ErrInvalid naming it.
+func ParseUsageGroups(names []string) ([]UsageGroup, error) {
+	var out []UsageGroup
+	for _, n := range names {
+		for _, f := range strings.Split(n, ",") {
+			g := UsageGroup(strings.TrimSpace(f))
+			if g == "" {
+				continue
+			}
+			if !slices.Contains(UsageGroups, g) {
+				return nil, fmt.Errorf("%w: by: unknown dimension %q (want key, assignment, model, connection or day)", ErrInvalid, g)
+			}
+			if !slices.Contains(out, g) {
+				out = append(out, g)
+			}
+		}
+	}
+	return out, nil
+}
+
+// CheckUsageGroups returns ErrInvalid naming the first dimension of by
+// that is not a UsageGroup.
+func CheckUsageGroups(by []UsageGroup) error {
+	for _, g := range by {
+		if !slices.Contains(UsageGroups, g) {
+			return fmt.Errorf("%w: by: unknown dimension %q (want key, assignment, model, connection or day)", ErrInvalid, g)
+		}
+	}
+	return nil
+}
+
+// UsageRow is one row of a usage report: the sums of one group. The
+// dimension fields the report does not group by are empty (Day zero).
+type UsageRow struct {
+	KeyID        string
+	AssignmentID string
+	Model        string
+	ConnectionID string
+	Day          time.Time // UTC midnight
+	// The sums, as in UsageSummary.
+	Requests         int64
+	PromptTokens     int64
+	CompletionTokens int64
+	TotalTokens      int64
+	EstimatedTokens  int64
+	CacheReadTokens  int64
+	CacheWriteTokens int64
+	CostMicros       int64
+	UnknownCost      int64
+}
+
+// Add adds r's sums to u (the dimensions stay u's).
+func (u *UsageRow) Add(r UsageRow) {
+	u.Requests += r.Requests
+	u.PromptTokens += r.PromptTokens
+	u.CompletionTokens += r.CompletionTokens
+	u.TotalTokens += r.TotalTokens
+	u.EstimatedTokens += r.EstimatedTokens
+	u.CacheReadTokens += r.CacheReadTokens
+	u.CacheWriteTokens += r.CacheWriteTokens
+	u.CostMicros += r.CostMicros
+	u.UnknownCost += r.UnknownCost
+}
+
+// AddRecord adds one ledger record to u's sums.
+func (u *UsageRow) AddRecord(r *UsageRecord) {
+	u.Requests++
+	u.PromptTokens += r.PromptTokens
+	u.CompletionTokens += r.CompletionTokens
+	u.TotalTokens += r.TotalTokens
+	if r.Estimated {
+		u.EstimatedTokens += r.TotalTokens
+	}
+	u.CacheReadTokens += r.CacheReadTokens
+	u.CacheWriteTokens += r.CacheWriteTokens
+	if r.CostKnown {
+		u.CostMicros += r.CostMicros
+	} else {
+		u.UnknownCost++
+	}
+}
+
+// RollupOf returns the daily rollup group of record r: its key,
+// assignment, model alias, connection and UTC day, with zero sums.
+func RollupOf(r *UsageRecord) UsageRow {
+	t := r.Time.UTC()
+	return UsageRow{KeyID: r.KeyID, AssignmentID: r.AssignmentID, Model: r.Model, ConnectionID: r.ConnectionID,
+		Day: time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)}
+}
+
+// Rollups sums records into daily rollups, ordered by day, key,
+// assignment, model and connection.
+func Rollups(records []UsageRecord) []UsageRow {
+	idx := map[UsageRow]int{}
+	var out []UsageRow
+	for i := range records {
+		g := RollupOf(&records[i])
+		j, ok := idx[g]
+		if !ok {
+			j = len(out)
+			idx[g] = j
+			out = append(out, g)
+		}
+		out[j].AddRecord(&records[i])
+	}
+	SortUsageRows(out)
+	return out
+}
+
+// SortUsageRows orders rows by key, assignment, model, connection and
+// day: the order of a usage report.
+func SortUsageRows(rows []UsageRow) {
+	slices.SortFunc(rows, func(a, b UsageRow) int {
+		return cmp.Or(strings.Compare(a.KeyID, b.KeyID), strings.Compare(a.AssignmentID, b.AssignmentID),
+			strings.Compare(a.Model, b.Model), strings.Compare(a.ConnectionID, b.ConnectionID), a.Day.Compare(b.Day))
+	})
+}
+
+// GroupUsageRows sums rows (rollups, or rows of a finer grouping) into
+// the groups of the dimensions in by, ordered as SortUsageRows. It is
+// how a backend without a query language builds a report.
+func GroupUsageRows(rows []UsageRow, by []UsageGroup) []UsageRow {
+	idx := map[UsageRow]int{}
+	var out []UsageRow
+	for _, r := range rows {
+		var g UsageRow
+		for _, d := range by {
+			switch d {
+			case GroupKey:
+				g.KeyID = r.KeyID
+			case GroupAssignment:
+				g.AssignmentID = r.AssignmentID
+			case GroupModel:
+				g.Model = r.Model
+			case GroupConnection:
+				g.ConnectionID = r.ConnectionID
+			case GroupDay:
+				g.Day = r.Day
+			}
+		}
+		j, ok := idx[g]
+		if !ok {
+			j = len(out)
+			idx[g] = j
+			out = append(out, g)
+		}
+		out[j].Add(r)
+	}
+	SortUsageRows(out)
+	return out
+}
+
+// ReportDays returns the UTC days [from, to) whose rollups a report over
+// f covers: the days that overlap [f.Since, f.Until). Zero bounds stay
+// zero (unbounded).
+func ReportDays(f UsageFilter) (from, to time.Time) {
+	day := func(t time.Time) time.Time {
+		t = t.UTC()
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	}
+	if !f.Since.IsZero() {
+		from = day(f.Since)
+	}
+	if !f.Until.IsZero() {
+		to = day(f.Until)
+		if !to.Equal(f.Until) {
+			to = to.AddDate(0, 0, 1)
+		}
+	}
+	return from, to
+}
+
+// RollupSelected reports whether rollup r is in a report over f (whose
+// days are [from, to), see ReportDays).
+func RollupSelected(r *UsageRow, f UsageFilter, from, to time.Time) bool {
+	switch {
+	case f.KeyID != "" && r.KeyID != f.KeyID,
+		f.AssignmentID != "" && r.AssignmentID != f.AssignmentID,
+		f.Model != "" && r.Model != f.Model,
+		f.ConnectionID != "" && r.ConnectionID != f.ConnectionID,
+		!from.IsZero() && r.Day.Before(from),
+		!to.IsZero() && !r.Day.Before(to):
+		return false
+	}
+	return true
 }
 
 // HashKey returns the stored form of a virtual key's secret: the hex

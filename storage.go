@@ -105,3 +105,24 @@ type ResponseStore interface {
 	// before now and returns how many it deleted.
 	DeleteExpiredResponses(ctx context.Context, now time.Time) (int64, error)
 }
+
+// UsageReporter reports usage from daily rollups of the ledger instead of
+// its raw rows, so that a report over months costs the number of
+// (key, assignment, model, connection, day) groups, not of requests.
+// Every standard backend implements it; the rollups are kept as the
+// ledger is written (with the ledger's batch in one transaction on SQL;
+// on MongoDB by an $inc after the batch, counting only the records the
+// batch actually inserted, so a retried batch is counted once).
+type UsageReporter interface {
+	// UsageReport sums the rollups that f selects, grouped by the
+	// dimensions in by (each a UsageGroup; none sums everything into one
+	// row), ordered as SortUsageRows. Rollups are whole UTC days, so
+	// f.Since and f.Until select the days they fall in: a day is
+	// included when it overlaps [Since, Until). An unknown dimension is
+	// ErrInvalid.
+	UsageReport(ctx context.Context, f UsageFilter, by []UsageGroup) ([]UsageRow, error)
+	// RebuildRollups recomputes every rollup from the ledger, e.g. after
+	// an upgrade during which an older replica wrote the ledger without
+	// them. Afterwards the rollups agree exactly with the ledger.
+	RebuildRollups(ctx context.Context) error
+}

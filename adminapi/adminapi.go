@@ -542,6 +542,9 @@ func (h *handler) unassign(w http.ResponseWriter, r *http.Request) error {
 
 // ---- usage ----
 
+// usage answers the usage report, read from the daily rollups (never
+// the raw ledger), grouped by the by parameter (key, assignment, model,
+// connection, day; repeated or a comma list; key,model by default).
 func (h *handler) usage(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	f := llmproxy.UsageFilter{KeyID: q.Get("key_id"), Model: q.Get("model"), ConnectionID: q.Get("connection_id")}
@@ -562,7 +565,26 @@ func (h *handler) usage(w http.ResponseWriter, r *http.Request) error {
 		}
 		*p.t = t
 	}
-	sums, err := h.admin.Usage(r.Context(), f)
+	by, err := llmproxy.ParseUsageGroups(q["by"])
+	if err != nil {
+		return badRequest("by", "by must name key, assignment, model, connection or day: %s", sanitize(strings.Join(q["by"], ",")))
+	}
+	if len(by) == 0 {
+		by = []llmproxy.UsageGroup{llmproxy.GroupKey, llmproxy.GroupModel}
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		return badRequest("until", "the usage period is empty: since must be before until")
+	}
+	rep, ok := h.admin.Storage.(llmproxy.UsageReporter)
+	if !ok {
+		return h.internal(r, errors.New("the store keeps no usage rollups"))
+	}
+	if f.KeyID != "" {
+		if k, err := h.admin.KeyByIDOrName(r.Context(), f.KeyID); err == nil {
+			f.KeyID = k.ID
+		}
+	}
+	rows, err := rep.UsageReport(r.Context(), f, by)
 	if err != nil {
 		return h.internal(r, err)
 	}
@@ -572,14 +594,33 @@ func (h *handler) usage(w http.ResponseWriter, r *http.Request) error {
 			names[k.ID] = k.Name
 		}
 	}
-	out := List[Usage]{Data: make([]Usage, 0, len(sums))}
-	for _, s := range sums {
-		out.Data = append(out.Data, Usage{
-			KeyID: s.KeyID, KeyName: names[s.KeyID], Model: s.Model, Requests: s.Requests,
-			PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens, TotalTokens: s.TotalTokens,
-			EstimatedTokens: s.EstimatedTokens, CacheReadTokens: s.CacheReadTokens, CacheWriteTokens: s.CacheWriteTokens,
-			CostUSD: float64(s.CostMicros) / 1e6, CostMicros: s.CostMicros, UnknownCost: s.UnknownCost,
-		})
+	out := List[Usage]{Data: make([]Usage, 0, len(rows))}
+	for _, u := range rows {
+		out.Data = append(out.Data, usageView(u, by, names))
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// usageView is one report row as the API answers it: the dimensions of
+// by, then the sums.
+func usageView(u llmproxy.UsageRow, by []llmproxy.UsageGroup, names map[string]string) Usage {
+	v := Usage{Requests: u.Requests, PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
+		TotalTokens: u.TotalTokens, EstimatedTokens: u.EstimatedTokens, CacheReadTokens: u.CacheReadTokens,
+		CacheWriteTokens: u.CacheWriteTokens, CostUSD: float64(u.CostMicros) / 1e6, CostMicros: u.CostMicros,
+		UnknownCost: u.UnknownCost}
+	for _, g := range by {
+		switch g {
+		case llmproxy.GroupKey:
+			v.KeyID, v.KeyName = &u.KeyID, names[u.KeyID]
+		case llmproxy.GroupAssignment:
+			v.AssignmentID = &u.AssignmentID
+		case llmproxy.GroupModel:
+			v.Model = &u.Model
+		case llmproxy.GroupConnection:
+			v.ConnectionID = &u.ConnectionID
+		case llmproxy.GroupDay:
+			v.Day = u.Day.UTC().Format(time.DateOnly)
+		}
+	}
+	return v
 }

@@ -431,6 +431,19 @@ func TestOperations(t *testing.T) {
 		row["cost_usd"] != 0.0 || row["cost_micros"] != 0.0 || row["unknown_cost"] != 1.0 {
 		t.Errorf("usage row without cache or cost: %v", row)
 	}
+	// Grouped by day (UTC) and connection: the dimensions not grouped by
+	// are left out; an unknown dimension is refused naming by.
+	today := time.Now().UTC().Format(time.DateOnly)
+	if us := s.master("GET", "/admin/v1/usage?by=day&by=connection&since="+today, nil, 200).data(); len(us) == 0 {
+		t.Errorf("usage by day and connection: no rows")
+	} else if row := us[0].(map[string]any); row["day"] != today || row["connection_id"] == nil || row["key_id"] != nil || row["model"] != nil {
+		t.Errorf("usage row by day and connection: %v", row)
+	}
+	if us := s.master("GET", "/admin/v1/usage?by=key,model,day&key_id=Mobile-App", nil, 200).data(); len(us) != 1 ||
+		us[0].(map[string]any)["day"] != today || us[0].(map[string]any)["model"] != "gpt-alias" {
+		t.Errorf("usage by key, model and day: %v", us)
+	}
+	s.master("GET", "/admin/v1/usage?by=region", nil, 400)
 	s.master("GET", "/admin/v1/usage?since=tomorrow", nil, 400)
 	s.master("GET", "/admin/v1/usage?since=2026-02-01&until=2026-01-01", nil, 400)
 

@@ -251,14 +251,20 @@ func (u *KeyUpdate) update() (admin.KeyUpdate, error) {
 
 // Usage is one key's use of one model alias.
 type Usage struct {
-	KeyID            string `json:"key_id"` // empty for the master key
-	KeyName          string `json:"key_name,omitempty"`
-	Model            string `json:"model"`
-	Requests         int64  `json:"requests"`
-	PromptTokens     int64  `json:"prompt_tokens"`
-	CompletionTokens int64  `json:"completion_tokens"`
-	TotalTokens      int64  `json:"total_tokens"`
-	EstimatedTokens  int64  `json:"estimated_tokens"`
+	// The dimensions the report groups by (the by parameter; key and
+	// model by default); the others are left out. KeyID is "" for the
+	// master key; Day is a UTC date (2026-01-31).
+	KeyID            *string `json:"key_id,omitempty"`
+	KeyName          string  `json:"key_name,omitempty"`
+	AssignmentID     *string `json:"assignment_id,omitempty"`
+	Model            *string `json:"model,omitempty"`
+	ConnectionID     *string `json:"connection_id,omitempty"`
+	Day              string  `json:"day,omitempty"`
+	Requests         int64   `json:"requests"`
+	PromptTokens     int64   `json:"prompt_tokens"`
+	CompletionTokens int64   `json:"completion_tokens"`
+	TotalTokens      int64   `json:"total_tokens"`
+	EstimatedTokens  int64   `json:"estimated_tokens"`
 	// The prompt tokens read from and written to the upstream's prompt
 	// cache (part of PromptTokens).
 	CacheReadTokens  int64 `json:"cache_read_tokens"`

@@ -26,6 +26,7 @@ type Store struct {
 	keys        map[string]llmproxy.VirtualKey
 	usage       []llmproxy.UsageRecord
 	usageIDs    map[string]bool
+	rollups     map[llmproxy.UsageRow]*llmproxy.UsageRow // by group (sums zero)
 
 	// responses are the Responses API's stored responses (responses.go),
 	// under their own lock: their payloads are copied while it is held,
@@ -48,6 +49,7 @@ func New() *Store {
 		models:      map[string]llmproxy.Model{},
 		keys:        map[string]llmproxy.VirtualKey{},
 		usageIDs:    map[string]bool{},
+		rollups:     map[llmproxy.UsageRow]*llmproxy.UsageRow{},
 		responses:   map[string]llmproxy.StoredResponse{},
 	}
 }
@@ -469,6 +471,7 @@ func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord)
 			r.CostMicros = 0 // unknown, as the SQL ledger's NULL
 		}
 		s.usage = append(s.usage, r)
+		s.rollUp(&r)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@
 //	models       one document per model
 //	keys         one document per virtual key, assignments embedded
 //	usage        the usage ledger, _id = UsageRecord.ID
+//	usage_daily  daily rollups of the ledger (rollups.go)
 //	responses    the Responses API's stored responses, _id = their ID;
 //	             at most 16 MiB each, MongoDB's document limit
 //	meta         {_id:"config", version} and {_id:"schema", version}
@@ -74,6 +75,7 @@ type Store struct {
 	models      *mongo.Collection
 	keys        *mongo.Collection
 	usage       *mongo.Collection
+	usageDaily  *mongo.Collection
 	responses   *mongo.Collection
 	meta        *mongo.Collection
 }
@@ -124,6 +126,7 @@ func open(ctx context.Context, uri string, opts Options, upTo int) (*Store, erro
 		models:      db.Collection("models"),
 		keys:        db.Collection("keys"),
 		usage:       db.Collection("usage"),
+		usageDaily:  db.Collection("usage_daily"),
 		responses:   db.Collection("responses"),
 		meta:        db.Collection("meta"),
 	}

@@ -218,8 +218,8 @@ func TestOpenErrors(t *testing.T) {
 }
 
 // schemaVersion is the schema version this build sets up: step 2 added
-// the responses collection.
-const schemaVersion = 2
+// the responses collection, step 3 the daily rollups' unique index.
+const schemaVersion = 3
 
 func TestSchemaSetupIsConcurrentAndRepeatable(t *testing.T) {
 	ctx := context.Background()

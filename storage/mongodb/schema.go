@@ -85,6 +85,20 @@ var migrations = []func(ctx context.Context, s *Store) error{
 		}
 		return nil
 	},
+	// 3: the daily rollups of the ledger (rollups.go), one document per
+	// group, unique on the group. The ledger written before is rolled up
+	// by RebuildRollups (`llm-proxy usage rebuild-rollups`), not here: a
+	// rebuild races the $inc of replicas already running this build.
+	func(ctx context.Context, s *Store) error {
+		_, err := s.usageDaily.Indexes().CreateOne(ctx, mongo.IndexModel{
+			Keys:    rollupKeyFields(),
+			Options: options.Index().SetName("group_unique").SetUnique(true),
+		})
+		if err != nil {
+			return fmt.Errorf("indexes of %s: %w", s.usageDaily.Name(), err)
+		}
+		return nil
+	},
 }
 
 // SchemaVersion returns the version of the database's schema: the number

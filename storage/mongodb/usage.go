@@ -102,6 +102,11 @@ func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord)
 		}
 	}
 	_, err := s.usage.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	// Only the records actually inserted are rolled up: those of a
+	// retried batch that were stored the first time fail as duplicates.
+	if rerr := s.rollUp(ctx, insertedRecords(records, err)); rerr != nil && (err == nil || s.onlyDuplicates(err)) {
+		return fmt.Errorf("mongodb: append usage: %w", rerr)
+	}
 	if err == nil || s.onlyDuplicates(err) {
 		return nil
 	}

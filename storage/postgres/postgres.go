@@ -108,6 +108,7 @@ var dialect = sqlstore.Dialect{
 	Numbered:      true,
 	Classify:      classify,
 	MigrationLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockID),
+	RollupLock:    "LOCK TABLE usage_daily IN EXCLUSIVE MODE",
 }
 
 func classify(err error) (sqlstore.ErrorKind, string) {

@@ -61,6 +61,8 @@ func Run(t *testing.T, open func(t *testing.T) llmproxy.Storage) {
 		{"UsageRetriedBatch", testUsageRetriedBatch},
 		{"UsageLargeBatch", testUsageLargeBatch},
 		{"UsageInvalid", testUsageInvalid},
+		{"RollupsAgree", testRollupsAgree},
+		{"RollupsRebuild", testRollupsRebuild},
 		{"Concurrent", testConcurrent},
 		{"ResponseRoundTrip", testResponseRoundTrip},
 		{"ResponseReplace", testResponseReplace},

@@ -28,7 +28,8 @@ type Upgrade struct {
 }
 
 // RunUpgrade checks an upgrade in place of a ledger written before it
-// had the prompt-cache and cost columns: no record is lost, the old
+// had the prompt-cache and cost columns (and the daily rollups, which
+// RebuildRollups then fills from the ledger): no record is lost, the old
 // records read 0 for the cache counts and an unknown cost (they had no
 // price when they were written, so their cost is unknown, not free), old and new writers then work side by side, and
 // opening again changes nothing. A backend that keeps Responses API
@@ -96,6 +97,7 @@ func RunUpgrade(t *testing.T, old func(t *testing.T) Upgrade) {
 	if keepsResponses {
 		getResponse(t, responseStore(t, again), "response after opening again", stored)
 	}
+	checkUpgradeRollups(t, again, want)
 }
 
 // checkOldKeys checks that keys an older build wrote, before the upgrade

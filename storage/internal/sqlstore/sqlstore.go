@@ -8,7 +8,8 @@
 // belong to a key (written with the key in one transaction, with foreign
 // keys to the connections and models they name), an append-only
 // usage_records ledger, a one-row config_version counter bumped by every
-// configuration write in the same transaction, and a responses table for
+// configuration write in the same transaction, a usage_daily table of
+// daily rollups of the ledger (rollups.go), and a responses table for
 // the Responses API's stored responses (responses.go). Times are stored as
 // UTC unix microseconds, durations as nanoseconds.
 package sqlstore
@@ -56,6 +57,9 @@ type Dialect struct {
 	// MigrationLock, when set, is executed first in the migration
 	// transaction to keep concurrent migrators apart.
 	MigrationLock string
+	// RollupLock, when set, is executed first in RebuildRollups'
+	// transaction to hold off the ledger writers' rollup upserts.
+	RollupLock string
 }
 
 // Store implements llmproxy.Storage on a *sql.DB.
@@ -836,7 +840,7 @@ func (s *Store) usageInsert(ctx context.Context, n int) (*sql.Stmt, error) {
 		}
 		b.WriteString(usageRowPlaceholders)
 	}
-	b.WriteString(` ON CONFLICT (id) DO NOTHING`)
+	b.WriteString(` ON CONFLICT (id) DO NOTHING RETURNING id`)
 	st, err := s.db.PrepareContext(ctx, s.q(b.String()))
 	if err != nil {
 		return nil, err
@@ -846,7 +850,8 @@ func (s *Store) usageInsert(ctx context.Context, n int) (*sql.Stmt, error) {
 }
 
 // AppendUsage inserts records, skipping IDs already stored, with one
-// multi-row INSERT per chunk of records.
+// multi-row INSERT per chunk of records, and adds the inserted ones to
+// their daily rollups in the same transaction (rollups.go).
 func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord) error {
 	if len(records) == 0 {
 		return nil
@@ -881,7 +886,26 @@ func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord)
 		chunks = append(chunks, chunk{n, st})
 		rest -= n
 	}
+	// ids collects the IDs the INSERTs report as inserted (RETURNING
+	// skips the conflicting ones): only those are rolled up, so a retried
+	// batch adds nothing to the rollups.
+	ids := map[string]bool{}
+	collectIDs := func(rows *sql.Rows, err error) error {
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids[id] = true
+		}
+		return rows.Err()
+	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		clear(ids) // a retried transaction starts over
 		args := make([]any, 0, min(len(records), usageChunk)*usageColumnCount)
 		rest := records
 		for _, c := range chunks {
@@ -892,11 +916,11 @@ func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord)
 					r.CacheReadTokens, r.CacheWriteTokens, sql.NullInt64{Int64: r.CostMicros, Valid: r.CostKnown})
 			}
 			rest = rest[c.n:]
-			if _, err := tx.StmtContext(ctx, c.stmt).ExecContext(ctx, args...); err != nil {
+			if err := collectIDs(tx.StmtContext(ctx, c.stmt).QueryContext(ctx, args...)); err != nil {
 				return err
 			}
 		}
-		return nil
+		return s.rollUp(ctx, tx, inserted(records, ids))
 	})
 	if err != nil {
 		return fmt.Errorf("append usage: %w", err)
