@@ -32,6 +32,7 @@ type msgEnv struct {
 	ant   *anthropictest.Server
 	oai   *fakeopenai.Server
 	gw    *llmproxy.Gateway
+	srv   *httptest.Server
 	url   string
 	reg   *prometheus.Registry
 }
@@ -89,7 +90,7 @@ func newMsgEnv(t *testing.T, limits llmproxy.Assignment) *msgEnv {
 	must(t, err)
 	e.gw = gw
 	srv := httptest.NewServer(gw)
-	e.url = srv.URL
+	e.srv, e.url = srv, srv.URL
 	t.Cleanup(func() { srv.Close(); gw.Close() })
 	return e
 }
@@ -110,10 +111,12 @@ func (s *ledgerSpy) AppendUsage(ctx context.Context, recs []llmproxy.UsageRecord
 	return s.Store.AppendUsage(ctx, recs)
 }
 
-// records closes the gateway (flushing the ledger) and returns the usage
-// records it wrote.
+// records closes the server (waiting for its handlers: a request's
+// record is written after its answer went out) and the gateway (flushing
+// the ledger), and returns the usage records it wrote.
 func (e *msgEnv) records() []llmproxy.UsageRecord {
 	e.t.Helper()
+	e.srv.Close()
 	must(e.t, e.gw.Close())
 	e.store.mu.Lock()
 	defer e.store.mu.Unlock()
