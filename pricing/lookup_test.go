@@ -28,6 +28,16 @@ func TestLookup(t *testing.T) {
 		{"bedrock", "arn:aws:bedrock:us-east-1:123456789012:inference-profile/global.anthropic.claude-opus-4-7", "global.anthropic.claude-opus-4-7", "arn", 5},
 		{"bedrock", "global.anthropic.claude-sonnet-4-6-v1:0", "global.anthropic.claude-sonnet-4-6", "version-suffix", 3},
 		{"bedrock", "amazon.titan-embed-text-v2:0", "amazon.titan-embed-text-v2:0", "exact", 0.02},
+		{"openai", "gpt-5-2025-08-07", "gpt-5", "date-suffix", 1.25},
+		{"azure", "gpt-4.1-nano", "gpt-4.1-nano", "exact", 0.1},
+		{"openai", "gpt-4.1-mini-2025-04-14", "gpt-4.1-mini", "date-suffix", 0.4},
+		{"openai", "o3", "o3", "exact", 2},
+		{"openai", "o4-mini-2025-04-16", "o4-mini", "date-suffix", 1.1},
+		{"openai", "text-embedding-ada-002", "text-embedding-ada-002", "exact", 0.1},
+		{"google", "models/gemini-2.0-flash", "gemini-2.0-flash", "models-prefix", 0.1},
+		{"google", "gemini-embedding-001", "gemini-embedding-001", "exact", 0.15},
+		{"bedrock", "us.anthropic.claude-3-7-sonnet-20250219-v1:0", "anthropic.claude-3-7-sonnet-20250219-v1:0", "bedrock-geo-prefix", 3},
+		{"bedrock", "anthropic.claude-3-5-haiku-20241022-v1:0", "anthropic.claude-3-5-haiku-20241022-v1:0", "exact", 0.8},
 	}
 	for _, tt := range tests {
 		p, src, ok := Lookup(tt.provider, tt.model)
