@@ -148,7 +148,7 @@ func (g *Gateway) checkAlerts(h budgetHold, who alertWho, cost int64) {
 	after := alertCeiling - d.Remaining
 	before := after - cost
 	limit := h.of.b.limitMicros()
-	for _, t := range AlertThresholds {
+	for _, t := range h.of.b.alertThresholds() {
 		at := int64(t*float64(limit) + 0.5)
 		if before < at && at <= after {
 			g.enqueueAlert(h, who, t, after, now)
@@ -204,4 +204,13 @@ func (g *Gateway) enqueueAlert(h budgetHold, who alertWho, t float64, spent int6
 func deliveryID(id, url string) string {
 	sum := sha256.Sum256([]byte(url))
 	return id + "@" + hex.EncodeToString(sum[:6])
+}
+
+// alertThresholds are the fractions of b's USD at which alerts fire: its
+// own Alerts when set, else AlertThresholds.
+func (b *Budget) alertThresholds() []float64 {
+	if b.Alerts != nil {
+		return b.Alerts
+	}
+	return AlertThresholds
 }

@@ -152,6 +152,22 @@ func TestAlertThresholdsOnce(t *testing.T) {
 	}
 }
 
+// A budget with its own Alerts fires at those thresholds only: at 25%,
+// not at the default 50%, 80% and 100%.
+func TestAlertThresholdsPerBudget(t *testing.T) {
+	s := newBudgetStore(t, &llmproxy.Budget{USD: 0.00124, Period: llmproxy.BudgetMonthly, Alerts: []float64{0.25}}, nil)
+	r := newReceiver(t)
+	gw, srv := alertGateway(t, s, r.srv.URL)
+	spendAll(t, srv.URL)
+	got := r.wait(1)
+	if len(got) != 1 || got[0].Threshold != 0.25 || got[0].SpentUSD < 0.25*0.00124 {
+		t.Fatalf("events %+v; want one at threshold 0.25", got)
+	}
+	if st := gw.Stats(); st.AlertsEnqueued != 1 {
+		t.Errorf("stats %+v; want 1 enqueued", st)
+	}
+}
+
 // A gateway closed while a delivery is in flight leaves it in the outbox,
 // and the next gateway on the same storage delivers it.
 func TestAlertDeliveredAfterRestart(t *testing.T) {

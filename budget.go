@@ -291,7 +291,7 @@ func (g *Gateway) restoreBudgets(ctx context.Context, prev *snapshot, keys []Vir
 		if b == nil {
 			return
 		}
-		if old, ok := known[owner]; ok && old == *b {
+		if old, ok := known[owner]; ok && SameBudget(&old, b) {
 			return
 		}
 		start, _ := b.period(now)

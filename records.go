@@ -227,6 +227,26 @@ type Budget struct {
 	// TZ is the IANA time zone (e.g. "Asia/Bangkok") whose midnight
 	// starts a period; empty means UTC.
 	TZ string
+	// Alerts are the fractions of USD (each in (0, 1], e.g. 0.5, 0.8, 1)
+	// at which a budget alert fires; nil means AlertThresholds.
+	Alerts []float64
+}
+
+// SameBudget reports whether a and b are the same budget (or both nil).
+// Budget has a slice, so it cannot be compared with ==.
+func SameBudget(a, b *Budget) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.USD != b.USD || a.Period != b.Period || a.TZ != b.TZ || len(a.Alerts) != len(b.Alerts) {
+		return false
+	}
+	for i := range a.Alerts {
+		if a.Alerts[i] != b.Alerts[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Target describes what a is for, e.g. "connection conn_…".

@@ -142,6 +142,29 @@ func CheckBudget(b *llmproxy.Budget) error {
 			return adminErrorf(llmproxy.ErrInvalid, "budget time zone %q is not an IANA time zone name (e.g. UTC, Asia/Bangkok)", b.TZ)
 		}
 	}
+	return checkAlerts(b)
+}
+
+// maxAlerts bounds a budget's alert thresholds.
+const maxAlerts = 10
+
+// checkAlerts checks b.Alerts and sorts and deduplicates them, so that
+// equal budgets store equal lists.
+func checkAlerts(b *llmproxy.Budget) error {
+	if b.Alerts == nil {
+		return nil
+	}
+	if len(b.Alerts) > maxAlerts {
+		return adminErrorf(llmproxy.ErrInvalid, "budget alerts: at most %d thresholds, not %d", maxAlerts, len(b.Alerts))
+	}
+	for _, t := range b.Alerts {
+		if math.IsNaN(t) || math.IsInf(t, 0) || t <= 0 || t > 1 {
+			return adminErrorf(llmproxy.ErrInvalid, "budget alert threshold %v: want a fraction of the budget above 0 and at most 1", t)
+		}
+	}
+	a := append([]float64{}, b.Alerts...)
+	slices.Sort(a)
+	b.Alerts = slices.Compact(a)
 	return nil
 }
 

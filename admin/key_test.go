@@ -25,6 +25,10 @@ func TestCheckBudget(t *testing.T) {
 		{"period", llmproxy.Budget{USD: 1, Period: "Monthly"}, `budget period "Monthly": want daily, weekly, monthly or total`},
 		{"zone", llmproxy.Budget{USD: 1, TZ: "Asia/Nowhere"}, `budget time zone "Asia/Nowhere" is not an IANA time zone name`},
 		{"local", llmproxy.Budget{USD: 1, TZ: "Local"}, `budget time zone "Local"`},
+		{"alert zero", llmproxy.Budget{USD: 1, Alerts: []float64{0}}, "budget alert threshold 0: want a fraction"},
+		{"alert over", llmproxy.Budget{USD: 1, Alerts: []float64{0.5, 1.5}}, "budget alert threshold 1.5"},
+		{"alert NaN", llmproxy.Budget{USD: 1, Alerts: []float64{math.NaN()}}, "budget alert threshold NaN"},
+		{"alerts many", llmproxy.Budget{USD: 1, Alerts: make([]float64, 11)}, "at most 10 thresholds, not 11"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := c.in
@@ -34,13 +38,18 @@ func TestCheckBudget(t *testing.T) {
 	wantErr(t, admin.CheckBudget(nil), nil, "")
 	b := &llmproxy.Budget{USD: 0.01, Period: " weekly ", TZ: " Asia/Bangkok "}
 	wantErr(t, admin.CheckBudget(b), nil, "")
-	if *b != (llmproxy.Budget{USD: 0.01, Period: "weekly", TZ: "Asia/Bangkok"}) {
+	if !llmproxy.SameBudget(b, &llmproxy.Budget{USD: 0.01, Period: "weekly", TZ: "Asia/Bangkok"}) {
 		t.Errorf("trimmed budget %+v", *b)
 	}
 	b = &llmproxy.Budget{USD: 3}
 	wantErr(t, admin.CheckBudget(b), nil, "")
-	if *b != (llmproxy.Budget{USD: 3, Period: llmproxy.BudgetMonthly}) {
+	if !llmproxy.SameBudget(b, &llmproxy.Budget{USD: 3, Period: llmproxy.BudgetMonthly}) {
 		t.Errorf("defaulted budget %+v, want monthly in UTC", *b)
+	}
+	b = &llmproxy.Budget{USD: 3, Alerts: []float64{1, 0.5, 0.8, 0.5}}
+	wantErr(t, admin.CheckBudget(b), nil, "")
+	if !llmproxy.SameBudget(b, &llmproxy.Budget{USD: 3, Period: llmproxy.BudgetMonthly, Alerts: []float64{0.5, 0.8, 1}}) {
+		t.Errorf("alerts not sorted and deduplicated: %+v", *b)
 	}
 }
 

@@ -143,6 +143,9 @@ type Budget struct {
 	USD    float64 `json:"usd"`
 	Period string  `json:"period,omitempty"`
 	TZ     string  `json:"tz,omitempty"`
+	// Alerts are the fractions of usd (in (0, 1]) at which alerts fire;
+	// omitted means the default 0.5, 0.8, 1.
+	Alerts []float64 `json:"alerts,omitempty"`
 }
 
 // BudgetView is b as answered; nil for no budget.
@@ -150,14 +153,14 @@ func BudgetView(b *llmproxy.Budget) *Budget {
 	if b == nil {
 		return nil
 	}
-	return &Budget{USD: b.USD, Period: b.Period, TZ: b.TZ}
+	return &Budget{USD: b.USD, Period: b.Period, TZ: b.TZ, Alerts: b.Alerts}
 }
 
 func (b *Budget) budget() *llmproxy.Budget {
 	if b == nil {
 		return nil
 	}
-	return &llmproxy.Budget{USD: b.USD, Period: b.Period, TZ: b.TZ}
+	return &llmproxy.Budget{USD: b.USD, Period: b.Period, TZ: b.TZ, Alerts: b.Alerts}
 }
 
 // Key is a virtual key as answered: never its secret, except Key in the

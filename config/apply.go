@@ -450,7 +450,7 @@ func (b *Budget) budget() *llmproxy.Budget {
 	if b == nil {
 		return nil
 	}
-	return &llmproxy.Budget{USD: b.USD, Period: b.Period, TZ: b.TZ}
+	return &llmproxy.Budget{USD: b.USD, Period: b.Period, TZ: b.TZ, Alerts: b.Alerts}
 }
 
 // checkedBudget is b as stored, checked as the CLI and the admin API
@@ -482,7 +482,7 @@ func sameBudget(a, b *llmproxy.Budget) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return *a == *b
+	return llmproxy.SameBudget(a, b)
 }
 
 // describe names an assignment's target and limits, e.g.

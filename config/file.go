@@ -167,6 +167,9 @@ type Budget struct {
 	USD    float64 `yaml:"usd"`
 	Period string  `yaml:"period"`
 	TZ     string  `yaml:"tz"`
+	// Alerts are the fractions of USD at which alerts fire, e.g.
+	// [0.5, 0.9]; empty means the default thresholds.
+	Alerts []float64 `yaml:"alerts"`
 }
 
 // Assignment gives a key a whole connection (Connection, by name) or one

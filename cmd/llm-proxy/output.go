@@ -148,7 +148,15 @@ func budgetText(b *llmproxy.Budget) string {
 	if tz == "" {
 		tz = "UTC"
 	}
-	return "$" + strconv.FormatFloat(b.USD, 'f', -1, 64) + "/" + b.Period + "(" + tz + ")"
+	s := "$" + strconv.FormatFloat(b.USD, 'f', -1, 64) + "/" + b.Period + "(" + tz + ")"
+	if b.Alerts != nil {
+		pcts := make([]string, len(b.Alerts))
+		for i, a := range b.Alerts {
+			pcts[i] = strconv.FormatFloat(a*100, 'f', -1, 64) + "%"
+		}
+		s += " alerts " + strings.Join(pcts, ",")
+	}
+	return s
 }
 
 func printKey(w io.Writer, k *llmproxy.VirtualKey, n names) error {

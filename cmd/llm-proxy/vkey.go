@@ -74,6 +74,7 @@ func (l *limitFlags) change(f *pflag.FlagSet) (admin.LimitChange, error) {
 type budgetFlags struct {
 	usd        float64
 	period, tz string
+	alerts     []float64
 	clear      bool
 }
 
@@ -83,6 +84,7 @@ func (b *budgetFlags) register(f *pflag.FlagSet, of string, clear bool) {
 	f.Float64Var(&b.usd, "budget", 0, "US dollars "+of+" may spend per --budget-period")
 	f.StringVar(&b.period, "budget-period", llmproxy.BudgetMonthly, "period of --budget: daily, weekly, monthly or total (never starts again)")
 	f.StringVar(&b.tz, "budget-tz", "UTC", "IANA time zone whose midnight starts a budget period, e.g. Asia/Bangkok")
+	f.Float64SliceVar(&b.alerts, "budget-alerts", nil, "percentages of --budget at which alerts fire, e.g. 50,80,100 (default 50,80,100)")
 	if clear {
 		f.BoolVar(&b.clear, "clear-budget", false, "remove the budget (the key's, or the selected assignment's)")
 	}
@@ -92,14 +94,23 @@ func (b *budgetFlags) register(f *pflag.FlagSet, of string, clear bool) {
 // --budget-period and --budget-tz alone are an error, not ignored.
 func (b *budgetFlags) budget(f *pflag.FlagSet) (*llmproxy.Budget, error) {
 	if !f.Changed("budget") {
-		for _, name := range []string{"budget-period", "budget-tz"} {
+		for _, name := range []string{"budget-period", "budget-tz", "budget-alerts"} {
 			if f.Changed(name) {
 				return nil, fmt.Errorf("--%s needs --budget", name)
 			}
 		}
 		return nil, nil
 	}
-	return &llmproxy.Budget{USD: b.usd, Period: b.period, TZ: b.tz}, nil
+	bu := &llmproxy.Budget{USD: b.usd, Period: b.period, TZ: b.tz}
+	if f.Changed("budget-alerts") {
+		// Percentages on the command line, fractions stored; the server
+		// checks the range.
+		bu.Alerts = make([]float64, len(b.alerts))
+		for i, p := range b.alerts {
+			bu.Alerts[i] = p / 100
+		}
+	}
+	return bu, nil
 }
 
 func parseWindow(s string) (time.Duration, error) {

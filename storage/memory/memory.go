@@ -87,6 +87,9 @@ func copyBudget(b *llmproxy.Budget) *llmproxy.Budget {
 		return nil
 	}
 	c := *b
+	if b.Alerts != nil {
+		c.Alerts = append([]float64{}, b.Alerts...)
+	}
 	return &c
 }
 

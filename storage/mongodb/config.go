@@ -417,20 +417,22 @@ type budgetDoc struct {
 	USD    float64 `bson:"usd"`
 	Period string  `bson:"period"`
 	TZ     string  `bson:"tz"`
+	// Alerts null (or absent, in older documents) means the default thresholds.
+	Alerts []float64 `bson:"alerts"`
 }
 
 func newBudgetDoc(b *llmproxy.Budget) *budgetDoc {
 	if b == nil {
 		return nil
 	}
-	return &budgetDoc{USD: b.USD, Period: b.Period, TZ: b.TZ}
+	return &budgetDoc{USD: b.USD, Period: b.Period, TZ: b.TZ, Alerts: b.Alerts}
 }
 
 func (d *budgetDoc) budget() *llmproxy.Budget {
 	if d == nil {
 		return nil
 	}
-	return &llmproxy.Budget{USD: d.USD, Period: d.Period, TZ: d.TZ}
+	return &llmproxy.Budget{USD: d.USD, Period: d.Period, TZ: d.TZ, Alerts: d.Alerts}
 }
 
 func newKeyDoc(k *llmproxy.VirtualKey) *keyDoc {

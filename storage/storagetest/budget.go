@@ -16,9 +16,9 @@ func testKeyBudgets(t *testing.T, s llmproxy.Storage) {
 	m := createModel(t, s, "model", c.ID)
 
 	withBudget := modelOnly(m.ID)
-	withBudget.Budget = &llmproxy.Budget{USD: 0.000001, Period: llmproxy.BudgetDaily, TZ: "Asia/Bangkok"}
+	withBudget.Budget = &llmproxy.Budget{USD: 0.000001, Period: llmproxy.BudgetDaily, TZ: "Asia/Bangkok", Alerts: []float64{0.25}}
 	k := newKey("budgeted", withBudget, connectionWide(c.ID))
-	k.Budget = &llmproxy.Budget{USD: 1234.5678901, Period: llmproxy.BudgetMonthly, TZ: "UTC"}
+	k.Budget = &llmproxy.Budget{USD: 1234.5678901, Period: llmproxy.BudgetMonthly, TZ: "UTC", Alerts: []float64{0.1, 1.0 / 3, 0.9, 1}}
 	must(t, "CreateKey with budgets", s.CreateKey(ctx, k))
 	none := createKey(t, s, "no-budget", modelOnly(m.ID))
 	total := newKey("total")
@@ -37,10 +37,11 @@ func testKeyBudgets(t *testing.T, s llmproxy.Storage) {
 
 	// The stored budgets are copies: changing the caller's changes nothing.
 	k.Budget.USD = 1
+	k.Budget.Alerts[0] = 0.7
 	k.Assignments[0].Budget.Period = llmproxy.BudgetTotal
 	got, err := s.Key(ctx, k.ID)
 	must(t, "Key", err)
-	if got.Budget.USD != 1234.5678901 || got.Assignments[0].Budget.Period != llmproxy.BudgetDaily {
+	if got.Budget.USD != 1234.5678901 || got.Budget.Alerts[0] != 0.1 || got.Assignments[0].Budget.Period != llmproxy.BudgetDaily {
 		t.Fatalf("changing a key's budgets after CreateKey changed the stored ones: %+v %+v", *got.Budget, *got.Assignments[0].Budget)
 	}
 	got.Budget.USD = 2
@@ -53,7 +54,7 @@ func testKeyBudgets(t *testing.T, s llmproxy.Storage) {
 	// An update replaces the key's budget, clears one assignment's and
 	// sets the other's.
 	upd := got
-	upd.Budget = &llmproxy.Budget{USD: 5, Period: llmproxy.BudgetWeekly, TZ: "America/New_York"}
+	upd.Budget = &llmproxy.Budget{USD: 5, Period: llmproxy.BudgetWeekly, TZ: "America/New_York", Alerts: []float64{0.8}}
 	upd.Assignments[0].Budget = nil
 	upd.Assignments[1].Budget = &llmproxy.Budget{USD: 0.5, Period: llmproxy.BudgetMonthly, TZ: "Europe/Berlin"}
 	must(t, "UpdateKey replacing budgets", s.UpdateKey(ctx, upd))

@@ -563,33 +563,61 @@ func (s *Store) DeleteModel(ctx context.Context, id string) error {
 // three budget columns of each, NULL together, are its Budget (migration
 // 0005).
 const (
-	keyColumns        = `k.id, k.name, k.hash, k.prefix, k.expires_at, k.created_at, k.updated_at, k.budget_usd, k.budget_period, k.budget_tz`
-	assignmentColumns = `a.id, a.connection_id, a.model_id, a.tps, a.burst, a.token_limit, a.token_window, a.budget_usd, a.budget_period, a.budget_tz`
+	keyColumns        = `k.id, k.name, k.hash, k.prefix, k.expires_at, k.created_at, k.updated_at, k.budget_usd, k.budget_period, k.budget_tz, k.budget_alerts`
+	assignmentColumns = `a.id, a.connection_id, a.model_id, a.tps, a.burst, a.token_limit, a.token_window, a.budget_usd, a.budget_period, a.budget_tz, a.budget_alerts`
 )
 
 // budgetArgs are the budget columns' values of b: all NULL for no budget.
 func budgetArgs(b *llmproxy.Budget) []any {
 	if b == nil {
-		return []any{sql.NullFloat64{}, sql.NullString{}, sql.NullString{}}
+		return []any{sql.NullFloat64{}, sql.NullString{}, sql.NullString{}, sql.NullString{}}
 	}
-	return []any{b.USD, b.Period, b.TZ}
+	return []any{b.USD, b.Period, b.TZ, alertsText(b.Alerts)}
 }
 
 // budgetColumns receives the three budget columns of a row.
 type budgetColumns struct {
-	usd        sql.NullFloat64
-	period, tz sql.NullString
+	usd                sql.NullFloat64
+	period, tz, alerts sql.NullString
 }
 
 // dest is the Scan destinations of the columns.
-func (c *budgetColumns) dest() []any { return []any{&c.usd, &c.period, &c.tz} }
+func (c *budgetColumns) dest() []any { return []any{&c.usd, &c.period, &c.tz, &c.alerts} }
 
 // budget is the scanned Budget: nil when budget_usd is NULL.
 func (c *budgetColumns) budget() *llmproxy.Budget {
 	if !c.usd.Valid {
 		return nil
 	}
-	return &llmproxy.Budget{USD: c.usd.Float64, Period: c.period.String, TZ: c.tz.String}
+	return &llmproxy.Budget{USD: c.usd.Float64, Period: c.period.String, TZ: c.tz.String, Alerts: parseAlerts(c.alerts)}
+}
+
+// alertsText is budget_alerts (migration 0008): the fractions comma-separated
+// in shortest round-trip form, NULL for the default thresholds.
+func alertsText(a []float64) sql.NullString {
+	if a == nil {
+		return sql.NullString{}
+	}
+	parts := make([]string, len(a))
+	for i, f := range a {
+		parts[i] = strconv.FormatFloat(f, 'g', -1, 64)
+	}
+	return sql.NullString{String: strings.Join(parts, ","), Valid: true}
+}
+
+// parseAlerts reads budget_alerts back; a part that does not parse (only
+// a hand-edited row has one) is skipped rather than failing the key.
+func parseAlerts(s sql.NullString) []float64 {
+	if !s.Valid {
+		return nil
+	}
+	out := []float64{}
+	for _, p := range strings.Split(s.String, ",") {
+		if f, err := strconv.ParseFloat(strings.TrimSpace(p), 64); err == nil {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // keyWriteErr maps the error of a key insert or update.
@@ -633,7 +661,7 @@ func (s *Store) insertAssignments(ctx context.Context, tx *sql.Tx, k *llmproxy.V
 		args := append([]any{a.ID, k.ID, i, nullString(a.ConnectionID), nullString(a.ModelID), a.TPS, a.Burst, a.TokenLimit, int64(a.TokenWindow)},
 			budgetArgs(a.Budget)...)
 		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO assignments (id, key_id, position, connection_id, model_id, tps, burst, token_limit, token_window,
-			budget_usd, budget_period, budget_tz) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), args...)
+			budget_usd, budget_period, budget_tz, budget_alerts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), args...)
 		if err != nil {
 			return err
 		}
@@ -670,7 +698,7 @@ func (s *Store) CreateKey(ctx context.Context, k *llmproxy.VirtualKey) error {
 	err := s.configWrite(ctx, func(tx *sql.Tx) error {
 		args := append([]any{probe.ID, k.Name, k.Hash, k.Prefix, nullMicros(k.ExpiresAt), toMicros(t), toMicros(t)}, budgetArgs(k.Budget)...)
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO keys (id, name, hash, prefix, expires_at, created_at, updated_at,
-			budget_usd, budget_period, budget_tz) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), args...)
+			budget_usd, budget_period, budget_tz, budget_alerts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), args...)
 		if err != nil {
 			return err
 		}
@@ -695,7 +723,7 @@ func (s *Store) UpdateKey(ctx context.Context, k *llmproxy.VirtualKey) error {
 	err := s.configWrite(ctx, func(tx *sql.Tx) error {
 		args := append([]any{k.Name, k.Hash, k.Prefix, nullMicros(k.ExpiresAt), toMicros(t)}, budgetArgs(k.Budget)...)
 		err := tx.QueryRowContext(ctx, s.q(`UPDATE keys SET name = ?, hash = ?, prefix = ?, expires_at = ?, updated_at = ?,
-			budget_usd = ?, budget_period = ?, budget_tz = ? WHERE id = ? RETURNING created_at`), append(args, k.ID)...).Scan(&createdAt)
+			budget_usd = ?, budget_period = ?, budget_tz = ?, budget_alerts = ? WHERE id = ? RETURNING created_at`), append(args, k.ID)...).Scan(&createdAt)
 		if err != nil {
 			return err
 		}
