@@ -149,9 +149,12 @@ func CheckBudget(b *llmproxy.Budget) error {
 const maxAlerts = 10
 
 // checkAlerts checks b.Alerts and sorts and deduplicates them, so that
-// equal budgets store equal lists.
+// equal budgets store equal lists. An empty list is the default
+// thresholds, as an absent one is: every reader (the admin API omits an
+// empty list) then sees the same thing.
 func checkAlerts(b *llmproxy.Budget) error {
-	if b.Alerts == nil {
+	if len(b.Alerts) == 0 {
+		b.Alerts = nil
 		return nil
 	}
 	if len(b.Alerts) > maxAlerts {
