@@ -193,3 +193,35 @@ func TestAlertDeliveredAfterRestart(t *testing.T) {
 	spendAll(t, srv.URL) // spent already: no new crossing
 	checkThresholds(t, r.wait(3), s)
 }
+
+// A new period is a new budget: its thresholds fire again, as events of
+// their own (another period start, another id).
+func TestAlertThresholdsEveryPeriod(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	llmproxy.SetBudgetClock(t, func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+	s := newBudgetStore(t, &llmproxy.Budget{USD: 0.00124, Period: llmproxy.BudgetDaily}, nil)
+	r := newReceiver(t)
+	_, srv := alertGateway(t, s, r.srv.URL)
+	spendAll(t, srv.URL)
+	first := r.wait(3)
+	mu.Lock()
+	now = now.Add(24 * time.Hour) // the next day: a new period
+	mu.Unlock()
+	spendAll(t, srv.URL)
+	all := r.wait(6)
+	if len(all) != 6 {
+		t.Fatalf("%d events over two periods; want 6", len(all))
+	}
+	ids := map[string]bool{}
+	starts := map[time.Time]int{}
+	for _, e := range all {
+		ids[e.ID] = true
+		if e.PeriodStart != nil {
+			starts[e.PeriodStart.UTC()]++
+		}
+	}
+	if len(ids) != 6 || len(starts) != 2 {
+		t.Errorf("events %+v (first period %+v): want 6 ids over 2 period starts, got %d ids, starts %v", all, first, len(ids), starts)
+	}
+}
