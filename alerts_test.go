@@ -176,15 +176,23 @@ func TestAlertDeliveredAfterRestart(t *testing.T) {
 	r.block = true
 	gw, srv := alertGateway(t, s, r.srv.URL)
 	spendAll(t, srv.URL)
+	// Delivery is asynchronous: close only once one is in flight.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		r.mu.Lock()
+		n := r.attempts
+		r.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first gateway attempted no delivery")
+		}
+	}
 	srv.Close()
 	must(t, gw.Close())
 	r.mu.Lock()
 	r.block = false
-	blocked := r.attempts
 	r.mu.Unlock()
-	if blocked == 0 {
-		t.Fatal("the first gateway attempted no delivery")
-	}
 	due, err := s.DueAlerts(context.Background(), time.Now(), 10)
 	if err != nil || len(due) != 3 {
 		t.Fatalf("outbox after the restart: %d due, %v; want 3", len(due), err)
