@@ -3,10 +3,12 @@ package llmproxy_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,6 +33,17 @@ var budgetPrice = pricing.Price{Input: 10, Output: 40}
 type budgetStore struct {
 	*memory.Store
 	key *llmproxy.VirtualKey
+
+	mu    sync.Mutex
+	scans []llmproxy.UsageFilter // the ledger reads, by SumUsage
+}
+
+// SumUsage records the ledger reads the gateway makes.
+func (s *budgetStore) SumUsage(ctx context.Context, f llmproxy.UsageFilter) ([]llmproxy.UsageSummary, error) {
+	s.mu.Lock()
+	s.scans = append(s.scans, f)
+	s.mu.Unlock()
+	return s.Store.SumUsage(ctx, f)
 }
 
 func newBudgetStore(t *testing.T, ab, kb *llmproxy.Budget) *budgetStore {
@@ -198,6 +211,49 @@ func TestBudgetRestoredAfterRestart(t *testing.T) {
 	}
 	if want := formatMicros(2000 - total); resp.Header.Get(llmproxy.HeaderBudgetRemaining) != want {
 		t.Errorf("remaining after the restart %q, want %q", resp.Header.Get(llmproxy.HeaderBudgetRemaining), want)
+	}
+}
+
+// A restart restores a month's spend in Bangkok from the daily rollups,
+// reading raw ledger rows only for the month's first hours, which fall on
+// the last UTC day of the month before.
+func TestBudgetRestoredFromRollups(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	llmproxy.SetBudgetClock(t, func() time.Time { return now })
+	s := newBudgetStore(t, &llmproxy.Budget{USD: 0.002, Period: llmproxy.BudgetMonthly, TZ: "Asia/Bangkok"}, nil)
+	a := s.key.Assignments[0]
+	var recs []llmproxy.UsageRecord
+	for i, r := range []struct {
+		at     string
+		micros int64
+	}{
+		{"2026-02-28T23:30:00+07:00", 500}, // February in Bangkok: not this month's
+		{"2026-03-01T00:30:00+07:00", 300}, // the month's first hour, on 28 February UTC
+		{"2026-03-05T10:00:00Z", 900},
+		{"2026-03-10T11:00:00Z", 750},
+	} {
+		at, err := time.Parse(time.RFC3339, r.at)
+		must(t, err)
+		recs = append(recs, llmproxy.UsageRecord{ID: fmt.Sprint("r", i), Time: at, KeyID: s.key.ID, AssignmentID: a.ID, Model: "gpt-alias",
+			ConnectionID: a.ConnectionID, PromptTokens: 10, TotalTokens: 10, CostMicros: r.micros, CostKnown: true, Status: 200})
+	}
+	must(t, s.AppendUsage(context.Background(), recs))
+	_, srv := s.gateway(t, nil)
+	// 1,950 µ$ spent of 2,000: the next request's 120 µ$ estimate does not fit.
+	resp, body := chat(t, srv.URL)
+	if resp.StatusCode != 429 || resp.Header.Get(llmproxy.HeaderBudgetRemaining) != "0.00005" {
+		t.Errorf("after the restart: %d remaining %q %s; want 429 with $0.00005 left",
+			resp.StatusCode, resp.Header.Get(llmproxy.HeaderBudgetRemaining), body)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.scans {
+		if f.Since.IsZero() || f.Until.IsZero() || f.Until.Sub(f.Since) > 24*time.Hour {
+			t.Errorf("the restore read the ledger from %v to %v; want at most a day's rows", f.Since, f.Until)
+		}
+	}
+	if len(s.scans) != 1 {
+		t.Errorf("%d ledger reads: %+v; want 1, for the month's first hours", len(s.scans), s.scans)
 	}
 }
 

@@ -333,18 +333,10 @@ func (g *Gateway) restoreTokenWindows(ctx context.Context, prev *snapshot, keys 
 			if a.TokenLimit <= 0 || known[a.ID] {
 				continue
 			}
-			f := UsageFilter{AssignmentID: a.ID}
-			if a.TokenWindow > 0 {
-				f.Since = windowStart(now, a.TokenWindow)
-			}
-			sums, err := g.cfg.Storage.SumUsage(ctx, f)
+			used, _, err := g.usedSince(ctx, UsageFilter{AssignmentID: a.ID}, windowStart(now, a.TokenWindow))
 			if err != nil {
 				g.log.Warn("cannot restore a token window from the ledger", "assignment", a.ID, "err", err)
 				continue
-			}
-			var used int64
-			for _, s := range sums {
-				used += s.TotalTokens
 			}
 			g.local.SetTokensUsed(newGrant(nil, &a).tokenKey, used, a.TokenWindow, now)
 		}
