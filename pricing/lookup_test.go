@@ -22,6 +22,7 @@ func TestLookup(t *testing.T) {
 		{"google", "models/gemini-2.5-flash", "gemini-2.5-flash", "models-prefix", 0.3},
 		{"bedrock", "global.anthropic.claude-haiku-4-5-20251001-v1:0", "global.anthropic.claude-haiku-4-5-20251001-v1:0", "exact", 1},
 		{"bedrock", "us.anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic.claude-haiku-4-5-20251001-v1:0", "bedrock-geo-prefix", 1.1},
+		{"bedrock", "eu.anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-sonnet-4-5-20250929-v1:0", "bedrock-geo-prefix", 3.3},
 		{"bedrock", "eu.anthropic.claude-sonnet-4-6", "anthropic.claude-sonnet-4-6", "bedrock-geo-prefix", 3.3},
 		{"bedrock", "anthropic.claude-haiku-4-5-20251001-v1", "anthropic.claude-haiku-4-5-20251001-v1:0", "version-suffix", 1.1},
 		{"bedrock", "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic.claude-haiku-4-5-20251001-v1:0", "arn", 1.1},
@@ -59,10 +60,10 @@ func TestLookupUnknown(t *testing.T) {
 	for _, c := range [][2]string{
 		{"openai", "gpt-nonexistent"},
 		{"openai", ""},
-		{"compatible", "gpt-4o"},                                 // no table for arbitrary servers
-		{"bedrock", "claude-sonnet-4-5"},                         // Bedrock has its own ids
-		{"anthropic", "gpt-4o"},                                  // other provider's table
-		{"bedrock", "anthropic.claude-sonnet-4-5-20250929-v1:0"}, // not verified, left out
+		{"compatible", "gpt-4o"},             // no table for arbitrary servers
+		{"bedrock", "claude-sonnet-4-5"},     // Bedrock has its own ids
+		{"anthropic", "gpt-4o"},              // other provider's table
+		{"bedrock", "anthropic.claude-v2:1"}, // retired, left out
 		{"bedrock", "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123"},
 	} {
 		if p, src, ok := Lookup(c[0], c[1]); ok {
