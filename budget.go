@@ -313,42 +313,7 @@ func (g *Gateway) restoreBudgets(ctx context.Context, prev *snapshot, keys []Vir
 	}
 }
 
-// usedSince sums the tokens and the known cost (micro-dollars) of the
-// records f selects from since on (all of them when since is zero). With a
-// UsageReporter it reads the daily rollups for the whole UTC days and the
-// raw ledger only for the hours before the first of them (a period that
-// starts at midnight in another zone), so restoring a monthly budget or a
-// total token limit reads a few dozen rollup rows, never a month of
-// requests. Without one it sums the ledger.
+// usedSince is SpentSince on the gateway's storage.
 func (g *Gateway) usedSince(ctx context.Context, f UsageFilter, since time.Time) (tokens, micros int64, err error) {
-	rep, ok := g.cfg.Storage.(UsageReporter)
-	if !ok {
-		f.Since = since
-		sums, err := g.cfg.Storage.SumUsage(ctx, f)
-		for _, s := range sums {
-			tokens += s.TotalTokens
-			micros += s.CostMicros
-		}
-		return tokens, micros, err
-	}
-	if day := since.UTC().Truncate(24 * time.Hour); !since.IsZero() && !day.Equal(since) {
-		edge := f
-		edge.Since, edge.Until = since, day.Add(24*time.Hour)
-		sums, err := g.cfg.Storage.SumUsage(ctx, edge)
-		if err != nil {
-			return 0, 0, err
-		}
-		for _, s := range sums {
-			tokens += s.TotalTokens
-			micros += s.CostMicros
-		}
-		since = edge.Until
-	}
-	f.Since = since
-	rows, err := rep.UsageReport(ctx, f, nil)
-	for _, r := range rows {
-		tokens += r.TotalTokens
-		micros += r.CostMicros
-	}
-	return tokens, micros, err
+	return SpentSince(ctx, g.cfg.Storage, f, since)
 }
