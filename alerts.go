@@ -145,6 +145,7 @@ func (g *Gateway) checkAlerts(h budgetHold, who alertWho, cost int64) {
 		g.log.Warn("cannot count a budget's spend for alerts", "budget", h.key, "err", err)
 		return
 	}
+	g.expireCounter(alertCounter(h.key), h.of.end, now)
 	after := alertCeiling - d.Remaining
 	before := after - cost
 	limit := h.of.b.limitMicros()

@@ -197,6 +197,7 @@ func (g *Gateway) takeBudgets(ctx context.Context, w http.ResponseWriter, x *exc
 			break
 		}
 		sp.holds = append(sp.holds, budgetHold{key: bo.key, n: est, of: *bo})
+		g.expireCounter(bo.key, bo.end, now)
 	}
 	h := w.Header()
 	h.Set(HeaderBudgetRemaining, formatUSD(tight.Remaining))
@@ -265,6 +266,41 @@ func (g *Gateway) adjust(key string, delta int64, window time.Duration, at time.
 	}
 }
 
+// periodGrace keeps a period's counters a day past its end, for the
+// settlement of requests still running at the boundary.
+const periodGrace = 24 * time.Hour
+
+// expireCounter tells the limiters, once per counter, to drop the counter
+// of key a day after its period's end: a new period is a new counter, and
+// the old ones would otherwise stay in Redis and in memory for good. A
+// shared limiter that cannot be told now is told on a later request.
+func (g *Gateway) expireCounter(key string, end, now time.Time) {
+	if end.IsZero() {
+		return
+	}
+	if _, seen := g.expiring.LoadOrStore(key, end); seen {
+		return
+	}
+	ttl := end.Sub(now) + periodGrace
+	g.local.ExpireTokens(context.Background(), key, ttl, now)
+	if e, ok := g.limiter.(CounterExpirer); ok && g.limiter != Limiter(g.local) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := e.ExpireTokens(ctx, key, ttl, now); err != nil {
+			g.expiring.Delete(key)
+		}
+		cancel()
+	}
+	last := g.expirySwept.Load()
+	if now.UnixNano()-last > int64(time.Hour) && g.expirySwept.CompareAndSwap(last, now.UnixNano()) {
+		g.expiring.Range(func(k, v any) bool {
+			if now.After(v.(time.Time)) {
+				g.expiring.Delete(k)
+			}
+			return true
+		})
+	}
+}
+
 // restoreBudgets seeds the local counters of budgets new to this process
 // with the current period's spend from the usage ledger, so that a
 // restart does not hand out a fresh budget. A shared limiter keeps its
@@ -294,7 +330,7 @@ func (g *Gateway) restoreBudgets(ctx context.Context, prev *snapshot, keys []Vir
 		if old, ok := known[owner]; ok && SameBudget(&old, b) {
 			return
 		}
-		start, _ := b.period(now)
+		start, end := b.period(now)
 		_, spent, err := g.usedSince(ctx, f, start)
 		if err != nil {
 			g.log.Warn("cannot restore a budget's spend from the ledger", "budget", owner, "err", err)
@@ -302,6 +338,8 @@ func (g *Gateway) restoreBudgets(ctx context.Context, prev *snapshot, keys []Vir
 		}
 		g.local.SetTokensUsed(counterKey(owner, start), spent, 0, now)
 		g.local.SetTokensUsed(alertCounter(counterKey(owner, start)), spent, 0, now)
+		g.expireCounter(counterKey(owner, start), end, now)
+		g.expireCounter(alertCounter(counterKey(owner, start)), end, now)
 	}
 	for i := range keys {
 		k := &keys[i]

@@ -59,3 +59,21 @@ func TestFormatUSD(t *testing.T) {
 		}
 	}
 }
+
+// The local limiter drops an expired counter on a sweep at least a minute
+// after the last, and keeps the others.
+func TestLocalCountersExpire(t *testing.T) {
+	l := NewLocalLimiter()
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	l.SetTokensUsed("b:a:1", 5, 0, now)
+	l.SetTokensUsed("b:a:2", 7, 0, now)
+	l.ExpireTokens(t.Context(), "b:a:1", time.Hour, now)
+	l.ExpireTokens(t.Context(), "b:a:2", 48*time.Hour, now.Add(30*time.Second))
+	if len(l.windows) != 2 {
+		t.Fatalf("windows %v before any expiry", l.windows)
+	}
+	l.ExpireTokens(t.Context(), "b:a:3", 48*time.Hour, now.Add(2*time.Hour))
+	if _, ok := l.windows["b:a:1"]; ok || l.windows["b:a:2"] == nil || len(l.expires) != 2 {
+		t.Errorf("after the sweep: windows %v, expires %v; want b:a:1 gone, b:a:2 kept", l.windows, l.expires)
+	}
+}

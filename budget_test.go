@@ -20,6 +20,7 @@ import (
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
 	"github.com/go-llm-proxy/llmproxy/redislimit"
 	"github.com/go-llm-proxy/llmproxy/storage/memory"
+	"github.com/redis/go-redis/v9"
 )
 
 // budgetPrice makes chatBody cost 110 µ$ of prompt (the fake's 11 tokens
@@ -289,6 +290,52 @@ func TestBudgetReplicas(t *testing.T) {
 	t.Logf("$0.01 daily across 3 replicas: %v, spent %d µ$", counts, total)
 	if total > 10000+most || counts[200] < 10000/480 || counts[429] == 0 {
 		t.Errorf("one budget across 3 replicas: %v, spent %d µ$", counts, total)
+	}
+}
+
+// A period's counters expire in Redis a day after the period ends, so past
+// periods do not pile up; a total budget's counter stays.
+func TestBudgetCountersExpire(t *testing.T) {
+	redisURL, prefix := testdb.RedisURL(t)
+	now := time.Now()
+	s := newBudgetStore(t, &llmproxy.Budget{USD: 1, Period: llmproxy.BudgetDaily, TZ: "Asia/Bangkok"}, &llmproxy.Budget{USD: 1, Period: llmproxy.BudgetTotal})
+	lim, err := redislimit.Open(redisURL, redislimit.Options{Prefix: prefix, Timeout: time.Second})
+	must(t, err)
+	t.Cleanup(func() { lim.Close() })
+	gw, srv := s.gateway(t, lim)
+	if resp, body := chat(t, srv.URL); resp.StatusCode != 200 {
+		t.Fatalf("chat: %d %s", resp.StatusCode, body)
+	}
+	srv.Close()
+	must(t, gw.Close())
+	o, err := redis.ParseURL(redisURL)
+	must(t, err)
+	c := redis.NewClient(o)
+	defer c.Close()
+	ctx := context.Background()
+	keys, err := c.Keys(ctx, prefix+"*").Result()
+	must(t, err)
+	b := llmproxy.Budget{Period: llmproxy.BudgetDaily, TZ: "Asia/Bangkok"}
+	_, end := b.Bounds(now)
+	var daily, total int
+	for _, k := range keys {
+		ttl, err := c.PTTL(ctx, k).Result()
+		must(t, err)
+		switch {
+		case strings.Contains(k, ":total"):
+			total++
+			if ttl >= 0 {
+				t.Errorf("%s: ttl %v; a total budget's counter never expires", k, ttl)
+			}
+		case strings.Contains(k, "b:"):
+			daily++
+			if want := time.Until(end) + 24*time.Hour; ttl <= 0 || ttl > want+time.Second || ttl < want-time.Minute {
+				t.Errorf("%s: ttl %v; want about %v (a day past the period's end)", k, ttl, want)
+			}
+		}
+	}
+	if daily != 1 || total != 1 {
+		t.Errorf("keys %v: want the daily budget's counter and the total budget's", keys)
 	}
 }
 

@@ -108,6 +108,11 @@ type Gateway struct {
 	snap    atomic.Pointer[snapshot]
 	limiter Limiter
 	local   *LocalLimiter // fallback when a shared limiter fails
+	// expiring holds the budget counters (key → period end) the limiters
+	// were told to drop after their period; expirySwept (unix ns) is when
+	// it was last pruned.
+	expiring    sync.Map
+	expirySwept atomic.Int64
 	// sharedDownUntil (unix ns) skips a failing shared limiter for a while.
 	sharedDownUntil atomic.Int64
 	sharedDown      atomic.Bool

@@ -29,6 +29,16 @@ type Limiter interface {
 	AdjustTokens(ctx context.Context, key string, delta int64, window time.Duration, reservedAt time.Time) error
 }
 
+// CounterExpirer is implemented by limiters that can drop a counter at a
+// time of the caller's choosing. A budget's counters have no window (a
+// calendar month is no fixed duration): the Gateway names one counter per
+// period and tells the limiter, once per period, how long it is kept, so
+// that past periods' counters do not pile up in Redis or in memory.
+type CounterExpirer interface {
+	// ExpireTokens drops the counter of key (window zero) ttl after now.
+	ExpireTokens(ctx context.Context, key string, ttl time.Duration, now time.Time) error
+}
+
 // LimitTaker is implemented by limiters that can apply an assignment's
 // request rate and token limit in one call: for a shared limiter, one
 // round trip instead of two. The Gateway uses it when both limits apply.
@@ -58,6 +68,10 @@ type LocalLimiter struct {
 	mu      sync.Mutex
 	buckets map[string]*rate.Limiter
 	windows map[string]*tokenWindow
+	// expires holds when counters given ExpireTokens may go; swept is
+	// when they were last looked through.
+	expires map[string]time.Time
+	swept   time.Time
 }
 
 type tokenWindow struct {
@@ -153,6 +167,28 @@ func (l *LocalLimiter) AdjustTokens(_ context.Context, key string, delta int64, 
 		return nil // the window has moved on; the reservation expired with it
 	}
 	w.used = max(w.used+delta, 0)
+	return nil
+}
+
+// ExpireTokens implements CounterExpirer. Expired counters are dropped
+// when a later call finds a minute has passed since the last sweep.
+func (l *LocalLimiter) ExpireTokens(_ context.Context, key string, ttl time.Duration, now time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.expires == nil {
+		l.expires = map[string]time.Time{}
+	}
+	l.expires[key] = now.Add(ttl)
+	if now.Sub(l.swept) < time.Minute {
+		return nil
+	}
+	l.swept = now
+	for k, at := range l.expires {
+		if now.After(at) {
+			delete(l.windows, k)
+			delete(l.expires, k)
+		}
+	}
 	return nil
 }
 

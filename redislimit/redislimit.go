@@ -255,6 +255,19 @@ func (l *Limiter) AdjustTokens(ctx context.Context, key string, delta int64, win
 	return nil
 }
 
+var _ llmproxy.CounterExpirer = (*Limiter)(nil)
+
+// ExpireTokens implements llmproxy.CounterExpirer: the counter of key
+// (window zero) expires ttl from now, as Redis counts time.
+func (l *Limiter) ExpireTokens(ctx context.Context, key string, ttl time.Duration, _ time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	if err := l.client.PExpire(ctx, l.windowKey(key, 0, time.Time{}), ttl).Err(); err != nil {
+		return fmt.Errorf("redis limiter: %w", err)
+	}
+	return nil
+}
+
 // TokensUsed returns the tokens counted in the window holding now.
 func (l *Limiter) TokensUsed(ctx context.Context, key string, window time.Duration, now time.Time) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
