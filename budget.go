@@ -278,7 +278,29 @@ func (g *Gateway) expireCounter(key string, end, now time.Time) {
 	if end.IsZero() {
 		return
 	}
-	if _, seen := g.expiring.LoadOrStore(key, end); seen {
+	g.expiryMu.RLock()
+	_, seen := g.expiring[key]
+	g.expiryMu.RUnlock()
+	if seen {
+		return
+	}
+	g.expiryMu.Lock()
+	if _, seen = g.expiring[key]; !seen {
+		if g.expiring == nil {
+			g.expiring = map[string]time.Time{}
+		}
+		g.expiring[key] = end
+		if now.Sub(g.expirySwept) > time.Hour {
+			g.expirySwept = now
+			for k, e := range g.expiring {
+				if now.After(e) {
+					delete(g.expiring, k)
+				}
+			}
+		}
+	}
+	g.expiryMu.Unlock()
+	if seen {
 		return
 	}
 	ttl := end.Sub(now) + periodGrace
@@ -286,18 +308,11 @@ func (g *Gateway) expireCounter(key string, end, now time.Time) {
 	if e, ok := g.limiter.(CounterExpirer); ok && g.limiter != Limiter(g.local) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := e.ExpireTokens(ctx, key, ttl, now); err != nil {
-			g.expiring.Delete(key)
+			g.expiryMu.Lock()
+			delete(g.expiring, key) // told on a later request
+			g.expiryMu.Unlock()
 		}
 		cancel()
-	}
-	last := g.expirySwept.Load()
-	if now.UnixNano()-last > int64(time.Hour) && g.expirySwept.CompareAndSwap(last, now.UnixNano()) {
-		g.expiring.Range(func(k, v any) bool {
-			if now.After(v.(time.Time)) {
-				g.expiring.Delete(k)
-			}
-			return true
-		})
 	}
 }
 

@@ -111,8 +111,9 @@ type Gateway struct {
 	// expiring holds the budget counters (key → period end) the limiters
 	// were told to drop after their period; expirySwept (unix ns) is when
 	// it was last pruned.
-	expiring    sync.Map
-	expirySwept atomic.Int64
+	expiryMu    sync.RWMutex
+	expiring    map[string]time.Time
+	expirySwept time.Time
 	// sharedDownUntil (unix ns) skips a failing shared limiter for a while.
 	sharedDownUntil atomic.Int64
 	sharedDown      atomic.Bool
