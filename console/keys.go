@@ -445,11 +445,11 @@ func (c *Console) keyFromForm(ctx context.Context, f *keyForm) (*llmproxy.Virtua
 
 // budgetView is a budget with what was spent in its current period.
 type budgetView struct {
-	Describe              string
-	Limit, Spent, Left    int64     // micro-dollars
-	Start, Reset          time.Time // zero for a total budget
-	Total                 bool
-	PercentUsed           int
+	Describe           string
+	Limit, Spent, Left int64     // micro-dollars
+	Start, Reset       time.Time // zero for a total budget
+	Total              bool
+	PercentUsed        int
 }
 
 func (c *Console) budgetView(ctx context.Context, b *llmproxy.Budget, f llmproxy.UsageFilter, now time.Time) (*budgetView, error) {
@@ -477,16 +477,16 @@ type assignmentRow struct {
 }
 
 type keyPage struct {
-	ID, Name, Prefix   string
-	Created, Expires   time.Time
-	Expired            bool
-	Assignments        []assignmentRow
-	Budget             *budgetView
-	MonthSpend         int64
-	ReadOnly           bool
-	HasAssignments     bool
-	Form               limitsForm
-	Periods            []string
+	ID, Name, Prefix string
+	Created, Expires time.Time
+	Expired          bool
+	Assignments      []assignmentRow
+	Budget           *budgetView
+	MonthSpend       int64
+	ReadOnly         bool
+	HasAssignments   bool
+	Form             limitsForm
+	Periods          []string
 }
 
 // key shows a key: to the admin any, to a key's session only its own

@@ -383,4 +383,3 @@ func (cw *captureWriter) status() int {
 	}
 	return cw.code
 }
-
