@@ -276,6 +276,17 @@ func errorStatus(err error) (int, string) {
 	return http.StatusInternalServerError, "Something went wrong; the server's log says what."
 }
 
+// formErrorStatus is errorStatus for a form that names other records:
+// one that does not exist is a bad value of the form (400), not a
+// missing page.
+func formErrorStatus(err error) (int, string) {
+	status, msg := errorStatus(err)
+	if status == http.StatusNotFound {
+		status = http.StatusBadRequest
+	}
+	return status, msg
+}
+
 // userMessage is err's message without the sentinel's "invalid: "
 // prefix that llmproxy's own errors carry.
 func userMessage(err error) string {

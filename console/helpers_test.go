@@ -4,6 +4,7 @@ import (
 	"context"
 	"html"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -17,6 +18,8 @@ import (
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/internal/fakeopenai"
+	"github.com/go-llm-proxy/llmproxy/internal/syncbuf"
+	"github.com/go-llm-proxy/llmproxy/pricing"
 	"github.com/go-llm-proxy/llmproxy/provider/openai"
 	"github.com/go-llm-proxy/llmproxy/storage/memory"
 )
@@ -38,6 +41,7 @@ type fixture struct {
 	c     *Console
 	srv   *httptest.Server
 
+	logs    syncbuf.Buffer // the Gateway's and the console's
 	mu      sync.Mutex
 	now     time.Time
 	slept   []time.Duration
@@ -59,16 +63,19 @@ func newFixture(t *testing.T) *fixture {
 	if err := f.admin.AddConnection(ctx, f.conn); err != nil {
 		t.Fatal(err)
 	}
-	f.model = &llmproxy.Model{Name: "gpt-test", Remote: "gpt-4o-mini", ConnectionID: f.conn.ID}
+	f.model = &llmproxy.Model{Name: "gpt-test", Remote: "gpt-4o-mini", ConnectionID: f.conn.ID,
+		Price: &pricing.Price{Input: 1, Output: 2, CachedInput: 0.5}}
 	if err := f.admin.AddModel(ctx, f.model); err != nil {
 		t.Fatal(err)
 	}
 	var err error
-	f.gw, err = llmproxy.New(llmproxy.Config{Storage: f.store, Providers: providers, MasterKey: testMaster})
+	f.gw, err = llmproxy.New(llmproxy.Config{Storage: f.store, Providers: providers, MasterKey: testMaster,
+		Logger: slog.New(slog.NewTextHandler(&f.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.c, err = New(Config{Admin: f.admin, Gateway: f.gw, MasterKey: testMaster, Now: f.clock})
+	f.c, err = New(Config{Admin: f.admin, Gateway: f.gw, MasterKey: testMaster, Now: f.clock,
+		Logger: slog.New(slog.NewTextHandler(&f.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +92,9 @@ func newFixture(t *testing.T) *fixture {
 		f.srv.Close()
 		f.gw.Close()
 		f.scanSecrets()
+		if t.Failed() {
+			t.Logf("logs:\n%s", f.logs.String())
+		}
 	})
 	return f
 }
@@ -274,4 +284,17 @@ func tags(body string) []tag {
 		out = append(out, t)
 	}
 	return out
+}
+
+// eventually waits up to 2 s (the Gateway's promise for a change) for
+// ok.
+func (f *fixture) eventually(what string, ok func() bool) {
+	f.t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s: not within 2 s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -358,7 +358,7 @@ func (c *Console) createKey(w http.ResponseWriter, r *http.Request, s *session) 
 		secret, err = c.admin.AddKey(ctx, k, "")
 	}
 	if err != nil {
-		status, msg := errorStatus(err)
+		status, msg := formErrorStatus(err)
 		if status == http.StatusInternalServerError {
 			c.fail(w, r, s, err)
 			return

@@ -151,7 +151,7 @@ func (c *Console) createModel(w http.ResponseWriter, r *http.Request, s *session
 		err = c.admin.AddModel(ctx, m)
 	}
 	if err != nil {
-		status, msg := errorStatus(err)
+		status, msg := formErrorStatus(err)
 		if status == http.StatusInternalServerError {
 			c.fail(w, r, s, err)
 			return
