@@ -122,8 +122,10 @@ func drawSVG(s chartSpec) string {
 			top = max(top, v)
 		}
 	}
+	// At most yTicks round steps, as few as reach the highest value.
 	step := niceStep((top + yTicks - 1) / yTicks)
-	ymax := float64(step * yTicks)
+	ticks := max((top+step-1)/step, 1)
+	ymax := float64(step * ticks)
 	y := func(v int64) float64 { return chartTop + plotH*(1-float64(max(v, 0))/ymax) }
 	slot := float64(plotW) / float64(max(n, 1))
 
@@ -135,8 +137,8 @@ func drawSVG(s chartSpec) string {
 	b.WriteString("<desc>" + esc(describe(s)) + "</desc>")
 
 	// Grid and y-axis labels.
-	for i := 0; i <= yTicks; i++ {
-		v := step * int64(i)
+	for i := int64(0); i <= ticks; i++ {
+		v := step * i
 		yy := coord(y(v))
 		b.WriteString(`<line class="chart-grid" x1="` + strconv.Itoa(chartLeft) + `" x2="` + strconv.Itoa(chartLeft+plotW) +
 			`" y1="` + yy + `" y2="` + yy + `" stroke="#d9d9d9" stroke-width="1"/>`)

@@ -25,7 +25,17 @@ func pageFuncs() template.FuncMap {
 		"stamp":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 		"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 		"add":     func(a, b int) int { return a + b },
+		"plural":  plural,
 	}
+}
+
+// plural writes n and the noun in the number n needs: "1 request",
+// "2 requests".
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return formatNum(n) + " " + many
 }
 
 // formatNum writes n with thousands separators: 1234567 → "1,234,567".
