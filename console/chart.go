@@ -11,7 +11,9 @@ import (
 // script, and the Content-Security-Policy forbids style attributes, so
 // the colours are SVG presentation attributes (which app.css may
 // override through the classes: chart, chart-grid, chart-axis,
-// chart-label, chart-bar, chart-line, chart-alt, chart-legend). Each chart
+// chart-label, chart-bar, chart-line, chart-alt, chart-legend). Its size
+// is 640×220 unless CSS scales it (max-width: 100%; height: auto keeps
+// its proportions on a narrow screen). Each chart
 // is an img to assistive technology, named by aria-label and <title>,
 // described by a <desc> summary, and carries its figures as a table for
 // the page to show beside it.
@@ -131,7 +133,8 @@ func drawSVG(s chartSpec) string {
 
 	var b strings.Builder
 	b.WriteString(`<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" focusable="false" viewBox="0 0 ` +
-		strconv.Itoa(chartW) + " " + strconv.Itoa(chartH) + `" width="100%" preserveAspectRatio="xMidYMid meet" aria-label="` +
+		strconv.Itoa(chartW) + " " + strconv.Itoa(chartH) + `" width="` + strconv.Itoa(chartW) + `" height="` + strconv.Itoa(chartH) +
+		`" preserveAspectRatio="xMidYMid meet" aria-label="` +
 		esc(s.Title) + `">`)
 	b.WriteString("<title>" + esc(s.Title) + "</title>")
 	b.WriteString("<desc>" + esc(describe(s)) + "</desc>")
