@@ -87,14 +87,29 @@ func loadRequests(ctx context.Context, env pageEnv, keyID string, q url.Values) 
 	if err != nil {
 		return nil, err
 	}
+	// A full page may have older records behind it. RecentFilter pages by
+	// time alone, so the page leaves out its trailing run of records that
+	// share its oldest time, and the cursor is the oldest time it shows:
+	// the next page starts with that run, and no record is skipped (but
+	// for a whole page of one instant, which cannot be cut).
+	cursor := time.Time{}
+	if len(records) == requestsPerPage {
+		oldest := records[len(records)-1].Time
+		keep := len(records)
+		for keep > 0 && records[keep-1].Time.Equal(oldest) {
+			keep--
+		}
+		if keep == 0 {
+			keep = len(records)
+		}
+		records = records[:keep]
+		cursor = records[keep-1].Time
+	}
 	for _, r := range records {
 		p.Rows = append(p.Rows, requestLine{Key: keyRefOf(r.KeyID, names, keyID), UsageRecord: r})
 	}
-	// A full page may have older records behind it. The cursor is the
-	// oldest record's time: RecentFilter pages by time alone.
-	if len(records) == requestsPerPage {
-		last := records[len(records)-1].Time.UTC().Format(time.RFC3339Nano)
-		p.OlderHref = "/ui/requests?" + requestParams(q, last).Encode()
+	if !cursor.IsZero() {
+		p.OlderHref = "/ui/requests?" + requestParams(q, cursor.UTC().Format(time.RFC3339Nano)).Encode()
 	}
 	return p, nil
 }
