@@ -243,8 +243,48 @@ func (c *Console) change(adminOnly bool, h handler) http.Handler {
 			c.errorPage(w, r, s, http.StatusForbidden, "Only the admin may make this change.")
 			return
 		}
+		if g, ok := c.gateway.(refresher); ok {
+			w = &refreshWriter{ResponseWriter: w, refresh: func() {
+				if err := g.Refresh(r.Context()); err != nil {
+					c.log.Warn("console: the gateway did not reload after a change; it will at its next poll", "err", err)
+				}
+			}}
+		}
 		h(w, r, s)
 	})
+}
+
+// refresher is a Gateway that can reload its configuration now
+// (*llmproxy.Gateway), instead of at its next poll.
+type refresher interface {
+	Refresh(ctx context.Context) error
+}
+
+// refreshWriter reloads the Gateway before a change's answer starts,
+// unless the answer is an error: a key created on the console works the
+// moment its secret is on the page, and a revoked one stops at once (on
+// this replica; the others poll).
+type refreshWriter struct {
+	http.ResponseWriter
+	refresh func()
+	started bool
+}
+
+func (w *refreshWriter) WriteHeader(code int) {
+	if !w.started {
+		w.started = true
+		if code < 400 {
+			w.refresh()
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *refreshWriter) Write(b []byte) (int, error) {
+	if !w.started {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 // fail answers err of an operation: a user's mistake with its message
