@@ -249,6 +249,10 @@ try {
   }
   result.usage = usage;
   result.overview = overview;
+  // The CSV download of the same report.
+  const csv = await page.request.get(url("/ui/usage.csv?by=key&range=30d"));
+  const csvAnswer = { status: csv.status(), disposition: csv.headers()["content-disposition"] || "", body: await csv.text() };
+  bodies.push({ context: "admin", method: "GET", url: csv.url(), status: csv.status(), type: csv.headers()["content-type"] || "", body: csvAnswer.body });
 
   step("screenshots of every page at 1280 px");
   await page.goto(url("/ui/?range=24h"));
@@ -316,7 +320,7 @@ try {
   keyView.ownKeyEditable = await tp.getByRole("button", { name: /Save limits|Revoke key/ }).count();
   result.keyView = keyView;
   // Every figure is read; the revoke below sends more requests.
-  await figuresRead({ usage, overview, keyOverview: keyView.overview, keyUsage: keyView.usage });
+  await figuresRead({ usage, overview, csv: csvAnswer, keyOverview: keyView.overview, keyUsage: keyView.usage });
 
   step("a wrong master key is refused and slowed");
   const stranger = await newContext("stranger", { viewport: { width: 1280, height: 800 } });

@@ -410,6 +410,10 @@ type (
 	figures struct {
 		Usage, KeyUsage       usagePage
 		Overview, KeyOverview overview
+		CSV                   struct {
+			Status            int
+			Disposition, Body string
+		}
 	}
 	login struct {
 		Status int
@@ -526,6 +530,9 @@ func checkFigures(t *testing.T, p *proxy, f figures) {
 		t.Fatalf("usage --json: %v\n%s", err, redact(out))
 	}
 	t.Logf("llm-proxy usage --json --by key: %s", redact(strings.TrimSpace(out)))
+	if csv := p.cli("usage", "--csv", "--by", "key"); f.CSV.Status != 200 || f.CSV.Body != csv || !strings.HasPrefix(f.CSV.Disposition, "attachment") {
+		t.Errorf("/ui/usage.csv: %d, %q,\n%s\nwant 200, an attachment, and llm-proxy usage --csv:\n%s", f.CSV.Status, f.CSV.Disposition, f.CSV.Body, csv)
+	}
 	if f.Usage.Status != 200 || f.Overview.Status != 200 {
 		t.Fatalf("usage page %d, overview %d", f.Usage.Status, f.Overview.Status)
 	}
