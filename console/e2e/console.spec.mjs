@@ -64,6 +64,13 @@ function collect(context, label) {
   });
 }
 
+// answerBody is what collect records, for an answer to the admin
+// context's API requests (page.request), which raise no response event.
+function answerBody(resp, body, method = "POST") {
+  const h = resp.headers();
+  return { context: "admin", method, url: resp.url(), status: resp.status(), type: h["content-type"] || "", csp: h["content-security-policy"] || "", body };
+}
+
 // figuresRead hands the figures to the Go test, which compares them with
 // `llm-proxy usage --json` while nothing else reaches the gateway, and
 // waits for its go-ahead on stdin.
@@ -210,6 +217,7 @@ try {
     page.getByRole("button", { name: "Create key" }).click(),
   ]);
   await page.waitForLoadState();
+  const createdAt = Date.now();
   result.createStatus = created.status();
   result.createURL = created.url();
   const secret = (await page.locator('[data-testid="new-secret"]').innerText()).trim();
@@ -217,6 +225,16 @@ try {
   result.copyButton = await page.getByRole("button", { name: "Copy" }).count();
   // The secret works at once: the first request after the page showed it.
   result.firstChat = await chat(page, secret, "hello from the console test");
+  result.firstChat.sinceCreatedMs = Date.now() - createdAt;
+  // Should the first attempt fail (the Go test says so), the key is still
+  // used, as soon as the gateway takes it, for the checks that follow.
+  let used = result.firstChat;
+  while (used.status !== 200 && Date.now() - createdAt < 3000) {
+    await page.waitForTimeout(50);
+    used = await chat(page, secret, "hello from the console test");
+    used.sinceCreatedMs = Date.now() - createdAt;
+  }
+  result.usedChat = used;
   const chatDone = Date.now();
   await shot(page, "new-key-created");
   const keyHref = await page
@@ -252,7 +270,7 @@ try {
   // The CSV download of the same report.
   const csv = await page.request.get(url("/ui/usage.csv?by=key&range=30d"));
   const csvAnswer = { status: csv.status(), disposition: csv.headers()["content-disposition"] || "", body: await csv.text() };
-  bodies.push({ context: "admin", method: "GET", url: csv.url(), status: csv.status(), type: csv.headers()["content-type"] || "", body: csvAnswer.body });
+  bodies.push(answerBody(csv, csvAnswer.body, "GET"));
 
   step("screenshots of every page at 1280 px");
   await page.goto(url("/ui/?range=24h"));
@@ -293,7 +311,7 @@ try {
   }, form);
   const forged = await page.request.post(url("/ui/keys"), { form, maxRedirects: 0 });
   result.forgedRequest = { status: forged.status(), body: await forged.text() };
-  bodies.push({ context: "admin", method: "POST", url: forged.url(), status: forged.status(), type: forged.headers()["content-type"] || "", body: result.forgedRequest.body });
+  bodies.push(answerBody(forged, result.forgedRequest.body));
   r = await status(page, "/ui/keys");
   result.forgedListed = r.html.includes("forged-key");
 

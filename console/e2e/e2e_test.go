@@ -427,8 +427,9 @@ type (
 		Listed      int
 	}
 	answer struct {
-		Status int
-		Body   string
+		Status         int
+		Body           string
+		SinceCreatedMs int64
 	}
 	result struct {
 		Steps                                        []string
@@ -436,7 +437,7 @@ type (
 		UnsignedLanding                              string
 		AdminLogin, KeyLogin                         login
 		CreateStatus, CopyButton                     int
-		FirstChat                                    answer
+		FirstChat, UsedChat                          answer
 		KeyPage, KeysPage                            page
 		LedgerMs                                     *int64
 		ConnectionsStatus, ModelsStatus              int
@@ -616,7 +617,10 @@ func checkResult(t *testing.T, r result, otherID string) {
 		t.Errorf("creating the key: status %d, secret starts %q, %d Copy buttons", r.CreateStatus, r.Secret[:min(3, len(r.Secret))], r.CopyButton)
 	}
 	if r.FirstChat.Status != 200 {
-		t.Errorf("the new secret, used at once: %d %s", r.FirstChat.Status, redact(r.FirstChat.Body))
+		t.Errorf("the new secret, used at once (%d ms after the page showed it): %d %s; then %d after %d ms",
+			r.FirstChat.SinceCreatedMs, r.FirstChat.Status, redact(r.FirstChat.Body), r.UsedChat.Status, r.UsedChat.SinceCreatedMs)
+	} else {
+		t.Logf("the new secret worked at once: 200 %d ms after the page showed it", r.FirstChat.SinceCreatedMs)
 	}
 	if r.KeyPage.Status != 200 || r.KeyPage.SecretShown || r.KeysPage.Status != 200 || r.KeysPage.SecretShown || r.KeysPage.Listed != 1 {
 		t.Errorf("after creation: key page %+v, keys page %+v; want 200 without the secret, the key listed once", r.KeyPage, r.KeysPage)
