@@ -267,6 +267,10 @@ try {
   }
   result.usage = usage;
   result.overview = overview;
+  // The key's spend this period on the keys list.
+  await page.goto(url("/ui/keys"));
+  const spend = await page.locator(`tr[data-key-id="${result.keyId}"] [data-testid="key-spend"]`).first().getAttribute("data-value");
+  const keySpend = spend === null ? null : Number(spend);
   // The CSV download of the same report.
   const csv = await page.request.get(url("/ui/usage.csv?by=key&range=30d"));
   const csvAnswer = { status: csv.status(), disposition: csv.headers()["content-disposition"] || "", body: await csv.text() };
@@ -338,7 +342,7 @@ try {
   keyView.ownKeyEditable = await tp.getByRole("button", { name: /Save limits|Revoke key/ }).count();
   result.keyView = keyView;
   // Every figure is read; the revoke below sends more requests.
-  await figuresRead({ usage, overview, csv: csvAnswer, keyOverview: keyView.overview, keyUsage: keyView.usage });
+  await figuresRead({ usage, overview, keySpend, csv: csvAnswer, keyOverview: keyView.overview, keyUsage: keyView.usage });
 
   step("a wrong master key is refused and slowed");
   const stranger = await newContext("stranger", { viewport: { width: 1280, height: 800 } });
