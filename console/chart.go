@@ -11,7 +11,9 @@ import (
 // script, and the Content-Security-Policy forbids style attributes, so
 // the colours are SVG presentation attributes (which app.css may
 // override through the classes: chart, chart-grid, chart-axis,
-// chart-label, chart-bar, chart-line, chart-alt, chart-legend). Each chart
+// chart-label, chart-bar, chart-line, chart-alt, chart-legend). Its size
+// is 560×240 unless CSS scales it (max-width: 100%; height: auto keeps
+// its proportions on a narrow screen). Each chart
 // is an img to assistive technology, named by aria-label and <title>,
 // described by a <desc> summary, and carries its figures as a table for
 // the page to show beside it.
@@ -54,12 +56,12 @@ type chartRow struct {
 
 // The drawing's geometry, in viewBox units.
 const (
-	chartW      = 640
-	chartH      = 220
+	chartW      = 560
+	chartH      = 240
 	chartLeft   = 64
 	chartRight  = 12
-	chartTop    = 22
-	chartBottom = 26
+	chartTop    = 26
+	chartBottom = 30
 	plotW       = chartW - chartLeft - chartRight
 	plotH       = chartH - chartTop - chartBottom
 	yTicks      = 4
@@ -131,7 +133,8 @@ func drawSVG(s chartSpec) string {
 
 	var b strings.Builder
 	b.WriteString(`<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" focusable="false" viewBox="0 0 ` +
-		strconv.Itoa(chartW) + " " + strconv.Itoa(chartH) + `" width="100%" preserveAspectRatio="xMidYMid meet" aria-label="` +
+		strconv.Itoa(chartW) + " " + strconv.Itoa(chartH) + `" width="` + strconv.Itoa(chartW) + `" height="` + strconv.Itoa(chartH) +
+		`" preserveAspectRatio="xMidYMid meet" aria-label="` +
 		esc(s.Title) + `">`)
 	b.WriteString("<title>" + esc(s.Title) + "</title>")
 	b.WriteString("<desc>" + esc(describe(s)) + "</desc>")
@@ -142,8 +145,8 @@ func drawSVG(s chartSpec) string {
 		yy := coord(y(v))
 		b.WriteString(`<line class="chart-grid" x1="` + strconv.Itoa(chartLeft) + `" x2="` + strconv.Itoa(chartLeft+plotW) +
 			`" y1="` + yy + `" y2="` + yy + `" stroke="#d9d9d9" stroke-width="1"/>`)
-		b.WriteString(`<text class="chart-label" x="` + strconv.Itoa(chartLeft-6) + `" y="` + coord(y(v)+4) +
-			`" text-anchor="end" font-size="11" fill="currentColor">` + esc(s.Axis(v)) + `</text>`)
+		b.WriteString(`<text class="chart-label" x="` + strconv.Itoa(chartLeft-6) + `" y="` + coord(y(v)+5) +
+			`" text-anchor="end" font-size="13" fill="currentColor">` + esc(s.Axis(v)) + `</text>`)
 	}
 	// Baseline and x-axis labels.
 	base := coord(y(0))
@@ -157,7 +160,7 @@ func drawSVG(s chartSpec) string {
 		b.WriteString(`<line class="chart-axis" x1="` + x + `" x2="` + x + `" y1="` + base + `" y2="` + coord(y(0)+4) +
 			`" stroke="currentColor" stroke-width="1"/>`)
 		b.WriteString(`<text class="chart-label" x="` + x + `" y="` + strconv.Itoa(chartH-8) +
-			`" text-anchor="middle" font-size="11" fill="currentColor">` + esc(s.Ticks[i]) + `</text>`)
+			`" text-anchor="middle" font-size="13" fill="currentColor">` + esc(s.Ticks[i]) + `</text>`)
 	}
 
 	for k, se := range s.Series {
@@ -194,10 +197,10 @@ func drawSVG(s chartSpec) string {
 		x := chartLeft
 		for k, se := range s.Series {
 			colour := seriesColours[min(k, len(seriesColours)-1)]
-			b.WriteString(`<rect class="chart-legend" x="` + strconv.Itoa(x) + `" y="6" width="10" height="10" fill="` + colour + `"/>`)
-			b.WriteString(`<text class="chart-label" x="` + strconv.Itoa(x+14) + `" y="15" font-size="11" fill="currentColor">` +
+			b.WriteString(`<rect class="chart-legend" x="` + strconv.Itoa(x) + `" y="5" width="12" height="12" fill="` + colour + `"/>`)
+			b.WriteString(`<text class="chart-label" x="` + strconv.Itoa(x+16) + `" y="16" font-size="13" fill="currentColor">` +
 				esc(se.Name) + `</text>`)
-			x += 24 + 7*len(se.Name)
+			x += 28 + 8*len(se.Name)
 		}
 	}
 	b.WriteString("</svg>")

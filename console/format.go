@@ -23,6 +23,7 @@ func pageFuncs() template.FuncMap {
 		"day":     func(t time.Time) string { return t.UTC().Format(time.DateOnly) },
 		"hour":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:00 UTC") },
 		"stamp":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+		"clock":   func(t time.Time) string { return t.UTC().Format(time.DateTime) }, // under a "(UTC)" heading
 		"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 		"add":     func(a, b int) int { return a + b },
 		"plural":  plural,

@@ -17,6 +17,7 @@ import (
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/accesslog"
 	"github.com/go-llm-proxy/llmproxy/adminapi"
+	"github.com/go-llm-proxy/llmproxy/console"
 	"github.com/go-llm-proxy/llmproxy/metrics"
 )
 
@@ -180,14 +181,17 @@ func requireToken(h http.Handler, tokens ...string) http.Handler {
 }
 
 // handler is the main listener's handler: the Gateway, the admin API
-// under /admin/v1 (when admin is not nil) and /metrics (when metricsHere
-// is not nil; serve guards it with requireToken), every request counted
-// and logged.
-func (o *observability) handler(gw *llmproxy.Gateway, admin, metricsHere http.Handler) http.Handler {
+// under /admin/v1 (when admin is not nil), the web console under /ui/
+// (when ui is not nil) and /metrics (when metricsHere is not nil; serve
+// guards it with requireToken), every request counted and logged.
+func (o *observability) handler(gw *llmproxy.Gateway, admin, ui, metricsHere http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", gw)
 	if admin != nil {
 		mux.Handle(adminapi.Prefix+"/", admin)
+	}
+	if ui != nil {
+		mux.Handle(console.Prefix+"/", ui)
 	}
 	if metricsHere != nil {
 		mux.Handle("/metrics", metricsHere)

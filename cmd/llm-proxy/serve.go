@@ -18,6 +18,7 @@ import (
 	"github.com/go-llm-proxy/llmproxy"
 	"github.com/go-llm-proxy/llmproxy/admin"
 	"github.com/go-llm-proxy/llmproxy/adminapi"
+	"github.com/go-llm-proxy/llmproxy/console"
 	"github.com/go-llm-proxy/llmproxy/redislimit"
 )
 
@@ -31,6 +32,7 @@ func newServeCmd(e *env) *cobra.Command {
 		noMetrics   bool
 		debugAddr   string
 		alertHooks  []string
+		noUI        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -41,7 +43,9 @@ requests and streams in flight finish for up to --shutdown-grace, writes the
 remaining usage records and exits; a second signal exits at once.
 
 Also served: GET /metrics (Prometheus) and, when MASTER_KEY is set, the admin
-REST API under /admin/v1 (its OpenAPI document at /admin/v1/openapi.json).
+REST API under /admin/v1 (its OpenAPI document at /admin/v1/openapi.json) and
+the web console at /ui/ (sign in with the master key, or with a virtual key to
+see that key's usage; --no-ui turns the console off).
 The metrics name every key and its usage, so on this listener they answer
 only 'Authorization: Bearer TOKEN' with METRICS_TOKEN or MASTER_KEY as TOKEN;
 --metrics-addr (METRICS_ADDR) moves them to a listener of their own, without
@@ -98,7 +102,7 @@ models and keys are not applied by serve: see "llm-proxy apply".`,
 				}
 				defer stop()
 			}
-			return e.serve(cmd.Context(), addr, metricsAddr, grace, alertHooks)
+			return e.serve(cmd.Context(), addr, metricsAddr, grace, alertHooks, !noUI)
 		},
 	}
 	defPort := 8080
@@ -121,14 +125,16 @@ models and keys are not applied by serve: see "llm-proxy apply".`,
 	f.StringVar(&metricsAddr, "metrics-addr", e.getenv("METRICS_ADDR"), "serve /metrics on this address instead of the main one, e.g. 127.0.0.1:9090 (env METRICS_ADDR)")
 	f.BoolVar(&noMetrics, "no-metrics", false, "do not serve /metrics (env METRICS=off)")
 	f.StringArrayVar(&alertHooks, "alert-webhook", nil, "POST budget alerts to this URL; repeatable (env ALERT_WEBHOOKS, comma-separated)")
+	f.BoolVar(&noUI, "no-ui", false, "do not serve the web console at /ui/ (served when MASTER_KEY is set)")
 	f.StringVar(&debugAddr, "debug-addr", e.getenv("DEBUG_ADDR"), "serve /debug/pprof/ on this private address, e.g. 127.0.0.1:6060 (env DEBUG_ADDR)")
 	return cmd
 }
 
 // serve runs the gateway on addr until ctx is cancelled, then shuts down
 // gracefully. metricsAddr is "" for /metrics on addr, "off" for none, or
-// the address of a listener of its own.
-func (e *env) serve(ctx context.Context, addr, metricsAddr string, grace time.Duration, alertHooks []string) error {
+// the address of a listener of its own. withUI serves the web console
+// at /ui/ when there is a master key.
+func (e *env) serve(ctx context.Context, addr, metricsAddr string, grace time.Duration, alertHooks []string, withUI bool) error {
 	// Log lines are batched (see logBuffer) so that requests do not pay a
 	// write syscall each; the deferred Close, run last, writes what is
 	// left on every way out.
@@ -193,14 +199,23 @@ func (e *env) serve(ctx context.Context, addr, metricsAddr string, grace time.Du
 	if err != nil {
 		return err
 	}
-	var adminAPI, metricsHere http.Handler
+	var adminAPI, ui, metricsHere http.Handler
 	if cfg.MasterKey != "" {
 		p := providers()
+		svc := &admin.Service{Storage: s, Kinds: slices.Sorted(maps.Keys(p)), Providers: p}
 		adminAPI = adminapi.New(adminapi.Config{
-			Admin:     &admin.Service{Storage: s, Kinds: slices.Sorted(maps.Keys(p)), Providers: p},
+			Admin:     svc,
 			MasterKey: cfg.MasterKey,
 			Logger:    log,
 		})
+		if withUI {
+			c, err := console.New(console.Config{Admin: svc, Storage: s, Gateway: gw, MasterKey: cfg.MasterKey, Logger: log})
+			if err != nil {
+				gw.Close()
+				return err
+			}
+			ui = c
+		}
 	}
 	var msrv *http.Server
 	var mln net.Listener
@@ -227,13 +242,16 @@ func (e *env) serve(ctx context.Context, addr, metricsAddr string, grace time.Du
 		return err
 	}
 	srv := &http.Server{
-		Handler:           obs.handler(gw, adminAPI, metricsHere),
+		Handler:           obs.handler(gw, adminAPI, ui, metricsHere),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("llm-proxy listening", "addr", ln.Addr().String(), "db_type", e.dbType, "shared_limits", cfg.Limiter != nil,
-		"admin_api", adminAPI != nil, "metrics", metricsAddr != "off")
+		"admin_api", adminAPI != nil, "console", ui != nil, "metrics", metricsAddr != "off")
+	if ui != nil {
+		log.Info("console at /ui/", "url", "http://"+ln.Addr().String()+console.Prefix+"/")
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
