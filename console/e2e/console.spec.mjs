@@ -36,7 +36,7 @@ const bodiesFile = env("BODIES_FILE");
 const executablePath = env("CHROMIUM");
 
 const keyName = env("KEY_NAME");
-const result = { keyName, steps: [] };
+const result = { keyName, steps: ["start"] };
 const bodies = [];
 const pending = [];
 

@@ -310,7 +310,7 @@ func runScript(t *testing.T, env []string, onFigures func(figures)) (result, str
 		t.Fatalf("node console.spec.mjs: %v; stderr:\n%s", err, redact(stderr.String()))
 	}
 	if res.Error != "" {
-		t.Fatalf("the browser script stopped at step %q: %s\npage %s:\n%s", res.lastStep(), redact(res.Error), res.ErrorURL, redact(res.ErrorHTML))
+		t.Fatalf("the browser script stopped at step %q: %s\npage %s:\n%s", res.Steps[len(res.Steps)-1], redact(res.Error), res.ErrorURL, redact(res.ErrorHTML))
 	}
 	return res, stderr.String()
 }
@@ -467,13 +467,6 @@ type (
 		UnknownCost      int64   `json:"unknown_cost"`
 	}
 )
-
-func (r result) lastStep() string {
-	if len(r.Steps) == 0 {
-		return "start"
-	}
-	return r.Steps[len(r.Steps)-1]
-}
 
 // label is how the usage page names a row's key.
 func (c cliRow) label() string {
