@@ -289,3 +289,34 @@ func TestEditLimitsAndRevoke(t *testing.T) {
 		t.Errorf("revoking twice: %d, want 404", p.status)
 	}
 }
+
+// TestKeySessionDataPagesScoped: a key's session reads its own usage on
+// the data pages, never another key's.
+func TestKeySessionDataPagesScoped(t *testing.T) {
+	f := newFixture(t)
+	mine, secret := f.addKey("mine-team")
+	theirs, _ := f.addKey("their-team")
+	now := f.clock()
+	var recs []llmproxy.UsageRecord
+	for i, k := range []*llmproxy.VirtualKey{mine, theirs, theirs} {
+		recs = append(recs, llmproxy.UsageRecord{ID: fmt.Sprint("r", i), Time: now.Add(-time.Minute), KeyID: k.ID, Model: "gpt-test",
+			ConnectionID: f.conn.ID, PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7, CostMicros: 42, CostKnown: true, Status: 200,
+			Latency: 30 * time.Millisecond, Endpoint: llmproxy.EndpointChat})
+	}
+	if err := f.store.AppendUsage(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	b := f.signedIn(secret)
+	for _, path := range []string{"/ui/", "/ui/usage?by=key&range=30d", "/ui/requests", "/ui/usage.csv?by=key&range=30d"} {
+		p := b.get(path)
+		if p.status != 200 {
+			t.Errorf("%s: %d %q", path, p.status, p.alert())
+		}
+		if strings.Contains(p.body, "their-team") || strings.Contains(p.body, theirs.ID) {
+			t.Errorf("%s shows another key's data", path)
+		}
+	}
+	if p := b.get("/ui/usage?by=key&range=30d"); !strings.Contains(p.body, "mine-team") {
+		t.Error("the key's usage page does not show its own usage")
+	}
+}
