@@ -23,6 +23,9 @@
 #                           (CI's) reuse it; the first build takes minutes.
 #   LLMPROXY_TEST_POSTGRES  the PostgreSQL on 127.0.0.1:5432, started if down
 #   LLMPROXY_TEST_REDIS     the Redis on 127.0.0.1:6379, or a throwaway one
+#   LLMPROXY_CHROMIUM       Debian's chromium, for the web console's browser
+#                           test (console/e2e); installed with apt-get when
+#                           missing and running as root
 # A server that cannot be had is an error when CI=true; otherwise the tests
 # that need it skip, saying so.
 set -uo pipefail
@@ -222,6 +225,28 @@ for bin in redis-server redis-cli; do
 		missing+=("$bin, for the test that stops and restarts a Redis of its own: apt-get install redis-server")
 done
 
+# --- Chromium -------------------------------------------------------------------
+# The console's browser test drives Debian's chromium through playwright-core
+# (never a browser that playwright downloads).
+if [[ -z "${LLMPROXY_CHROMIUM:-}" ]]; then
+	chromium=$(command -v chromium || true)
+	if [[ -z "$chromium" && $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+		log "installing chromium (apt-get install -y chromium) for the console's browser test"
+		export DEBIAN_FRONTEND=noninteractive
+		# A fresh machine may have no package lists yet: update, then retry.
+		if ! apt-get install -y chromium >"$work/apt-chromium.log" 2>&1; then
+			{ apt-get update && apt-get install -y chromium; } >>"$work/apt-chromium.log" 2>&1 ||
+				tail -n 20 "$work/apt-chromium.log" >&2
+		fi
+		chromium=$(command -v chromium || true)
+	fi
+	if [[ -n "$chromium" ]]; then
+		export LLMPROXY_CHROMIUM=$chromium
+	else
+		missing+=("chromium, for the web console's browser test (console/e2e): apt-get install chromium, as root")
+	fi
+fi
+
 if ((${#missing[@]})); then
 	for m in "${missing[@]}"; do
 		log "missing: $m"
@@ -230,7 +255,7 @@ if ((${#missing[@]})); then
 		log "CI=true: a missing server is a failure"
 		exit 1
 	fi
-	log "the tests that need these servers will skip"
+	log "the tests that need these will skip"
 fi
 
 # --- test ---------------------------------------------------------------------
