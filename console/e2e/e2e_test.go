@@ -4,7 +4,8 @@
 // Chromium through playwright-core and reports what it saw; this test
 // makes the assertions, compares the pages' figures with `llm-proxy usage
 // --json`, and scans everything the console produced for secrets. The
-// screenshots go to docs/console, overwritten on every run.
+// screenshots go to console/e2e/screenshots (not committed), overwritten
+// on every run; docs/console holds the copies the README shows.
 //
 // It needs node, npm and chromium (LLMPROXY_CHROMIUM, else chromium on
 // PATH): without them it skips, or fails when CI=true.
@@ -46,8 +47,9 @@ const (
 	modelAlias = "e2e-model"
 	otherName  = "other-team"
 	keyName    = "e2e-team" // the key the browser creates
-	// screenshotDir is the repository's docs/console, which the README names.
-	screenshotDir = "../../docs/console"
+	// screenshotDir, which the README names, is ignored by git: every run
+	// rewrites it. docs/console keeps the copies the README shows.
+	screenshotDir = "screenshots"
 )
 
 // screenshots are the PNGs the script writes, and their width.
