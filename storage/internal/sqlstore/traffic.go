@@ -183,7 +183,7 @@ func (s *Store) Traffic(ctx context.Context, f llmproxy.TrafficFilter) ([]llmpro
 // the ledger. Ties in time are ordered by ID, which SQLite's indexes
 // carry (the ledger's primary key) and PostgreSQL sorts within a tie.
 func (s *Store) RecentUsage(ctx context.Context, f llmproxy.RecentFilter) ([]llmproxy.UsageRecord, error) {
-	query, args := recentQuery(f)
+	query, args := recentQuery(f, s.d.IndexedBy)
 	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("recent usage: %w", err)
@@ -209,8 +209,9 @@ func (s *Store) RecentUsage(ctx context.Context, f llmproxy.RecentFilter) ([]llm
 	return out, rows.Err()
 }
 
-// recentQuery is RecentUsage's query and its arguments.
-func recentQuery(f llmproxy.RecentFilter) (string, []any) {
+// recentQuery is RecentUsage's query and its arguments; indexedBy names
+// the index to read (see Dialect.IndexedBy).
+func recentQuery(f llmproxy.RecentFilter, indexedBy bool) (string, []any) {
 	var (
 		where []string
 		args  []any
@@ -235,9 +236,75 @@ func recentQuery(f llmproxy.RecentFilter) (string, []any) {
 		add("time < ?", toMicros(f.Before))
 	}
 	query := "SELECT " + usageColumns + " FROM usage_records"
+	if indexedBy {
+		query += " INDEXED BY " + RecentIndexes(f)[0]
+	}
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
 	query += " ORDER BY time DESC, id DESC LIMIT ?"
 	return query, append(args, f.RecentLimit())
+}
+
+// RecentQuery is the query RecentUsage runs on s for f, placeholders
+// rewritten for s's dialect, with its arguments: for the backends' tests
+// of its plan. It is a function, not a method, so that it is not promoted
+// into the backends' public Stores.
+func RecentQuery(s *Store, f llmproxy.RecentFilter) (string, []any) {
+	query, args := recentQuery(f, s.d.IndexedBy)
+	return s.q(query), args
+}
+
+// RecentIndexes are the ledger's indexes that serve RecentUsage's
+// filters f sets in time order (usage_records_time when none of key,
+// model, status or errors is), best first: a key is usually the rarest
+// of the values filtered on (there are many keys, few models); a model
+// is rarer than the commonest status (200), which an exact status
+// may be; and an exact status selects no more than errors do (an error
+// status may also be read from the errors' index). A plan must read one
+// of them; SQLite, which plans without statistics, is told the first.
+func RecentIndexes(f llmproxy.RecentFilter) []string {
+	var out []string
+	if f.KeyID != "" {
+		out = append(out, "usage_records_key_time")
+	}
+	if f.Model != "" {
+		out = append(out, "usage_records_model_time")
+	}
+	if f.Status != 0 {
+		out = append(out, "usage_records_status_time")
+	}
+	if f.Errors || f.Status >= 400 {
+		out = append(out, "usage_records_errors_time")
+	}
+	if len(out) == 0 {
+		out = append(out, "usage_records_time")
+	}
+	return out
+}
+
+// RecentFilters are every combination of RecentUsage's filters, for the
+// backends' tests of its plan.
+func RecentFilters() []llmproxy.RecentFilter {
+	var out []llmproxy.RecentFilter
+	for mask := range 1 << 5 {
+		var f llmproxy.RecentFilter
+		if mask&1 != 0 {
+			f.KeyID = "key_x"
+		}
+		if mask&2 != 0 {
+			f.Model = "gpt-4o"
+		}
+		if mask&4 != 0 {
+			f.Status = 429
+		}
+		if mask&8 != 0 {
+			f.Errors = true
+		}
+		if mask&16 != 0 {
+			f.Before = time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+		}
+		out = append(out, f)
+	}
+	return out
 }
