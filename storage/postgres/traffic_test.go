@@ -1,12 +1,16 @@
 package postgres_test
 
 import (
+	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-llm-proxy/llmproxy/storage/internal/sqlstore"
 	"github.com/go-llm-proxy/llmproxy/storage/postgres"
+	"github.com/go-llm-proxy/llmproxy/storage/storagetest"
 )
 
 // indexScan is a plan's read of an index of usage_records.
@@ -59,4 +63,23 @@ func TestRecentUsagePlans(t *testing.T) {
 			t.Errorf("RecentUsage(%+v): plan\n%s\nwant a read through an index and no scan of the ledger", f, all)
 		}
 	}
+}
+
+// TestTrafficAtScale times the web console's queries on a large ledger
+// (storagetest.MeasureTraffic); it runs only when LLMPROXY_TRAFFIC_ROWS
+// sets the ledger's size, e.g. 10000000, on the database
+// LLMPROXY_TRAFFIC_DSN names (kept, and reused by the next run) or on a
+// temporary one.
+func TestTrafficAtScale(t *testing.T) {
+	rows, err := strconv.ParseInt(os.Getenv("LLMPROXY_TRAFFIC_ROWS"), 10, 64)
+	if err != nil || rows <= 0 {
+		t.Skip("set LLMPROXY_TRAFFIC_ROWS to measure the console's queries on a ledger that large")
+	}
+	dsn := os.Getenv("LLMPROXY_TRAFFIC_DSN")
+	if dsn == "" {
+		dsn = newDatabase(t)
+	}
+	s := open(t, dsn)
+	defer s.Close()
+	storagetest.MeasureTraffic(t, s, rows, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 }

@@ -60,7 +60,7 @@ type Dialect struct {
 	RollupLock string
 	// IndexedBy makes RecentUsage name the index it reads (SQLite's
 	// INDEXED BY): a planner without statistics cannot tell which of
-	// two filtered columns is the rarer (see RecentIndexes).
+	// two filtered columns is the rarer (see RecentIndex).
 	IndexedBy bool
 }
 

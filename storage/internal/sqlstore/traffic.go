@@ -176,12 +176,14 @@ func (s *Store) Traffic(ctx context.Context, f llmproxy.TrafficFilter) ([]llmpro
 
 // RecentUsage returns the newest ledger records f selects. Every filter
 // is a condition an index of the ledger answers in time order — key_id,
-// model and status each lead an index on (…, time), and the errors
-// filter is written literally as the predicate of the partial index on
-// time (a bound parameter would not match it) — so the query reads the
-// index backwards and stops after the limit, never sorting or scanning
-// the ledger. Ties in time are ordered by ID, which SQLite's indexes
-// carry (the ledger's primary key) and PostgreSQL sorts within a tie.
+// model, the pair of them and status each lead an index on (…, time),
+// and the errors filter is written literally as the predicate of the
+// partial indexes of errors (a bound parameter would not match it) — so
+// the query reads an index backwards and stops after the limit, never
+// sorting or scanning the ledger (RecentIndex names the best one). Ties
+// in time are ordered by ID, which SQLite's indexes all carry after time
+// and PostgreSQL's end in, but for the two the ledger began with (on
+// time, and on key and time), after which it sorts each tie's records.
 func (s *Store) RecentUsage(ctx context.Context, f llmproxy.RecentFilter) ([]llmproxy.UsageRecord, error) {
 	query, args := recentQuery(f, s.d.IndexedBy)
 	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
@@ -229,7 +231,9 @@ func recentQuery(f llmproxy.RecentFilter, indexedBy bool) (string, []any) {
 	if f.Status != 0 {
 		add("status = ?", f.Status)
 	}
-	if f.Errors {
+	// An error status is an error: saying so lets the query read the
+	// partial indexes of errors.
+	if f.Errors || f.Status >= 400 {
 		where = append(where, "status >= 400")
 	}
 	if !f.Before.IsZero() {
@@ -237,7 +241,7 @@ func recentQuery(f llmproxy.RecentFilter, indexedBy bool) (string, []any) {
 	}
 	query := "SELECT " + usageColumns + " FROM usage_records"
 	if indexedBy {
-		query += " INDEXED BY " + RecentIndexes(f)[0]
+		query += " INDEXED BY " + RecentIndex(f)
 	}
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
@@ -255,32 +259,33 @@ func RecentQuery(s *Store, f llmproxy.RecentFilter) (string, []any) {
 	return s.q(query), args
 }
 
-// RecentIndexes are the ledger's indexes that serve RecentUsage's
-// filters f sets in time order (usage_records_time when none of key,
-// model, status or errors is), best first: a key is usually the rarest
-// of the values filtered on (there are many keys, few models); a model
-// is rarer than the commonest status (200), which an exact status
-// may be; and an exact status selects no more than errors do (an error
-// status may also be read from the errors' index). A plan must read one
-// of them; SQLite, which plans without statistics, is told the first.
-func RecentIndexes(f llmproxy.RecentFilter) []string {
-	var out []string
-	if f.KeyID != "" {
-		out = append(out, "usage_records_key_time")
+// RecentIndex is the ledger's index that serves RecentUsage's filters f
+// best, read backwards in time order: of the filters set, the pair of
+// key and model, or else the one most likely to be rare, leads it — a
+// key before an alias (there are many keys, few aliases), an alias
+// before an exact status (200 is most requests), errors with a key or an
+// alias before either alone (errors are few, and a key without any must
+// not be read whole to say so). SQLite, which plans without statistics,
+// is told this index; PostgreSQL's planner picks its own.
+func RecentIndex(f llmproxy.RecentFilter) string {
+	errs := f.Errors || f.Status >= 400
+	switch {
+	case f.KeyID != "" && errs:
+		return "usage_records_key_errors_time"
+	case f.KeyID != "" && f.Model != "":
+		return "usage_records_key_model_time"
+	case f.KeyID != "":
+		return "usage_records_key_time"
+	case f.Model != "" && errs:
+		return "usage_records_model_errors_time"
+	case f.Model != "":
+		return "usage_records_model_time"
+	case f.Status != 0:
+		return "usage_records_status_time"
+	case f.Errors:
+		return "usage_records_errors_time"
 	}
-	if f.Model != "" {
-		out = append(out, "usage_records_model_time")
-	}
-	if f.Status != 0 {
-		out = append(out, "usage_records_status_time")
-	}
-	if f.Errors || f.Status >= 400 {
-		out = append(out, "usage_records_errors_time")
-	}
-	if len(out) == 0 {
-		out = append(out, "usage_records_time")
-	}
-	return out
+	return "usage_records_time"
 }
 
 // RecentFilters are every combination of RecentUsage's filters, for the
