@@ -388,21 +388,34 @@ func newUsageGenerateCmd(e *env) *cobra.Command {
 }
 
 // syntheticRecord is the i-th of n generated records, evenly spread over
-// [from, from+span); one in ten has an unknown cost.
+// [from, from+span); one in ten has an unknown cost. Keys, models and
+// connections vary independently; one in 50 was refused with 429, one in
+// 200 failed upstream (502) and one in 500 was a bad request (400); the
+// latencies spread from 20 ms to 6 s, so the console's error filters and
+// latency percentiles have something to read.
 func syntheticRecord(run string, i, n int64, from time.Time, span time.Duration, keys, models, conns int) llmproxy.UsageRecord {
 	r := llmproxy.UsageRecord{
 		ID:               "gen_" + run + "_" + strconv.FormatInt(i, 36),
 		Time:             from.Add(time.Duration(float64(span) * float64(i) / float64(n))),
 		KeyID:            fmt.Sprintf("key_gen_%d", i%int64(keys)),
 		AssignmentID:     fmt.Sprintf("asg_gen_%d", i%int64(keys)),
-		Model:            fmt.Sprintf("model-%d", i%int64(models)),
-		ConnectionID:     fmt.Sprintf("conn_gen_%d", i%int64(conns)),
+		Model:            fmt.Sprintf("model-%d", i/int64(keys)%int64(models)),
+		ConnectionID:     fmt.Sprintf("conn_gen_%d", i/int64(keys*models)%int64(conns)),
 		PromptTokens:     100 + i%900,
 		CompletionTokens: 10 + i%300,
 		CacheReadTokens:  i % 50,
 		Status:           200,
 		Endpoint:         llmproxy.EndpointChat,
 	}
+	switch {
+	case i%500 == 7:
+		r.Status = 400
+	case i%200 == 3:
+		r.Status = 502
+	case i%50 == 1:
+		r.Status = 429
+	}
+	r.Latency = 20*time.Millisecond + time.Duration(i*7919%6000)*time.Millisecond*time.Duration(1+i%3)/3
 	r.TotalTokens = r.PromptTokens + r.CompletionTokens
 	if i%10 != 0 {
 		r.CostMicros, r.CostKnown = r.TotalTokens*3, true
