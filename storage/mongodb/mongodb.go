@@ -14,6 +14,7 @@
 //	keys         one document per virtual key, assignments embedded
 //	usage        the usage ledger, _id = UsageRecord.ID
 //	usage_daily  daily rollups of the ledger (rollups.go)
+//	usage_hourly hourly traffic rollups of the ledger, by key (traffic.go)
 //	responses    the Responses API's stored responses, _id = their ID;
 //	             at most 16 MiB each, MongoDB's document limit
 //	meta         {_id:"config", version} and {_id:"schema", version}
@@ -76,6 +77,7 @@ type Store struct {
 	keys        *mongo.Collection
 	usage       *mongo.Collection
 	usageDaily  *mongo.Collection
+	usageHourly *mongo.Collection
 	responses   *mongo.Collection
 	meta        *mongo.Collection
 }
@@ -127,6 +129,7 @@ func open(ctx context.Context, uri string, opts Options, upTo int) (*Store, erro
 		keys:        db.Collection("keys"),
 		usage:       db.Collection("usage"),
 		usageDaily:  db.Collection("usage_daily"),
+		usageHourly: db.Collection("usage_hourly"),
 		responses:   db.Collection("responses"),
 		meta:        db.Collection("meta"),
 	}
