@@ -27,6 +27,7 @@ type Store struct {
 	usage       []llmproxy.UsageRecord
 	usageIDs    map[string]bool
 	rollups     map[llmproxy.UsageRow]*llmproxy.UsageRow // by group (sums zero)
+	hourly      map[hourKey]*llmproxy.TrafficPoint       // traffic.go
 
 	// responses are the Responses API's stored responses (responses.go),
 	// under their own lock: their payloads are copied while it is held,
@@ -50,6 +51,7 @@ func New() *Store {
 		keys:        map[string]llmproxy.VirtualKey{},
 		usageIDs:    map[string]bool{},
 		rollups:     map[llmproxy.UsageRow]*llmproxy.UsageRow{},
+		hourly:      map[hourKey]*llmproxy.TrafficPoint{},
 		responses:   map[string]llmproxy.StoredResponse{},
 	}
 }
@@ -475,6 +477,7 @@ func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord)
 		}
 		s.usage = append(s.usage, r)
 		s.rollUp(&r)
+		s.rollUpHour(&r)
 	}
 	return nil
 }

@@ -35,13 +35,16 @@ func (s *Store) UsageReport(ctx context.Context, f llmproxy.UsageFilter, by []ll
 	return llmproxy.GroupUsageRows(rows, by), nil
 }
 
-// RebuildRollups recomputes the rollups from the ledger.
+// RebuildRollups recomputes the daily and hourly rollups from the
+// ledger.
 func (s *Store) RebuildRollups(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.rollups)
+	clear(s.hourly)
 	for i := range s.usage {
 		s.rollUp(&s.usage[i])
+		s.rollUpHour(&s.usage[i])
 	}
 	return nil
 }

@@ -108,7 +108,8 @@ var dialect = sqlstore.Dialect{
 	Numbered:      true,
 	Classify:      classify,
 	MigrationLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockID),
-	RollupLock:    "LOCK TABLE usage_daily IN EXCLUSIVE MODE",
+	// Both rollup tables, in the order the ledger's writers upsert them.
+	RollupLock: "LOCK TABLE usage_daily, usage_hourly IN EXCLUSIVE MODE",
 }
 
 func classify(err error) (sqlstore.ErrorKind, string) {

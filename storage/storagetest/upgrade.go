@@ -98,6 +98,7 @@ func RunUpgrade(t *testing.T, old func(t *testing.T) Upgrade) {
 		getResponse(t, responseStore(t, again), "response after opening again", stored)
 	}
 	checkUpgradeRollups(t, again, want)
+	checkUpgradeTraffic(t, again, want)
 }
 
 // checkOldKeys checks that keys an older build wrote, before the upgrade

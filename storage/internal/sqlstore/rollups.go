@@ -45,7 +45,8 @@ func inserted(records []llmproxy.UsageRecord, ids map[string]bool) []llmproxy.Us
 	return out
 }
 
-// rollUp adds records to their daily rollups in tx. The groups are
+// rollUp adds records to their daily rollups in tx, then to their hourly
+// ones (traffic.go). The groups are
 // upserted in one order (day, key, assignment, model, connection), so
 // concurrent batches lock the rollup rows in one order and wait for each
 // other rather than deadlock.
@@ -67,7 +68,7 @@ func (s *Store) rollUp(ctx context.Context, tx *sql.Tx, records []llmproxy.Usage
 			return fmt.Errorf("roll up: %w", err)
 		}
 	}
-	return nil
+	return s.rollUpHours(ctx, tx, records)
 }
 
 // groupColumns are usage_daily's columns of each report dimension.
@@ -175,13 +176,14 @@ func containsGroup(by []llmproxy.UsageGroup, g llmproxy.UsageGroup) bool {
 	return false
 }
 
-// RebuildRollups recomputes usage_daily from the ledger in one
-// transaction: it empties the table and refills it with one INSERT …
-// SELECT … GROUP BY, which the database runs in a single pass over the
-// ledger. On PostgreSQL the table is locked first (Dialect.RollupLock), so
-// a ledger batch committed while the rebuild runs is either in the
-// rebuild's snapshot or adds its rollups after the rebuild commits, never
-// both or neither; SQLite's single writer gives the same.
+// RebuildRollups recomputes usage_daily and usage_hourly from the ledger
+// in one transaction: it empties each table and refills it with one
+// INSERT … SELECT … GROUP BY, which the database runs in a single pass
+// over the ledger. On PostgreSQL the tables are locked first
+// (Dialect.RollupLock), so a ledger batch committed while the rebuild
+// runs is either in the rebuild's snapshot or adds its rollups after the
+// rebuild commits, never both or neither; SQLite's single writer gives
+// the same.
 func (s *Store) RebuildRollups(ctx context.Context) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if s.d.RollupLock != "" {
@@ -192,7 +194,13 @@ func (s *Store) RebuildRollups(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM usage_daily`); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO usage_daily (day, key_id, assignment_id, model, connection_id, `+rollupSums+`) `+rollupSelect)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO usage_daily (day, key_id, assignment_id, model, connection_id, `+rollupSums+`) `+rollupSelect); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM usage_hourly`); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, hourlyFill)
 		return err
 	})
 	if err != nil {
