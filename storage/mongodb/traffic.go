@@ -219,8 +219,9 @@ func recordOf(d *usageDoc) llmproxy.UsageRecord {
 // The ledger's indexes order by time only, (field, time_ns) for the key,
 // the model and the status and (time_ns) alone, so the records are read
 // in two steps that both walk an index without sorting the ledger: the
-// newest n by time, then, in place of the oldest time among them (t),
-// the records at exactly t with the greatest IDs. Every record newer
+// newest n by time, then, when more records share the oldest time among
+// them (t) than the page holds, in place of those the records at
+// exactly t with the greatest IDs. Every record newer
 // than t is among the first n, so that is the answer. The errors filter
 // becomes the list of the error statuses the ledger holds (a distinct
 // scan of the status index), so that the server merges one index walk
@@ -254,12 +255,18 @@ func (s *Store) RecentUsage(ctx context.Context, f llmproxy.RecentFilter) ([]llm
 	if !f.Before.IsZero() {
 		newest = append(slices.Clip(filter), bson.E{Key: "time_ns", Value: bson.D{{Key: "$lt", Value: f.Before.UnixNano()}}})
 	}
-	docs, err := s.findUsage(ctx, newest, bson.D{{Key: "time_ns", Value: -1}}, n)
+	// One more than the page: when it is older than the page's oldest
+	// time t, the page holds every record at t (the usual case), and
+	// the ties need no second read.
+	docs, err := s.findUsage(ctx, newest, bson.D{{Key: "time_ns", Value: -1}}, n+1)
 	if err != nil {
 		return nil, err
 	}
-	if len(docs) == n {
-		// The records at the oldest time t of the page may be more than
+	if len(docs) > n && docs[n].TimeNS != docs[n-1].TimeNS {
+		docs = docs[:n]
+	}
+	if len(docs) > n {
+		// The records at the oldest time t of the page are more than
 		// the page holds: keep the ones with the greatest IDs.
 		t := docs[n-1].TimeNS
 		first := slices.IndexFunc(docs, func(d usageDoc) bool { return d.TimeNS == t })
