@@ -210,7 +210,7 @@ func (s *Store) RebuildRollups(ctx context.Context) error {
 	}
 	hourlyDocs := make([]any, 0, len(hourly))
 	for h, p := range hourly {
-		hourlyDocs = append(hourlyDocs, append(bson.D{{Key: "hour", Value: h.hour}, {Key: "key_id", Value: h.keyID}}, trafficDoc(p)...))
+		hourlyDocs = append(hourlyDocs, hourlyDoc(h, p))
 	}
 	if err := replaceAll(ctx, s.usageDaily, dailyDocs); err != nil {
 		return fmt.Errorf("mongodb: rebuild rollups: %w", err)

@@ -99,8 +99,8 @@ var migrations = []func(ctx context.Context, s *Store) error{
 		}
 		return nil
 	},
-	// 4: the hourly traffic rollups (traffic.go), unique on (hour, key),
-	// which also serves Traffic's range of hours; and the ledger indexes
+	// 4: the hourly traffic rollups (traffic.go), whose _id is their
+	// (hour, key), indexed on (hour, key) for Traffic's range of hours; and the ledger indexes
 	// that RecentUsage walks newest first by model and by status (by key
 	// and by time alone, step 1's serve). As in step 3, the ledger
 	// written before is rolled up by RebuildRollups, not here.

@@ -90,13 +90,28 @@ func trafficOf(records []llmproxy.UsageRecord) ([]hourKey, map[hourKey]*llmproxy
 	return order, sums
 }
 
+// id is the _id of the hourly rollup of g: the hour in a fixed width,
+// then the key. Upserts find the rollup by _id alone, the one filter
+// FerretDB hands to its storage rather than scanning the collection.
+func (g hourKey) id() string {
+	return g.hour.UTC().Format("2006010215") + "/" + g.keyID
+}
+
+// hourlyDoc is a new hourly rollup document of g with sums p.
+func hourlyDoc(g hourKey, p *llmproxy.TrafficPoint) bson.D {
+	return append(bson.D{{Key: "_id", Value: g.id()}, {Key: "hour", Value: g.hour}, {Key: "key_id", Value: g.keyID}}, trafficDoc(p)...)
+}
+
 // rollUpHourly adds records to their hourly rollups with an $inc upsert
 // per (hour, key), as rollUp does for the daily ones.
 func (s *Store) rollUpHourly(ctx context.Context, records []llmproxy.UsageRecord) error {
 	order, sums := trafficOf(records)
 	for _, g := range order {
-		filter := bson.D{{Key: "hour", Value: g.hour}, {Key: "key_id", Value: g.keyID}}
-		update := bson.D{{Key: "$inc", Value: trafficDoc(sums[g])}}
+		filter := byID(g.id())
+		update := bson.D{
+			{Key: "$inc", Value: trafficDoc(sums[g])},
+			{Key: "$setOnInsert", Value: bson.D{{Key: "hour", Value: g.hour}, {Key: "key_id", Value: g.keyID}}},
+		}
 		var err error
 		for range 3 {
 			_, err = s.usageHourly.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(true))
