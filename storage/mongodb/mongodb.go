@@ -23,7 +23,7 @@
 // FerretDB v1.24 (SQLite handler), which differs in ways the code works
 // around, each noted where it happens:
 //   - $group computes only its first accumulator: SumUsage runs one $group
-//     per sum there;
+//     per sum there, and Traffic sums the hourly rollups itself;
 //   - a unique index violated by an update is an InternalError, not
 //     E11000: isDuplicate recognizes it;
 //   - findAndModify takes no projection; there are no partial indexes (so
@@ -32,8 +32,10 @@
 //   - concurrent $inc on one document loses updates: the config version
 //     is set to a fresh value instead;
 //   - filters other than _id equality and sorts are not pushed down to
-//     SQLite, so every listing page scans its collection: correct, slow
-//     for large sets, unlike MongoDB's _id index;
+//     SQLite, so every listing page, RecentUsage and each daily rollup's
+//     upsert scan their collection: correct, slow for large sets, unlike
+//     MongoDB's indexes (the hourly rollups' _id is their group, so
+//     their upserts are an _id lookup on both);
 //   - endSessions, sent by the driver on disconnect, is unknown: ignored.
 package mongodb
 
