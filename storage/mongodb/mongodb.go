@@ -14,6 +14,7 @@
 //	keys         one document per virtual key, assignments embedded
 //	usage        the usage ledger, _id = UsageRecord.ID
 //	usage_daily  daily rollups of the ledger (rollups.go)
+//	usage_hourly hourly traffic rollups of the ledger, by key (traffic.go)
 //	responses    the Responses API's stored responses, _id = their ID;
 //	             at most 16 MiB each, MongoDB's document limit
 //	meta         {_id:"config", version} and {_id:"schema", version}
@@ -22,7 +23,7 @@
 // FerretDB v1.24 (SQLite handler), which differs in ways the code works
 // around, each noted where it happens:
 //   - $group computes only its first accumulator: SumUsage runs one $group
-//     per sum there;
+//     per sum there, and Traffic sums the hourly rollups itself;
 //   - a unique index violated by an update is an InternalError, not
 //     E11000: isDuplicate recognizes it;
 //   - findAndModify takes no projection; there are no partial indexes (so
@@ -31,8 +32,10 @@
 //   - concurrent $inc on one document loses updates: the config version
 //     is set to a fresh value instead;
 //   - filters other than _id equality and sorts are not pushed down to
-//     SQLite, so every listing page scans its collection: correct, slow
-//     for large sets, unlike MongoDB's _id index;
+//     SQLite, so every listing page, RecentUsage and each daily rollup's
+//     upsert scan their collection: correct, slow for large sets, unlike
+//     MongoDB's indexes (the hourly rollups' _id is their group, so
+//     their upserts are an _id lookup on both);
 //   - endSessions, sent by the driver on disconnect, is unknown: ignored.
 package mongodb
 
@@ -76,6 +79,7 @@ type Store struct {
 	keys        *mongo.Collection
 	usage       *mongo.Collection
 	usageDaily  *mongo.Collection
+	usageHourly *mongo.Collection
 	responses   *mongo.Collection
 	meta        *mongo.Collection
 }
@@ -127,6 +131,7 @@ func open(ctx context.Context, uri string, opts Options, upTo int) (*Store, erro
 		keys:        db.Collection("keys"),
 		usage:       db.Collection("usage"),
 		usageDaily:  db.Collection("usage_daily"),
+		usageHourly: db.Collection("usage_hourly"),
 		responses:   db.Collection("responses"),
 		meta:        db.Collection("meta"),
 	}

@@ -218,8 +218,9 @@ func TestOpenErrors(t *testing.T) {
 }
 
 // schemaVersion is the schema version this build sets up: step 2 added
-// the responses collection, step 3 the daily rollups' unique index.
-const schemaVersion = 3
+// the responses collection, step 3 the daily rollups' unique index, step
+// 4 the hourly rollups' and the ledger's indexes for RecentUsage.
+const schemaVersion = 4
 
 func TestSchemaSetupIsConcurrentAndRepeatable(t *testing.T) {
 	ctx := context.Background()

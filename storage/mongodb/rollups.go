@@ -160,69 +160,79 @@ func (s *Store) UsageReport(ctx context.Context, f llmproxy.UsageFilter, by []ll
 // round trip, and how many rollups it inserts per InsertMany.
 const rebuildBatch = 10_000
 
-// RebuildRollups recomputes usage_daily from the ledger: it reads the
-// ledger in batches (only the fields a rollup sums), sums them here, then
-// replaces the collection's documents. MongoDB gives no transaction over
-// both collections on a standalone server or FerretDB, so batches
-// appended while it runs may be counted twice or not at all: run it when
-// no gateway writes the ledger (e.g. right after an upgrade, before the
-// gateways start).
+// RebuildRollups recomputes usage_daily and usage_hourly from the ledger:
+// it reads the ledger once in batches (only the fields a rollup sums),
+// sums both kinds here, then replaces each collection's documents.
+// MongoDB gives no transaction over several collections on a standalone
+// server or FerretDB, so batches appended while it runs may be counted
+// twice or not at all: run it when no gateway writes the ledger (e.g.
+// right after an upgrade, before the gateways start).
 func (s *Store) RebuildRollups(ctx context.Context) error {
 	proj := bson.D{{Key: "_id", Value: 0}, {Key: "time_ns", Value: 1}, {Key: "key_id", Value: 1}, {Key: "assignment_id", Value: 1},
 		{Key: "model", Value: 1}, {Key: "connection_id", Value: 1}, {Key: "prompt_tokens", Value: 1},
 		{Key: "completion_tokens", Value: 1}, {Key: "total_tokens", Value: 1}, {Key: "estimated", Value: 1},
-		{Key: "cache_read_tokens", Value: 1}, {Key: "cache_write_tokens", Value: 1}, {Key: "cost_micros", Value: 1}}
+		{Key: "cache_read_tokens", Value: 1}, {Key: "cache_write_tokens", Value: 1}, {Key: "cost_micros", Value: 1},
+		{Key: "status", Value: 1}, {Key: "latency_ns", Value: 1}}
 	cur, err := s.usage.Find(ctx, bson.D{}, options.Find().SetProjection(proj).SetBatchSize(rebuildBatch))
 	if err != nil {
 		return fmt.Errorf("mongodb: rebuild rollups: %w", err)
 	}
 	defer cur.Close(ctx)
-	sums := map[llmproxy.UsageRow]*llmproxy.UsageRow{}
+	daily := map[llmproxy.UsageRow]*llmproxy.UsageRow{}
+	hourly := map[hourKey]*llmproxy.TrafficPoint{}
 	for cur.Next(ctx) {
 		var d usageDoc
 		if err := cur.Decode(&d); err != nil {
 			return fmt.Errorf("mongodb: rebuild rollups: %w", err)
 		}
-		r := llmproxy.UsageRecord{Time: time.Unix(0, d.TimeNS), KeyID: d.KeyID, AssignmentID: d.AssignmentID, Model: d.Model,
-			ConnectionID: d.ConnectionID, PromptTokens: d.PromptTokens, CompletionTokens: d.CompletionTokens,
-			TotalTokens: d.TotalTokens, Estimated: d.Estimated, CacheReadTokens: d.CacheReadTokens,
-			CacheWriteTokens: d.CacheWriteTokens, CostKnown: d.CostMicros != nil}
-		if d.CostMicros != nil {
-			r.CostMicros = *d.CostMicros
-		}
+		r := recordOf(&d)
 		g := llmproxy.RollupOf(&r)
-		u := sums[g]
+		u := daily[g]
 		if u == nil {
 			u = &g
-			sums[g] = u
+			daily[g] = u
 		}
 		u.AddRecord(&r)
+		h := hourKey{r.Time.Truncate(time.Hour), r.KeyID}
+		p := hourly[h]
+		if p == nil {
+			p = &llmproxy.TrafficPoint{Hour: h.hour}
+			hourly[h] = p
+		}
+		p.AddRecord(&r)
 	}
 	if err := cur.Err(); err != nil {
 		return fmt.Errorf("mongodb: rebuild rollups: %w", err)
 	}
-	if _, err := s.usageDaily.DeleteMany(ctx, bson.D{}); err != nil {
+	dailyDocs := make([]any, 0, len(daily))
+	for _, u := range daily {
+		dailyDocs = append(dailyDocs, rollupDocOf(*u))
+	}
+	hourlyDocs := make([]any, 0, len(hourly))
+	for h, p := range hourly {
+		hourlyDocs = append(hourlyDocs, hourlyDoc(h, p))
+	}
+	if err := replaceAll(ctx, s.usageDaily, dailyDocs); err != nil {
 		return fmt.Errorf("mongodb: rebuild rollups: %w", err)
 	}
-	docs := make([]any, 0, min(len(sums), rebuildBatch))
-	flush := func() error {
-		if len(docs) == 0 {
-			return nil
-		}
-		_, err := s.usageDaily.InsertMany(ctx, docs)
-		docs = docs[:0]
+	if err := replaceAll(ctx, s.usageHourly, hourlyDocs); err != nil {
+		return fmt.Errorf("mongodb: rebuild rollups by hour: %w", err)
+	}
+	return nil
+}
+
+// replaceAll replaces every document of coll with docs, inserted
+// rebuildBatch at a time.
+func replaceAll(ctx context.Context, coll *mongo.Collection, docs []any) error {
+	if _, err := coll.DeleteMany(ctx, bson.D{}); err != nil {
 		return err
 	}
-	for _, u := range sums {
-		docs = append(docs, rollupDocOf(*u))
-		if len(docs) == rebuildBatch {
-			if err := flush(); err != nil {
-				return fmt.Errorf("mongodb: rebuild rollups: %w", err)
-			}
+	for len(docs) > 0 {
+		n := min(len(docs), rebuildBatch)
+		if _, err := coll.InsertMany(ctx, docs[:n]); err != nil {
+			return err
 		}
-	}
-	if err := flush(); err != nil {
-		return fmt.Errorf("mongodb: rebuild rollups: %w", err)
+		docs = docs[n:]
 	}
 	return nil
 }

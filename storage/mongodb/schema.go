@@ -99,6 +99,28 @@ var migrations = []func(ctx context.Context, s *Store) error{
 		}
 		return nil
 	},
+	// 4: the hourly traffic rollups (traffic.go), whose _id is their
+	// (hour, key), indexed on (hour, key) for Traffic's range of hours; and the ledger indexes
+	// that RecentUsage walks newest first by model and by status (by key
+	// and by time alone, step 1's serve). As in step 3, the ledger
+	// written before is rolled up by RebuildRollups, not here.
+	func(ctx context.Context, s *Store) error {
+		_, err := s.usageHourly.Indexes().CreateOne(ctx, mongo.IndexModel{
+			Keys:    bson.D{{Key: "hour", Value: 1}, {Key: "key_id", Value: 1}},
+			Options: options.Index().SetName("hour_key_unique").SetUnique(true),
+		})
+		if err != nil {
+			return fmt.Errorf("indexes of %s: %w", s.usageHourly.Name(), err)
+		}
+		_, err = s.usage.Indexes().CreateMany(ctx, []mongo.IndexModel{
+			{Keys: bson.D{{Key: "model", Value: 1}, {Key: "time_ns", Value: 1}}, Options: options.Index().SetName("model_time")},
+			{Keys: bson.D{{Key: "status", Value: 1}, {Key: "time_ns", Value: 1}}, Options: options.Index().SetName("status_time")},
+		})
+		if err != nil {
+			return fmt.Errorf("indexes of %s: %w", s.usage.Name(), err)
+		}
+		return nil
+	},
 }
 
 // SchemaVersion returns the version of the database's schema: the number

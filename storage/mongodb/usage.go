@@ -104,7 +104,11 @@ func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord)
 	_, err := s.usage.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 	// Only the records actually inserted are rolled up: those of a
 	// retried batch that were stored the first time fail as duplicates.
-	if rerr := s.rollUp(ctx, insertedRecords(records, err)); rerr != nil && (err == nil || s.onlyDuplicates(err)) {
+	// Each kind of rollup is tried even when the other fails; both
+	// are repaired by RebuildRollups.
+	inserted := insertedRecords(records, err)
+	rerr := errors.Join(s.rollUp(ctx, inserted), s.rollUpHourly(ctx, inserted))
+	if rerr != nil && (err == nil || s.onlyDuplicates(err)) {
 		return fmt.Errorf("mongodb: append usage: %w", rerr)
 	}
 	if err == nil || s.onlyDuplicates(err) {

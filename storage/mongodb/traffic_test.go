@@ -1,0 +1,185 @@
+package mongodb_test
+
+import (
+	"cmp"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/go-llm-proxy/llmproxy"
+)
+
+// trafficFixture is 240 records over about two days: three keys (the
+// master key's included), four statuses, latencies over every bucket,
+// and runs of records at one instant (ties that a page of recent
+// records cuts through).
+func trafficFixture() []llmproxy.UsageRecord {
+	start := time.Date(2025, 3, 9, 22, 10, 0, 0, time.UTC)
+	keys := []string{"key_t1", "key_t2", ""}
+	statuses := []int{200, 200, 429, 500, 200, 404}
+	var out []llmproxy.UsageRecord
+	for i := range 240 {
+		r := llmproxy.UsageRecord{
+			ID:               fmt.Sprintf("tr_%03d", (i*37)%240), // IDs out of time order
+			Time:             start.Add(time.Duration(i/4)*47*time.Minute + time.Duration(i%4/3)*time.Nanosecond),
+			KeyID:            keys[i%3],
+			Model:            []string{"gpt-4o", "claude"}[i/3%2],
+			PromptTokens:     int64(10 + i),
+			CompletionTokens: int64(i % 17),
+			Status:           statuses[i%len(statuses)],
+			Latency:          time.Duration(i*i*i) * 1000 * time.Nanosecond,
+			Endpoint:         "chat",
+		}
+		r.TotalTokens = r.PromptTokens + r.CompletionTokens
+		if i%7 != 0 {
+			r.CostMicros, r.CostKnown = int64(3*i), true
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// wantTraffic sums records as Traffic must.
+func wantTraffic(records []llmproxy.UsageRecord, f llmproxy.TrafficFilter) []llmproxy.TrafficPoint {
+	byHour := map[time.Time]*llmproxy.TrafficPoint{}
+	for i := range records {
+		r := &records[i]
+		p := llmproxy.TrafficOf(r)
+		end := p.Hour.Add(time.Hour)
+		if f.KeyID != "" && r.KeyID != f.KeyID || !f.Since.IsZero() && !end.After(f.Since) || !f.Until.IsZero() && !p.Hour.Before(f.Until) {
+			continue
+		}
+		if q := byHour[p.Hour]; q != nil {
+			q.Add(p)
+		} else {
+			byHour[p.Hour] = &p
+		}
+	}
+	var out []llmproxy.TrafficPoint
+	for _, p := range byHour {
+		out = append(out, *p)
+	}
+	slices.SortFunc(out, func(a, b llmproxy.TrafficPoint) int { return a.Hour.Compare(b.Hour) })
+	return out
+}
+
+func checkTraffic(t *testing.T, what string, s llmproxy.TrafficReporter, records []llmproxy.UsageRecord) {
+	t.Helper()
+	t0 := records[0].Time
+	for _, f := range []llmproxy.TrafficFilter{
+		{},
+		{KeyID: "key_t2"},
+		{Since: t0.Add(3*time.Hour + time.Nanosecond), Until: t0.Add(20*time.Hour + time.Nanosecond)},
+		{KeyID: "key_t1", Until: t0.Add(10 * time.Hour)},
+		{Since: t0.AddDate(1, 0, 0)},
+	} {
+		got, err := s.Traffic(t.Context(), f)
+		if err != nil {
+			t.Fatalf("%s: Traffic(%+v): %v", what, f, err)
+		}
+		if want := wantTraffic(records, f); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: Traffic(%+v) =\n%v\nwant\n%v", what, f, got, want)
+		}
+	}
+}
+
+func TestTraffic(t *testing.T) {
+	ctx := t.Context()
+	uri := newDatabase(t)
+	s := open(t, uri)
+	records := trafficFixture()
+	for i := 0; i < len(records); i += 50 {
+		must(t, s.AppendUsage(ctx, records[i:min(i+50, len(records))]))
+	}
+	must(t, s.AppendUsage(ctx, records[40:120])) // a retried batch counts once
+	checkTraffic(t, "kept on write", s, records)
+	must(t, s.RebuildRollups(ctx))
+	checkTraffic(t, "rebuilt", s, records)
+
+	// A ledger that an older build wrote has no hourly rollups: the
+	// rebuild makes them.
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	must(t, err)
+	defer client.Disconnect(ctx)
+	u, _ := url.Parse(uri)
+	hourly := client.Database(strings.TrimPrefix(u.Path, "/")).Collection("usage_hourly")
+	_, err = hourly.DeleteMany(ctx, bson.D{})
+	must(t, err)
+	must(t, s.RebuildRollups(ctx))
+	checkTraffic(t, "rebuilt after an upgrade", s, records)
+	n, err := hourly.CountDocuments(ctx, bson.D{{Key: "key_id", Value: "key_t1"}})
+	must(t, err)
+	if want := len(wantTraffic(records, llmproxy.TrafficFilter{KeyID: "key_t1"})); n != int64(want) {
+		t.Errorf("%d hourly rollups of key_t1, want one per hour: %d", n, want)
+	}
+}
+
+// wantRecent selects, orders and limits records as RecentUsage must.
+func wantRecent(records []llmproxy.UsageRecord, f llmproxy.RecentFilter) []llmproxy.UsageRecord {
+	var out []llmproxy.UsageRecord
+	for _, r := range records {
+		if f.KeyID != "" && r.KeyID != f.KeyID || f.Model != "" && r.Model != f.Model || f.Status != 0 && r.Status != f.Status ||
+			f.Errors && r.Status < 400 || !f.Before.IsZero() && !r.Time.Before(f.Before) {
+			continue
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b llmproxy.UsageRecord) int {
+		return cmp.Or(b.Time.Compare(a.Time), strings.Compare(b.ID, a.ID))
+	})
+	return out[:min(len(out), f.RecentLimit())]
+}
+
+func TestRecentUsage(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, newDatabase(t))
+	records := trafficFixture()
+	must(t, s.AppendUsage(ctx, records))
+	last := records[len(records)-1].Time
+	for _, f := range []llmproxy.RecentFilter{
+		{},
+		{Limit: 3},   // cuts a run of three records at one instant
+		{Limit: 2},   // to one of them
+		{Limit: 900}, // at most 500
+		{KeyID: "key_t1", Limit: 7},
+		{KeyID: "", Model: "claude", Limit: 5},
+		{Status: 429},
+		{Errors: true, Limit: 9},
+		{Errors: true, Status: 500},
+		{Errors: true, Status: 200},
+		{Before: last, Limit: 6},
+		{Before: records[100].Time, Model: "gpt-4o", Errors: true, Limit: 10},
+		{KeyID: "key_none"},
+	} {
+		got, err := s.RecentUsage(ctx, f)
+		if err != nil {
+			t.Fatalf("RecentUsage(%+v): %v", f, err)
+		}
+		want := wantRecent(records, f)
+		if len(got) != len(want) {
+			t.Errorf("RecentUsage(%+v): %d records, want %d", f, len(got), len(want))
+			continue
+		}
+		for i := range got {
+			if g, w := got[i], want[i]; !g.Time.Equal(w.Time) || g.ID != w.ID {
+				t.Errorf("RecentUsage(%+v)[%d] = %s at %v, want %s at %v", f, i, g.ID, g.Time, w.ID, w.Time)
+			} else if g.Time = w.Time; g != w {
+				t.Errorf("RecentUsage(%+v)[%d] = %+v, want %+v", f, i, g, w)
+			}
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
