@@ -86,38 +86,20 @@ func (s *Store) UsageReport(ctx context.Context, f llmproxy.UsageFilter, by []ll
 	if err := llmproxy.CheckUsageGroups(by); err != nil {
 		return nil, err
 	}
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, arg any) {
-		where = append(where, cond)
-		args = append(args, arg)
-	}
-	if f.KeyID != "" {
-		add("key_id = ?", f.KeyID)
-	}
-	if f.AssignmentID != "" {
-		add("assignment_id = ?", f.AssignmentID)
-	}
-	if f.Model != "" {
-		add("model = ?", f.Model)
-	}
-	if f.ConnectionID != "" {
-		add("connection_id = ?", f.ConnectionID)
-	}
+	var c conds
+	c.dims(f)
 	from, to := llmproxy.ReportDays(f)
 	if !from.IsZero() {
-		add("day >= ?", toMicros(from))
+		c.add("day >= ?", toMicros(from))
 	}
 	if !to.IsZero() {
-		add("day < ?", toMicros(to))
+		c.add("day < ?", toMicros(to))
 	}
 	// Every dimension is selected (a constant when not grouped by), so
 	// that one Scan fits every report.
 	var cols, groupBy []string
 	for _, g := range llmproxy.UsageGroups {
-		c := groupColumns[g]
+		col := groupColumns[g]
 		if !containsGroup(by, g) {
 			if g == llmproxy.GroupDay {
 				cols = append(cols, "0")
@@ -126,24 +108,22 @@ func (s *Store) UsageReport(ctx context.Context, f llmproxy.UsageFilter, by []ll
 			}
 			continue
 		}
-		cols = append(cols, c)
-		groupBy = append(groupBy, c)
+		cols = append(cols, col)
+		groupBy = append(groupBy, col)
 	}
 	var sums []string
-	for _, c := range strings.Split(rollupSums, ", ") {
-		sums = append(sums, "COALESCE(SUM("+c+"), 0)")
+	for _, col := range strings.Split(rollupSums, ", ") {
+		sums = append(sums, "COALESCE(SUM("+col+"), 0)")
 	}
 	query := "SELECT " + strings.Join(cols, ", ") + ", " + strings.Join(sums, ", ") + " FROM usage_daily"
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
+	query += c.clause()
 	if len(groupBy) > 0 {
 		query += " GROUP BY " + strings.Join(groupBy, ", ") + " ORDER BY " + strings.Join(groupBy, ", ")
 	} else {
 		// One row of sums; none at all when nothing is selected.
 		query += " HAVING COUNT(*) > 0"
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.db.QueryContext(ctx, s.q(query), c.args...)
 	if err != nil {
 		return nil, fmt.Errorf("usage report: %w", err)
 	}

@@ -123,34 +123,26 @@ func (s *Store) rollUpHours(ctx context.Context, tx *sql.Tx, records []llmproxy.
 // Traffic sums the hourly rollups that f selects over keys, by hour,
 // reading usage_hourly only: a month is 720 rows per key.
 func (s *Store) Traffic(ctx context.Context, f llmproxy.TrafficFilter) ([]llmproxy.TrafficPoint, error) {
-	var (
-		where []string
-		args  []any
-	)
+	var c conds
 	if f.KeyID != "" {
-		where = append(where, "key_id = ?")
-		args = append(args, f.KeyID)
+		c.add("key_id = ?", f.KeyID)
 	}
 	// The hours overlapping [Since, Until): from Since's hour on, before
 	// Until.
 	if !f.Since.IsZero() {
-		where = append(where, "hour >= ?")
-		args = append(args, toMicros(f.Since.UTC().Truncate(time.Hour)))
+		c.add("hour >= ?", toMicros(f.Since.UTC().Truncate(time.Hour)))
 	}
 	if !f.Until.IsZero() {
-		where = append(where, "hour < ?")
-		args = append(args, toMicros(f.Until))
+		c.add("hour < ?", toMicros(f.Until))
 	}
 	var sums []string
-	for _, c := range strings.Split(trafficSums, ", ") {
-		sums = append(sums, "SUM("+c+")")
+	for _, col := range strings.Split(trafficSums, ", ") {
+		sums = append(sums, "SUM("+col+")")
 	}
 	query := "SELECT hour, " + strings.Join(sums, ", ") + " FROM usage_hourly"
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
+	query += c.clause()
 	query += " GROUP BY hour ORDER BY hour"
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.db.QueryContext(ctx, s.q(query), c.args...)
 	if err != nil {
 		return nil, fmt.Errorf("traffic: %w", err)
 	}
@@ -214,40 +206,31 @@ func (s *Store) RecentUsage(ctx context.Context, f llmproxy.RecentFilter) ([]llm
 // recentQuery is RecentUsage's query and its arguments; indexedBy names
 // the index to read (see Dialect.IndexedBy).
 func recentQuery(f llmproxy.RecentFilter, indexedBy bool) (string, []any) {
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, arg any) {
-		where = append(where, cond)
-		args = append(args, arg)
-	}
+	var c conds
 	if f.KeyID != "" {
-		add("key_id = ?", f.KeyID)
+		c.add("key_id = ?", f.KeyID)
 	}
 	if f.Model != "" {
-		add("model = ?", f.Model)
+		c.add("model = ?", f.Model)
 	}
 	if f.Status != 0 {
-		add("status = ?", f.Status)
+		c.add("status = ?", f.Status)
 	}
 	// An error status is an error: saying so lets the query read the
 	// partial indexes of errors.
 	if f.Errors || f.Status >= 400 {
-		where = append(where, "status >= 400")
+		c.add("status >= 400")
 	}
 	if !f.Before.IsZero() {
-		add("time < ?", toMicros(f.Before))
+		c.add("time < ?", toMicros(f.Before))
 	}
 	query := "SELECT " + usageColumns + " FROM usage_records"
 	if indexedBy {
 		query += " INDEXED BY " + RecentIndex(f)
 	}
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
+	query += c.clause()
 	query += " ORDER BY time DESC, id DESC LIMIT ?"
-	return query, append(args, f.RecentLimit())
+	return query, append(c.args, f.RecentLimit())
 }
 
 // RecentQuery is the query RecentUsage runs on s for f, placeholders

@@ -139,41 +139,21 @@ func (s *Store) AppendUsage(ctx context.Context, records []llmproxy.UsageRecord)
 
 // SumUsage sums the selected records by key and model alias.
 func (s *Store) SumUsage(ctx context.Context, f llmproxy.UsageFilter) ([]llmproxy.UsageSummary, error) {
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, arg any) {
-		where = append(where, cond)
-		args = append(args, arg)
-	}
-	if f.KeyID != "" {
-		add("key_id = ?", f.KeyID)
-	}
-	if f.AssignmentID != "" {
-		add("assignment_id = ?", f.AssignmentID)
-	}
-	if f.Model != "" {
-		add("model = ?", f.Model)
-	}
-	if f.ConnectionID != "" {
-		add("connection_id = ?", f.ConnectionID)
-	}
+	var c conds
+	c.dims(f)
 	if !f.Since.IsZero() {
-		add("time >= ?", toMicros(f.Since))
+		c.add("time >= ?", toMicros(f.Since))
 	}
 	if !f.Until.IsZero() {
-		add("time < ?", toMicros(f.Until))
+		c.add("time < ?", toMicros(f.Until))
 	}
 	query := `SELECT key_id, model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens),
 		SUM(CASE WHEN estimated THEN total_tokens ELSE 0 END), SUM(cache_read_tokens), SUM(cache_write_tokens),
 		COALESCE(SUM(cost_micros), 0), COUNT(*) - COUNT(cost_micros)
 		FROM usage_records`
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
+	query += c.clause()
 	query += " GROUP BY key_id, model ORDER BY key_id, model"
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.db.QueryContext(ctx, s.q(query), c.args...)
 	if err != nil {
 		return nil, fmt.Errorf("sum usage: %w", err)
 	}
