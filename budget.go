@@ -346,7 +346,7 @@ func (g *Gateway) restoreBudgets(ctx context.Context, prev *snapshot, keys []Vir
 			return
 		}
 		start, end := b.period(now)
-		_, spent, err := g.usedSince(ctx, f, start)
+		_, spent, err := SpentSince(ctx, g.cfg.Storage, f, start)
 		if err != nil {
 			g.log.Warn("cannot restore a budget's spend from the ledger", "budget", owner, "err", err)
 			return
@@ -364,9 +364,4 @@ func (g *Gateway) restoreBudgets(ctx context.Context, prev *snapshot, keys []Vir
 			restore(a.Budget, "b:"+a.ID, UsageFilter{AssignmentID: a.ID})
 		}
 	}
-}
-
-// usedSince is SpentSince on the gateway's storage.
-func (g *Gateway) usedSince(ctx context.Context, f UsageFilter, since time.Time) (tokens, micros int64, err error) {
-	return SpentSince(ctx, g.cfg.Storage, f, since)
 }

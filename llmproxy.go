@@ -109,8 +109,8 @@ type Gateway struct {
 	limiter Limiter
 	local   *LocalLimiter // fallback when a shared limiter fails
 	// expiring holds the budget counters (key → period end) the limiters
-	// were told to drop after their period; expirySwept (unix ns) is when
-	// it was last pruned.
+	// were told to drop after their period; expirySwept is when it was
+	// last pruned.
 	expiryMu    sync.RWMutex
 	expiring    map[string]time.Time
 	expirySwept time.Time

@@ -333,7 +333,7 @@ func (g *Gateway) restoreTokenWindows(ctx context.Context, prev *snapshot, keys 
 			if a.TokenLimit <= 0 || known[a.ID] {
 				continue
 			}
-			used, _, err := g.usedSince(ctx, UsageFilter{AssignmentID: a.ID}, windowStart(now, a.TokenWindow))
+			used, _, err := SpentSince(ctx, g.cfg.Storage, UsageFilter{AssignmentID: a.ID}, windowStart(now, a.TokenWindow))
 			if err != nil {
 				g.log.Warn("cannot restore a token window from the ledger", "assignment", a.ID, "err", err)
 				continue
