@@ -100,10 +100,11 @@ var migrations = []func(ctx context.Context, s *Store) error{
 		return nil
 	},
 	// 4: the hourly traffic rollups (traffic.go), whose _id is their
-	// (hour, key), indexed on (hour, key) for Traffic's range of hours; and the ledger indexes
-	// that RecentUsage walks newest first by model and by status (by key
-	// and by time alone, step 1's serve). As in step 3, the ledger
-	// written before is rolled up by RebuildRollups, not here.
+	// (hour, key), indexed on (hour, key) for Traffic's range of hours;
+	// and the ledger indexes that RecentUsage walks newest first by model
+	// and by status (by key and by time alone, step 1's indexes serve).
+	// As in step 3, the ledger written before is rolled up by
+	// RebuildRollups (`llm-proxy usage rebuild-rollups`), not here.
 	func(ctx context.Context, s *Store) error {
 		_, err := s.usageHourly.Indexes().CreateOne(ctx, mongo.IndexModel{
 			Keys:    bson.D{{Key: "hour", Value: 1}, {Key: "key_id", Value: 1}},
