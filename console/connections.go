@@ -148,15 +148,59 @@ type connectionPage struct {
 	Endpoint string // as typed, after a refused edit
 	Settings []settingField
 	Models   []modelRow
+	CanTest  bool        // the Test button is on (the console has a gateway)
+	Test     *testResult // after the Test button
+	TestWith string      // the alias the test was sent for
 }
 
 func (c *Console) connection(w http.ResponseWriter, r *http.Request, s *session) {
 	c.renderConnection(w, r, s, http.StatusOK, nil, "")
 }
 
+// testConnection sends the Test button's tiny request (see testModel)
+// for the connection's first model: a connection is tested through a
+// model of its own, by that model's alias, as a client would send it.
+func (c *Console) testConnection(w http.ResponseWriter, r *http.Request, s *session) {
+	if c.gateway == nil {
+		c.errorPage(w, r, s, http.StatusNotFound, "The Test button is off: the console has no gateway to send through.")
+		return
+	}
+	ctx := r.Context()
+	conn, err := c.admin.ConnectionByIDOrName(ctx, r.PathValue("id"))
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	models, err := c.admin.ListModels(ctx, llmproxy.ListOptions{})
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	var first *llmproxy.Model
+	for i := range models {
+		if m := &models[i]; m.ConnectionID == conn.ID && (first == nil || m.ID < first.ID) {
+			first = m
+		}
+	}
+	if first == nil {
+		c.renderConnection(w, r, s, http.StatusConflict, nil, "The connection has no model to test with: add one first.")
+		return
+	}
+	res := c.sendTest(ctx, first)
+	res.Message = redact(res.Message, conn.Credentials)
+	c.log.Info("console: connection tested", "connection_id", conn.ID, "model_id", first.ID, "status", res.Status, "latency_ms", res.LatencyMS)
+	c.renderConnectionTest(w, r, s, http.StatusOK, nil, "", &res, first.Name)
+}
+
 // renderConnection answers the connection page; typed, after a refused
 // edit, is the form as typed (secrets left out), and msg the error.
 func (c *Console) renderConnection(w http.ResponseWriter, r *http.Request, s *session, status int, typed url.Values, msg string) {
+	c.renderConnectionTest(w, r, s, status, typed, msg, nil, "")
+}
+
+// renderConnectionTest is renderConnection with a test's result, sent
+// for the model alias with.
+func (c *Console) renderConnectionTest(w http.ResponseWriter, r *http.Request, s *session, status int, typed url.Values, msg string, test *testResult, with string) {
 	ctx := r.Context()
 	conn, err := c.admin.ConnectionByIDOrName(ctx, r.PathValue("id"))
 	if err != nil {
@@ -168,7 +212,8 @@ func (c *Console) renderConnection(w http.ResponseWriter, r *http.Request, s *se
 		c.fail(w, r, s, err)
 		return
 	}
-	p := &connectionPage{Bedrock: conn.Provider == llmproxy.KindBedrock, Endpoint: conn.Endpoint, Settings: settingFields(conn.Settings)}
+	p := &connectionPage{Bedrock: conn.Provider == llmproxy.KindBedrock, Endpoint: conn.Endpoint, Settings: settingFields(conn.Settings),
+		CanTest: c.gateway != nil, Test: test, TestWith: with}
 	if typed != nil {
 		p.Endpoint, p.Settings = typed.Get("endpoint"), settingFields(formSettings(typed))
 	}

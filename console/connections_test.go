@@ -97,3 +97,27 @@ func TestConnectionsAddEditRotateDelete(t *testing.T) {
 		t.Errorf("%d connections left", len(cs))
 	}
 }
+
+// A connection's Test button sends the tiny request for its first model;
+// a connection without models says so instead.
+func TestConnectionTestButton(t *testing.T) {
+	f := newFixture(t)
+	b := f.signedIn(testMaster)
+	f.eventually("the gateway's first snapshot", func() bool { return f.chat(testMaster) == 200 })
+	n := len(f.fake.Requests())
+	p := b.post("/ui/connections/"+f.conn.ID+"/test", nil)
+	if v, _ := p.dataValue("test-status"); p.status != 200 || v != "200" || !strings.Contains(p.body, "“gpt-test”") {
+		t.Fatalf("test: %d status %q %q", p.status, v, p.alert())
+	}
+	if reqs := f.fake.Requests(); len(reqs) != n+1 || !strings.Contains(string(reqs[len(reqs)-1].Body), `"max_tokens":1`) {
+		t.Errorf("%d upstream requests; want the one tiny request", len(reqs)-n)
+	}
+	empty := &llmproxy.Connection{Name: "empty", Provider: llmproxy.KindCompatible, Endpoint: f.fake.BaseURL(),
+		Credentials: llmproxy.Credentials{APIKey: upstreamKey}}
+	if err := f.admin.AddConnection(context.Background(), empty); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.post("/ui/connections/"+empty.ID+"/test", nil); p.status != http.StatusConflict || !strings.Contains(p.alert(), "no model") {
+		t.Errorf("a connection without models: %d %q", p.status, p.alert())
+	}
+}

@@ -164,6 +164,7 @@ func (c *Console) routes() []route {
 		{"POST /ui/models/{id}", c.change(adminOnly, c.updateModel)},
 		{"POST /ui/models/{id}/delete", c.change(adminOnly, c.deleteModel)},
 		{"POST /ui/models/{id}/test", c.change(adminOnly, c.testModel)},
+		{"POST /ui/connections/{id}/test", c.change(adminOnly, c.testConnection)},
 	}
 }
 
