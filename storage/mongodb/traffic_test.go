@@ -1,7 +1,6 @@
 package mongodb_test
 
 import (
-	"cmp"
 	"fmt"
 	"net/url"
 	"slices"
@@ -18,8 +17,10 @@ import (
 
 // trafficFixture is 240 records over about two days: three keys (the
 // master key's included), four statuses, latencies over every bucket,
-// and runs of records at one instant (ties that a page of recent
-// records cuts through).
+// and runs of records at one instant. RecentUsage, and Traffic's
+// agreement with the ledger, are storagetest's (TestConformance); this
+// file checks what is MongoDB's own: one hourly rollup document per
+// (hour, key), rebuilt for a ledger an older build wrote.
 func trafficFixture() []llmproxy.UsageRecord {
 	start := time.Date(2025, 3, 9, 22, 10, 0, 0, time.UTC)
 	keys := []string{"key_t1", "key_t2", ""}
@@ -118,62 +119,6 @@ func TestTraffic(t *testing.T) {
 	must(t, err)
 	if want := len(wantTraffic(records, llmproxy.TrafficFilter{KeyID: "key_t1"})); n != int64(want) {
 		t.Errorf("%d hourly rollups of key_t1, want one per hour: %d", n, want)
-	}
-}
-
-// wantRecent selects, orders and limits records as RecentUsage must.
-func wantRecent(records []llmproxy.UsageRecord, f llmproxy.RecentFilter) []llmproxy.UsageRecord {
-	var out []llmproxy.UsageRecord
-	for _, r := range records {
-		if f.KeyID != "" && r.KeyID != f.KeyID || f.Model != "" && r.Model != f.Model || f.Status != 0 && r.Status != f.Status ||
-			f.Errors && r.Status < 400 || !f.Before.IsZero() && !r.Time.Before(f.Before) {
-			continue
-		}
-		out = append(out, r)
-	}
-	slices.SortFunc(out, func(a, b llmproxy.UsageRecord) int {
-		return cmp.Or(b.Time.Compare(a.Time), strings.Compare(b.ID, a.ID))
-	})
-	return out[:min(len(out), f.RecentLimit())]
-}
-
-func TestRecentUsage(t *testing.T) {
-	ctx := t.Context()
-	s := open(t, newDatabase(t))
-	records := trafficFixture()
-	must(t, s.AppendUsage(ctx, records))
-	last := records[len(records)-1].Time
-	for _, f := range []llmproxy.RecentFilter{
-		{},
-		{Limit: 3},   // cuts a run of three records at one instant
-		{Limit: 2},   // to one of them
-		{Limit: 900}, // at most 500
-		{KeyID: "key_t1", Limit: 7},
-		{KeyID: "", Model: "claude", Limit: 5},
-		{Status: 429},
-		{Errors: true, Limit: 9},
-		{Errors: true, Status: 500},
-		{Errors: true, Status: 200},
-		{Before: last, Limit: 6},
-		{Before: records[100].Time, Model: "gpt-4o", Errors: true, Limit: 10},
-		{KeyID: "key_none"},
-	} {
-		got, err := s.RecentUsage(ctx, f)
-		if err != nil {
-			t.Fatalf("RecentUsage(%+v): %v", f, err)
-		}
-		want := wantRecent(records, f)
-		if len(got) != len(want) {
-			t.Errorf("RecentUsage(%+v): %d records, want %d", f, len(got), len(want))
-			continue
-		}
-		for i := range got {
-			if g, w := got[i], want[i]; !g.Time.Equal(w.Time) || g.ID != w.ID {
-				t.Errorf("RecentUsage(%+v)[%d] = %s at %v, want %s at %v", f, i, g.ID, g.Time, w.ID, w.Time)
-			} else if g.Time = w.Time; g != w {
-				t.Errorf("RecentUsage(%+v)[%d] = %+v, want %+v", f, i, g, w)
-			}
-		}
 	}
 }
 
