@@ -150,7 +150,6 @@ type connectionPage struct {
 	Models   []modelRow
 	CanTest  bool        // the Test button is on (the console has a gateway)
 	Test     *testResult // after the Test button
-	TestWith string      // the alias the test was sent for
 }
 
 func (c *Console) connection(w http.ResponseWriter, r *http.Request, s *session) {
@@ -189,18 +188,17 @@ func (c *Console) testConnection(w http.ResponseWriter, r *http.Request, s *sess
 	res := c.sendTest(ctx, first)
 	res.Message = redact(res.Message, conn.Credentials)
 	c.log.Info("console: connection tested", "connection_id", conn.ID, "model_id", first.ID, "status", res.Status, "latency_ms", res.LatencyMS)
-	c.renderConnectionTest(w, r, s, http.StatusOK, nil, "", &res, first.Name)
+	c.renderConnectionTest(w, r, s, http.StatusOK, nil, "", &res)
 }
 
 // renderConnection answers the connection page; typed, after a refused
 // edit, is the form as typed (secrets left out), and msg the error.
 func (c *Console) renderConnection(w http.ResponseWriter, r *http.Request, s *session, status int, typed url.Values, msg string) {
-	c.renderConnectionTest(w, r, s, status, typed, msg, nil, "")
+	c.renderConnectionTest(w, r, s, status, typed, msg, nil)
 }
 
-// renderConnectionTest is renderConnection with a test's result, sent
-// for the model alias with.
-func (c *Console) renderConnectionTest(w http.ResponseWriter, r *http.Request, s *session, status int, typed url.Values, msg string, test *testResult, with string) {
+// renderConnectionTest is renderConnection with a test's result.
+func (c *Console) renderConnectionTest(w http.ResponseWriter, r *http.Request, s *session, status int, typed url.Values, msg string, test *testResult) {
 	ctx := r.Context()
 	conn, err := c.admin.ConnectionByIDOrName(ctx, r.PathValue("id"))
 	if err != nil {
@@ -213,7 +211,7 @@ func (c *Console) renderConnectionTest(w http.ResponseWriter, r *http.Request, s
 		return
 	}
 	p := &connectionPage{Bedrock: conn.Provider == llmproxy.KindBedrock, Endpoint: conn.Endpoint, Settings: settingFields(conn.Settings),
-		CanTest: c.gateway != nil, Test: test, TestWith: with}
+		CanTest: c.gateway != nil, Test: test}
 	if typed != nil {
 		p.Endpoint, p.Settings = typed.Get("endpoint"), settingFields(formSettings(typed))
 	}

@@ -172,6 +172,7 @@ func (c *Console) createModel(w http.ResponseWriter, r *http.Request, s *session
 // testResult is the answer of the Test button's request.
 type testResult struct {
 	Endpoint  string // the gateway path it was sent to
+	Alias     string // the model alias it was sent for
 	Status    int
 	LatencyMS int64
 	OK        bool
@@ -311,7 +312,7 @@ func (c *Console) sendTest(ctx context.Context, m *llmproxy.Model) testResult {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, path, bytes.NewReader(b))
 	if err != nil {
-		return testResult{Endpoint: path, Message: "the request could not be built"}
+		return testResult{Endpoint: path, Alias: m.Name, Message: "the request could not be built"}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+c.masterKey)
@@ -319,7 +320,7 @@ func (c *Console) sendTest(ctx context.Context, m *llmproxy.Model) testResult {
 	rec := &captureWriter{header: http.Header{}}
 	start := time.Now()
 	c.gateway.ServeHTTP(rec, req)
-	res := testResult{Endpoint: path, Status: rec.status(), LatencyMS: time.Since(start).Milliseconds()}
+	res := testResult{Endpoint: path, Alias: m.Name, Status: rec.status(), LatencyMS: time.Since(start).Milliseconds()}
 	res.OK = res.Status < 300
 	if !res.OK {
 		var e struct {
