@@ -113,6 +113,7 @@ func open(ctx context.Context, path string, opts Options, upTo int) (*Store, err
 var dialect = sqlstore.Dialect{
 	Classify:        classify,
 	SerializeWrites: true,
+	IndexedBy:       true,
 }
 
 func classify(err error) (sqlstore.ErrorKind, string) {

@@ -58,6 +58,10 @@ type Dialect struct {
 	// RollupLock, when set, is executed first in RebuildRollups'
 	// transaction to hold off the ledger writers' rollup upserts.
 	RollupLock string
+	// IndexedBy makes RecentUsage name the index it reads (SQLite's
+	// INDEXED BY): a planner without statistics cannot tell which of
+	// two filtered columns is the rarer (see RecentIndex).
+	IndexedBy bool
 }
 
 // Store implements llmproxy.Storage on a *sql.DB.

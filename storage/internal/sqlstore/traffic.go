@@ -176,14 +176,16 @@ func (s *Store) Traffic(ctx context.Context, f llmproxy.TrafficFilter) ([]llmpro
 
 // RecentUsage returns the newest ledger records f selects. Every filter
 // is a condition an index of the ledger answers in time order — key_id,
-// model and status each lead an index on (…, time), and the errors
-// filter is written literally as the predicate of the partial index on
-// time (a bound parameter would not match it) — so the query reads the
-// index backwards and stops after the limit, never sorting or scanning
-// the ledger. Ties in time are ordered by ID, which SQLite's indexes
-// carry (the ledger's primary key) and PostgreSQL sorts within a tie.
+// model, the pair of them and status each lead an index on (…, time),
+// and the errors filter is written literally as the predicate of the
+// partial indexes of errors (a bound parameter would not match it) — so
+// the query reads an index backwards and stops after the limit, never
+// sorting or scanning the ledger (RecentIndex names the best one). Ties
+// in time are ordered by ID, which SQLite's indexes all carry after time
+// and PostgreSQL's end in, but for the two the ledger began with (on
+// time, and on key and time), after which it sorts each tie's records.
 func (s *Store) RecentUsage(ctx context.Context, f llmproxy.RecentFilter) ([]llmproxy.UsageRecord, error) {
-	query, args := recentQuery(f)
+	query, args := recentQuery(f, s.d.IndexedBy)
 	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("recent usage: %w", err)
@@ -209,8 +211,9 @@ func (s *Store) RecentUsage(ctx context.Context, f llmproxy.RecentFilter) ([]llm
 	return out, rows.Err()
 }
 
-// recentQuery is RecentUsage's query and its arguments.
-func recentQuery(f llmproxy.RecentFilter) (string, []any) {
+// recentQuery is RecentUsage's query and its arguments; indexedBy names
+// the index to read (see Dialect.IndexedBy).
+func recentQuery(f llmproxy.RecentFilter, indexedBy bool) (string, []any) {
 	var (
 		where []string
 		args  []any
@@ -228,16 +231,85 @@ func recentQuery(f llmproxy.RecentFilter) (string, []any) {
 	if f.Status != 0 {
 		add("status = ?", f.Status)
 	}
-	if f.Errors {
+	// An error status is an error: saying so lets the query read the
+	// partial indexes of errors.
+	if f.Errors || f.Status >= 400 {
 		where = append(where, "status >= 400")
 	}
 	if !f.Before.IsZero() {
 		add("time < ?", toMicros(f.Before))
 	}
 	query := "SELECT " + usageColumns + " FROM usage_records"
+	if indexedBy {
+		query += " INDEXED BY " + RecentIndex(f)
+	}
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
 	query += " ORDER BY time DESC, id DESC LIMIT ?"
 	return query, append(args, f.RecentLimit())
+}
+
+// RecentQuery is the query RecentUsage runs on s for f, placeholders
+// rewritten for s's dialect, with its arguments: for the backends' tests
+// of its plan. It is a function, not a method, so that it is not promoted
+// into the backends' public Stores.
+func RecentQuery(s *Store, f llmproxy.RecentFilter) (string, []any) {
+	query, args := recentQuery(f, s.d.IndexedBy)
+	return s.q(query), args
+}
+
+// RecentIndex is the ledger's index that serves RecentUsage's filters f
+// best, read backwards in time order: of the filters set, the pair of
+// key and model, or else the one most likely to be rare, leads it — a
+// key before an alias (there are many keys, few aliases), an alias
+// before an exact status (200 is most requests), errors with a key or an
+// alias before either alone (errors are few, and a key without any must
+// not be read whole to say so). SQLite, which plans without statistics,
+// is told this index; PostgreSQL's planner picks its own.
+func RecentIndex(f llmproxy.RecentFilter) string {
+	errs := f.Errors || f.Status >= 400
+	switch {
+	case f.KeyID != "" && errs:
+		return "usage_records_key_errors_time"
+	case f.KeyID != "" && f.Model != "":
+		return "usage_records_key_model_time"
+	case f.KeyID != "":
+		return "usage_records_key_time"
+	case f.Model != "" && errs:
+		return "usage_records_model_errors_time"
+	case f.Model != "":
+		return "usage_records_model_time"
+	case f.Status != 0:
+		return "usage_records_status_time"
+	case f.Errors:
+		return "usage_records_errors_time"
+	}
+	return "usage_records_time"
+}
+
+// RecentFilters are every combination of RecentUsage's filters, for the
+// backends' tests of its plan.
+func RecentFilters() []llmproxy.RecentFilter {
+	var out []llmproxy.RecentFilter
+	for mask := range 1 << 5 {
+		var f llmproxy.RecentFilter
+		if mask&1 != 0 {
+			f.KeyID = "key_x"
+		}
+		if mask&2 != 0 {
+			f.Model = "gpt-4o"
+		}
+		if mask&4 != 0 {
+			f.Status = 429
+		}
+		if mask&8 != 0 {
+			f.Errors = true
+		}
+		if mask&16 != 0 {
+			f.Before = time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+		}
+		out = append(out, f)
+	}
+	return out
 }

@@ -72,12 +72,23 @@ FROM usage_records
 GROUP BY time - time % 3600000000, key_id;
 
 -- The console's recent requests, newest first, filtered by key, model,
--- exact status or errors (status >= 400): each filter leads an index
--- ending in time, read backwards (usage_records_time and
--- usage_records_key_time serve no filter and the key), and since the
--- ledger is WITHOUT ROWID every index also carries id, the order of ties.
--- The partial index holds only the errors; a query uses it when its WHERE
--- has the literal `status >= 400`.
+-- exact status or errors (status >= 400), each alone or together: every
+-- combination reads an index whose equality prefix is one or two of the
+-- filters and whose rest is time, backwards, stopping at the page's
+-- limit (usage_records_time and usage_records_key_time serve no filter
+-- and the key alone). The partial indexes hold only the errors, so that
+-- asking for the errors of a key or an alias that has none reads nothing;
+-- a query uses them when its WHERE has the literal `status >= 400`. The
+-- pair of key and alias has its own index, so that a key asked for an
+-- alias it never used is not read whole.
+-- The ledger is WITHOUT ROWID, so every index also carries id, the
+-- order of ties. The migration's transaction holds the database's write
+-- lock while it rolls up the ledger and builds these: about a minute on
+-- a ledger of 10 million records, which the gateway's usage buffer
+-- rides out; upgrade a large one at a quiet hour.
 CREATE INDEX usage_records_model_time ON usage_records (model, time);
 CREATE INDEX usage_records_status_time ON usage_records (status, time);
+CREATE INDEX usage_records_key_model_time ON usage_records (key_id, model, time);
 CREATE INDEX usage_records_errors_time ON usage_records (time) WHERE status >= 400;
+CREATE INDEX usage_records_key_errors_time ON usage_records (key_id, time) WHERE status >= 400;
+CREATE INDEX usage_records_model_errors_time ON usage_records (model, time) WHERE status >= 400;
