@@ -101,8 +101,11 @@ var migrations = []func(ctx context.Context, s *Store) error{
 	},
 	// 4: the hourly traffic rollups (traffic.go), whose _id is their
 	// (hour, key), indexed on (hour, key) for Traffic's range of hours;
-	// and the ledger indexes that RecentUsage walks newest first by model
-	// and by status (by key and by time alone, step 1's indexes serve).
+	// and the ledger indexes that RecentUsage walks newest first by model,
+	// by status, by key and model, and by the status of a key or a model
+	// (by key and by time alone, step 1's indexes serve), so that a
+	// combination that matches little does not read all that one field
+	// matches.
 	// As in step 3, the ledger written before is rolled up by
 	// RebuildRollups (`llm-proxy usage rebuild-rollups`), not here.
 	func(ctx context.Context, s *Store) error {
@@ -116,6 +119,9 @@ var migrations = []func(ctx context.Context, s *Store) error{
 		_, err = s.usage.Indexes().CreateMany(ctx, []mongo.IndexModel{
 			{Keys: bson.D{{Key: "model", Value: 1}, {Key: "time_ns", Value: 1}}, Options: options.Index().SetName("model_time")},
 			{Keys: bson.D{{Key: "status", Value: 1}, {Key: "time_ns", Value: 1}}, Options: options.Index().SetName("status_time")},
+			{Keys: bson.D{{Key: "key_id", Value: 1}, {Key: "model", Value: 1}, {Key: "time_ns", Value: 1}}, Options: options.Index().SetName("key_model_time")},
+			{Keys: bson.D{{Key: "key_id", Value: 1}, {Key: "status", Value: 1}, {Key: "time_ns", Value: 1}}, Options: options.Index().SetName("key_status_time")},
+			{Keys: bson.D{{Key: "model", Value: 1}, {Key: "status", Value: 1}, {Key: "time_ns", Value: 1}}, Options: options.Index().SetName("model_status_time")},
 		})
 		if err != nil {
 			return fmt.Errorf("indexes of %s: %w", s.usage.Name(), err)

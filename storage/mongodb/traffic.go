@@ -231,13 +231,14 @@ func recordOf(d *usageDoc) llmproxy.UsageRecord {
 // RecentUsage returns the newest ledger records f selects, newest first,
 // ties by ID descending.
 //
-// The ledger's indexes order by time only, (field, time_ns) for the key,
-// the model and the status and (time_ns) alone, so the records are read
+// The ledger's indexes order by time only: (time_ns) alone, and
+// (fields…, time_ns) for the key, the model, the status, the key and
+// model, and the status of a key or a model. So the records are read
 // in two steps that both walk an index without sorting the ledger: the
 // newest n by time, then, when more records share the oldest time among
 // them (t) than the page holds, in place of those the records at
-// exactly t with the greatest IDs. Every record newer
-// than t is among the first n, so that is the answer. The errors filter
+// exactly t with the greatest IDs. Every record newer than t is among
+// the first n, so that is the answer. The errors filter
 // becomes the list of the error statuses the ledger holds (a distinct
 // scan of the status index), so that the server merges one index walk
 // per status instead of sorting every error record.

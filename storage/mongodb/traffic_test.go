@@ -3,7 +3,9 @@ package mongodb_test
 import (
 	"fmt"
 	"net/url"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/go-llm-proxy/llmproxy"
+	"github.com/go-llm-proxy/llmproxy/storage/storagetest"
 )
 
 // trafficFixture is 240 records over about two days: three keys (the
@@ -127,4 +130,24 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestTrafficAtScale times the web console's queries on a large ledger
+// (storagetest.MeasureTraffic); it runs only when LLMPROXY_TRAFFIC_ROWS
+// sets the ledger's size, on the database LLMPROXY_TRAFFIC_MONGODB names
+// (a URI with the database; kept, and reused by the next run) or on a new
+// one. It means MongoDB: FerretDB scans a collection for every query but
+// an _id lookup, so there the queries take seconds (RecentUsage about
+// 100 ms per 1,000 ledger records) and the daily rollups' upserts make
+// appending a large ledger through AppendUsage impractical.
+func TestTrafficAtScale(t *testing.T) {
+	rows, err := strconv.ParseInt(os.Getenv("LLMPROXY_TRAFFIC_ROWS"), 10, 64)
+	if err != nil || rows <= 0 {
+		t.Skip("set LLMPROXY_TRAFFIC_ROWS to measure the console's queries on a ledger that large")
+	}
+	uri := os.Getenv("LLMPROXY_TRAFFIC_MONGODB")
+	if uri == "" {
+		uri = newDatabase(t)
+	}
+	storagetest.MeasureTraffic(t, open(t, uri), rows, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 }
