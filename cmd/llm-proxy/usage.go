@@ -230,11 +230,13 @@ func usageRow(t io.Writer, dims []string, s llmproxy.UsageRow) {
 func newRebuildRollupsCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rebuild-rollups",
-		Short: "Recompute the daily usage rollups from the ledger and check they agree with it",
-		Long: `Recompute every daily usage rollup from the ledger, then check that the
-report by key and model equals the ledger's own sums. Run it after a rolling
-upgrade during which an older gateway wrote the ledger without rollups (on
-MongoDB, while no gateway writes the ledger).`,
+		Short: "Recompute the daily and hourly usage rollups from the ledger and check they agree with it",
+		Long: `Recompute every daily and hourly usage rollup from the ledger, then check
+that the report by key and model equals the ledger's own sums, and that the
+hourly traffic (the web console's charts) adds up to the same totals. Run it
+after a rolling upgrade during which an older gateway wrote the ledger without
+rollups, and on MongoDB after upgrading to schema step 3 (daily) or 4 (hourly),
+while no gateway writes the ledger.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -288,6 +290,21 @@ func checkRollups(ctx context.Context, s llmproxy.Storage, rep llmproxy.UsageRep
 			return total, fmt.Errorf("the rollups disagree with the ledger: rollups %+v, ledger %+v", got, want)
 		}
 		total.Add(got)
+	}
+	if tr, ok := s.(llmproxy.TrafficReporter); ok {
+		points, err := tr.Traffic(ctx, llmproxy.TrafficFilter{})
+		if err != nil {
+			return total, err
+		}
+		var hourly llmproxy.TrafficPoint
+		for _, p := range points {
+			hourly.Add(p)
+		}
+		if hourly.Requests != total.Requests || hourly.TotalTokens != total.TotalTokens ||
+			hourly.CostMicros != total.CostMicros || hourly.UnknownCost != total.UnknownCost {
+			return total, fmt.Errorf("the hourly rollups disagree with the ledger: %d requests, %d tokens, %d µ$, %d of unknown cost; the ledger has %d, %d, %d µ$, %d",
+				hourly.Requests, hourly.TotalTokens, hourly.CostMicros, hourly.UnknownCost, total.Requests, total.TotalTokens, total.CostMicros, total.UnknownCost)
+		}
 	}
 	return total, nil
 }
