@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,30 +49,6 @@ func trafficFixture() []llmproxy.UsageRecord {
 	return out
 }
 
-// wantTraffic sums records as Traffic must.
-func wantTraffic(records []llmproxy.UsageRecord, f llmproxy.TrafficFilter) []llmproxy.TrafficPoint {
-	byHour := map[time.Time]*llmproxy.TrafficPoint{}
-	for i := range records {
-		r := &records[i]
-		p := llmproxy.TrafficOf(r)
-		end := p.Hour.Add(time.Hour)
-		if f.KeyID != "" && r.KeyID != f.KeyID || !f.Since.IsZero() && !end.After(f.Since) || !f.Until.IsZero() && !p.Hour.Before(f.Until) {
-			continue
-		}
-		if q := byHour[p.Hour]; q != nil {
-			q.Add(p)
-		} else {
-			byHour[p.Hour] = &p
-		}
-	}
-	var out []llmproxy.TrafficPoint
-	for _, p := range byHour {
-		out = append(out, *p)
-	}
-	slices.SortFunc(out, func(a, b llmproxy.TrafficPoint) int { return a.Hour.Compare(b.Hour) })
-	return out
-}
-
 func checkTraffic(t *testing.T, what string, s llmproxy.TrafficReporter, records []llmproxy.UsageRecord) {
 	t.Helper()
 	t0 := records[0].Time
@@ -88,7 +63,7 @@ func checkTraffic(t *testing.T, what string, s llmproxy.TrafficReporter, records
 		if err != nil {
 			t.Fatalf("%s: Traffic(%+v): %v", what, f, err)
 		}
-		if want := wantTraffic(records, f); fmt.Sprint(got) != fmt.Sprint(want) {
+		if want := storagetest.TrafficReference(records, f); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s: Traffic(%+v) =\n%v\nwant\n%v", what, f, got, want)
 		}
 	}
@@ -120,7 +95,7 @@ func TestTraffic(t *testing.T) {
 	checkTraffic(t, "rebuilt after an upgrade", s, records)
 	n, err := hourly.CountDocuments(ctx, bson.D{{Key: "key_id", Value: "key_t1"}})
 	must(t, err)
-	if want := len(wantTraffic(records, llmproxy.TrafficFilter{KeyID: "key_t1"})); n != int64(want) {
+	if want := len(storagetest.TrafficReference(records, llmproxy.TrafficFilter{KeyID: "key_t1"})); n != int64(want) {
 		t.Errorf("%d hourly rollups of key_t1, want one per hour: %d", n, want)
 	}
 }

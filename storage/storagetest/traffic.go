@@ -87,9 +87,9 @@ func trafficReporter(t *testing.T, s llmproxy.Storage) llmproxy.TrafficReporter 
 	return r
 }
 
-// trafficReference sums records into the hourly points f selects, as
+// TrafficReference sums records into the hourly points f selects, as
 // Traffic must: the oracle, built from llmproxy.TrafficOf and Add.
-func trafficReference(records []llmproxy.UsageRecord, f llmproxy.TrafficFilter) []llmproxy.TrafficPoint {
+func TrafficReference(records []llmproxy.UsageRecord, f llmproxy.TrafficFilter) []llmproxy.TrafficPoint {
 	byHour := map[time.Time]*llmproxy.TrafficPoint{}
 	for i := range records {
 		r := &records[i]
@@ -157,7 +157,7 @@ func checkTrafficAgrees(t *testing.T, what string, s llmproxy.Storage, records [
 	for _, f := range trafficFilters() {
 		got, err := tr.Traffic(t.Context(), f)
 		must(t, "Traffic", err)
-		checkTraffic(t, fmt.Sprintf("%s: traffic of %+v", what, f), got, trafficReference(records, f))
+		checkTraffic(t, fmt.Sprintf("%s: traffic of %+v", what, f), got, TrafficReference(records, f))
 	}
 }
 
@@ -168,7 +168,7 @@ func testTraffic(t *testing.T, s llmproxy.Storage) {
 	trafficReporter(t, s)
 	records := trafficFixture()
 	// The fixture must exercise what it claims to.
-	want := trafficReference(records, llmproxy.TrafficFilter{})
+	want := TrafficReference(records, llmproxy.TrafficFilter{})
 	var total llmproxy.TrafficPoint
 	for _, p := range want {
 		total.Add(p)
@@ -349,7 +349,7 @@ func checkUpgradeTraffic(t *testing.T, s llmproxy.Storage, want []llmproxy.Usage
 	}
 	got, err := tr.Traffic(t.Context(), llmproxy.TrafficFilter{})
 	must(t, "Traffic after the upgrade", err)
-	checkTraffic(t, "traffic rebuilt after the upgrade", got, trafficReference(want, llmproxy.TrafficFilter{}))
+	checkTraffic(t, "traffic rebuilt after the upgrade", got, TrafficReference(want, llmproxy.TrafficFilter{}))
 	recent, err := tr.RecentUsage(t.Context(), llmproxy.RecentFilter{Limit: 500})
 	must(t, "RecentUsage after the upgrade", err)
 	checkRecords(t, "RecentUsage after the upgrade", recent, recentReference(want, llmproxy.RecentFilter{}, 500))
