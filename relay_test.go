@@ -169,8 +169,12 @@ func TestRelayBurstArrivesWholeInFewWrites(t *testing.T) {
 		t.Fatalf("last event %q", d)
 	}
 	t.Logf("%d events, %d writes to the client", n, e.writes.Load())
-	if w := e.writes.Load(); w > n/4 {
-		t.Errorf("%d events took %d writes to the client; want them batched (at most %d)", n, w, n/4)
+	// net/http's response bodies cannot say how much has arrived; the
+	// stream takes its large buffer when a read fills the small one, so
+	// that a burst leaves in writes of up to 16 KiB (36 writes, when it
+	// read 1 KiB at a time).
+	if w := e.writes.Load(); w > n/10 {
+		t.Errorf("%d events took %d writes to the client; want them batched (at most %d)", n, w, n/10)
 	}
 }
 

@@ -28,6 +28,7 @@ type EventStream struct {
 	small    []byte  // the stream's own buffer; buf is small or *big
 	big      *[]byte // borrowed from bigPool while a long line needs it
 	err      error   // the body's sticky read error
+	full     bool    // the last read filled buf: more is likely waiting
 	data     []byte  // the current event's data, reused
 	isError  bool    // the current event is "event: error"
 	finished bool    // an event with a finish_reason was seen
@@ -216,11 +217,14 @@ func (s *EventStream) fill() int {
 		s.w = copy(s.buf, s.buf[s.r:s.w])
 		s.r = 0
 	}
-	if s.big == nil && s.w == 0 && bodyBuffered(s.body) > len(s.buf) {
+	if s.big == nil && len(s.buf) == len(s.small) && (s.full || bodyBuffered(s.body) > len(s.buf)-s.w) {
 		// More has arrived than the small buffer holds: take it all in
 		// one read (the data is there, so the read does not wait), and
 		// the relay can send the events that came together in one write.
+		// A body that cannot tell (net/http's) is taken to have more
+		// when the last read filled the buffer.
 		s.big = bigPool.Get().(*[]byte)
+		s.w = copy(*s.big, s.buf[:s.w])
 		s.buf = *s.big
 	}
 	if s.w == len(s.buf) {
@@ -242,6 +246,7 @@ func (s *EventStream) fill() int {
 	}
 	n, err := s.body.Read(s.buf[s.w:])
 	s.w += n
+	s.full = s.w == len(s.buf)
 	if err != nil {
 		s.err = err
 	}
