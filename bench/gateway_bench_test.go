@@ -52,32 +52,46 @@ func rawUpstream(tb testing.TB, response []byte) string {
 }
 
 func serveRaw(c net.Conn, response []byte) {
+	serveRawWrites(c, [][]byte{response})
+}
+
+// serveRawWrites answers each request on c with writes, one Write call
+// each.
+func serveRawWrites(c net.Conn, writes [][]byte) {
 	defer c.Close()
 	r := bufio.NewReaderSize(c, 16<<10)
-	clKey := []byte("content-length:")
 	for {
-		length := 0
-		for {
-			line, err := r.ReadSlice('\n')
-			if err != nil {
+		if err := readRawRequest(r); err != nil {
+			return
+		}
+		for _, w := range writes {
+			if _, err := c.Write(w); err != nil {
 				return
 			}
-			if len(line) <= 2 {
-				break
-			}
-			if len(line) > len(clKey) && bytes.EqualFold(line[:len(clKey)], clKey) {
-				for _, b := range bytes.TrimSpace(line[len(clKey):]) {
-					length = length*10 + int(b-'0')
-				}
-			}
-		}
-		if _, err := r.Discard(length); err != nil {
-			return
-		}
-		if _, err := c.Write(response); err != nil {
-			return
 		}
 	}
+}
+
+// readRawRequest reads one request, head and Content-Length body, from r.
+func readRawRequest(r *bufio.Reader) error {
+	clKey := []byte("content-length:")
+	length := 0
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if len(line) <= 2 {
+			break
+		}
+		if len(line) > len(clKey) && bytes.EqualFold(line[:len(clKey)], clKey) {
+			for _, b := range bytes.TrimSpace(line[len(clKey):]) {
+				length = length*10 + int(b-'0')
+			}
+		}
+	}
+	_, err := r.Discard(length)
+	return err
 }
 
 func rawResponse(body string) []byte {
@@ -205,9 +219,27 @@ func (p *bare) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Body.Close()
-	w.Header()["Content-Type"] = resp.Header["Content-Type"]
+	ct := resp.Header["Content-Type"]
+	w.Header()["Content-Type"] = ct
 	w.WriteHeader(resp.StatusCode)
-	io.Copy(w, resp.Body)
+	if len(ct) == 0 || ct[0] != "text/event-stream" {
+		io.Copy(w, resp.Body)
+		return
+	}
+	// A stream: each read leaves at once, as the load harness's bare
+	// proxy relays it.
+	f := w.(http.Flusher)
+	var buf [4096]byte
+	for {
+		n, err := resp.Body.Read(buf[:])
+		if n > 0 {
+			w.Write(buf[:n])
+			f.Flush()
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func benchmarkServer(b *testing.B, h http.Handler) {

@@ -282,3 +282,24 @@ func TestFuncOffset(t *testing.T) {
 		t.Error("a missing function was found")
 	}
 }
+
+func TestVariantFlag(t *testing.T) {
+	o, err := parseFlags([]string{"-variant", "gogc400:GOGC=400", "-variant", "old:BIN=/tmp/llm-proxy-old;UPSTREAM_CLIENT=h1client;A=b=c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []variant{{name: "gogc400", client: "net/http", env: []string{"GOGC=400"}},
+		{name: "old", client: "h1client", bin: "/tmp/llm-proxy-old", env: []string{"A=b=c"}}}
+	if !reflect.DeepEqual(o.variants, want) {
+		t.Errorf("variants = %+v, want %+v", o.variants, want)
+	}
+	for _, bad := range []string{"", ":GOGC=1", "Big:GOGC=1", "net/http:GOGC=1", "x:GOGC", "x:UPSTREAM_CLIENT=curl", "a:X=1,a:Y=2"} {
+		args := []string{"-variant", bad}
+		if bad == "a:X=1,a:Y=2" {
+			args = []string{"-variant", "a:X=1", "-variant", "a:Y=2"}
+		}
+		if _, err := parseFlags(args); err == nil || !strings.Contains(err.Error(), "-variant") {
+			t.Errorf("-variant %q: err = %v, want one naming -variant", bad, err)
+		}
+	}
+}

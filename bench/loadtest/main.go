@@ -76,7 +76,70 @@ type options struct {
 	noBare      bool
 	rounds      int
 	clients     []string // upstream clients, each with a bare and a gateway row
+	variants    []variant
 	perf        bool
+}
+
+// variant is a further gateway row (-variant): the gateway with extra
+// environment, or another build of it, to compare with the standard one
+// in the same run.
+type variant struct {
+	name   string   // the row's label, in the client column
+	client string   // its upstream client, whose bare proxy it is compared with
+	bin    string   // "" the run's llm-proxy
+	env    []string // KEY=VALUE
+}
+
+// parseVariant reads -variant's NAME:KEY=VALUE;KEY=VALUE. BIN=path runs
+// another llm-proxy binary; UPSTREAM_CLIENT picks the upstream client
+// (net/http unless given).
+func parseVariant(v string, taken []string) (variant, error) {
+	name, kvs, _ := strings.Cut(v, ":")
+	if name == "" || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789-.") != "" || len(name) > 20 || contains(taken, name) {
+		return variant{}, fmt.Errorf("-variant %q: want NAME:KEY=VALUE;… with a new NAME of up to 20 of a-z, 0-9, '-' and '.'", v)
+	}
+	out := variant{name: name, client: upstreamClients[0]}
+	for _, kv := range strings.Split(kvs, ";") {
+		if kv == "" {
+			continue
+		}
+		k, val, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return variant{}, fmt.Errorf("-variant %q: %q is not KEY=VALUE", v, kv)
+		}
+		switch k {
+		case "BIN":
+			out.bin = val
+		case "UPSTREAM_CLIENT":
+			if !contains(upstreamClients, val) {
+				return variant{}, fmt.Errorf("-variant %q: UPSTREAM_CLIENT %q is unknown; known: %s", v, val, strings.Join(upstreamClients, ", "))
+			}
+			out.client = val
+		default:
+			out.env = append(out.env, kv)
+		}
+	}
+	return out, nil
+}
+
+// variantFlag collects -variant flags.
+type variantFlag struct {
+	o *options
+}
+
+func (f variantFlag) String() string { return "" }
+
+func (f variantFlag) Set(v string) error {
+	taken := slices.Clone(upstreamClients)
+	for _, x := range f.o.variants {
+		taken = append(taken, x.name)
+	}
+	x, err := parseVariant(v, taken)
+	if err != nil {
+		return err
+	}
+	f.o.variants = append(f.o.variants, x)
+	return nil
 }
 
 // Scenario names, in the order they run.
@@ -105,6 +168,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, binary) for inspection")
 	fs.BoolVar(&o.noBare, "no-bare", false, "skip the bare net/http proxy rows (direct and gateway only)")
 	fs.StringVar(&o.gatewayEnv, "gateway-env", "", "extra environment for the gateway process, comma-separated KEY=VALUE (e.g. GOGC=200)")
+	fs.Var(variantFlag{&o}, "variant", "another gateway row, repeatable: NAME:KEY=VALUE;KEY=VALUE, its extra environment (BIN=path runs another llm-proxy build, UPSTREAM_CLIENT its upstream client, net/http by default), e.g. -variant gogc400:GOGC=400 or -variant old:BIN=/tmp/llm-proxy-main")
 	fs.BoolVar(&o.perf, "perf", false, "count each proxy's scheduling per request with perf stat (context switches, migrations, wake-ups, futex and other system calls, goroutines created); needs perf and root")
 	clients := fs.String("clients", strings.Join(upstreamClients, ","), "upstream clients, each with a bare proxy and a gateway of its own: "+strings.Join(upstreamClients, ", "))
 	if err := fs.Parse(args); err != nil {
@@ -225,27 +289,37 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	// Each gateway has a database of its own, so that neither waits for
 	// the other's ledger.
-	for i, client := range opt.clients {
+	gateways := make([]variant, 0, len(opt.clients)+len(opt.variants))
+	for _, client := range opt.clients {
+		gateways = append(gateways, variant{name: client, client: client})
+	}
+	gateways = append(gateways, opt.variants...)
+	for i, v := range gateways {
 		env := append(os.Environ(), "DB_TYPE=sqlite", "DB_DSN="+filepath.Join(dir, fmt.Sprintf("bench-%d.db", i)), "MASTER_KEY=", "REDIS_URL=",
 			"SSL_CERT_FILE="+certFile)
-		setup, err := configureGateway(ctx, bin, env, b.up)
+		gbin := bin
+		if v.bin != "" {
+			gbin = v.bin
+		}
+		setup, err := configureGateway(ctx, gbin, env, b.up)
 		if err != nil {
 			return err
 		}
 		b.key = setup.key
-		env = append(env, "UPSTREAM_CLIENT="+client)
+		env = append(env, "UPSTREAM_CLIENT="+v.client)
 		if opt.gatewayEnv != "" {
 			env = append(env, strings.Split(opt.gatewayEnv, ",")...)
 		}
-		gw, err := startGateway(ctx, bin, env)
+		env = append(env, v.env...) // the last of a key wins
+		gw, err := startGateway(ctx, gbin, env)
 		if err != nil {
-			return err
+			return fmt.Errorf("gateway %s: %w", v.name, err)
 		}
-		gw.client = client
+		gw.client = v.name
 		defer func() {
 			gw.stop()
 			if opt.keep {
-				fmt.Fprintf(out, "\ngateway (%s) log (first MiB):\n%s", client, gw.logs.String())
+				fmt.Fprintf(out, "\ngateway (%s) log (first MiB):\n%s", v.name, gw.logs.String())
 			}
 		}()
 		b.gws = append(b.gws, gw)
@@ -286,7 +360,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	printTable(out, rows, idle)
 	printTargets(out, rows, idle, opt.clients)
-	printVsBare(out, rows, opt.clients)
+	printVsBare(out, rows, gateways)
 	printClients(out, rows, opt.clients)
 	if b.perf != nil {
 		printPerf(out, rows, opt.clients, b.perf.note)
@@ -834,11 +908,12 @@ func evRate(r *row) float64 { return float64(r.o.events) / r.o.elapsed.Seconds()
 // of the gateway's own logic (auth, limits, body handling, ledger, logs,
 // metrics), the process hop, net/http's server and the upstream client
 // being common to both.
-func printVsBare(out io.Writer, rows []row, clients []string) {
+func printVsBare(out io.Writer, rows []row, gateways []variant) {
 	var lines []string
 	for _, sc := range allScenarios {
-		for _, client := range clients {
-			b, g := findRow(rows, sc, "bare", client), findRow(rows, sc, "gateway", client)
+		for _, v := range gateways {
+			client := v.name
+			b, g := findRow(rows, sc, "bare", v.client), findRow(rows, sc, "gateway", v.name)
 			if b == nil || g == nil || b.o.requests == 0 {
 				continue
 			}
