@@ -34,6 +34,12 @@ const (
 // with a fixed response, reading and writing through buffers made once
 // per connection: it allocates nothing per request.
 func rawUpstream(tb testing.TB, response []byte) string {
+	return rawUpstreamWrites(tb, [][]byte{response})
+}
+
+// rawUpstreamWrites is rawUpstream answering each request with writes,
+// one Write call each.
+func rawUpstreamWrites(tb testing.TB, writes [][]byte) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -45,14 +51,10 @@ func rawUpstream(tb testing.TB, response []byte) string {
 			if err != nil {
 				return
 			}
-			go serveRaw(c, response)
+			go serveRawWrites(c, writes)
 		}
 	}()
 	return ln.Addr().String()
-}
-
-func serveRaw(c net.Conn, response []byte) {
-	serveRawWrites(c, [][]byte{response})
 }
 
 // serveRawWrites answers each request on c with writes, one Write call
@@ -242,7 +244,9 @@ func (p *bare) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func benchmarkServer(b *testing.B, h http.Handler) {
+// serveAndDial serves h on a loopback listener and returns a connection
+// to it and the raw chat request carrying body.
+func serveAndDial(b *testing.B, h http.Handler, body string) (net.Conn, []byte) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(b, err)
 	srv := &http.Server{Handler: h}
@@ -250,9 +254,13 @@ func benchmarkServer(b *testing.B, h http.Handler) {
 	b.Cleanup(func() { srv.Close() })
 	c, err := net.Dial("tcp", ln.Addr().String())
 	must(b, err)
-	defer c.Close()
-	req := []byte("POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + key +
-		"\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(request)) + "\r\n\r\n" + request)
+	b.Cleanup(func() { c.Close() })
+	return c, []byte("POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + key +
+		"\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+}
+
+func benchmarkServer(b *testing.B, h http.Handler) {
+	c, req := serveAndDial(b, h, request)
 	rd := bufio.NewReaderSize(c, 16<<10)
 	clKey := []byte("content-length:")
 	b.ReportAllocs()

@@ -3,7 +3,6 @@ package bench_test
 import (
 	"bufio"
 	"bytes"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -17,9 +16,6 @@ import (
 // first event, and every later event in a write of its own, as a model
 // streams its tokens.
 func rawStreamUpstream(tb testing.TB, chunks int) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(tb, err)
-	tb.Cleanup(func() { ln.Close() })
 	chunk := func(s string) []byte { return []byte(strconv.FormatInt(int64(len(s)), 16) + "\r\n" + s + "\r\n") }
 	event := chunk(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"remote","choices":[{"index":0,"delta":{"content":"word "},"finish_reason":null}]}` + "\n\n")
 	end := append(chunk(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"remote","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":20,"total_tokens":32}}`+"\n\n"+"data: [DONE]\n\n"), "0\r\n\r\n"...)
@@ -27,17 +23,7 @@ func rawStreamUpstream(tb testing.TB, chunks int) string {
 	for range chunks - 1 {
 		writes = append(writes, event)
 	}
-	writes = append(writes, end)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go serveRawWrites(c, writes)
-		}
-	}()
-	return ln.Addr().String()
+	return rawUpstreamWrites(tb, append(writes, end))
 }
 
 // BenchmarkServerStream is BenchmarkServer for a stream of 20 events, one
@@ -57,17 +43,7 @@ func BenchmarkServerStream(b *testing.B) {
 }
 
 func benchmarkServerStream(b *testing.B, h http.Handler) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(b, err)
-	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
-	b.Cleanup(func() { srv.Close() })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	must(b, err)
-	defer c.Close()
-	body := strings.Replace(request, `"max_tokens"`, `"stream":true,"max_tokens"`, 1)
-	req := []byte("POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + key +
-		"\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	c, req := serveAndDial(b, h, strings.Replace(request, `"max_tokens"`, `"stream":true,"max_tokens"`, 1))
 	rd := bufio.NewReaderSize(c, 64<<10)
 	data, last := []byte("data: {"), []byte("0\r\n")
 	var ttfc []time.Duration
